@@ -1,0 +1,103 @@
+#include "actors/errors.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/message.hpp>
+#include <caf/sec.hpp>
+
+#include <cstring>
+
+namespace shardwire {
+
+std::string to_string(sw_errc x) {
+  switch (x) {
+    case sw_errc::write_after_eof:
+      return "write_after_eof";
+    case sw_errc::protocol_failed:
+      return "protocol_failed";
+    case sw_errc::unknown_host:
+      return "unknown_host";
+    case sw_errc::timeout:
+      return "timeout";
+    case sw_errc::invalid_argument:
+      return "invalid_argument";
+    case sw_errc::shutdown:
+      return "shutdown";
+    case sw_errc::closed:
+      return "closed";
+    case sw_errc::factory_failed:
+      return "factory_failed";
+  }
+  return "unknown";
+}
+
+caf::error make_error(sw_errc x, std::string context) {
+  if (context.empty())
+    return caf::error{static_cast<uint8_t>(x), sw_category};
+  return caf::error{static_cast<uint8_t>(x), sw_category,
+                    caf::make_message(std::move(context))};
+}
+
+caf::error make_errno_error(int err, std::string context) {
+  if (context.empty())
+    return caf::error{static_cast<uint8_t>(err), errno_category};
+  return caf::error{static_cast<uint8_t>(err), errno_category,
+                    caf::make_message(std::move(context))};
+}
+
+bool is_errno(const caf::error& x, int err) noexcept {
+  return x.category() == errno_category && x.code() == err;
+}
+
+bool is(const caf::error& x, sw_errc code) noexcept {
+  return x.category() == sw_category && x.code() == static_cast<uint8_t>(code);
+}
+
+namespace {
+
+std::string context_string(const caf::message& ctx) {
+  if (ctx.empty())
+    return {};
+  if (ctx.match_elements<std::string>())
+    return ctx.get_as<std::string>(0);
+  return caf::to_string(ctx);
+}
+
+std::string render(uint8_t code, caf::atom_value cat, const caf::message& ctx) {
+  std::string out;
+  if (cat == errno_category) {
+    out = "errno: ";
+    out += std::strerror(code);
+  } else if (cat == sw_category) {
+    out = "shardwire: ";
+    out += to_string(static_cast<sw_errc>(code));
+  } else if (cat == caf::atom("system")) {
+    out = "system: ";
+    out += caf::to_string(static_cast<caf::sec>(code));
+  } else {
+    out = caf::to_string(cat);
+    out += ": ";
+    out += std::to_string(code);
+  }
+  auto extra = context_string(ctx);
+  if (!extra.empty()) {
+    out += " (";
+    out += extra;
+    out += ")";
+  }
+  return out;
+}
+
+} // namespace
+
+std::string describe(const caf::error& x) {
+  if (!x)
+    return "none";
+  return render(x.code(), x.category(), x.context());
+}
+
+void register_error_categories(caf::actor_system_config& cfg) {
+  cfg.add_error_category(errno_category, render);
+  cfg.add_error_category(sw_category, render);
+}
+
+} // namespace shardwire

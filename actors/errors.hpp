@@ -1,0 +1,64 @@
+// Errors delivered in `lost`, replies and connect results.
+//
+// Two CAF error categories: `errno` carries an OS error number (ECONNRESET,
+// ECONNREFUSED, EMFILE, ...), `shardwire` carries `sw_errc` values. An empty
+// `caf::error` means "no error" (a clean close).
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace shardwire {
+
+/// Category of errors holding an errno value.
+constexpr caf::atom_value errno_category = caf::atom("errno");
+
+/// Category of `sw_errc` values.
+constexpr caf::atom_value sw_category = caf::atom("shardwire");
+
+/// Errors that are not an OS error number.
+enum class sw_errc : uint8_t {
+  /// `write` after `write_eof`.
+  write_after_eof = 1,
+  /// The protocol actor failed (threw or exited abnormally).
+  protocol_failed,
+  /// Name resolution failed (unknown host).
+  unknown_host,
+  /// An operation did not finish in time (connect timeout).
+  timeout,
+  /// A bad argument (limits, addresses, options).
+  invalid_argument,
+  /// The runtime is shutting down.
+  shutdown,
+  /// The transport is closed or closing.
+  closed,
+  /// The protocol factory threw or returned no actor.
+  factory_failed,
+};
+
+std::string to_string(sw_errc x);
+
+/// Makes an error of the `shardwire` category; `context` adds detail.
+caf::error make_error(sw_errc x, std::string context = {});
+
+/// Makes an error of the `errno` category for OS error `err`.
+caf::error make_errno_error(int err, std::string context = {});
+
+/// True if `x` is in the `errno` category with value `err`.
+bool is_errno(const caf::error& x, int err) noexcept;
+
+/// True if `x` is in the `shardwire` category with value `code`.
+bool is(const caf::error& x, sw_errc code) noexcept;
+
+/// Renders any error (both shardwire categories, CAF's own, others) without
+/// needing an actor system: "errno: Connection refused (connect 127.0.0.1)".
+std::string describe(const caf::error& x);
+
+/// Registers both categories' renderers with a CAF config.
+void register_error_categories(caf::actor_system_config& cfg);
+
+} // namespace shardwire

@@ -1,0 +1,49 @@
+#include "actors/messages.hpp"
+
+#include "actors/errors.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+namespace shardwire {
+
+void register_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<buffer>("shardwire::buffer")
+    .add_message_type<endpoint>("shardwire::endpoint")
+    .add_message_type<transport_info>("shardwire::transport_info")
+    .add_message_type<connected>("shardwire::connected")
+    .add_message_type<data>("shardwire::data")
+    .add_message_type<eof>("shardwire::eof")
+    .add_message_type<pause>("shardwire::pause")
+    .add_message_type<resume>("shardwire::resume")
+    .add_message_type<lost>("shardwire::lost")
+    .add_message_type<write>("shardwire::write")
+    .add_message_type<writelines>("shardwire::writelines")
+    .add_message_type<write_eof>("shardwire::write_eof")
+    .add_message_type<close>("shardwire::close")
+    .add_message_type<abort>("shardwire::abort")
+    .add_message_type<pause_reading>("shardwire::pause_reading")
+    .add_message_type<resume_reading>("shardwire::resume_reading")
+    .add_message_type<set_write_buffer_limits>(
+      "shardwire::set_write_buffer_limits")
+    .add_message_type<write_buffer_limits>("shardwire::write_buffer_limits")
+    .add_message_type<get_write_buffer_size>("shardwire::get_write_buffer_size")
+    .add_message_type<get_write_buffer_limits>(
+      "shardwire::get_write_buffer_limits")
+    .add_message_type<get_extra_info>("shardwire::get_extra_info")
+    .add_message_type<get_status>("shardwire::get_status")
+    .add_message_type<transport_status>("shardwire::transport_status")
+    .add_message_type<set_protocol>("shardwire::set_protocol")
+    .add_message_type<read_credit_returned>("shardwire::read_credit_returned")
+    .add_message_type<get_sockets>("shardwire::get_sockets")
+    .add_message_type<start_serving>("shardwire::start_serving")
+    .add_message_type<stop_serving>("shardwire::stop_serving")
+    .add_message_type<is_serving>("shardwire::is_serving")
+    .add_message_type<close_clients>("shardwire::close_clients")
+    .add_message_type<abort_clients>("shardwire::abort_clients")
+    .add_message_type<server_actor>("shardwire::server_actor")
+    .add_message_type<protocol_actor>("shardwire::protocol_actor")
+    .add_message_type<transport_actor>("shardwire::transport_actor");
+  register_error_categories(cfg);
+}
+
+} // namespace shardwire

@@ -1,0 +1,318 @@
+// The message vocabulary between transports and protocols, and the typed
+// actor interfaces of both sides.
+//
+// Protocol side (asyncio callback in brackets): `connected` (connection_made),
+// `data` (data_received), `eof` (eof_received; the bool reply decides: true
+// keeps the transport half-open, false closes it), `pause` / `resume`
+// (pause_writing / resume_writing), `lost` (connection_lost; an empty error
+// means a clean close).
+//
+// Transport side: `write`, `writelines`, `write_eof`, `close`, `abort`,
+// `pause_reading`, `resume_reading`, `set_write_buffer_limits`, the queries
+// `get_write_buffer_size`, `get_write_buffer_limits`, `get_extra_info`,
+// `get_status`, and `set_protocol`.
+//
+// Guarantees every stream transport gives its protocol (each has a test in
+// tests/transports/stream_semantics_test.cpp):
+// - `connected` is the first message; reading starts only after the protocol
+//   handled it (its empty reply), so `pause_reading` sent from the
+//   `connected` handler is always honoured;
+// - `lost` is delivered exactly once and is the last message;
+// - `eof` at most once, never followed by `data`;
+// - `pause` and `resume` strictly alternate, starting with `pause`;
+// - all messages of one connection arrive in the order they happened.
+//
+// Every type is copyable, has a CAF `inspect` overload and is registered by
+// `register_types`, so it can cross CAF's middleman.
+#pragma once
+
+#include "actors/endpoint.hpp"
+#include "actors/read_credit.hpp"
+#include "runtime/buffer.hpp"
+
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardwire {
+
+// -- forward declarations (the two interfaces refer to each other) -----------
+
+struct connected;
+struct data;
+struct eof;
+struct pause;
+struct resume;
+struct lost;
+struct write;
+struct writelines;
+struct write_eof;
+struct close;
+struct abort;
+struct pause_reading;
+struct resume_reading;
+struct set_write_buffer_limits;
+struct write_buffer_limits;
+struct get_write_buffer_size;
+struct get_write_buffer_limits;
+struct get_extra_info;
+struct transport_info;
+struct get_status;
+struct transport_status;
+struct set_protocol;
+
+// -- interfaces ---------------------------------------------------------------
+
+/// What a stream protocol actor handles.
+using protocol_actor = caf::typed_actor<
+  caf::reacts_to<connected>, caf::reacts_to<data>,
+  caf::replies_to<eof>::with<bool>, caf::reacts_to<pause>,
+  caf::reacts_to<resume>, caf::reacts_to<lost>>;
+
+/// What a stream transport actor handles.
+using transport_actor = caf::typed_actor<
+  caf::reacts_to<write>, caf::reacts_to<writelines>, caf::reacts_to<write_eof>,
+  caf::reacts_to<close>, caf::reacts_to<abort>, caf::reacts_to<pause_reading>,
+  caf::reacts_to<resume_reading>,
+  caf::replies_to<set_write_buffer_limits>::with<write_buffer_limits>,
+  caf::replies_to<get_write_buffer_size>::with<uint64_t>,
+  caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
+  caf::replies_to<get_extra_info>::with<transport_info>,
+  caf::replies_to<get_status>::with<transport_status>,
+  caf::reacts_to<set_protocol>>;
+
+// -- protocol side ------------------------------------------------------------
+
+/// Facts about a transport, fixed when it is created (asyncio's extra info).
+struct transport_info {
+  /// "tcp", "unix" or "socket" (an adopted fd of another family).
+  std::string kind;
+  endpoint peername;
+  endpoint sockname;
+  /// The OS descriptor (for inspection; the transport owns it).
+  int fd = -1;
+  /// Index of the shard the connection lives on.
+  uint32_t shard = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transport_info& x) {
+  return f(caf::meta::type_name("transport_info"), x.kind, x.peername,
+           x.sockname, x.fd, x.shard);
+}
+
+/// First message of every connection. Handle it, then reading starts.
+struct connected {
+  transport_actor transport;
+  transport_info info;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connected& x) {
+  return f(caf::meta::type_name("connected"), x.transport, x.info);
+}
+
+/// Bytes received, never empty. Chunk boundaries are arbitrary.
+struct data {
+  buffer bytes;
+  /// Read credit held until this message is destroyed (see read_credit.hpp);
+  /// not serialized, empty in copies.
+  read_ticket ticket;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, data& x) {
+  return f(caf::meta::type_name("data"), x.bytes);
+}
+
+/// The peer half-closed. Reply true to stay open for writing, false to close.
+struct eof {};
+
+/// The transport's write buffer rose above the high water mark.
+struct pause {};
+
+/// The transport's write buffer drained to the low water mark.
+struct resume {};
+
+/// The connection is gone; always the last message. Empty `reason` = clean.
+struct lost {
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lost& x) {
+  return f(caf::meta::type_name("lost"), x.reason);
+}
+
+// -- transport side -----------------------------------------------------------
+
+/// Queue bytes for sending. Never copies `bytes`. An empty write is a no-op;
+/// a write after `write_eof` is answered with `sw_errc::write_after_eof`; a
+/// write after `close`/`abort` is dropped with a logged warning.
+struct write {
+  buffer bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write& x) {
+  return f(caf::meta::type_name("write"), x.bytes);
+}
+
+/// Like one `write` of the concatenation, sent with gathered I/O.
+struct writelines {
+  std::vector<buffer> parts;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, writelines& x) {
+  return f(caf::meta::type_name("writelines"), x.parts);
+}
+
+/// Half-close once the write buffer drained. Idempotent.
+struct write_eof {};
+
+/// Stop reading, flush the write buffer, then `lost` without error.
+struct close {};
+
+/// Drop the write buffer and close now; `lost` without error.
+struct abort {};
+
+/// Stop delivering `data` and `eof` until `resume_reading`. Idempotent.
+struct pause_reading {};
+
+/// Resume delivering. Idempotent; a no-op on a closing transport.
+struct resume_reading {};
+
+/// asyncio's rules: only `high` -> low = high/4; only `low` -> high = 4*low;
+/// neither -> defaults 64 KiB / 16 KiB; high < low -> invalid_argument.
+/// Replies with the limits now in force.
+struct set_write_buffer_limits {
+  caf::optional<uint64_t> high;
+  caf::optional<uint64_t> low;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        set_write_buffer_limits& x) {
+  return f(caf::meta::type_name("set_write_buffer_limits"), x.high, x.low);
+}
+
+struct write_buffer_limits {
+  uint64_t low = 0;
+  uint64_t high = 0;
+  friend bool operator==(const write_buffer_limits&,
+                         const write_buffer_limits&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_buffer_limits& x) {
+  return f(caf::meta::type_name("write_buffer_limits"), x.low, x.high);
+}
+
+/// Replies with the bytes queued in user space (not those in the kernel).
+struct get_write_buffer_size {};
+
+/// Replies with the limits as (low, high).
+struct get_write_buffer_limits {};
+
+/// Replies with the `transport_info`.
+struct get_extra_info {};
+
+/// Replies with the `transport_status`.
+struct get_status {};
+
+struct transport_status {
+  /// close, abort, a fatal error or an EOF auto-close has begun.
+  bool closing = false;
+  /// Reading is on (not paused, not closing, no EOF yet).
+  bool reading = false;
+  uint64_t write_buffer_size = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transport_status& x) {
+  return f(caf::meta::type_name("transport_status"), x.closing, x.reading,
+           x.write_buffer_size);
+}
+
+/// Send all later protocol messages to `protocol` (asyncio's set_protocol).
+/// Messages already sent stay with the previous protocol; the new one gets
+/// no `connected`.
+struct set_protocol {
+  protocol_actor protocol;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, set_protocol& x) {
+  return f(caf::meta::type_name("set_protocol"), x.protocol);
+}
+
+// -- server side ----------------------------------------------------------------
+
+/// Replies with the addresses the server listens on (empty once closed).
+struct get_sockets {};
+
+/// Start accepting (servers created with start_serving = false).
+struct start_serving {};
+
+/// Stop accepting; the listening sockets stay bound, connections stay open.
+struct stop_serving {};
+
+/// Replies whether the server is accepting.
+struct is_serving {};
+
+/// Ask every connection accepted by this server to `close` (flush, then lost).
+struct close_clients {};
+
+/// `abort` every connection accepted by this server.
+struct abort_clients {};
+
+/// What a server (listener) actor handles. `close` stops listening, closes
+/// the listening sockets and ends the server actor; accepted connections
+/// stay open (asyncio's Server.close()).
+using server_actor = caf::typed_actor<
+  caf::replies_to<get_sockets>::with<std::vector<endpoint>>,
+  caf::reacts_to<start_serving>, caf::reacts_to<stop_serving>,
+  caf::replies_to<is_serving>::with<bool>, caf::reacts_to<close_clients>,
+  caf::reacts_to<abort_clients>, caf::reacts_to<close>>;
+
+// -- inspection of the empty messages ------------------------------------------
+
+#define SHARDWIRE_EMPTY_MESSAGE(name)                                          \
+  template <class Inspector>                                                   \
+  typename Inspector::result_type inspect(Inspector& f, name&) {               \
+    return f(caf::meta::type_name(#name));                                     \
+  }
+
+SHARDWIRE_EMPTY_MESSAGE(eof)
+SHARDWIRE_EMPTY_MESSAGE(pause)
+SHARDWIRE_EMPTY_MESSAGE(resume)
+SHARDWIRE_EMPTY_MESSAGE(write_eof)
+SHARDWIRE_EMPTY_MESSAGE(close)
+SHARDWIRE_EMPTY_MESSAGE(abort)
+SHARDWIRE_EMPTY_MESSAGE(pause_reading)
+SHARDWIRE_EMPTY_MESSAGE(resume_reading)
+SHARDWIRE_EMPTY_MESSAGE(get_write_buffer_size)
+SHARDWIRE_EMPTY_MESSAGE(get_write_buffer_limits)
+SHARDWIRE_EMPTY_MESSAGE(get_extra_info)
+SHARDWIRE_EMPTY_MESSAGE(get_status)
+SHARDWIRE_EMPTY_MESSAGE(get_sockets)
+SHARDWIRE_EMPTY_MESSAGE(start_serving)
+SHARDWIRE_EMPTY_MESSAGE(stop_serving)
+SHARDWIRE_EMPTY_MESSAGE(is_serving)
+SHARDWIRE_EMPTY_MESSAGE(close_clients)
+SHARDWIRE_EMPTY_MESSAGE(abort_clients)
+
+#undef SHARDWIRE_EMPTY_MESSAGE
+
+/// Registers every message type, the actor handle types and the error
+/// categories with `cfg` (done by `shardwire::config`).
+void register_types(caf::actor_system_config& cfg);
+
+} // namespace shardwire

@@ -1,0 +1,155 @@
+#include "actors/protocol.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+
+namespace shardwire {
+
+// -- transport_ref ------------------------------------------------------------
+
+void transport_ref::write(buffer bytes) {
+  self_->send(hdl_, shardwire::write{std::move(bytes)});
+}
+
+void transport_ref::writelines(std::vector<buffer> parts) {
+  self_->send(hdl_, shardwire::writelines{std::move(parts)});
+}
+
+void transport_ref::write_eof() {
+  self_->send(hdl_, shardwire::write_eof{});
+}
+
+void transport_ref::close() {
+  closing_ = true;
+  self_->send(hdl_, shardwire::close{});
+}
+
+void transport_ref::abort() {
+  closing_ = true;
+  self_->send(hdl_, shardwire::abort{});
+}
+
+void transport_ref::pause_reading() {
+  self_->send(hdl_, shardwire::pause_reading{});
+}
+
+void transport_ref::resume_reading() {
+  self_->send(hdl_, shardwire::resume_reading{});
+}
+
+void transport_ref::set_write_buffer_limits(caf::optional<uint64_t> high,
+                                            caf::optional<uint64_t> low) {
+  // A request, so that invalid limits are reported instead of lost.
+  self_->request(hdl_, caf::infinite,
+                 shardwire::set_write_buffer_limits{high, low})
+    .then([](const write_buffer_limits&) {},
+          [](caf::error& err) {
+            log::error("set_write_buffer_limits failed: ", describe(err));
+          });
+}
+
+void transport_ref::set_protocol(protocol_actor next) {
+  self_->send(hdl_, shardwire::set_protocol{std::move(next)});
+}
+
+// -- protocol defaults --------------------------------------------------------
+
+protocol::~protocol() = default;
+
+void protocol::connection_made(transport_ref&) {
+}
+
+void protocol::data_received(const buffer&) {
+}
+
+bool protocol::eof_received() {
+  return false;
+}
+
+void protocol::pause_writing() {
+}
+
+void protocol::resume_writing() {
+}
+
+void protocol::connection_lost(const caf::error&) {
+}
+
+// -- callback_protocol_actor --------------------------------------------------
+
+callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
+                                                 std::unique_ptr<protocol> impl)
+  : pinned<protocol_actor::base>(cfg), impl_(std::move(impl)) {
+  impl_->transport_ = &transport_;
+  impl_->self_ = this;
+  transport_.self_ = this;
+}
+
+template <class F>
+bool callback_protocol_actor::guarded(const char* callback, bool fatal,
+                                      F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    if (fatal) {
+      log::error("Fatal error: protocol.", callback,
+                 "() call failed: ", e.what());
+      transport_.abort();
+      finish(make_error(sw_errc::protocol_failed,
+                        std::string{callback} + ": " + e.what()));
+    } else {
+      log::error("protocol.", callback, "() failed: ", e.what());
+    }
+  } catch (...) {
+    log::error("protocol.", callback, "() threw a non-standard exception");
+    if (fatal) {
+      transport_.abort();
+      finish(make_error(sw_errc::protocol_failed, callback));
+    }
+  }
+  return false;
+}
+
+void callback_protocol_actor::finish(const caf::error& reason) {
+  if (finished_)
+    return;
+  finished_ = true;
+  transport_.closing_ = true;
+  guarded("connection_lost", false, [&] { impl_->connection_lost(reason); });
+  quit();
+}
+
+callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() {
+  return {
+    [this](connected& msg) {
+      transport_.hdl_ = std::move(msg.transport);
+      transport_.info_ = std::move(msg.info);
+      guarded("connection_made", false,
+              [&] { impl_->connection_made(transport_); });
+    },
+    [this](data& msg) {
+      if (!finished_)
+        guarded("data_received", true,
+                [&] { impl_->data_received(msg.bytes); });
+    },
+    [this](eof) -> bool {
+      bool keep_open = false;
+      if (!finished_
+          && guarded("eof_received", true,
+                     [&] { keep_open = impl_->eof_received(); })
+          && !keep_open)
+        transport_.closing_ = true;
+      return keep_open;
+    },
+    [this](pause) {
+      guarded("pause_writing", false, [&] { impl_->pause_writing(); });
+    },
+    [this](shardwire::resume) {
+      guarded("resume_writing", false, [&] { impl_->resume_writing(); });
+    },
+    [this](lost& msg) { finish(msg.reason); },
+  };
+}
+
+} // namespace shardwire

@@ -1,0 +1,141 @@
+// Protocol actors: how a connection's protocol is created, and the
+// callback-style adapter for code ported from asyncio.
+//
+// Two styles, same vocabulary:
+// - actor style: write a typed actor for `protocol_actor` (a class deriving
+//   from `pinned<protocol_actor::base>`, or a behavior function) and handle
+//   `connected`, `data`, `eof`, `pause`, `resume`, `lost` as messages;
+// - callback style: derive from `protocol` and override `connection_made`,
+//   `data_received`, ... exactly as with asyncio.Protocol. It runs inside a
+//   pinned actor (`callback_protocol_actor`), one per connection.
+//
+// Error policy of the callback adapter (asyncio's, section 2.8): an exception
+// from `data_received` or `eof_received` is fatal: the transport is aborted and
+// `connection_lost` receives the error. Exceptions from `connection_made`,
+// `pause_writing`, `resume_writing` and `connection_lost` are logged and the
+// connection carries on. After `connection_lost` the actor exits.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "runtime/pinned.hpp"
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace shardwire {
+
+/// Creates the protocol actor of a new connection. Called on the thread of
+/// the shard that owns the connection, with that shard; the default factories
+/// spawn the protocol pinned to it, so the data path crosses no thread.
+/// Throwing or returning an invalid handle closes the connection.
+using protocol_factory = std::function<protocol_actor(shard&)>;
+
+/// A factory spawning actor class `T` (derived from a pinned protocol base)
+/// with copies of `xs...` as constructor arguments.
+template <class T, class... Ts>
+protocol_factory spawn_protocol(Ts... xs) {
+  return [=](shard& s) -> protocol_actor { return spawn_on<T>(s, xs...); };
+}
+
+/// A factory spawning behavior function `f(protocol_actor::pointer self,
+/// xs...)` as a pinned actor.
+template <class F, class... Ts>
+protocol_factory protocol_fun(F f, Ts... xs) {
+  return [=](shard& s) -> protocol_actor { return spawn_fun_on(s, f, xs...); };
+}
+
+class callback_protocol_actor;
+
+/// What a callback-style protocol holds to talk to its transport. Every call
+/// sends one message to the transport actor; none blocks.
+class transport_ref {
+public:
+  void write(buffer bytes);
+  void write(std::string_view text) { write(buffer::copy_of(text)); }
+  void writelines(std::vector<buffer> parts);
+  void write_eof();
+  void close();
+  void abort();
+  void pause_reading();
+  void resume_reading();
+  void set_write_buffer_limits(caf::optional<uint64_t> high,
+                               caf::optional<uint64_t> low = caf::none);
+  /// Hands later events to `next`; this protocol gets no more messages
+  /// except those already sent to it.
+  void set_protocol(protocol_actor next);
+
+  /// True once `close` or `abort` was called here, EOF auto-closed, or the
+  /// connection was lost.
+  bool is_closing() const noexcept { return closing_; }
+
+  /// The transport's extra info; still valid after `connection_lost`.
+  const transport_info& info() const noexcept { return info_; }
+
+  const transport_actor& handle() const noexcept { return hdl_; }
+
+private:
+  friend class callback_protocol_actor;
+  callback_protocol_actor* self_ = nullptr;
+  transport_actor hdl_;
+  transport_info info_;
+  bool closing_ = false;
+};
+
+/// Base class for callback-style protocols (asyncio.Protocol).
+class protocol {
+public:
+  virtual ~protocol();
+
+  /// First callback. Keep what you need from `t` (it stays valid).
+  virtual void connection_made(transport_ref& t);
+  /// Non-empty bytes; boundaries are arbitrary.
+  virtual void data_received(const buffer& bytes);
+  /// Peer half-closed; return true to keep writing, false to close.
+  virtual bool eof_received();
+  virtual void pause_writing();
+  virtual void resume_writing();
+  /// Last callback; empty `reason` means a clean close.
+  virtual void connection_lost(const caf::error& reason);
+
+protected:
+  /// The transport of this connection (valid from connection_made on).
+  transport_ref& transport() noexcept { return *transport_; }
+
+  /// The actor hosting this protocol: send messages, start timers, spawn.
+  callback_protocol_actor* self() noexcept { return self_; }
+
+private:
+  friend class callback_protocol_actor;
+  transport_ref* transport_ = nullptr;
+  callback_protocol_actor* self_ = nullptr;
+};
+
+/// The pinned actor that runs one callback-style `protocol`.
+class callback_protocol_actor : public pinned<protocol_actor::base> {
+public:
+  callback_protocol_actor(caf::actor_config& cfg,
+                          std::unique_ptr<protocol> impl);
+
+  behavior_type make_behavior() override;
+
+private:
+  template <class F>
+  bool guarded(const char* callback, bool fatal, F&& f);
+  void finish(const caf::error& reason);
+
+  std::unique_ptr<protocol> impl_;
+  transport_ref transport_;
+  bool finished_ = false;
+};
+
+/// A factory for callback protocol `P`, constructed per connection from
+/// copies of `xs...`.
+template <class P, class... Ts>
+protocol_factory make_protocol(Ts... xs) {
+  return [=](shard& s) -> protocol_actor {
+    return spawn_on<callback_protocol_actor>(s, std::make_unique<P>(xs...));
+  };
+}
+
+} // namespace shardwire

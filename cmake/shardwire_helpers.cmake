@@ -1,0 +1,40 @@
+# One helper per kind of target, so flags, warnings and sanitizers are decided
+# in one place.
+option(SHARDWIRE_SANITIZE "Build with AddressSanitizer + UBSan" OFF)
+
+function(shardwire_apply_flags target)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(SHARDWIRE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined
+                           -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+function(shardwire_add_library name)
+  add_library(shardwire_${name} ${ARGN})
+  add_library(shardwire::${name} ALIAS shardwire_${name})
+  target_include_directories(shardwire_${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  shardwire_apply_flags(shardwire_${name})
+endfunction()
+
+# shardwire_add_test(<name> <source> [TIMEOUT s] [LABELS l...])
+function(shardwire_add_test name source)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${source})
+  target_link_libraries(${name} PRIVATE shardwire::transports shardwire_test_main)
+  shardwire_apply_flags(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
+                       LABELS "${T_LABELS}")
+endfunction()
+
+function(shardwire_add_demo name)
+  add_executable(${name} ${ARGN})
+  target_link_libraries(${name} PRIVATE shardwire::transports)
+  shardwire_apply_flags(${name})
+endfunction()

@@ -1,0 +1,106 @@
+#include "runtime/runtime.hpp"
+
+#include "runtime/log.hpp"
+
+#include <caf/exit_reason.hpp>
+
+#include <csignal>
+#include <semaphore.h>
+
+namespace shardwire {
+
+namespace {
+
+sem_t stop_sem;
+std::atomic<int> last_signal{0};
+
+void on_stop_signal(int sig) {
+  last_signal.store(sig);
+  sem_post(&stop_sem);
+}
+
+struct stop_signal_setup {
+  stop_signal_setup() {
+    sem_init(&stop_sem, 0, 0);
+    struct sigaction sa = {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+  }
+};
+
+} // namespace
+
+runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
+  log::set_level(log::parse_level(cfg.log_level));
+  // A peer that closes while we write must produce EPIPE, not kill the
+  // process (Python ignores SIGPIPE for the same reason).
+  std::signal(SIGPIPE, SIG_IGN);
+  auto n = cfg.effective_shards();
+  shards_.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    shards_.emplace_back(
+      std::make_unique<shard>(system_, i, cfg.max_throughput));
+  for (auto& s : shards_)
+    s->start();
+}
+
+runtime::~runtime() {
+  shutdown();
+}
+
+shard& runtime::pick_shard() {
+  auto start = next_.fetch_add(1, std::memory_order_relaxed);
+  auto n = shards_.size();
+  auto* best = shards_[start % n].get();
+  for (size_t i = 1; i < n; ++i) {
+    auto* s = shards_[(start + i) % n].get();
+    if (s->load() < best->load())
+      best = s;
+  }
+  return *best;
+}
+
+void runtime::shutdown() {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  using clock = std::chrono::steady_clock;
+  caf::error reason = caf::exit_reason::user_shutdown;
+  // 1. Transports first: each one delivers `lost` to its protocol.
+  for (auto& s : shards_)
+    s->exit_actors(reason, true);
+  for (auto& s : shards_)
+    if (!s->await_actors(true, clock::now() + std::chrono::seconds(10)))
+      log::error("shutdown: transports on shard ", s->id(),
+                 " did not exit within 10 s");
+  // 2. Protocols: a grace period to finish after `lost`, then terminate.
+  auto grace = clock::now() + std::chrono::milliseconds(cfg_.shutdown_grace_ms);
+  for (auto& s : shards_)
+    s->await_actors(false, grace);
+  for (auto& s : shards_)
+    s->exit_actors(caf::exit_reason::kill, false);
+  for (auto& s : shards_)
+    if (!s->await_actors(false, clock::now() + std::chrono::seconds(10)))
+      log::error("shutdown: actors on shard ", s->id(),
+                 " did not exit within 10 s");
+  // 3. Threads.
+  for (auto& s : shards_)
+    s->stop();
+}
+
+int runtime::wait_for_stop_signal() {
+  static stop_signal_setup setup;
+  while (sem_wait(&stop_sem) != 0) {
+    // EINTR: keep waiting.
+  }
+  return last_signal.load();
+}
+
+void runtime::request_stop() noexcept {
+  static stop_signal_setup setup;
+  sem_post(&stop_sem);
+}
+
+} // namespace shardwire

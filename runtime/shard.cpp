@@ -1,0 +1,207 @@
+#include "runtime/shard.hpp"
+
+#include "runtime/log.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/actor_control_block.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/send.hpp>
+
+namespace shardwire {
+
+namespace detail {
+
+thread_local const caf::resumable* pinned_marker = nullptr;
+
+} // namespace detail
+
+namespace {
+
+thread_local shard* current_shard = nullptr;
+
+// Bounds one drain so socket handlers queued behind it get a turn.
+constexpr size_t max_resumes_per_drain = 256;
+
+} // namespace
+
+shard::shard(caf::actor_system& sys, size_t id, size_t max_throughput)
+  : caf::execution_unit(&sys),
+    sys_(sys),
+    id_(id),
+    max_throughput_(max_throughput == 0 ? 1 : max_throughput),
+    io_(1) {
+}
+
+shard::~shard() {
+  stop();
+}
+
+shard* shard::current() noexcept {
+  return current_shard;
+}
+
+void shard::exec_later(caf::resumable* ptr) {
+  if (ptr != detail::pinned_marker) {
+    // Not one of ours: an ordinary actor that inherited this shard as its
+    // context. It belongs on CAF's scheduler.
+    sys_.scheduler().enqueue(ptr);
+    return;
+  }
+  if (on_thread()) {
+    local_.push_back(ptr);
+    if (io_depth_ == 0)
+      post_drain();
+    return;
+  }
+  bool need_post = false;
+  {
+    std::lock_guard<std::mutex> guard{remote_mtx_};
+    remote_.push_back(ptr);
+    if (!remote_posted_) {
+      remote_posted_ = true;
+      need_post = true;
+    }
+  }
+  if (need_post)
+    asio::post(io_, [this] {
+      take_remote();
+      drain();
+    });
+}
+
+void shard::take_remote() {
+  std::vector<caf::resumable*> batch;
+  {
+    std::lock_guard<std::mutex> guard{remote_mtx_};
+    batch.swap(remote_);
+    remote_posted_ = false;
+  }
+  local_.insert(local_.end(), batch.begin(), batch.end());
+}
+
+void shard::post_drain() {
+  if (drain_posted_)
+    return;
+  drain_posted_ = true;
+  asio::post(io_, [this] {
+    drain_posted_ = false;
+    drain();
+  });
+}
+
+void shard::post(std::function<void()> f) {
+  asio::post(io_, std::move(f));
+}
+
+void shard::drain() {
+  ++io_depth_;
+  size_t budget = max_resumes_per_drain;
+  while (!local_.empty() && budget-- > 0) {
+    auto* job = local_.front();
+    local_.pop_front();
+    switch (job->resume(this, max_throughput_)) {
+      case caf::resumable::resume_later:
+        local_.push_back(job);
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+        intrusive_ptr_release(job);
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        break;
+    }
+  }
+  --io_depth_;
+  if (!local_.empty())
+    post_drain();
+}
+
+// -- registry -----------------------------------------------------------------
+
+void shard::register_actor(caf::actor_control_block* ctrl, bool is_transport) {
+  std::lock_guard<std::mutex> guard{reg_mtx_};
+  actors_.insert(ctrl);
+  if (is_transport)
+    transports_.insert(ctrl);
+}
+
+void shard::unregister_actor(caf::actor_control_block* ctrl) {
+  {
+    std::lock_guard<std::mutex> guard{reg_mtx_};
+    actors_.erase(ctrl);
+    transports_.erase(ctrl);
+  }
+  reg_cv_.notify_all();
+}
+
+size_t shard::live_actors(bool transports_only) const {
+  std::lock_guard<std::mutex> guard{reg_mtx_};
+  return transports_only ? transports_.size() : actors_.size();
+}
+
+void shard::exit_actors(const caf::error& reason, bool transports_only) {
+  std::vector<caf::actor_addr> targets;
+  {
+    std::lock_guard<std::mutex> guard{reg_mtx_};
+    auto& set = transports_only ? transports_ : actors_;
+    for (auto* ctrl : set)
+      targets.emplace_back(ctrl->address());
+  }
+  for (auto& addr : targets)
+    if (auto hdl = caf::actor_cast<caf::strong_actor_ptr>(addr))
+      hdl->enqueue(nullptr, caf::make_message_id(),
+                   caf::make_message(caf::exit_msg{addr, reason}), nullptr);
+}
+
+bool shard::await_actors(bool transports_only,
+                         std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> guard{reg_mtx_};
+  return reg_cv_.wait_until(guard, deadline, [&] {
+    return transports_only ? transports_.empty() : actors_.empty();
+  });
+}
+
+// -- lifecycle ----------------------------------------------------------------
+
+void shard::start() {
+  thread_ = std::thread{[this] { run_thread(); }};
+}
+
+void shard::run_thread() {
+  thread_id_ = std::this_thread::get_id();
+  current_shard = this;
+  sys_.thread_started();
+  auto guard = asio::make_work_guard(io_);
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& e) {
+      // An exception escaping a handler would end run() and silently kill
+      // every connection on this shard; log it and keep the loop alive.
+      log::error("shard ", id_, ": handler threw: ", e.what());
+    } catch (...) {
+      log::error("shard ", id_, ": handler threw a non-standard exception");
+    }
+  }
+  sys_.thread_terminates();
+  current_shard = nullptr;
+}
+
+void shard::stop() {
+  if (thread_.joinable()) {
+    io_.stop();
+    thread_.join();
+  }
+  // Jobs that never ran: release them the way CAF's own units do.
+  take_remote();
+  for (auto* job : local_)
+    caf::scheduler::abstract_coordinator::cleanup_and_release(job);
+  local_.clear();
+}
+
+} // namespace shardwire

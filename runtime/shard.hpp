@@ -1,0 +1,157 @@
+// A shard: one thread running one asio::io_context that is also a CAF
+// execution unit.
+//
+// Actors pinned to a shard (see pinned.hpp) only ever run on the shard's
+// thread, whoever sends to them: CAF workers, the clock thread, other shards.
+// Anything else handed to the shard (an ordinary actor spawned or messaged by a
+// pinned actor) is forwarded to CAF's scheduler, so ordinary actors never end
+// up on an I/O thread.
+//
+// Run loop: pinned actors that become ready are put on a per-shard run queue.
+// The queue is drained at the end of each I/O handler that runs inside an
+// `io_scope`, or by one posted drain job when it goes non-empty outside of
+// one. Each actor runs at most `max_throughput` messages per resume, then goes
+// to the back of the queue, so one busy actor cannot starve the sockets of
+// its shard.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <caf/execution_unit.hpp>
+#include <caf/fwd.hpp>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace shardwire {
+
+class shard final : public caf::execution_unit {
+public:
+  /// Creates a stopped shard; `start` launches its thread.
+  shard(caf::actor_system& sys, size_t id, size_t max_throughput);
+  ~shard() override;
+
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  // -- properties ------------------------------------------------------------
+
+  /// Index of this shard in its runtime, 0-based.
+  size_t id() const noexcept { return id_; }
+
+  /// The io_context driven by this shard's thread. Objects bound to it must
+  /// only be touched on this shard's thread.
+  asio::io_context& io() noexcept { return io_; }
+
+  /// True when called from this shard's thread.
+  bool on_thread() const noexcept {
+    return std::this_thread::get_id() == thread_id_.load();
+  }
+
+  /// Returns the shard whose thread is calling, or nullptr.
+  static shard* current() noexcept;
+
+  /// Number of live connections placed on this shard (placement input).
+  size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
+  void add_load() noexcept { load_.fetch_add(1, std::memory_order_relaxed); }
+  void remove_load() noexcept { load_.fetch_sub(1, std::memory_order_relaxed); }
+
+  // -- caf::execution_unit ---------------------------------------------------
+
+  /// Schedules `ptr`. Thread-safe. Takes over the reference the caller added.
+  void exec_later(caf::resumable* ptr) override;
+
+  // -- running functions and the run queue ----------------------------------
+
+  /// Runs `f` on this shard's thread, later (never inside this call).
+  void post(std::function<void()> f);
+
+  /// Resumes queued actors until the queue is empty or one full round ran.
+  /// Must be called on this shard's thread, never from inside an actor.
+  void drain();
+
+  /// Marks an I/O handler: actors made ready inside it are run when it ends,
+  /// without a separate post. Nests.
+  class io_scope {
+  public:
+    explicit io_scope(shard& s) noexcept : s_(s) { ++s_.io_depth_; }
+    ~io_scope() {
+      if (--s_.io_depth_ == 0 && !s_.local_.empty())
+        s_.drain();
+    }
+    io_scope(const io_scope&) = delete;
+    io_scope& operator=(const io_scope&) = delete;
+
+  private:
+    shard& s_;
+  };
+
+  // -- registry of pinned actors (shutdown) ----------------------------------
+
+  /// Called by pinned actors when created and when terminated.
+  void register_actor(caf::actor_control_block* ctrl, bool is_transport);
+  void unregister_actor(caf::actor_control_block* ctrl);
+
+  /// Number of pinned actors alive on this shard (transports only if asked).
+  size_t live_actors(bool transports_only = false) const;
+
+  /// Sends an exit message with `reason` to pinned actors of this shard.
+  void exit_actors(const caf::error& reason, bool transports_only);
+
+  /// Blocks until no pinned actor of the given kind is alive or the deadline
+  /// passes; returns whether none is left. Must not run on a shard thread.
+  bool await_actors(bool transports_only,
+                    std::chrono::steady_clock::time_point deadline) const;
+
+  // -- lifecycle --------------------------------------------------------------
+
+  void start();
+
+  /// Stops the io_context and joins the thread. Jobs still queued are
+  /// released without running.
+  void stop();
+
+private:
+  void run_thread();
+  void take_remote();
+  void post_drain();
+
+  caf::actor_system& sys_;
+  size_t id_;
+  size_t max_throughput_;
+  asio::io_context io_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::thread thread_;
+  std::atomic<size_t> load_{0};
+
+  // Only touched on the shard thread.
+  std::deque<caf::resumable*> local_;
+  int io_depth_ = 0;
+  bool drain_posted_ = false;
+
+  // Filled by other threads.
+  std::mutex remote_mtx_;
+  std::vector<caf::resumable*> remote_;
+  bool remote_posted_ = false;
+
+  // Registry of pinned actors (shutdown bookkeeping, not on the data path).
+  mutable std::mutex reg_mtx_;
+  mutable std::condition_variable reg_cv_;
+  std::unordered_set<caf::actor_control_block*> actors_;
+  std::unordered_set<caf::actor_control_block*> transports_;
+};
+
+namespace detail {
+
+/// Set by a pinned actor around the CAF call that may schedule it, so the
+/// shard's exec_later recognizes its own actors without a dynamic_cast.
+extern thread_local const caf::resumable* pinned_marker;
+
+} // namespace detail
+
+} // namespace shardwire

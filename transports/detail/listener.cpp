@@ -1,0 +1,193 @@
+#include "transports/detail/listener.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/detail/socket_util.hpp"
+#include "transports/detail/stream_transport.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace shardwire::detail {
+
+namespace {
+
+constexpr std::chrono::milliseconds first_backoff{100};
+constexpr std::chrono::milliseconds max_backoff{1000};
+
+} // namespace
+
+listener::listener(caf::actor_config& cfg, runtime* rt,
+                   std::vector<listener_socket> sockets,
+                   protocol_factory factory, listener_settings settings)
+  : pinned(cfg),
+    rt_(rt),
+    factory_(std::move(factory)),
+    settings_(std::move(settings)),
+    alive_(std::make_shared<bool>(true)) {
+  for (auto& s : sockets)
+    slots_.push_back(slot{std::move(s), nullptr, false});
+}
+
+listener::behavior_type listener::make_behavior() {
+  for (auto& s : slots_)
+    s.desc = std::make_unique<asio::posix::stream_descriptor>(home().io(),
+                                                              s.sock.fd);
+  retry_timer_.emplace(home().io());
+  serving_ = settings_.start_serving;
+  if (serving_)
+    for (auto& s : slots_)
+      arm(s);
+  set_down_handler([this](caf::down_msg& msg) { clients_.erase(msg.source); });
+  return {
+    [this](get_sockets) {
+      std::vector<endpoint> out;
+      for (auto& s : slots_)
+        out.push_back(s.sock.address);
+      return out;
+    },
+    [this](start_serving) {
+      if (serving_ || slots_.empty())
+        return;
+      serving_ = true;
+      for (auto& s : slots_)
+        arm(s);
+    },
+    [this](stop_serving) { serving_ = false; },
+    [this](is_serving) { return serving_; },
+    [this](close_clients) {
+      for (auto& [addr, hdl] : clients_)
+        send(hdl, close{});
+    },
+    [this](abort_clients) {
+      for (auto& [addr, hdl] : clients_)
+        send(hdl, abort{});
+    },
+    [this](close) {
+      serving_ = false;
+      quit();
+    },
+  };
+}
+
+void listener::on_exit() {
+  *alive_ = false;
+  close_sockets();
+  retry_timer_.reset();
+  clients_.clear();
+}
+
+void listener::close_sockets() {
+  for (auto& s : slots_) {
+    if (s.desc) {
+      std::error_code ignored;
+      s.desc->close(ignored);
+      s.desc.reset();
+    }
+    if (!s.sock.unlink_path.empty())
+      ::unlink(s.sock.unlink_path.c_str());
+  }
+  slots_.clear();
+}
+
+void listener::arm(slot& s) {
+  if (s.armed || !s.desc)
+    return;
+  s.armed = true;
+  auto* sp = &s;
+  s.desc->async_wait(asio::posix::descriptor_base::wait_read,
+                     [this, sp, alive = alive_](std::error_code ec) {
+                       if (!*alive)
+                         return;
+                       shard::io_scope scope{home()};
+                       sp->armed = false;
+                       if (!ec)
+                         on_acceptable(*sp);
+                     });
+}
+
+void listener::on_acceptable(slot& s) {
+  if (!serving_)
+    return; // the kernel keeps queueing connections in the backlog
+  for (int i = 0; i < settings_.backlog; ++i) {
+    int fd = ::accept4(s.sock.fd, nullptr, nullptr,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      if (backoff_.count() != 0) {
+        log::info("accept on ", to_string(s.sock.address), " recovered");
+        backoff_ = std::chrono::milliseconds{0};
+      }
+      hand_off(fd);
+      continue;
+    }
+    switch (errno) {
+      case EINTR:
+        continue;
+      case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+      case EWOULDBLOCK:
+#endif
+        arm(s);
+        return;
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM:
+        back_off(errno);
+        return;
+      case ECONNABORTED:
+      case EPROTO:
+      case EPERM:
+      case ENETDOWN:
+      case ENOPROTOOPT:
+      case EHOSTDOWN:
+      case ENONET:
+      case EHOSTUNREACH:
+      case EOPNOTSUPP:
+      case ENETUNREACH:
+        // The peer went away before we accepted: nothing to do.
+        continue;
+      default:
+        log::error("accept on ", to_string(s.sock.address),
+                   " failed: ", std::strerror(errno));
+        back_off(errno);
+        return;
+    }
+  }
+  // Accepted a full batch: yield to other handlers, then go on.
+  arm(s);
+}
+
+void listener::back_off(int err) {
+  if (backoff_.count() == 0) {
+    log::warning("accept: ", std::strerror(err), "; pausing accept (existing "
+                 "connections keep being served)");
+    backoff_ = first_backoff;
+  } else {
+    backoff_ = std::min(backoff_ * 2, max_backoff);
+  }
+  retry_timer_->expires_after(backoff_);
+  retry_timer_->async_wait([this, alive = alive_](std::error_code ec) {
+    if (!*alive || ec)
+      return;
+    shard::io_scope scope{home()};
+    if (serving_)
+      for (auto& s : slots_)
+        arm(s);
+  });
+}
+
+void listener::hand_off(int fd) {
+  auto& target = rt_->pick_shard();
+  auto hdl = spawn_on<stream_transport>(target, fd, settings_.kind, factory_,
+                                        settings_.stream, connect_callback{});
+  auto thdl = caf::actor_cast<transport_actor>(hdl);
+  monitor(thdl);
+  clients_.emplace(thdl.address(), std::move(thdl));
+}
+
+} // namespace shardwire::detail

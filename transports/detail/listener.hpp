@@ -1,0 +1,83 @@
+// The server actor: owns listening sockets and hands accepted connections
+// to shards.
+//
+// Placement: one listener (on one shard) accepts for all shards and gives
+// each new connection to the shard with the fewest live connections (ties
+// round-robin). The accepted fd is handed over by spawning the transport on
+// the target shard, so the connection lives there for life. SO_REUSEPORT is
+// an option for binding several servers to one port, not the placement
+// mechanism: the kernel's hash spreads connections unevenly (Seastar keeps it
+// off for that reason).
+//
+// Accept errors: EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting with a growing
+// back-off (100 ms up to 1 s), logged once per episode; existing connections
+// keep being served. ECONNABORTED and similar peer errors are skipped.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/protocol.hpp"
+#include "runtime/pinned.hpp"
+#include "transports/stream.hpp"
+
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace shardwire {
+class runtime;
+}
+
+namespace shardwire::detail {
+
+struct listener_socket {
+  int fd = -1;
+  endpoint address;
+  /// Unix path to unlink when the server closes (empty: nothing to unlink).
+  std::string unlink_path;
+};
+
+struct listener_settings {
+  std::string kind; // "tcp" or "unix"
+  int backlog = 100;
+  bool start_serving = true;
+  stream_settings stream;
+};
+
+class listener : public pinned<server_actor::base, pinned_role::transport> {
+public:
+  listener(caf::actor_config& cfg, runtime* rt,
+           std::vector<listener_socket> sockets, protocol_factory factory,
+           listener_settings settings);
+
+  behavior_type make_behavior() override;
+  void on_exit() override;
+
+private:
+  struct slot {
+    listener_socket sock;
+    std::unique_ptr<asio::posix::stream_descriptor> desc;
+    bool armed = false;
+  };
+
+  void arm(slot& s);
+  void on_acceptable(slot& s);
+  void hand_off(int fd);
+  void back_off(int err);
+  void close_sockets();
+
+  runtime* rt_;
+  std::vector<slot> slots_;
+  protocol_factory factory_;
+  listener_settings settings_;
+  std::shared_ptr<bool> alive_;
+  std::optional<asio::steady_timer> retry_timer_;
+  std::chrono::milliseconds backoff_{0};
+  bool serving_ = false;
+  std::unordered_map<caf::actor_addr, transport_actor> clients_;
+};
+
+} // namespace shardwire::detail

@@ -1,0 +1,536 @@
+#include "transports/detail/stream_transport.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/detail/socket_util.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <future>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace shardwire {
+
+stream_settings stream_settings::from(const runtime& rt) {
+  stream_settings s;
+  auto& cfg = rt.config();
+  s.read_chunk_size = cfg.read_chunk_size;
+  s.read_high_water = cfg.read_high_water;
+  s.read_low_water = std::min(cfg.read_low_water, cfg.read_high_water);
+  return s;
+}
+
+void spawn_stream_transport(shard& s, int fd, std::string kind,
+                            protocol_factory factory, stream_settings settings,
+                            connect_callback done) {
+  spawn_on<detail::stream_transport>(s, fd, std::move(kind),
+                                     std::move(factory), settings,
+                                     std::move(done));
+}
+
+caf::expected<connection>
+await_connection(const std::function<void(connect_callback)>& start) {
+  if (shard::current() != nullptr)
+    return make_error(sw_errc::invalid_argument,
+                      "blocking connect called on a shard thread; use the "
+                      "async_ variant");
+  auto result = std::make_shared<std::promise<caf::expected<connection>>>();
+  auto fut = result->get_future();
+  start([result](caf::expected<connection> x) {
+    result->set_value(std::move(x));
+  });
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {
+    // The callback was destroyed without running: the runtime stopped.
+    return make_error(sw_errc::shutdown, "runtime stopped during connect");
+  }
+}
+
+} // namespace shardwire
+
+namespace shardwire::detail {
+
+namespace {
+
+// Bounds of the adaptive read size (grows when reads fill the buffer).
+constexpr size_t min_read_size = 4 * 1024;
+constexpr size_t max_read_size = 256 * 1024;
+
+// Buffers handed to one writev/sendmsg call.
+constexpr size_t max_iov = 64;
+
+} // namespace
+
+stream_transport::stream_transport(caf::actor_config& cfg, int fd,
+                                   std::string kind, protocol_factory factory,
+                                   stream_settings settings,
+                                   connect_callback done)
+  : pinned(cfg),
+    fd_(fd),
+    alive_(std::make_shared<bool>(true)),
+    factory_(std::move(factory)),
+    settings_(settings),
+    done_(std::move(done)),
+    next_read_size_(std::clamp(settings.read_chunk_size, min_read_size,
+                               max_read_size)) {
+  info_.kind = std::move(kind);
+}
+
+void stream_transport::report(caf::expected<connection> result) {
+  if (done_) {
+    auto f = std::move(done_);
+    done_ = nullptr;
+    f(std::move(result));
+  }
+}
+
+stream_transport::behavior_type stream_transport::make_behavior() {
+  home().add_load();
+  // The descriptor is created here, on the home shard, not in the
+  // constructor (which runs on the spawning thread).
+  is_socket_ = is_stream_socket(fd_);
+  if (auto err = make_nonblocking(fd_); err != 0) {
+    close_fd(fd_);
+    fd_ = -1;
+    report(make_errno_error(err, "fcntl"));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  sock_.emplace(home().io(), fd_);
+  if (is_socket_) {
+    set_tcp_nodelay(fd_);
+    info_.peername = remote_endpoint(fd_);
+    info_.sockname = local_endpoint(fd_);
+  }
+  info_.fd = fd_;
+  info_.shard = static_cast<uint32_t>(home().id());
+  credit_ = caf::make_counted<read_credit>(
+    address(), settings_.read_high_water, settings_.read_low_water);
+  // The factory runs here so the protocol is born on this shard.
+  try {
+    if (factory_)
+      proto_ = factory_(home());
+  } catch (const std::exception& e) {
+    log::debug("protocol factory threw: ", e.what());
+  }
+  factory_ = nullptr;
+  if (!proto_) {
+    // asyncio closes the accepted socket silently (the client sees EOF).
+    report(make_error(sw_errc::factory_failed));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  monitor(proto_);
+  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  auto self_hdl = caf::actor_cast<transport_actor>(this);
+  request(proto_, caf::infinite, connected{self_hdl, info_})
+    .then([this] { on_connected_ack(); },
+          [this](caf::error& err) {
+            report(err);
+            finish(std::move(err));
+          });
+  return {
+    [this](write& msg) -> caf::result<void> {
+      return enqueue_write(&msg.bytes, 1);
+    },
+    [this](writelines& msg) -> caf::result<void> {
+      return enqueue_write(msg.parts.data(), msg.parts.size());
+    },
+    [this](write_eof) {
+      if (closing_ || lost_sent_ || eof_requested_)
+        return;
+      eof_requested_ = true;
+      if (wq_.empty())
+        after_drain();
+    },
+    [this](close) { do_close(); },
+    [this](abort) { do_abort(); },
+    [this](pause_reading) {
+      if (!closing_)
+        user_paused_ = true;
+    },
+    [this](resume_reading) {
+      if (closing_ || !user_paused_)
+        return;
+      user_paused_ = false;
+      update_reading();
+    },
+    [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
+      uint64_t high = 64 * 1024;
+      uint64_t low = 16 * 1024;
+      if (msg.high && msg.low) {
+        high = *msg.high;
+        low = *msg.low;
+      } else if (msg.high) {
+        high = *msg.high;
+        low = high / 4;
+      } else if (msg.low) {
+        low = *msg.low;
+        high = 4 * low;
+      }
+      if (high < low)
+        return make_error(sw_errc::invalid_argument,
+                          "high (" + std::to_string(high) + ") must be >= low ("
+                            + std::to_string(low) + ")");
+      high_ = high;
+      low_ = low;
+      // Lowering `high` can pause at once; raising never resumes here.
+      check_pause();
+      return write_buffer_limits{low_, high_};
+    },
+    [this](get_write_buffer_size) -> uint64_t { return wq_bytes_; },
+    [this](get_write_buffer_limits) {
+      return write_buffer_limits{low_, high_};
+    },
+    [this](get_extra_info) { return info_; },
+    [this](get_status) {
+      transport_status st;
+      st.closing = closing_ || lost_sent_;
+      st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
+      st.write_buffer_size = wq_bytes_;
+      return st;
+    },
+    [this](set_protocol& msg) {
+      if (!msg.protocol) {
+        log::warning("set_protocol with an invalid handle ignored");
+        return;
+      }
+      demonitor(proto_.address());
+      proto_ = std::move(msg.protocol);
+      monitor(proto_);
+    },
+    [this](read_credit_returned) {
+      credit_paused_ = false;
+      update_reading();
+    },
+  };
+}
+
+void stream_transport::on_exit() {
+  *alive_ = false;
+  if (!lost_sent_) {
+    // Terminated from outside (runtime shutdown, a crash): the protocol
+    // still gets its one `lost`.
+    lost_sent_ = true;
+    auto reason = fail_state();
+    if (!reason)
+      reason = make_error(sw_errc::closed);
+    if (proto_)
+      send(proto_, lost{std::move(reason)});
+  }
+  report(make_error(sw_errc::closed, "transport exited before connecting"));
+  if (credit_)
+    credit_->disarm();
+  if (sock_) {
+    std::error_code ignored;
+    sock_->close(ignored);
+    sock_.reset();
+  } else if (fd_ >= 0) {
+    close_fd(fd_);
+  }
+  fd_ = -1;
+  wq_.clear();
+  proto_ = nullptr;
+  home().remove_load();
+}
+
+// -- lifecycle ----------------------------------------------------------------
+
+void stream_transport::on_connected_ack() {
+  if (lost_sent_)
+    return;
+  started_ = true;
+  report(connection{caf::actor_cast<transport_actor>(this), proto_, info_});
+  update_reading();
+}
+
+void stream_transport::finish(caf::error reason) {
+  if (lost_sent_)
+    return;
+  lost_sent_ = true;
+  read_closed_ = true;
+  closing_ = true;
+  wq_.clear();
+  wq_bytes_ = 0;
+  if (proto_)
+    send(proto_, lost{std::move(reason)});
+  quit();
+}
+
+void stream_transport::fatal(int err, const char* op) {
+  log::debug("transport ", to_string(info_.peername), ": ", op, " failed: ",
+             std::strerror(err));
+  finish(make_errno_error(err, op));
+}
+
+void stream_transport::do_close() {
+  if (closing_ || lost_sent_)
+    return;
+  closing_ = true;
+  read_closed_ = true;
+  if (wq_.empty())
+    finish({});
+  // Otherwise the write handler finishes once the buffer drained.
+}
+
+void stream_transport::do_abort() {
+  if (lost_sent_)
+    return;
+  closing_ = true;
+  // Dropping the buffer first means no `resume` follows an abort.
+  wq_.clear();
+  wq_bytes_ = 0;
+  finish({});
+}
+
+void stream_transport::on_protocol_down(const caf::down_msg& msg) {
+  if (msg.source != proto_.address())
+    return; // a previous protocol (set_protocol) went away: not ours
+  proto_ = nullptr;
+  if (lost_sent_)
+    return;
+  if (!msg.reason || msg.reason == caf::exit_reason::normal) {
+    // The protocol finished normally: flush what it wrote, then close.
+    if (!closing_)
+      do_close();
+    if (closing_ && !lost_sent_ && wq_.empty())
+      finish({});
+    return;
+  }
+  log::debug("protocol failed (", describe(msg.reason), "), aborting transport");
+  do_abort();
+}
+
+// -- reading ------------------------------------------------------------------
+
+bool stream_transport::should_read() const noexcept {
+  return started_ && !user_paused_ && !credit_paused_ && !read_closed_
+         && !lost_sent_;
+}
+
+void stream_transport::update_reading() {
+  if (!should_read() || read_armed_)
+    return;
+  read_armed_ = true;
+  sock_->async_wait(asio::posix::descriptor_base::wait_read,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive)
+                        return;
+                      shard::io_scope scope{home()};
+                      read_armed_ = false;
+                      if (!ec)
+                        on_readable();
+                    });
+}
+
+void stream_transport::on_readable() {
+  if (!should_read())
+    return; // paused meanwhile: leave the bytes in the kernel
+  mutable_buffer chunk{next_read_size_};
+  ssize_t n;
+  do {
+    n = ::read(fd_, chunk.data(), chunk.capacity());
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    auto got = static_cast<size_t>(n);
+    // Adapt the read size: grow while reads fill the buffer, shrink when
+    // they use little of it (keeps memory per in-flight message small).
+    if (got == chunk.capacity() && next_read_size_ < max_read_size)
+      next_read_size_ *= 2;
+    else if (got < chunk.capacity() / 8 && next_read_size_ > min_read_size)
+      next_read_size_ /= 2;
+    auto bytes = std::move(chunk).freeze(got);
+    auto weight = bytes.footprint();
+    credit_->take(weight);
+    send(proto_, data{std::move(bytes), read_ticket{credit_, weight}});
+    if (credit_->must_wait())
+      credit_paused_ = true;
+    update_reading();
+  } else if (n == 0) {
+    on_eof();
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    update_reading();
+  } else {
+    fatal(errno, "read");
+  }
+}
+
+void stream_transport::on_eof() {
+  read_closed_ = true;
+  request(proto_, caf::infinite, eof{})
+    .then(
+      [this](bool keep_open) {
+        if (!keep_open)
+          do_close();
+      },
+      [this](caf::error& err) {
+        // The protocol died while handling eof; the down handler aborts.
+        log::debug("eof request failed: ", describe(err));
+      });
+}
+
+// -- writing ------------------------------------------------------------------
+
+void stream_transport::warn_dropped_write() {
+  // asyncio logs from the 5th dropped write on; logging every one would let a
+  // tight writer flood the log.
+  ++dropped_writes_;
+  if (dropped_writes_ == 1 || dropped_writes_ % 1000 == 0)
+    log::warning("write on closed transport ", to_string(info_.peername),
+                 " dropped (", dropped_writes_, " so far)");
+}
+
+caf::result<void> stream_transport::enqueue_write(const buffer* parts,
+                                                  size_t n) {
+  if (lost_sent_ || closing_) {
+    warn_dropped_write();
+    return caf::unit;
+  }
+  if (eof_requested_)
+    return make_error(sw_errc::write_after_eof,
+                      "Cannot call write() after write_eof()");
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i)
+    total += parts[i].size();
+  if (total == 0)
+    return caf::unit;
+  size_t skip = 0;
+  if (wq_.empty()) {
+    // Nothing queued: try to send right away (as asyncio does) and queue
+    // only what the kernel did not take.
+    iovec iov[max_iov];
+    size_t cnt = 0;
+    for (size_t i = 0; i < n && cnt < max_iov; ++i)
+      if (!parts[i].empty())
+        iov[cnt++] = iovec{const_cast<std::byte*>(parts[i].data()),
+                           parts[i].size()};
+    ssize_t sent;
+    do {
+      if (is_socket_) {
+        msghdr mh = {};
+        mh.msg_iov = iov;
+        mh.msg_iovlen = cnt;
+        sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+      } else {
+        sent = ::writev(fd_, iov, static_cast<int>(cnt));
+      }
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        fatal(errno, "write");
+        return caf::unit;
+      }
+      sent = 0;
+    }
+    skip = static_cast<size_t>(sent);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto& p = parts[i];
+    if (skip >= p.size()) {
+      skip -= p.size();
+      continue;
+    }
+    wq_.push_back(skip == 0 ? p : p.slice(skip));
+    wq_bytes_ += wq_.back().size();
+    skip = 0;
+  }
+  if (!wq_.empty()) {
+    arm_write();
+    check_pause();
+  }
+  return caf::unit;
+}
+
+void stream_transport::arm_write() {
+  if (write_armed_ || !sock_)
+    return;
+  write_armed_ = true;
+  sock_->async_wait(asio::posix::descriptor_base::wait_write,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive)
+                        return;
+                      shard::io_scope scope{home()};
+                      write_armed_ = false;
+                      if (!ec && !lost_sent_)
+                        flush();
+                    });
+}
+
+void stream_transport::flush() {
+  while (!wq_.empty()) {
+    iovec iov[max_iov];
+    size_t cnt = 0;
+    for (auto i = wq_.begin(); i != wq_.end() && cnt < max_iov; ++i)
+      iov[cnt++] = iovec{const_cast<std::byte*>(i->data()), i->size()};
+    ssize_t sent;
+    do {
+      if (is_socket_) {
+        msghdr mh = {};
+        mh.msg_iov = iov;
+        mh.msg_iovlen = cnt;
+        sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+      } else {
+        sent = ::writev(fd_, iov, static_cast<int>(cnt));
+      }
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      fatal(errno, "write");
+      return;
+    }
+    auto left = static_cast<size_t>(sent);
+    wq_bytes_ -= left;
+    while (left > 0) {
+      auto& front = wq_.front();
+      if (left >= front.size()) {
+        left -= front.size();
+        wq_.pop_front();
+      } else {
+        front = front.slice(left);
+        left = 0;
+      }
+    }
+    if (cnt < max_iov && !wq_.empty())
+      break; // the kernel took less than offered: wait for writability
+  }
+  check_resume();
+  if (wq_.empty())
+    after_drain();
+  else
+    arm_write();
+}
+
+void stream_transport::after_drain() {
+  if (lost_sent_)
+    return;
+  if (eof_requested_ && !eof_sent_ && fd_ >= 0) {
+    eof_sent_ = true;
+    if (is_socket_)
+      ::shutdown(fd_, SHUT_WR);
+  }
+  if (closing_)
+    finish({});
+}
+
+void stream_transport::check_pause() {
+  if (!write_paused_ && wq_bytes_ > high_ && !lost_sent_) {
+    write_paused_ = true;
+    send(proto_, pause{});
+  }
+}
+
+void stream_transport::check_resume() {
+  if (write_paused_ && wq_bytes_ <= low_ && !lost_sent_) {
+    write_paused_ = false;
+    send(proto_, shardwire::resume{});
+  }
+}
+
+} // namespace shardwire::detail

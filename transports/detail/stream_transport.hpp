@@ -1,0 +1,97 @@
+// The actor behind every stream transport (TCP, Unix, adopted fds).
+//
+// Runs pinned to the shard that owns the socket. Socket readiness is waited
+// for with Asio (reactor style: wait, then a non-blocking read or write);
+// the completion handlers run on the same shard thread while the actor is
+// idle, so they touch the actor's state without locks and never re-enter a
+// message handler. Everything the protocol sees is a mailbox message from
+// this actor, in order.
+#pragma once
+
+#include "actors/protocol.hpp"
+#include "actors/read_credit.hpp"
+#include "runtime/pinned.hpp"
+#include "transports/stream.hpp"
+
+#include <asio/posix/stream_descriptor.hpp>
+
+#include <deque>
+#include <memory>
+#include <optional>
+
+namespace shardwire::detail {
+
+using stream_transport_actor
+  = transport_actor::extend<caf::reacts_to<read_credit_returned>>;
+
+class stream_transport
+  : public pinned<stream_transport_actor::base, pinned_role::transport> {
+public:
+  stream_transport(caf::actor_config& cfg, int fd, std::string kind,
+                   protocol_factory factory, stream_settings settings,
+                   connect_callback done);
+
+  behavior_type make_behavior() override;
+  void on_exit() override;
+
+private:
+  // -- lifecycle ---------------------------------------------------------------
+  void on_connected_ack();
+  void finish(caf::error reason);
+  void fatal(int err, const char* op);
+  void do_close();
+  void do_abort();
+  void on_protocol_down(const caf::down_msg& msg);
+  void report(caf::expected<connection> result);
+
+  // -- reading -----------------------------------------------------------------
+  bool should_read() const noexcept;
+  void update_reading();
+  void on_readable();
+  void on_eof();
+
+  // -- writing -----------------------------------------------------------------
+  caf::result<void> enqueue_write(const buffer* parts, size_t n);
+  void arm_write();
+  void flush();
+  void after_drain();
+  void check_pause();
+  void check_resume();
+  void warn_dropped_write();
+
+  int fd_;
+  std::optional<asio::posix::stream_descriptor> sock_;
+  // Shared with pending Asio handlers; false once the actor exited, so a
+  // late completion never touches freed state.
+  std::shared_ptr<bool> alive_;
+  protocol_factory factory_;
+  stream_settings settings_;
+  connect_callback done_;
+  protocol_actor proto_;
+  transport_info info_;
+  read_credit_ptr credit_;
+
+  // Read state.
+  size_t next_read_size_;
+  bool started_ = false;        // protocol handled `connected`
+  bool user_paused_ = false;    // pause_reading
+  bool credit_paused_ = false;  // read back-pressure
+  bool read_closed_ = false;    // EOF seen, close, abort or error
+  bool read_armed_ = false;
+
+  // Write state.
+  std::deque<buffer> wq_;
+  size_t wq_bytes_ = 0;
+  uint64_t high_ = 64 * 1024;
+  uint64_t low_ = 16 * 1024;
+  bool write_paused_ = false;   // protocol got `pause`, not yet `resume`
+  bool write_armed_ = false;
+  bool eof_requested_ = false;  // write_eof called
+  bool eof_sent_ = false;       // SHUT_WR done
+  bool closing_ = false;        // close or abort
+  bool lost_sent_ = false;
+  bool is_socket_ = true;
+  size_t dropped_writes_ = 0;
+};
+
+} // namespace shardwire::detail

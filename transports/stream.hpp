@@ -1,0 +1,52 @@
+// Types shared by every stream transport (TCP, Unix, adopted sockets).
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/protocol.hpp"
+
+#include <caf/expected.hpp>
+
+#include <functional>
+
+namespace shardwire {
+
+class runtime;
+
+/// A live connection: its transport and protocol actors, both on the shard
+/// named in `info.shard`.
+struct connection {
+  transport_actor transport;
+  protocol_actor protocol;
+  transport_info info;
+};
+
+/// Called once when a connection attempt finishes: with the connection after
+/// the protocol handled `connected` (asyncio: connection_made runs before
+/// create_connection returns), or with the error. Runs on a shard thread:
+/// keep it short, never block in it.
+using connect_callback = std::function<void(caf::expected<connection>)>;
+
+/// Per-transport settings, taken from the runtime's configuration.
+struct stream_settings {
+  size_t read_chunk_size = 16 * 1024;
+  size_t read_high_water = 1024 * 1024;
+  size_t read_low_water = 256 * 1024;
+
+  static stream_settings from(const runtime& rt);
+};
+
+/// Creates the transport actor for connected stream socket `fd` on shard
+/// `s`; the transport owns `fd` from now on (it is closed on any failure)
+/// and spawns the protocol with `factory` on the same shard. `done` (may be
+/// empty) gets the result.
+void spawn_stream_transport(shard& s, int fd, std::string kind,
+                            protocol_factory factory, stream_settings settings,
+                            connect_callback done);
+
+/// Blocks the calling thread until `start(callback)` delivers a result.
+/// Must not be called on a shard thread (it would wait on itself); returns
+/// sw_errc::shutdown if the runtime stopped first.
+caf::expected<connection>
+await_connection(const std::function<void(connect_callback)>& start);
+
+} // namespace shardwire

@@ -1,0 +1,72 @@
+// TCP client and server (asyncio's create_connection / create_server).
+#pragma once
+
+#include "transports/stream.hpp"
+
+#include <caf/optional.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace shardwire {
+
+class runtime;
+
+struct connect_options {
+  /// Host name or numeric address; resolved off the shard thread.
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  /// 0: any family; AF_INET or AF_INET6 to restrict.
+  int family = 0;
+  /// Bound on resolution plus connect; 0 means no bound.
+  std::chrono::milliseconds timeout{0};
+  /// Shard for the connection; default: the least loaded.
+  caf::optional<size_t> shard;
+};
+
+/// Resolves and connects, then creates transport and protocol on one shard.
+/// `done` gets the connection after the protocol handled `connected`, or an
+/// error: `errno` ECONNREFUSED / ENETUNREACH / EHOSTUNREACH ...,
+/// `sw_errc::unknown_host`, `sw_errc::timeout`. Never blocks the caller.
+void async_create_connection(runtime& rt, connect_options opts,
+                             protocol_factory factory, connect_callback done);
+
+/// Blocking form of `async_create_connection` for code outside the actor
+/// world (a main function, a test). Never call it on a shard thread.
+caf::expected<connection> create_connection(runtime& rt, connect_options opts,
+                                            protocol_factory factory);
+
+struct server_options {
+  /// Addresses to bind; empty or {""} binds all interfaces (IPv4 and IPv6).
+  /// Names are resolved with getaddrinfo (this may block: create servers at
+  /// startup, not from a shard thread).
+  std::vector<std::string> hosts{"127.0.0.1"};
+  /// 0 picks a free port; the bound ports are in `server::sockets`.
+  uint16_t port = 0;
+  int backlog = 100;
+  bool reuse_address = true;
+  /// Lets several servers (or processes) bind the same port.
+  bool reuse_port = false;
+  /// false: bound but not accepting until `start_serving`.
+  bool start_serving = true;
+  /// Shard the listener actor runs on.
+  size_t listener_shard = 0;
+};
+
+/// A running server: its actor (see `server_actor` in actors/messages.hpp)
+/// and the addresses it listens on.
+struct server {
+  server_actor actor;
+  std::vector<endpoint> sockets;
+};
+
+/// Binds every address and starts a listener that spreads accepted
+/// connections over the shards (fewest live connections first). Each
+/// connection gets a protocol from `factory` on its own shard.
+/// Errors: `errno` EADDRINUSE / EACCES ... (context names the address),
+/// `sw_errc::unknown_host`.
+caf::expected<server> create_server(runtime& rt, protocol_factory factory,
+                                    server_options opts);
+
+} // namespace shardwire

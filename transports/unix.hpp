@@ -1,0 +1,33 @@
+// Unix domain stream sockets (asyncio's create_unix_connection /
+// create_unix_server). A path starting with '@' names the Linux abstract
+// namespace.
+#pragma once
+
+#include "transports/tcp.hpp"
+
+namespace shardwire {
+
+struct unix_server_options {
+  std::string path;
+  int backlog = 100;
+  bool start_serving = true;
+  size_t listener_shard = 0;
+};
+
+/// Connects to the socket at `path`; see `async_create_connection`.
+void async_create_unix_connection(runtime& rt, std::string path,
+                                  protocol_factory factory,
+                                  connect_callback done,
+                                  std::chrono::milliseconds timeout = {});
+
+caf::expected<connection>
+create_unix_connection(runtime& rt, std::string path, protocol_factory factory,
+                       std::chrono::milliseconds timeout = {});
+
+/// Listens on `opts.path`. A stale socket file (nobody accepting on it) is
+/// removed first; a live one, or a file that is not a socket, is an
+/// EADDRINUSE error. The file is removed when the server closes.
+caf::expected<server> create_unix_server(runtime& rt, protocol_factory factory,
+                                         unix_server_options opts);
+
+} // namespace shardwire
