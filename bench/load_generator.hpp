@@ -1,0 +1,44 @@
+// The benchmark's load generator: many connections, fixed message size,
+// optional pipelining, every echoed byte verified. Single-threaded epoll so
+// it needs one core and measures the server, not itself.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace bench {
+
+struct load_options {
+  uint16_t port = 0;
+  size_t connections = 50;
+  size_t size = 1024;
+  /// Messages in flight per connection.
+  size_t pipeline = 1;
+  /// Run for this long (seconds) ...
+  double duration = 3.0;
+  /// ... or, if non-zero, until this many echoes completed in total.
+  uint64_t requests = 0;
+};
+
+struct load_result {
+  uint64_t requests = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  /// Round-trip latency of each completed echo, microseconds.
+  std::vector<double> latencies_us;
+  /// Bytes that came back different from what was sent.
+  uint64_t corrupt = 0;
+  /// Connections that failed (connect error, reset, early EOF).
+  uint64_t failed = 0;
+
+  double percentile(double p) const;
+};
+
+load_result run_load(const load_options& opts);
+
+/// Opens `n` connections, sends one byte on each and waits for its echo, so
+/// the server has fully set each one up; returns the fds (caller closes).
+std::vector<int> open_idle(uint16_t port, size_t n);
+
+} // namespace bench

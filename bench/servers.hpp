@@ -1,0 +1,19 @@
+// The echo servers the benchmark compares, each run in its own process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bench {
+
+/// Plain Asio: one io_context, one thread, async_read_some + async_write
+/// with a 16 KiB buffer per connection. The in-run baseline.
+/// Listens on 127.0.0.1:0, writes the port to `ready_fd`, serves until
+/// SIGTERM.
+int run_asio_server(int ready_fd, size_t max_connections);
+
+/// shardwire: `shards` shards, a transport actor and a protocol actor per
+/// connection, the protocol spawned on the connection's shard.
+int run_shardwire_server(int ready_fd, size_t shards, bool callback_style);
+
+} // namespace bench

@@ -1,0 +1,68 @@
+// shardwire's persistent echo server for the benchmark: transport and
+// protocol are separate actors, the protocol pinned to the connection's
+// shard. Two protocol styles: a typed actor, or the callback adapter.
+#include "bench/servers.hpp"
+
+#include "actors/config.hpp"
+#include "actors/protocol.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/tcp.hpp"
+
+#include <unistd.h>
+
+namespace bench {
+
+using namespace shardwire;
+
+namespace {
+
+struct echo_state {
+  transport_actor transport;
+};
+
+// Actor style: one typed actor per connection, echoing every chunk.
+protocol_actor::behavior_type typed_echo(protocol_actor::pointer self) {
+  auto st = std::make_shared<echo_state>();
+  return {
+    [st](connected& msg) { st->transport = std::move(msg.transport); },
+    [self, st](data& msg) {
+      self->send(st->transport, shardwire::write{std::move(msg.bytes)});
+    },
+    [](eof) { return false; },
+    [](shardwire::pause) {},
+    [](shardwire::resume) {},
+    [self](lost&) { self->quit(); },
+  };
+}
+
+class callback_echo : public protocol {
+public:
+  void data_received(const buffer& bytes) override {
+    transport().write(bytes);
+  }
+};
+
+} // namespace
+
+int run_shardwire_server(int ready_fd, size_t shards, bool callback_style) {
+  config cfg;
+  cfg.shards = shards;
+  cfg.log_level = "error";
+  runtime rt{cfg};
+  server_options opts;
+  opts.backlog = 1024;
+  auto factory = callback_style ? make_protocol<callback_echo>()
+                                : protocol_fun(typed_echo);
+  auto srv = create_server(rt, factory, opts);
+  if (!srv)
+    return 1;
+  uint16_t port = srv->sockets.at(0).port;
+  if (::write(ready_fd, &port, sizeof(port)) != sizeof(port))
+    return 1;
+  ::close(ready_fd);
+  runtime::wait_for_stop_signal();
+  rt.shutdown();
+  return 0;
+}
+
+} // namespace bench
