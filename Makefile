@@ -1,0 +1,109 @@
+# shardwire: the commands people and CI type.
+#
+#   make deps    install missing Debian packages (as root; no network work
+#                when everything is already there)
+#   make build   configure (CMake + Ninja, RelWithDebInfo) and build into build/
+#   make demo    deps + build, then run the guided tour (build/demos/tour)
+#   make test    deps + build, then the whole test suite with CTest
+#   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
+#   make bench   deps + build, then run build/bench/echo_bench (when it exists)
+#   make format  clang-format -i over every source folder
+#   make clean   remove build/ and build-asan/
+#
+# Every knob below can be overridden on the command line, e.g.
+#   make test BUILD_DIR=build-mine JOBS=1 CTEST_ARGS='-R tcp'
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+BUILD_DIR     ?= build
+ASAN_DIR      ?= build-asan
+BUILD_TYPE    ?= RelWithDebInfo
+# Compile jobs. CAF-heavy translation units take about 1 GiB each, so no more
+# than one per core (Ninja's default would be cores + 2).
+JOBS          ?= $(shell nproc 2>/dev/null || echo 2)
+# Tests run two at a time: each one starts a runtime with two shard threads
+# plus CAF's scheduler, and timing-sensitive I/O tests suffer on a crowded box.
+CTEST_JOBS    ?= 2
+# Default per-test limit for any test that has no TIMEOUT property of its own
+# (shardwire_add_test gives every test one; this is the safety net).
+CTEST_TIMEOUT ?= 300
+CTEST_ARGS    ?=
+DEMO_ARGS     ?=
+BENCH_ARGS    ?=
+
+# Exactly what a fresh Debian 12 needs to build and test shardwire.
+PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3
+
+FORMAT_DIRS := $(wildcard runtime actors transports tests demos bench)
+
+CTEST := ctest --output-on-failure --no-tests=error -j $(CTEST_JOBS) \
+         --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+.PHONY: deps build demo test asan bench format clean
+
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "deps: not a Debian system; install these yourself: $(PACKAGES)"; \
+	  exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(PACKAGES); do \
+	  status=$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null || true); \
+	  [ "$$status" = installed ] || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  echo "deps: all present ($(PACKAGES))"; \
+	  exit 0; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "deps: missing:$$missing"; \
+	  echo "deps: not root, skipping; run 'sudo make deps' or apt-get install them"; \
+	  exit 0; \
+	fi; \
+	echo "deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update && apt-get install -y --no-install-recommends $$missing
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	@if [ ! -x $(BUILD_DIR)/demos/tour ]; then \
+	  echo "demo: $(BUILD_DIR)/demos/tour was not built (demos/tour.cpp and" \
+	       "its shardwire_add_demo(tour ...) line in demos/CMakeLists.txt)"; \
+	  exit 1; \
+	fi
+	$(BUILD_DIR)/demos/tour $(DEMO_ARGS)
+
+test: build
+	cd $(BUILD_DIR) && $(CTEST)
+
+asan: deps
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DSHARDWIRE_SANITIZE=ON
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && \
+	  ASAN_OPTIONS=detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(CTEST)
+
+bench: build
+	@if [ -x $(BUILD_DIR)/bench/echo_bench ]; then \
+	  echo "$(BUILD_DIR)/bench/echo_bench $(BENCH_ARGS)"; \
+	  $(BUILD_DIR)/bench/echo_bench $(BENCH_ARGS); \
+	else \
+	  echo "bench: $(BUILD_DIR)/bench/echo_bench not built yet (no echo_bench" \
+	       "target in bench/CMakeLists.txt); nothing to run"; \
+	fi
+
+format:
+	@command -v clang-format >/dev/null 2>&1 || { \
+	  echo "format: clang-format not found (apt-get install clang-format)"; \
+	  exit 1; }
+	find $(FORMAT_DIRS) \( -name '*.hpp' -o -name '*.cpp' \) -print0 \
+	  | xargs -0 -r clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
