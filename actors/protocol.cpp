@@ -120,6 +120,19 @@ void callback_protocol_actor::finish(const caf::error& reason) {
   quit();
 }
 
+caf::invoke_message_result
+callback_protocol_actor::consume(caf::mailbox_element& x) {
+  auto& content = x.content();
+  if (x.mid.is_async() && content.match_elements<data>()) {
+    if (!finished_) {
+      auto& msg = content.get_as<data>(0);
+      guarded("data_received", true, [&] { impl_->data_received(msg.bytes); });
+    }
+    return caf::invoke_message_result::consumed;
+  }
+  return pinned::consume(x);
+}
+
 callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() {
   return {
     [this](connected& msg) {

@@ -19,6 +19,8 @@
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
+#include <caf/invoke_message_result.hpp>
+
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -118,6 +120,9 @@ public:
                           std::unique_ptr<protocol> impl);
 
   behavior_type make_behavior() override;
+
+  /// Dispatches `data`, the hot message type, without pattern matching.
+  caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
   template <class F>

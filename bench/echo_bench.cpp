@@ -44,6 +44,7 @@ struct bench_config : caf::actor_system_config {
   double duration = 3.0;
   size_t idle = 10000;
   bool callgrind = false;
+  bool keep_callgrind = false;
   size_t callgrind_requests = 20000;
   std::string csv;
   // Internal: run one server in this process.
@@ -64,6 +65,8 @@ struct bench_config : caf::actor_system_config {
       .add(idle, "idle", "idle connections for the memory figure (0: skip)")
       .add(callgrind, "callgrind", "count instructions per echo instead")
       .add(callgrind_requests, "callgrind-requests", "echoes per run (N)")
+      .add(keep_callgrind, "keep-callgrind",
+           "keep /tmp/echo_bench.callgrind.* for callgrind_annotate")
       .add(csv, "csv", "append result rows to this CSV file")
       .add(serve, "serve", "internal: run this server kind here")
       .add(ready_fd, "ready-fd", "internal: fd to report the port on")
@@ -237,7 +240,8 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
     counts[i] = res.requests;
     stop_server(c);
     totals[i] = callgrind_total(out);
-    std::remove(out.c_str());
+    if (!cfg.keep_callgrind)
+      std::remove(out.c_str());
   }
   return static_cast<double>(totals[1] - totals[0])
          / static_cast<double>(counts[1] - counts[0]);

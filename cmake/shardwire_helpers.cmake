@@ -28,9 +28,15 @@ function(shardwire_add_test name source)
   add_executable(${name} ${source})
   target_link_libraries(${name} PRIVATE shardwire::transports shardwire_test_main)
   shardwire_apply_flags(${name})
+  # Every test runs twice: with the co-located fast path (the default) and
+  # with every message queued, so both delivery modes keep all guarantees.
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-                       LABELS "${T_LABELS}")
+                       LABELS "${T_LABELS};fast_path")
+  add_test(NAME ${name}_queued COMMAND ${name})
+  set_tests_properties(${name}_queued PROPERTIES TIMEOUT ${T_TIMEOUT}
+                       LABELS "${T_LABELS};queued"
+                       ENVIRONMENT "SHARDWIRE_FAST_PATH=0")
 endfunction()
 
 function(shardwire_add_demo name)

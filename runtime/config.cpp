@@ -1,11 +1,15 @@
 #include "runtime/config.hpp"
 
+#include <cstdlib>
 #include <iostream>
+#include <string_view>
 #include <thread>
 
 namespace shardwire {
 
 runtime_config::runtime_config() {
+  if (const char* env = std::getenv("SHARDWIRE_FAST_PATH"))
+    fast_path = std::string_view{env} != "0";
   opt_group{custom_options_, "global"}
     .add(shards, "shards,s", "number of shards (0 = one per hardware thread)")
     .add(log_level, "log-level", "quiet, error, warning, info or debug");
@@ -17,6 +21,8 @@ runtime_config::runtime_config() {
          "pause reading above this many unprocessed bytes at the protocol")
     .add(read_low_water, "read-low-water",
          "resume reading at this many unprocessed bytes")
+    .add(fast_path, "fast-path",
+         "deliver messages between idle co-located actors synchronously")
     .add(shutdown_grace_ms, "shutdown-grace-ms",
          "ms to wait for protocols to exit at shutdown before killing them");
   // shardwire runs its own I/O threads; keep CAF's worker pool small so the

@@ -33,6 +33,11 @@ public:
   size_t read_high_water = 1024 * 1024;
   size_t read_low_water = 256 * 1024;
 
+  /// Deliver messages between idle co-located pinned actors synchronously
+  /// (see pinned.hpp). Default on; the environment variable
+  /// SHARDWIRE_FAST_PATH=0 turns it off (the test suite runs both ways).
+  bool fast_path = true;
+
   /// Global log level: quiet, error, warning, info, debug.
   std::string log_level = "warning";
 

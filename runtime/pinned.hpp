@@ -6,6 +6,16 @@
 // unit the sender passed (the trick CAF's own brokers use), and checks in
 // `resume` that it really runs there.
 //
+// Fast path for co-located actors: a message sent on the home shard's thread
+// to a pinned actor that is idle (its mailbox blocked: nothing queued, not
+// scheduled) and not busy is handled at once, inside the send, instead of
+// being queued and picked up by the run queue. It never overtakes a queued
+// message (the mailbox is empty) and never re-enters an actor mid-handler:
+// an actor is busy while it runs (resume or a fast activation) and while one
+// of its I/O handlers runs (`busy_scope`). Nesting is bounded; past the bound
+// messages take the queue. Semantics stay those of message passing; only the
+// queueing is skipped. It is switched by `runtime_config::fast_path`.
+//
 // Spawn pinned actors with `spawn_on`, never with `actor_system::spawn`: the
 // home shard travels in `actor_config::host`.
 #pragma once
@@ -28,6 +38,12 @@ namespace shardwire {
 namespace detail {
 
 [[noreturn]] void pinned_violation(const char* what);
+
+/// Depth of nested fast-path activations on this thread.
+extern thread_local int fast_path_depth;
+
+/// Bound on nested fast-path activations (keeps the stack small).
+constexpr int max_fast_path_depth = 8;
 
 inline shard* checked_home(caf::actor_config& cfg) {
   auto* s = dynamic_cast<shard*>(cfg.host);
@@ -60,6 +76,8 @@ public:
   using Base::enqueue;
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit*) override {
+    if (deliver_now(ptr))
+      return;
     auto* prev = detail::pinned_marker;
     detail::pinned_marker = this;
     Base::enqueue(std::move(ptr), home_);
@@ -78,11 +96,63 @@ public:
     // CAF_ASSERT is compiled out in Debian's CAF; this check stays on.
     if (ctx != home_ || !home_->on_thread())
       detail::pinned_violation("pinned actor resumed off its home shard");
-    return Base::resume(ctx, max_throughput);
+    ++busy_;
+    auto result = Base::resume(ctx, max_throughput);
+    --busy_;
+    return result;
   }
 
+protected:
+  /// Marks this actor busy while one of its I/O handlers (not a message
+  /// handler) runs, so that messages sent to it meanwhile are queued rather
+  /// than delivered into the middle of that handler. `release` ends it early,
+  /// e.g. right before a final send whose reply may then take the fast path.
+  class busy_scope {
+  public:
+    explicit busy_scope(pinned& self) noexcept : self_(&self) { ++self_->busy_; }
+    ~busy_scope() { release(); }
+    void release() noexcept {
+      if (self_ != nullptr) {
+        --self_->busy_;
+        self_ = nullptr;
+      }
+    }
+    busy_scope(const busy_scope&) = delete;
+    busy_scope& operator=(const busy_scope&) = delete;
+
+  private:
+    pinned* self_;
+  };
+
 private:
+  // Handles `ptr` right away if this actor may take the fast path; returns
+  // false (leaving `ptr` untouched) if it must be queued.
+  bool deliver_now(caf::mailbox_element_ptr& ptr) {
+    if (busy_ != 0 || !home_->fast_path()
+        || detail::fast_path_depth >= detail::max_fast_path_depth
+        || !home_->on_thread() || !this->mailbox().blocked())
+      return false;
+    // Keeps this actor alive even if the handler ends it and drops the last
+    // other reference.
+    caf::strong_actor_ptr keep{this->ctrl()};
+    ++busy_;
+    ++detail::fast_path_depth;
+    auto res = this->activate(home_, *ptr);
+    --detail::fast_path_depth;
+    --busy_;
+    using result = typename Base::activation_result;
+    if (res == result::skipped) {
+      // The behavior stashes it: hand it to the mailbox like any message.
+      auto* prev = detail::pinned_marker;
+      detail::pinned_marker = this;
+      Base::enqueue(std::move(ptr), home_);
+      detail::pinned_marker = prev;
+    }
+    return true;
+  }
+
   shard* home_;
+  int busy_ = 0;
 };
 
 /// Spawns actor class `T` (derived from `pinned<...>`) on shard `s`.

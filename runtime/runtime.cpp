@@ -42,8 +42,10 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
   for (size_t i = 0; i < n; ++i)
     shards_.emplace_back(
       std::make_unique<shard>(system_, i, cfg.max_throughput));
-  for (auto& s : shards_)
+  for (auto& s : shards_) {
+    s->set_fast_path(cfg.fast_path);
     s->start();
+  }
 }
 
 runtime::~runtime() {

@@ -17,6 +17,8 @@ namespace detail {
 
 thread_local const caf::resumable* pinned_marker = nullptr;
 
+thread_local int fast_path_depth = 0;
+
 } // namespace detail
 
 namespace {
@@ -33,7 +35,12 @@ shard::shard(caf::actor_system& sys, size_t id, size_t max_throughput)
     sys_(sys),
     id_(id),
     max_throughput_(max_throughput == 0 ? 1 : max_throughput),
-    io_(1) {
+    // Descriptor I/O on a shard's io_context only ever happens on the shard
+    // thread (transports create, use and close their sockets there), so the
+    // reactor's per-descriptor locking can go; scheduler and registration
+    // locking stay, because CAF workers, the clock thread and other shards
+    // post into this context.
+    io_(ASIO_CONCURRENCY_HINT_UNSAFE_IO) {
 }
 
 shard::~shard() {

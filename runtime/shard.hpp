@@ -56,6 +56,11 @@ public:
   /// Returns the shard whose thread is calling, or nullptr.
   static shard* current() noexcept;
 
+  /// Whether co-located pinned actors may deliver messages synchronously
+  /// (see pinned.hpp). Fixed before the shard starts.
+  bool fast_path() const noexcept { return fast_path_; }
+  void set_fast_path(bool on) noexcept { fast_path_ = on; }
+
   /// Number of live connections placed on this shard (placement input).
   size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
   void add_load() noexcept { load_.fetch_add(1, std::memory_order_relaxed); }
@@ -124,6 +129,7 @@ private:
   caf::actor_system& sys_;
   size_t id_;
   size_t max_throughput_;
+  bool fast_path_ = true;
   asio::io_context io_;
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;

@@ -15,6 +15,8 @@
 
 #include <asio/posix/stream_descriptor.hpp>
 
+#include <caf/invoke_message_result.hpp>
+
 #include <deque>
 #include <memory>
 #include <optional>
@@ -34,6 +36,9 @@ public:
   behavior_type make_behavior() override;
   void on_exit() override;
 
+  /// Handles `write`, the hot message type, without behavior dispatch.
+  caf::invoke_message_result consume(caf::mailbox_element& x) override;
+
 private:
   // -- lifecycle ---------------------------------------------------------------
   void on_connected_ack();
@@ -47,7 +52,9 @@ private:
   // -- reading -----------------------------------------------------------------
   bool should_read() const noexcept;
   void update_reading();
-  void on_readable();
+  /// Reads once; returns the `data` to send (sent by the caller after it
+  /// stopped being busy, so the protocol's reply can take the fast path).
+  std::optional<data> on_readable();
   void on_eof();
 
   // -- writing -----------------------------------------------------------------
