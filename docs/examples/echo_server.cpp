@@ -1,6 +1,6 @@
-// Callback style: the asyncio documentation's echo server, written the way
-// asyncio.Protocol code is. One protocol object per connection, each inside
-// its own actor on the shard that owns the socket.
+// Callback style: an echo server in the style of the asyncio documentation,
+// written as asyncio.Protocol code is. One protocol object per connection,
+// each inside its own actor on the shard that owns the socket.
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
