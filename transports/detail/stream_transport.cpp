@@ -319,6 +319,23 @@ void stream_transport::on_protocol_down(const caf::down_msg& msg) {
   do_abort();
 }
 
+void stream_transport::finalize_if_quit() {
+  // BUGFIX (found by tests/transports/stream_semantics_test.cpp, "close
+  // stops reading, flushes the write buffer, then lost" and "peer reset
+  // gives lost with ECONNRESET"): `finish` calls `quit()`, and from an Asio
+  // handler (the write buffer drained after `close`, a read or write error)
+  // that happens outside any message handler. CAF 0.17 finalizes an actor
+  // only after a message handler returns, and `activate()` refuses to run an
+  // actor that has no behavior left, so the transport never terminated: its
+  // socket stayed open (the peer never saw EOF) and runtime shutdown hung.
+  // Finalize it here, on its home shard while it is idle (Asio handlers never
+  // run inside a resume). `keep` holds it alive until finalize returned.
+  if (!lost_sent_ || !*alive_)
+    return;
+  caf::strong_actor_ptr keep{ctrl()};
+  finalize();
+}
+
 // -- reading ------------------------------------------------------------------
 
 bool stream_transport::should_read() const noexcept {
@@ -339,7 +356,13 @@ void stream_transport::update_reading() {
                       read_armed_ = false;
                       if (ec)
                         return;
-                      if (auto msg = on_readable()) {
+                      auto msg = on_readable();
+                      if (!msg) {
+                        busy.release();
+                        finalize_if_quit(); // a read error ended it
+                        return;
+                      }
+                      {
                         // Tail send: every state change is done, so the
                         // protocol may run now and write back at once.
                         busy.release();
@@ -480,6 +503,8 @@ void stream_transport::arm_write() {
                       write_armed_ = false;
                       if (!ec && !lost_sent_)
                         flush();
+                      busy.release();
+                      finalize_if_quit(); // drained after close, or an error
                     });
 }
 

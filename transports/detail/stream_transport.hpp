@@ -48,6 +48,9 @@ private:
   void do_abort();
   void on_protocol_down(const caf::down_msg& msg);
   void report(caf::expected<connection> result);
+  /// Completes a `quit()` made from an Asio handler (outside any message
+  /// handler, where CAF 0.17 would never finalize the actor).
+  void finalize_if_quit();
 
   // -- reading -----------------------------------------------------------------
   bool should_read() const noexcept;
