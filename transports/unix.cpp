@@ -42,13 +42,17 @@ caf::error remove_stale_socket(const std::string& path,
   if (!S_ISSOCK(st.st_mode))
     return make_errno_error(EADDRINUSE,
                             path + " exists and is not a socket");
-  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // The probe is non-blocking: a blocking connect() to a live server whose
+  // accept queue is full waits until that server accepts, i.e. possibly
+  // forever (found by unix_test: "a live server with a full accept queue").
+  // EAGAIN means exactly that case: the path is in use.
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (probe < 0)
     return make_errno_error(errno, "socket");
   int rc = ::connect(probe, sa, len);
   int err = errno;
   detail::close_fd(probe);
-  if (rc == 0)
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
     return make_errno_error(EADDRINUSE, "a server is listening on " + path);
   if (err == ECONNREFUSED || err == ENOENT) {
     ::unlink(path.c_str());

@@ -1,0 +1,120 @@
+// Adopting connected sockets: connect_accepted_socket (asyncio's
+// create_connection(sock=...) / connect_accepted_socket, example 6.5).
+#include "transports/socket.hpp"
+
+#include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
+
+#include <fcntl.h>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+// The asyncio documentation's protocol: print what arrives, then close.
+class my_protocol : public protocol {
+public:
+  explicit my_protocol(event_log_ptr log) : log_(std::move(log)) {}
+
+  void connection_made(transport_ref&) override { log_->add("connected"); }
+
+  void data_received(const buffer& bytes) override {
+    log_->add("Received: " + bytes.str());
+    transport().close();
+  }
+
+  void connection_lost(const caf::error& reason) override {
+    log_->add(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
+};
+
+bool fd_is_open(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
+} // namespace
+
+TEST_CASE("connect_accepted_socket over a socketpair: Received: abc") {
+  runtime_fixture fx;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  auto log = std::make_shared<event_log>();
+  auto conn =
+      connect_accepted_socket(*fx.rt, fds[0], make_protocol<my_protocol>(log));
+  REQUIRE(conn);
+  // connection_made ran before the call returned (C1).
+  REQUIRE(!log->events().empty());
+  CHECK(log->events().front() == "connected");
+  CHECK(conn->info.kind == "unix");
+  CHECK(conn->info.fd == fds[0]);
+  // "Simulate the reception of data from the network", as in the example.
+  REQUIRE(::send(fds[1], "abc", 3, MSG_NOSIGNAL) == 3);
+  REQUIRE(log->wait_for_event("lost"));
+  CHECK(log->events() ==
+        std::vector<std::string>{"connected", "Received: abc", "lost"});
+  // close() reached the other end: EOF.
+  bool eof = false;
+  CHECK(raw_read_to_eof(fds[1], &eof).empty());
+  CHECK(eof);
+  ::close(fds[1]);
+}
+
+TEST_CASE("connect_accepted_socket adopts a socket accepted elsewhere") {
+  runtime_fixture fx;
+  raw_listener lst;
+  int client = raw_connect(lst.port());
+  REQUIRE(client >= 0);
+  int accepted = lst.accept_one();
+  REQUIRE(accepted >= 0);
+  auto log = std::make_shared<event_log>();
+  recorder_options echo;
+  echo.echo = true;
+  auto conn =
+      connect_accepted_socket(*fx.rt, accepted, recorder(log, echo), size_t{1});
+  REQUIRE(conn);
+  CHECK(conn->info.kind == "tcp");
+  CHECK(conn->info.shard == 1); // the caller-chosen shard
+  CHECK(conn->info.peername.port != 0);
+  CHECK(tcp_nodelay_of(conn->info.fd) == 1);
+  CHECK(round_trip(client, "adopted") == "adopted");
+  raw_close(client);
+  REQUIRE(log->wait_for_event("lost"));
+  CHECK(log->events().back() == "lost");
+}
+
+TEST_CASE("connect_accepted_socket rejects and closes a non-socket fd") {
+  runtime_fixture fx;
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  REQUIRE(fd_is_open(p[0]));
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto log = std::make_shared<event_log>();
+  auto conn =
+      connect_accepted_socket(*fx.rt, p[0], counting(calls, recorder(log)));
+  REQUIRE(!conn);
+  INFO(describe(conn.error()));
+  CHECK(is(conn.error(), sw_errc::invalid_argument));
+  CHECK(calls->load() == 0);
+  // The fd was taken over and closed: the write end now sees no reader.
+  CHECK(!fd_is_open(p[0]));
+  pollfd pf{p[1], POLLOUT, 0};
+  REQUIRE(::poll(&pf, 1, 1000) == 1);
+  CHECK((pf.revents & POLLERR) != 0);
+  ::close(p[1]);
+}
+
+TEST_CASE("connect_accepted_socket rejects a datagram socket") {
+  runtime_fixture fx;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds) == 0);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_accepted_socket(*fx.rt, fds[0], recorder(log));
+  REQUIRE(!conn);
+  CHECK(is(conn.error(), sw_errc::invalid_argument));
+  CHECK(!fd_is_open(fds[0]));
+  ::close(fds[1]);
+}

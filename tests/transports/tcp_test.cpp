@@ -1,0 +1,619 @@
+// TCP client and server: create_connection, create_server and the server
+// actor (asyncio sections 1.4 and 7: C1, C24, C28, C34, C50-C53).
+#include "transports/tcp.hpp"
+
+#include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
+
+#include <set>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+size_t count_connected(const event_log& log) {
+  return log.count("connected");
+}
+
+} // namespace
+
+// -- create_connection
+// ----------------------------------------------------------
+
+TEST_CASE("create_connection over IPv4 runs connection_made before it "
+          "returns") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto client_log = std::make_shared<event_log>();
+  connect_options co;
+  co.host = "127.0.0.1";
+  co.port = srv->sockets.at(0).port;
+  auto conn = create_connection(*fx.rt, co, recorder(client_log));
+  REQUIRE(conn);
+  // C1: no wait here; the protocol handled `connected` before the return.
+  auto evs = client_log->events();
+  REQUIRE(!evs.empty());
+  CHECK(evs.front() == "connected");
+  CHECK(conn->info.kind == "tcp");
+  CHECK(conn->info.peername.family == endpoint::kind::ipv4);
+  CHECK(conn->info.peername.host == "127.0.0.1");
+  CHECK(conn->info.peername.port == co.port);
+  CHECK(conn->info.sockname.host == "127.0.0.1");
+  CHECK(conn->info.sockname.port != 0);
+  CHECK(conn->info.fd >= 0);
+  CHECK(conn->info.shard < fx.rt->shard_count());
+  CHECK(conn->transport);
+  CHECK(conn->protocol);
+  // The transport answers extra-info requests with the same facts.
+  auto info = ask<transport_info>(*fx.rt, conn->transport, get_extra_info{});
+  REQUIRE(info);
+  CHECK(info->fd == conn->info.fd);
+  CHECK(info->peername == conn->info.peername);
+  // Data goes through the server's echo.
+  caf::anon_send(conn->transport, shardwire::write{buffer::copy_of("ping")});
+  REQUIRE(client_log->wait_for(
+      [](auto& evs) { return joined_data(evs) == "ping"; }));
+  // The server side saw the client's address as its peer.
+  REQUIRE(sink->log->wait_for_event("connected"));
+  auto server_infos = sink->snapshot();
+  REQUIRE(server_infos.size() == 1);
+  CHECK(server_infos[0].peername == conn->info.sockname);
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(client_log->wait_for_event("lost"));
+  REQUIRE(sink->log->wait_for_event("lost"));
+  CHECK(client_log->events().back() == "lost");
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("create_connection over IPv6 (::1)") {
+  if (!have_ipv6_loopback()) {
+    WARN("::1 is not available on this machine; IPv6 test skipped");
+    return;
+  }
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.hosts = {"::1"};
+  auto srv = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(srv);
+  REQUIRE(srv->sockets.size() == 1);
+  CHECK(srv->sockets[0].family == endpoint::kind::ipv6);
+  CHECK(srv->sockets[0].host == "::1");
+  auto client_log = std::make_shared<event_log>();
+  connect_options co;
+  co.host = "::1";
+  co.port = srv->sockets[0].port;
+  auto conn = create_connection(*fx.rt, co, recorder(client_log));
+  REQUIRE(conn);
+  CHECK(client_log->events().at(0) == "connected");
+  CHECK(conn->info.peername.family == endpoint::kind::ipv6);
+  CHECK(conn->info.peername.host == "::1");
+  CHECK(conn->info.peername.port == co.port);
+  CHECK(tcp_nodelay_of(conn->info.fd) == 1);
+  caf::anon_send(conn->transport, shardwire::write{buffer::copy_of("six")});
+  REQUIRE(client_log->wait_for(
+      [](auto& evs) { return joined_data(evs) == "six"; }));
+  // Restricting the family to IPv4 leaves no usable address for "::1".
+  connect_options v4only = co;
+  v4only.family = AF_INET;
+  auto none = create_connection(*fx.rt, v4only, recorder(client_log));
+  REQUIRE(!none);
+  CHECK(is(none.error(), sw_errc::unknown_host));
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(client_log->wait_for_event("lost"));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("create_connection to a closed port fails with ECONNREFUSED and "
+          "no protocol") {
+  runtime_fixture fx;
+  // A socket bound but not listening: its port is taken by us (no other
+  // process can listen on it meanwhile) and connects to it are refused.
+  int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(holder, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
+  socklen_t len = sizeof(sa);
+  ::getsockname(holder, reinterpret_cast<sockaddr*>(&sa), &len);
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto log = std::make_shared<event_log>();
+  connect_options co;
+  co.port = ntohs(sa.sin_port);
+  auto conn = create_connection(*fx.rt, co, counting(calls, recorder(log)));
+  ::close(holder);
+  REQUIRE(!conn);
+  INFO(describe(conn.error()));
+  CHECK(is_errno(conn.error(), ECONNREFUSED));
+  CHECK(describe(conn.error()).find("refused") != std::string::npos);
+  // C24: the protocol factory never ran, so no `connected` either.
+  CHECK(calls->load() == 0);
+  CHECK(log->count("connected") == 0);
+}
+
+TEST_CASE("create_connection to an unknown host fails with unknown_host") {
+  runtime_fixture fx;
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto log = std::make_shared<event_log>();
+  connect_options co;
+  co.host = "no-such-host.invalid"; // RFC 6761: never resolves
+  co.port = 9;
+  co.timeout = std::chrono::milliseconds{8000};
+  auto conn = create_connection(*fx.rt, co, counting(calls, recorder(log)));
+  REQUIRE(!conn);
+  INFO(describe(conn.error()));
+  CHECK(is(conn.error(), sw_errc::unknown_host));
+  CHECK(calls->load() == 0);
+}
+
+TEST_CASE("create_connection times out on a listener whose accept queue is "
+          "full") {
+  runtime_fixture fx;
+  // A listener with backlog 0 and nobody accepting: Linux queues one
+  // connection, then drops further SYNs, so a connect stays in SYN_SENT
+  // (the first retransmission comes after 1 s). Loopback only.
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
+  REQUIRE(::listen(lfd, 0) == 0);
+  socklen_t len = sizeof(sa);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  // Fill the accept queue: connect until one attempt no longer completes.
+  std::vector<int> fillers;
+  bool full = false;
+  for (int i = 0; i < 16 && !full; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fillers.push_back(c);
+    int rc = ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    if (rc == 0) continue;
+    REQUIRE(errno == EINPROGRESS);
+    pollfd p{c, POLLOUT, 0};
+    // A bounded probe: a queued connect completes within microseconds on
+    // loopback; one whose SYN was dropped does not complete for 1 s.
+    full = ::poll(&p, 1, 300) == 0;
+  }
+  if (!full) {
+    WARN("could not fill the accept queue of a backlog-0 listener; connect "
+         "timeout test skipped");
+  } else {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto log = std::make_shared<event_log>();
+    connect_options co;
+    co.port = ntohs(sa.sin_port);
+    co.timeout = std::chrono::milliseconds{300};
+    auto t0 = std::chrono::steady_clock::now();
+    auto conn = create_connection(*fx.rt, co, counting(calls, recorder(log)));
+    auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(!conn);
+    INFO(describe(conn.error()));
+    CHECK(is(conn.error(), sw_errc::timeout));
+    CHECK(took >= std::chrono::milliseconds{250});
+    CHECK(took < std::chrono::seconds{5});
+    CHECK(calls->load() == 0);
+  }
+  for (int c : fillers)
+    ::close(c);
+  ::close(lfd);
+}
+
+TEST_CASE("TCP_NODELAY is set on client and server transports") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto log = std::make_shared<event_log>();
+  connect_options co;
+  co.port = srv->sockets.at(0).port;
+  auto conn = create_connection(*fx.rt, co, recorder(log));
+  REQUIRE(conn);
+  CHECK(tcp_nodelay_of(conn->info.fd) == 1);
+  REQUIRE(sink->log->wait_for_event("connected"));
+  auto infos = sink->snapshot();
+  REQUIRE(infos.size() == 1);
+  CHECK(tcp_nodelay_of(infos[0].fd) == 1);
+  // A raw socket does not have it by default: the check can fail.
+  int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(tcp_nodelay_of(raw) == 0);
+  ::close(raw);
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(log->wait_for_event("lost"));
+  REQUIRE(sink->log->wait_for_event("lost"));
+}
+
+// -- create_server
+// ----------------------------------------------------------------
+
+TEST_CASE("create_server with port 0 reports the bound port") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  REQUIRE(srv->sockets.size() == 1);
+  auto& ep = srv->sockets[0];
+  CHECK(ep.family == endpoint::kind::ipv4);
+  CHECK(ep.host == "127.0.0.1");
+  REQUIRE(ep.port != 0);
+  auto socks = ask<std::vector<endpoint>>(*fx.rt, srv->actor, get_sockets{});
+  REQUIRE(socks);
+  CHECK(*socks == srv->sockets);
+  // The reported port really is the one listening.
+  int c = raw_connect(ep.port);
+  REQUIRE(c >= 0);
+  CHECK(round_trip(c, "port zero") == "port zero");
+  raw_close(c);
+  REQUIRE(sink->log->wait_for_event("lost"));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("create_server binds several addresses (127.0.0.1 and ::1)") {
+  if (!have_ipv6_loopback()) {
+    WARN("::1 is not available on this machine; test skipped");
+    return;
+  }
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.hosts = {"127.0.0.1", "::1"};
+  auto srv = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(srv);
+  REQUIRE(srv->sockets.size() == 2);
+  CHECK(srv->sockets[0].family == endpoint::kind::ipv4);
+  CHECK(srv->sockets[1].family == endpoint::kind::ipv6);
+  CHECK(srv->sockets[1].host == "::1");
+  int c4 = raw_connect(srv->sockets[0].port);
+  int c6 = raw_connect6(srv->sockets[1].port);
+  REQUIRE(c4 >= 0);
+  REQUIRE(c6 >= 0);
+  CHECK(round_trip(c4, "over v4") == "over v4");
+  CHECK(round_trip(c6, "over v6") == "over v6");
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "connected") == 2;
+  }));
+  std::set<endpoint::kind> families;
+  for (auto& info : sink->snapshot())
+    families.insert(info.sockname.family);
+  CHECK(families.size() == 2);
+  raw_close(c4);
+  raw_close(c6);
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "lost") == 2;
+  }));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("reuse_port lets two servers share a port; without it the second "
+          "bind fails with EADDRINUSE") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.reuse_port = true;
+  auto first = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(first);
+  auto port = first->sockets.at(0).port;
+  so.port = port;
+  auto second = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(second);
+  CHECK(second->sockets.at(0).port == port);
+  // Without reuse_port the same bind is refused.
+  server_options plain;
+  plain.port = port;
+  auto third = create_server(*fx.rt, info_recorder(sink), plain);
+  REQUIRE(!third);
+  INFO(describe(third.error()));
+  CHECK(is_errno(third.error(), EADDRINUSE));
+  // Both sharing servers accept (the kernel spreads connections among them);
+  // close the first and the second still serves the port.
+  REQUIRE(close_server(*fx.rt, first->actor));
+  int c = raw_connect(port);
+  REQUIRE(c >= 0);
+  CHECK(round_trip(c, "shared") == "shared");
+  raw_close(c);
+  REQUIRE(sink->log->wait_for_event("lost"));
+  REQUIRE(close_server(*fx.rt, second->actor));
+}
+
+TEST_CASE("create_server on a port in use gives a clear EADDRINUSE error") {
+  runtime_fixture fx;
+  raw_listener busy;
+  auto log = std::make_shared<event_log>();
+  server_options so;
+  so.port = busy.port();
+  auto fds = open_fd_count();
+  auto srv = create_server(*fx.rt, recorder(log), so);
+  REQUIRE(!srv);
+  auto text = describe(srv.error());
+  INFO(text);
+  CHECK(is_errno(srv.error(), EADDRINUSE));
+  // The message names the address that could not be bound.
+  CHECK(text.find("127.0.0.1:" + std::to_string(busy.port())) !=
+        std::string::npos);
+  CHECK(text.find("in use") != std::string::npos);
+  // The failed attempt left no socket behind.
+  CHECK(open_fd_count() == fds);
+}
+
+TEST_CASE("a server with several hosts releases every socket when one bind "
+          "fails") {
+  runtime_fixture fx;
+  raw_listener busy;
+  auto log = std::make_shared<event_log>();
+  auto fds = open_fd_count();
+  server_options so;
+  // 127.0.0.2 binds (loopback /8), then 127.0.0.1 on the busy port fails.
+  so.hosts = {"127.0.0.2", "127.0.0.1"};
+  so.port = busy.port();
+  auto srv = create_server(*fx.rt, recorder(log), so);
+  REQUIRE(!srv);
+  CHECK(is_errno(srv.error(), EADDRINUSE));
+  CHECK(open_fd_count() == fds);
+}
+
+// -- the server actor
+// -------------------------------------------------------------
+
+TEST_CASE("server actor: get_sockets, is_serving, stop_serving and "
+          "start_serving") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto port = srv->sockets.at(0).port;
+  auto socks = ask<std::vector<endpoint>>(*fx.rt, srv->actor, get_sockets{});
+  REQUIRE(socks);
+  REQUIRE(socks->size() == 1);
+  CHECK(socks->at(0).port == port);
+  auto serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(*serving);
+  // One connection accepted while serving.
+  int first = raw_connect(port);
+  REQUIRE(first >= 0);
+  CHECK(round_trip(first, "before") == "before");
+  // Stop: the reply to is_serving comes after stop_serving was handled.
+  caf::anon_send(srv->actor, stop_serving{});
+  serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(!*serving);
+  // A new client completes its connect in the kernel (backlog) but gets no
+  // protocol: no `connected`, no echo within a bounded window.
+  int late = raw_connect(port);
+  REQUIRE(late >= 0);
+  REQUIRE(raw_send_all(late, "queued"));
+  CHECK(raw_read_exact(late, 6, std::chrono::milliseconds{500}).empty());
+  CHECK(count_connected(*sink->log) == 1);
+  // The existing connection is still served.
+  CHECK(round_trip(first, "during") == "during");
+  // Resume: the queued connection is accepted and its bytes echoed.
+  caf::anon_send(srv->actor, start_serving{});
+  CHECK(raw_read_exact(late, 6) == "queued");
+  serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(*serving);
+  CHECK(count_connected(*sink->log) == 2);
+  raw_close(first);
+  raw_close(late);
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "lost") == 2;
+  }));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("server actor: close stops listening and leaves connections "
+          "open") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto port = srv->sockets.at(0).port;
+  int c = raw_connect(port);
+  REQUIRE(c >= 0);
+  CHECK(round_trip(c, "one") == "one");
+  REQUIRE(close_server(*fx.rt, srv->actor));
+  // The listening socket is gone: new connects are refused.
+  int refused = raw_connect(port);
+  CHECK(refused < 0);
+  raw_close(refused);
+  // The server actor no longer answers.
+  auto socks = ask<std::vector<endpoint>>(*fx.rt, srv->actor, get_sockets{});
+  CHECK(!socks);
+  // The accepted connection carries on (C51).
+  CHECK(round_trip(c, "still here") == "still here");
+  CHECK(sink->log->count("lost", true) == 0);
+  raw_close(c);
+  REQUIRE(sink->log->wait_for_event("lost"));
+}
+
+TEST_CASE("server actor: close_clients flushes and closes every accepted "
+          "connection") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>(); // echoes
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto port = srv->sockets.at(0).port;
+  int a = raw_connect(port);
+  int b = raw_connect(port);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  CHECK(round_trip(a, "a") == "a");
+  CHECK(round_trip(b, "b") == "b");
+  caf::anon_send(srv->actor, close_clients{});
+  bool eof_a = false;
+  bool eof_b = false;
+  CHECK(raw_read_to_eof(a, &eof_a).empty());
+  CHECK(raw_read_to_eof(b, &eof_b).empty());
+  CHECK(eof_a);
+  CHECK(eof_b);
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "lost") == 2;
+  }));
+  // The server itself keeps serving.
+  auto serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(*serving);
+  int c = raw_connect(port);
+  REQUIRE(c >= 0);
+  CHECK(round_trip(c, "after") == "after");
+  raw_close(a);
+  raw_close(b);
+  raw_close(c);
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "lost") == 3;
+  }));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("server actor: abort_clients drops every accepted connection") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto srv = create_server(*fx.rt, info_recorder(sink), {});
+  REQUIRE(srv);
+  auto port = srv->sockets.at(0).port;
+  int a = raw_connect(port);
+  int b = raw_connect(port);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  CHECK(round_trip(a, "a") == "a");
+  CHECK(round_trip(b, "b") == "b");
+  caf::anon_send(srv->actor, abort_clients{});
+  REQUIRE(sink->log->wait_for([](auto& evs) {
+    return std::count(evs.begin(), evs.end(), "lost") == 2;
+  }));
+  // Both peers see the end of the stream (EOF or reset: read returns <= 0).
+  bool eof_a = false;
+  raw_read_to_eof(a, &eof_a, std::chrono::milliseconds{2000});
+  pollfd p{b, POLLIN, 0};
+  CHECK(::poll(&p, 1, 2000) == 1); // readable: EOF or error pending
+  char ch;
+  CHECK(::recv(b, &ch, 1, 0) <= 0);
+  raw_close(a);
+  raw_close(b);
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("server with start_serving = false accepts only after "
+          "start_serving") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.start_serving = false;
+  auto srv = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(srv);
+  auto serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(!*serving);
+  // Bound and listening: the kernel completes the connect.
+  int c = raw_connect(srv->sockets.at(0).port);
+  REQUIRE(c >= 0);
+  REQUIRE(raw_send_all(c, "early"));
+  CHECK(raw_read_exact(c, 5, std::chrono::milliseconds{500}).empty());
+  CHECK(count_connected(*sink->log) == 0);
+  caf::anon_send(srv->actor, start_serving{});
+  CHECK(raw_read_exact(c, 5) == "early");
+  CHECK(count_connected(*sink->log) == 1);
+  serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(*serving);
+  raw_close(c);
+  REQUIRE(sink->log->wait_for_event("lost"));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+TEST_CASE("a protocol factory that throws closes that connection only") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto inner = info_recorder(sink);
+  protocol_factory flaky = [calls, inner](shard& s) -> protocol_actor {
+    if (calls->fetch_add(1) == 0) throw std::runtime_error("factory failure");
+    return inner(s);
+  };
+  auto srv = create_server(*fx.rt, flaky, {});
+  REQUIRE(srv);
+  auto port = srv->sockets.at(0).port;
+  // C34: the client sees EOF, nothing else.
+  int bad = raw_connect(port);
+  REQUIRE(bad >= 0);
+  bool eof = false;
+  CHECK(raw_read_to_eof(bad, &eof).empty());
+  CHECK(eof);
+  CHECK(calls->load() == 1);
+  raw_close(bad);
+  // The server keeps serving.
+  auto serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
+  REQUIRE(serving);
+  CHECK(*serving);
+  int good = raw_connect(port);
+  REQUIRE(good >= 0);
+  CHECK(round_trip(good, "fine") == "fine");
+  CHECK(calls->load() == 2);
+  CHECK(count_connected(*sink->log) == 1);
+  raw_close(good);
+  REQUIRE(sink->log->wait_for_event("lost"));
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
+// -- placement
+// ------------------------------------------------------------------
+
+TEST_CASE("accepted and outgoing connections spread over the shards") {
+  runtime_fixture fx; // two shards
+  REQUIRE(fx.rt->shard_count() == 2);
+  constexpr int n = 6;
+  SECTION("accepted connections") {
+    auto sink = std::make_shared<info_sink>();
+    auto srv = create_server(*fx.rt, info_recorder(sink), {});
+    REQUIRE(srv);
+    std::vector<int> clients;
+    for (int i = 0; i < n; ++i) {
+      clients.push_back(raw_connect(srv->sockets.at(0).port));
+      REQUIRE(clients.back() >= 0);
+      CHECK(round_trip(clients.back(), "x" + std::to_string(i)) ==
+            "x" + std::to_string(i));
+    }
+    std::set<uint32_t> shards;
+    for (auto& info : sink->snapshot())
+      shards.insert(info.shard);
+    CHECK(shards.size() == 2);
+    for (int c : clients)
+      raw_close(c);
+    REQUIRE(sink->log->wait_for([](auto& evs) {
+      return std::count(evs.begin(), evs.end(), "lost") == n;
+    }));
+    REQUIRE(close_server(*fx.rt, srv->actor));
+  }
+  SECTION("outgoing connections") {
+    raw_listener peer;
+    std::vector<connection> conns;
+    std::vector<int> accepted;
+    auto log = std::make_shared<event_log>();
+    std::set<uint32_t> shards;
+    for (int i = 0; i < n; ++i) {
+      connect_options co;
+      co.port = peer.port();
+      auto conn = create_connection(*fx.rt, co, recorder(log));
+      REQUIRE(conn);
+      shards.insert(conn->info.shard);
+      // The transport really runs there: ask it.
+      auto info =
+          ask<transport_info>(*fx.rt, conn->transport, get_extra_info{});
+      REQUIRE(info);
+      CHECK(info->shard == conn->info.shard);
+      conns.push_back(*conn);
+      accepted.push_back(peer.accept_one());
+      REQUIRE(accepted.back() >= 0);
+    }
+    CHECK(shards.size() == 2);
+    for (auto& c : conns)
+      caf::anon_send(c.transport, shardwire::close{});
+    REQUIRE(log->wait_for([](auto& evs) {
+      return std::count(evs.begin(), evs.end(), "lost") == n;
+    }));
+    for (int fd : accepted)
+      raw_close(fd);
+  }
+}
