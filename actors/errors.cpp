@@ -44,12 +44,15 @@ caf::error make_errno_error(int err, std::string context) {
                     caf::make_message(std::move(context))};
 }
 
+// CAF 0.17's error::category() dereferences null on an empty error, so
+// both predicates check for "no error" first.
 bool is_errno(const caf::error& x, int err) noexcept {
-  return x.category() == errno_category && x.code() == err;
+  return x && x.category() == errno_category && x.code() == err;
 }
 
 bool is(const caf::error& x, sw_errc code) noexcept {
-  return x.category() == sw_category && x.code() == static_cast<uint8_t>(code);
+  return x && x.category() == sw_category
+         && x.code() == static_cast<uint8_t>(code);
 }
 
 namespace {

@@ -7,49 +7,94 @@ namespace shardwire {
 
 // -- transport_ref ------------------------------------------------------------
 
+void transport_ref::bind(caf::scheduled_actor* self, transport_actor transport,
+                         transport_info info) {
+  self_ = self;
+  hdl_ = std::move(transport);
+  fast_ = pinned_base::of(hdl_);
+  spare_.reset();
+  info_ = std::move(info);
+  closing_ = false;
+}
+
+template <class T>
+void transport_ref::tell(T&& msg) {
+  if (!hdl_)
+    return;
+  caf::actor_cast<caf::abstract_actor*>(hdl_)->enqueue(
+    caf::make_mailbox_element(self_->ctrl(), caf::make_message_id(), {},
+                              std::forward<T>(msg)),
+    self_->context());
+}
+
 void transport_ref::write(buffer bytes) {
-  self_->send(hdl_, shardwire::write{std::move(bytes)});
+  if (fast_ != nullptr) {
+    // Co-located idle transport: hand it a reused element instead of
+    // allocating one per write. The transport's empty mailbox guarantees
+    // this write does not overtake an earlier one.
+    if (!spare_)
+      spare_ = caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                         shardwire::write{});
+    auto& slot
+      = *static_cast<shardwire::write*>(spare_->content().get_mutable(0));
+    slot.bytes = std::move(bytes);
+    if (fast_->deliver_now(spare_)) {
+      if (spare_)
+        slot.bytes = buffer{};
+      return;
+    }
+    bytes = std::move(slot.bytes);
+  }
+  tell(shardwire::write{std::move(bytes)});
 }
 
 void transport_ref::writelines(std::vector<buffer> parts) {
-  self_->send(hdl_, shardwire::writelines{std::move(parts)});
+  tell(shardwire::writelines{std::move(parts)});
 }
 
 void transport_ref::write_eof() {
-  self_->send(hdl_, shardwire::write_eof{});
+  tell(shardwire::write_eof{});
 }
 
 void transport_ref::close() {
   closing_ = true;
-  self_->send(hdl_, shardwire::close{});
+  tell(shardwire::close{});
 }
 
 void transport_ref::abort() {
   closing_ = true;
-  self_->send(hdl_, shardwire::abort{});
+  tell(shardwire::abort{});
 }
 
 void transport_ref::pause_reading() {
-  self_->send(hdl_, shardwire::pause_reading{});
+  tell(shardwire::pause_reading{});
 }
 
 void transport_ref::resume_reading() {
-  self_->send(hdl_, shardwire::resume_reading{});
+  tell(shardwire::resume_reading{});
 }
 
 void transport_ref::set_write_buffer_limits(caf::optional<uint64_t> high,
                                             caf::optional<uint64_t> low) {
+  if (!hdl_)
+    return;
   // A request, so that invalid limits are reported instead of lost.
-  self_->request(hdl_, caf::infinite,
-                 shardwire::set_write_buffer_limits{high, low})
-    .then([](const write_buffer_limits&) {},
-          [](caf::error& err) {
-            log::error("set_write_buffer_limits failed: ", describe(err));
-          });
+  auto mid = self_->new_request_id(caf::message_priority::normal);
+  caf::actor_cast<caf::abstract_actor*>(hdl_)->enqueue(
+    caf::make_mailbox_element(self_->ctrl(), mid, {},
+                              shardwire::set_write_buffer_limits{high, low}),
+    self_->context());
+  self_->add_multiplexed_response_handler(
+    mid.response_id(),
+    caf::behavior{[](const write_buffer_limits&) {},
+                  [](caf::error& err) {
+                    log::error("set_write_buffer_limits failed: ",
+                               describe(err));
+                  }});
 }
 
 void transport_ref::set_protocol(protocol_actor next) {
-  self_->send(hdl_, shardwire::set_protocol{std::move(next)});
+  tell(shardwire::set_protocol{std::move(next)});
 }
 
 // -- protocol defaults --------------------------------------------------------
@@ -82,7 +127,6 @@ callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
   : pinned<protocol_actor::base>(cfg), impl_(std::move(impl)) {
   impl_->transport_ = &transport_;
   impl_->self_ = this;
-  transport_.self_ = this;
 }
 
 template <class F>
@@ -115,7 +159,7 @@ void callback_protocol_actor::finish(const caf::error& reason) {
   if (finished_)
     return;
   finished_ = true;
-  transport_.closing_ = true;
+  transport_.mark_closing();
   guarded("connection_lost", false, [&] { impl_->connection_lost(reason); });
   quit();
 }
@@ -136,8 +180,7 @@ callback_protocol_actor::consume(caf::mailbox_element& x) {
 callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() {
   return {
     [this](connected& msg) {
-      transport_.hdl_ = std::move(msg.transport);
-      transport_.info_ = std::move(msg.info);
+      transport_.bind(this, std::move(msg.transport), std::move(msg.info));
       guarded("connection_made", false,
               [&] { impl_->connection_made(transport_); });
     },
@@ -152,7 +195,7 @@ callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() 
           && guarded("eof_received", true,
                      [&] { keep_open = impl_->eof_received(); })
           && !keep_open)
-        transport_.closing_ = true;
+        transport_.mark_closing();
       return keep_open;
     },
     [this](pause) {

@@ -17,17 +17,17 @@ using namespace shardwire;
 namespace {
 
 struct echo_state {
-  transport_actor transport;
+  transport_ref transport;
 };
 
 // Actor style: one typed actor per connection, echoing every chunk.
 protocol_actor::behavior_type typed_echo(protocol_actor::pointer self) {
   auto st = std::make_shared<echo_state>();
   return {
-    [st](connected& msg) { st->transport = std::move(msg.transport); },
-    [self, st](data& msg) {
-      self->send(st->transport, shardwire::write{std::move(msg.bytes)});
+    [self, st](connected& msg) {
+      st->transport.bind(self, std::move(msg.transport), std::move(msg.info));
     },
+    [st](data& msg) { st->transport.write(std::move(msg.bytes)); },
     [](eof) { return false; },
     [](shardwire::pause) {},
     [](shardwire::resume) {},

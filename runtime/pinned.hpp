@@ -23,6 +23,7 @@
 #include "runtime/log.hpp"
 #include "runtime/shard.hpp"
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_config.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -54,13 +55,36 @@ inline shard* checked_home(caf::actor_config& cfg) {
 
 } // namespace detail
 
+/// The part of every pinned actor a co-located sender can call directly.
+class pinned_base {
+public:
+  virtual ~pinned_base() = default;
+
+  /// Handles `elem` now if this actor may take the fast path (same thread,
+  /// idle, not busy). Returns false, leaving `elem` as it was, when the
+  /// message must be queued instead. On true, `elem` stays with the caller
+  /// for reuse, unless the actor skipped it: then it went to the mailbox and
+  /// `elem` is null.
+  virtual bool deliver_now(caf::mailbox_element_ptr& elem) = 0;
+
+  /// The pinned actor behind `hdl`, or nullptr (an ordinary or remote
+  /// actor). Costs a dynamic_cast: look it up once, not per message.
+  template <class Handle>
+  static pinned_base* of(const Handle& hdl) {
+    if (!hdl)
+      return nullptr;
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(hdl);
+    return dynamic_cast<pinned_base*>(ptr);
+  }
+};
+
 /// Marks the role of a pinned actor for shutdown ordering: transports are
 /// stopped first so that every protocol still receives its `lost`.
 enum class pinned_role { plain, transport };
 
 /// A CAF actor class `Base` whose every resume happens on its home shard.
 template <class Base, pinned_role Role = pinned_role::plain>
-class pinned : public Base {
+class pinned : public Base, public pinned_base {
 public:
   template <class... Ts>
   explicit pinned(caf::actor_config& cfg, Ts&&... xs)
@@ -124,10 +148,8 @@ protected:
     pinned* self_;
   };
 
-private:
-  // Handles `ptr` right away if this actor may take the fast path; returns
-  // false (leaving `ptr` untouched) if it must be queued.
-  bool deliver_now(caf::mailbox_element_ptr& ptr) {
+public:
+  bool deliver_now(caf::mailbox_element_ptr& ptr) override {
     if (busy_ != 0 || !home_->fast_path()
         || detail::fast_path_depth >= detail::max_fast_path_depth
         || !home_->on_thread() || !this->mailbox().blocked())
@@ -151,6 +173,7 @@ private:
     return true;
   }
 
+private:
   shard* home_;
   int busy_ = 0;
 };

@@ -77,7 +77,19 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
     done_(std::move(done)),
     next_read_size_(std::clamp(settings.read_chunk_size, min_read_size,
                                max_read_size)) {
-  info_.kind = std::move(kind);
+  kind_ = std::move(kind);
+}
+
+transport_info stream_transport::make_info() const {
+  transport_info info;
+  info.kind = kind_;
+  if (is_socket_ && fd_ >= 0) {
+    info.peername = remote_endpoint(fd_);
+    info.sockname = local_endpoint(fd_);
+  }
+  info.fd = fd_;
+  info.shard = static_cast<uint32_t>(home().id());
+  return info;
 }
 
 void stream_transport::report(caf::expected<connection> result) {
@@ -102,13 +114,8 @@ stream_transport::behavior_type stream_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   sock_.emplace(home().io(), fd_);
-  if (is_socket_) {
+  if (is_socket_)
     set_tcp_nodelay(fd_);
-    info_.peername = remote_endpoint(fd_);
-    info_.sockname = local_endpoint(fd_);
-  }
-  info_.fd = fd_;
-  info_.shard = static_cast<uint32_t>(home().id());
   credit_ = caf::make_counted<read_credit>(
     address(), settings_.read_high_water, settings_.read_low_water);
   // The factory runs here so the protocol is born on this shard.
@@ -127,9 +134,10 @@ stream_transport::behavior_type stream_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   monitor(proto_);
+  proto_fast_ = pinned_base::of(proto_);
   set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<transport_actor>(this);
-  request(proto_, caf::infinite, connected{self_hdl, info_})
+  request(proto_, caf::infinite, connected{self_hdl, make_info()})
     .then([this] { on_connected_ack(); },
           [this](caf::error& err) {
             report(err);
@@ -184,16 +192,16 @@ stream_transport::behavior_type stream_transport::make_behavior() {
       check_pause();
       return write_buffer_limits{low_, high_};
     },
-    [this](get_write_buffer_size) -> uint64_t { return wq_bytes_; },
+    [this](get_write_buffer_size) -> uint64_t { return wq_.bytes(); },
     [this](get_write_buffer_limits) {
       return write_buffer_limits{low_, high_};
     },
-    [this](get_extra_info) { return info_; },
+    [this](get_extra_info) { return make_info(); },
     [this](get_status) {
       transport_status st;
       st.closing = closing_ || lost_sent_;
       st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
-      st.write_buffer_size = wq_bytes_;
+      st.write_buffer_size = wq_.bytes();
       return st;
     },
     [this](set_protocol& msg) {
@@ -203,6 +211,7 @@ stream_transport::behavior_type stream_transport::make_behavior() {
       }
       demonitor(proto_.address());
       proto_ = std::move(msg.protocol);
+      proto_fast_ = pinned_base::of(proto_);
       monitor(proto_);
     },
     [this](read_credit_returned) {
@@ -236,6 +245,8 @@ void stream_transport::on_exit() {
   }
   fd_ = -1;
   wq_.clear();
+  spare_.reset();
+  proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
 }
@@ -258,7 +269,8 @@ void stream_transport::on_connected_ack() {
   if (lost_sent_)
     return;
   started_ = true;
-  report(connection{caf::actor_cast<transport_actor>(this), proto_, info_});
+  report(connection{caf::actor_cast<transport_actor>(this), proto_,
+                    make_info()});
   update_reading();
 }
 
@@ -269,15 +281,13 @@ void stream_transport::finish(caf::error reason) {
   read_closed_ = true;
   closing_ = true;
   wq_.clear();
-  wq_bytes_ = 0;
   if (proto_)
     send(proto_, lost{std::move(reason)});
   quit();
 }
 
 void stream_transport::fatal(int err, const char* op) {
-  log::debug("transport ", to_string(info_.peername), ": ", op, " failed: ",
-             std::strerror(err));
+  log::debug("transport fd ", fd_, ": ", op, " failed: ", std::strerror(err));
   finish(make_errno_error(err, op));
 }
 
@@ -297,7 +307,6 @@ void stream_transport::do_abort() {
   closing_ = true;
   // Dropping the buffer first means no `resume` follows an abort.
   wq_.clear();
-  wq_bytes_ = 0;
   finish({});
 }
 
@@ -305,6 +314,7 @@ void stream_transport::on_protocol_down(const caf::down_msg& msg) {
   if (msg.source != proto_.address())
     return; // a previous protocol (set_protocol) went away: not ours
   proto_ = nullptr;
+  proto_fast_ = nullptr;
   if (lost_sent_)
     return;
   if (!msg.reason || msg.reason == caf::exit_reason::normal) {
@@ -366,7 +376,7 @@ void stream_transport::update_reading() {
                         // Tail send: every state change is done, so the
                         // protocol may run now and write back at once.
                         busy.release();
-                        send(proto_, std::move(*msg));
+                        send_data(std::move(*msg));
                       }
                     });
 }
@@ -404,6 +414,26 @@ std::optional<data> stream_transport::on_readable() {
   return std::nullopt;
 }
 
+void stream_transport::send_data(data&& msg) {
+  if (proto_fast_ != nullptr) {
+    if (!spare_)
+      spare_ = caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                         data{});
+    auto& slot = *static_cast<data*>(spare_->content().get_mutable(0));
+    slot = std::move(msg);
+    if (proto_fast_->deliver_now(spare_)) {
+      // Handled: drop what the handler left (this returns the read credit
+      // exactly when destroying a queued message would). A skipped message
+      // took the element with it.
+      if (spare_)
+        slot = data{};
+      return;
+    }
+    msg = std::move(slot);
+  }
+  send(proto_, std::move(msg));
+}
+
 void stream_transport::on_eof() {
   read_closed_ = true;
   request(proto_, caf::infinite, eof{})
@@ -425,8 +455,8 @@ void stream_transport::warn_dropped_write() {
   // tight writer flood the log.
   ++dropped_writes_;
   if (dropped_writes_ == 1 || dropped_writes_ % 1000 == 0)
-    log::warning("write on closed transport ", to_string(info_.peername),
-                 " dropped (", dropped_writes_, " so far)");
+    log::warning("write on closed transport (", kind_, ") dropped (",
+                 dropped_writes_, " so far)");
 }
 
 caf::result<void> stream_transport::enqueue_write(const buffer* parts,
@@ -479,8 +509,7 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
       skip -= p.size();
       continue;
     }
-    wq_.push_back(skip == 0 ? p : p.slice(skip));
-    wq_bytes_ += wq_.back().size();
+    wq_.push(skip == 0 ? p : p.slice(skip));
     skip = 0;
   }
   if (!wq_.empty()) {
@@ -511,9 +540,7 @@ void stream_transport::arm_write() {
 void stream_transport::flush() {
   while (!wq_.empty()) {
     iovec iov[max_iov];
-    size_t cnt = 0;
-    for (auto i = wq_.begin(); i != wq_.end() && cnt < max_iov; ++i)
-      iov[cnt++] = iovec{const_cast<std::byte*>(i->data()), i->size()};
+    auto cnt = wq_.fill(iov, max_iov);
     ssize_t sent;
     do {
       if (is_socket_) {
@@ -531,19 +558,11 @@ void stream_transport::flush() {
       fatal(errno, "write");
       return;
     }
-    auto left = static_cast<size_t>(sent);
-    wq_bytes_ -= left;
-    while (left > 0) {
-      auto& front = wq_.front();
-      if (left >= front.size()) {
-        left -= front.size();
-        wq_.pop_front();
-      } else {
-        front = front.slice(left);
-        left = 0;
-      }
-    }
-    if (cnt < max_iov && !wq_.empty())
+    size_t offered = 0;
+    for (size_t i = 0; i < cnt; ++i)
+      offered += iov[i].iov_len;
+    wq_.consume(static_cast<size_t>(sent));
+    if (static_cast<size_t>(sent) < offered)
       break; // the kernel took less than offered: wait for writability
   }
   check_resume();
@@ -566,14 +585,14 @@ void stream_transport::after_drain() {
 }
 
 void stream_transport::check_pause() {
-  if (!write_paused_ && wq_bytes_ > high_ && !lost_sent_) {
+  if (!write_paused_ && wq_.bytes() > high_ && !lost_sent_) {
     write_paused_ = true;
     send(proto_, pause{});
   }
 }
 
 void stream_transport::check_resume() {
-  if (write_paused_ && wq_bytes_ <= low_ && !lost_sent_) {
+  if (write_paused_ && wq_.bytes() <= low_ && !lost_sent_) {
     write_paused_ = false;
     send(proto_, shardwire::resume{});
   }
