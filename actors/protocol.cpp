@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/shared_behavior.hpp"
 
 namespace shardwire {
 
@@ -12,7 +13,6 @@ void transport_ref::bind(caf::scheduled_actor* self, transport_actor transport,
   self_ = self;
   hdl_ = std::move(transport);
   fast_ = pinned_base::of(hdl_);
-  spare_.reset();
   info_ = std::move(info);
   closing_ = false;
 }
@@ -28,24 +28,12 @@ void transport_ref::tell(T&& msg) {
 }
 
 void transport_ref::write(buffer bytes) {
-  if (fast_ != nullptr) {
-    // Co-located idle transport: hand it a reused element instead of
-    // allocating one per write. The transport's empty mailbox guarantees
-    // this write does not overtake an earlier one.
-    if (!spare_)
-      spare_ = caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
-                                         shardwire::write{});
-    auto& slot
-      = *static_cast<shardwire::write*>(spare_->content().get_mutable(0));
-    slot.bytes = std::move(bytes);
-    if (fast_->deliver_now(spare_)) {
-      if (spare_)
-        slot.bytes = buffer{};
-      return;
-    }
-    bytes = std::move(slot.bytes);
-  }
-  tell(shardwire::write{std::move(bytes)});
+  // Co-located idle transport: deliver in this thread's reused element
+  // instead of allocating one per write. The transport's empty mailbox
+  // guarantees this write does not overtake an earlier one.
+  shardwire::write msg{std::move(bytes)};
+  if (fast_ == nullptr || !try_deliver_now(*fast_, msg))
+    tell(std::move(msg));
 }
 
 void transport_ref::writelines(std::vector<buffer> parts) {
@@ -168,44 +156,60 @@ caf::invoke_message_result
 callback_protocol_actor::consume(caf::mailbox_element& x) {
   auto& content = x.content();
   if (x.mid.is_async() && content.match_elements<data>()) {
-    if (!finished_) {
-      auto& msg = content.get_as<data>(0);
-      guarded("data_received", true, [&] { impl_->data_received(msg.bytes); });
-    }
+    on_data(content.get_as<data>(0));
     return caf::invoke_message_result::consumed;
   }
+  current_actor<callback_protocol_actor>::scope current{this};
   return pinned::consume(x);
 }
 
 callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() {
+  // One behavior per shard thread for all callback protocols on it; see
+  // runtime/shared_behavior.hpp.
+  return thread_shared_behavior<callback_protocol_actor, behavior_type>(
+    &callback_protocol_actor::make_shared_behavior);
+}
+
+callback_protocol_actor::behavior_type
+callback_protocol_actor::make_shared_behavior() {
+  using cur = current_actor<callback_protocol_actor>;
   return {
-    [this](connected& msg) {
-      transport_.bind(this, std::move(msg.transport), std::move(msg.info));
-      guarded("connection_made", false,
-              [&] { impl_->connection_made(transport_); });
+    [](connected& msg) { cur::get().on_connected(msg); },
+    [](data& msg) { cur::get().on_data(msg); },
+    [](eof) -> bool { return cur::get().on_eof(); },
+    [](pause) {
+      auto& self = cur::get();
+      self.guarded("pause_writing", false,
+                   [&] { self.impl_->pause_writing(); });
     },
-    [this](data& msg) {
-      if (!finished_)
-        guarded("data_received", true,
-                [&] { impl_->data_received(msg.bytes); });
+    [](shardwire::resume) {
+      auto& self = cur::get();
+      self.guarded("resume_writing", false,
+                   [&] { self.impl_->resume_writing(); });
     },
-    [this](eof) -> bool {
-      bool keep_open = false;
-      if (!finished_
-          && guarded("eof_received", true,
-                     [&] { keep_open = impl_->eof_received(); })
-          && !keep_open)
-        transport_.mark_closing();
-      return keep_open;
-    },
-    [this](pause) {
-      guarded("pause_writing", false, [&] { impl_->pause_writing(); });
-    },
-    [this](shardwire::resume) {
-      guarded("resume_writing", false, [&] { impl_->resume_writing(); });
-    },
-    [this](lost& msg) { finish(msg.reason); },
+    [](lost& msg) { cur::get().finish(msg.reason); },
   };
+}
+
+void callback_protocol_actor::on_connected(connected& msg) {
+  transport_.bind(this, std::move(msg.transport), std::move(msg.info));
+  guarded("connection_made", false,
+          [&] { impl_->connection_made(transport_); });
+}
+
+void callback_protocol_actor::on_data(const data& msg) {
+  if (!finished_)
+    guarded("data_received", true, [&] { impl_->data_received(msg.bytes); });
+}
+
+bool callback_protocol_actor::on_eof() {
+  bool keep_open = false;
+  if (!finished_
+      && guarded("eof_received", true,
+                 [&] { keep_open = impl_->eof_received(); })
+      && !keep_open)
+    transport_.mark_closing();
+  return keep_open;
 }
 
 } // namespace shardwire

@@ -99,11 +99,9 @@ private:
 
   caf::scheduled_actor* self_ = nullptr;
   transport_actor hdl_;
-  // The pinned transport behind hdl_ (nullptr if it is not one) and the
-  // mailbox element reused for `write` delivered on the fast path. Its sender
-  // is empty, so it holds no reference to the protocol actor.
+  // The pinned transport behind hdl_ (nullptr if it is not one): `write`
+  // to it may take the fast path in a reused mailbox element.
   pinned_base* fast_ = nullptr;
-  caf::mailbox_element_ptr spare_;
   transport_info info_;
   bool closing_ = false;
 };
@@ -149,6 +147,10 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
+  static behavior_type make_shared_behavior();
+  void on_connected(connected& msg);
+  void on_data(const data& msg);
+  bool on_eof();
   template <class F>
   bool guarded(const char* callback, bool fatal, F&& f);
   void finish(const caf::error& reason);

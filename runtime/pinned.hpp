@@ -28,6 +28,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/mailbox_element.hpp>
+#include <caf/message_id.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <cstdlib>
@@ -77,6 +78,59 @@ public:
     return dynamic_cast<pinned_base*>(ptr);
   }
 };
+
+namespace detail {
+
+/// Reusable mailbox elements, one per message type, owned by a shard
+/// thread (created and destroyed with it). Fast-path deliveries are
+/// synchronous, so an element is free again when delivery returns; nested
+/// deliveries find the slot empty and allocate.
+struct spare_store {
+  static constexpr size_t max_types = 8;
+  caf::mailbox_element_ptr slots[max_types];
+};
+
+/// This thread's store: set on shard threads only, null elsewhere. A plain
+/// pointer, so reading it costs no TLS guard.
+extern thread_local spare_store* spares;
+
+size_t next_spare_id() noexcept;
+
+template <class T>
+size_t spare_id() noexcept {
+  static const size_t id = next_spare_id();
+  return id;
+}
+
+} // namespace detail
+
+/// Hands `msg` to `target` at once, in this thread's reused mailbox element,
+/// if `target` can take it now (see pinned_base::deliver_now). Returns false,
+/// with `msg` unchanged, when the caller must send it the normal way. What
+/// the handler left in the message is destroyed before this returns, as if
+/// the message had been queued and consumed.
+template <class T>
+bool try_deliver_now(pinned_base& target, T& msg) {
+  auto* store = detail::spares;
+  if (store == nullptr)
+    return false; // not a shard thread: no fast path here anyway
+  auto& spare = store->slots[detail::spare_id<T>()];
+  auto elem = std::move(spare);
+  if (!elem)
+    // No sender: the element must not keep any actor alive.
+    elem = caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, T{});
+  auto& slot = *static_cast<T*>(elem->content().get_mutable(0));
+  slot = std::move(msg);
+  bool delivered = target.deliver_now(elem);
+  if (!delivered)
+    msg = std::move(slot);
+  if (elem) { // null if the actor skipped the message into its mailbox
+    slot = T{};
+    if (!spare)
+      spare = std::move(elem);
+  }
+  return delivered;
+}
 
 /// Marks the role of a pinned actor for shutdown ordering: transports are
 /// stopped first so that every protocol still receives its `lost`.

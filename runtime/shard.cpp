@@ -1,6 +1,7 @@
 #include "runtime/shard.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/pinned.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
@@ -18,6 +19,16 @@ namespace detail {
 thread_local const caf::resumable* pinned_marker = nullptr;
 
 thread_local int fast_path_depth = 0;
+
+thread_local spare_store* spares = nullptr;
+
+size_t next_spare_id() noexcept {
+  static std::atomic<size_t> next{0};
+  auto id = next.fetch_add(1);
+  if (id >= spare_store::max_types)
+    pinned_violation("too many message types use try_deliver_now");
+  return id;
+}
 
 } // namespace detail
 
@@ -182,6 +193,8 @@ void shard::run_thread() {
   thread_id_ = std::this_thread::get_id();
   current_shard = this;
   sys_.thread_started();
+  detail::spare_store spare_elements;
+  detail::spares = &spare_elements;
   auto guard = asio::make_work_guard(io_);
   for (;;) {
     try {
@@ -196,6 +209,7 @@ void shard::run_thread() {
     }
   }
   sys_.thread_terminates();
+  detail::spares = nullptr;
   current_shard = nullptr;
 }
 

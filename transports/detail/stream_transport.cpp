@@ -3,6 +3,7 @@
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/shared_behavior.hpp"
 #include "transports/detail/socket_util.hpp"
 
 #include <cerrno>
@@ -143,82 +144,108 @@ stream_transport::behavior_type stream_transport::make_behavior() {
             report(err);
             finish(std::move(err));
           });
+  // One behavior per shard thread, shared by all its transports (saves a
+  // ~600-byte behavior object per connection); see shared_behavior.hpp.
+  return thread_shared_behavior<stream_transport, behavior_type>(
+    &stream_transport::make_shared_behavior);
+}
+
+stream_transport::behavior_type stream_transport::make_shared_behavior() {
+  using cur = current_actor<stream_transport>;
   return {
-    [this](write& msg) -> caf::result<void> {
-      return enqueue_write(&msg.bytes, 1);
+    [](write& msg) -> caf::result<void> {
+      return cur::get().enqueue_write(&msg.bytes, 1);
     },
-    [this](writelines& msg) -> caf::result<void> {
-      return enqueue_write(msg.parts.data(), msg.parts.size());
+    [](writelines& msg) -> caf::result<void> {
+      return cur::get().enqueue_write(msg.parts.data(), msg.parts.size());
     },
-    [this](write_eof) {
-      if (closing_ || lost_sent_ || eof_requested_)
-        return;
-      eof_requested_ = true;
-      if (wq_.empty())
-        after_drain();
+    [](write_eof) { cur::get().do_write_eof(); },
+    [](close) { cur::get().do_close(); },
+    [](abort) { cur::get().do_abort(); },
+    [](pause_reading) { cur::get().do_pause_reading(); },
+    [](resume_reading) { cur::get().do_resume_reading(); },
+    [](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
+      return cur::get().do_set_limits(msg);
     },
-    [this](close) { do_close(); },
-    [this](abort) { do_abort(); },
-    [this](pause_reading) {
-      if (!closing_)
-        user_paused_ = true;
+    [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
+    [](get_write_buffer_limits) {
+      auto& self = cur::get();
+      return write_buffer_limits{self.low_, self.high_};
     },
-    [this](resume_reading) {
-      if (closing_ || !user_paused_)
-        return;
-      user_paused_ = false;
-      update_reading();
-    },
-    [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-      uint64_t high = 64 * 1024;
-      uint64_t low = 16 * 1024;
-      if (msg.high && msg.low) {
-        high = *msg.high;
-        low = *msg.low;
-      } else if (msg.high) {
-        high = *msg.high;
-        low = high / 4;
-      } else if (msg.low) {
-        low = *msg.low;
-        high = 4 * low;
-      }
-      if (high < low)
-        return make_error(sw_errc::invalid_argument,
-                          "high (" + std::to_string(high) + ") must be >= low ("
-                            + std::to_string(low) + ")");
-      high_ = high;
-      low_ = low;
-      // Lowering `high` can pause at once; raising never resumes here.
-      check_pause();
-      return write_buffer_limits{low_, high_};
-    },
-    [this](get_write_buffer_size) -> uint64_t { return wq_.bytes(); },
-    [this](get_write_buffer_limits) {
-      return write_buffer_limits{low_, high_};
-    },
-    [this](get_extra_info) { return make_info(); },
-    [this](get_status) {
-      transport_status st;
-      st.closing = closing_ || lost_sent_;
-      st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
-      st.write_buffer_size = wq_.bytes();
-      return st;
-    },
-    [this](set_protocol& msg) {
-      if (!msg.protocol) {
-        log::warning("set_protocol with an invalid handle ignored");
-        return;
-      }
-      demonitor(proto_.address());
-      proto_ = std::move(msg.protocol);
-      proto_fast_ = pinned_base::of(proto_);
-      monitor(proto_);
-    },
-    [this](read_credit_returned) {
-      credit_paused_ = false;
-      update_reading();
-    },
+    [](get_extra_info) { return cur::get().make_info(); },
+    [](get_status) { return cur::get().status(); },
+    [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
+    [](read_credit_returned) { cur::get().do_credit_returned(); },
   };
+}
+
+void stream_transport::do_write_eof() {
+  if (closing_ || lost_sent_ || eof_requested_)
+    return;
+  eof_requested_ = true;
+  if (wq_.empty())
+    after_drain();
+}
+
+void stream_transport::do_pause_reading() {
+  if (!closing_)
+    user_paused_ = true;
+}
+
+void stream_transport::do_resume_reading() {
+  if (closing_ || !user_paused_)
+    return;
+  user_paused_ = false;
+  update_reading();
+}
+
+caf::result<write_buffer_limits>
+stream_transport::do_set_limits(const set_write_buffer_limits& msg) {
+  uint64_t high = 64 * 1024;
+  uint64_t low = 16 * 1024;
+  if (msg.high && msg.low) {
+    high = *msg.high;
+    low = *msg.low;
+  } else if (msg.high) {
+    high = *msg.high;
+    low = high / 4;
+  } else if (msg.low) {
+    low = *msg.low;
+    high = 4 * low;
+  }
+  if (high < low)
+    return make_error(sw_errc::invalid_argument,
+                      "high (" + std::to_string(high) + ") must be >= low ("
+                        + std::to_string(low) + ")");
+  high_ = high;
+  low_ = low;
+  // Lowering `high` can pause at once; raising never resumes here.
+  check_pause();
+  return write_buffer_limits{low_, high_};
+}
+
+transport_status stream_transport::status() const {
+  transport_status st;
+  st.closing = closing_ || lost_sent_;
+  st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
+  st.write_buffer_size = wq_.bytes();
+  return st;
+}
+
+void stream_transport::do_set_protocol(set_protocol& msg) {
+  if (!msg.protocol) {
+    log::warning("set_protocol with an invalid handle ignored");
+    return;
+  }
+  demonitor(proto_.address());
+  proto_ = std::move(msg.protocol);
+  proto_fast_ = pinned_base::of(proto_);
+  monitor(proto_);
+}
+
+void stream_transport::do_credit_returned() {
+  credit_paused_ = false;
+  update_reading();
 }
 
 void stream_transport::on_exit() {
@@ -245,7 +272,6 @@ void stream_transport::on_exit() {
   }
   fd_ = -1;
   wq_.clear();
-  spare_.reset();
   proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
@@ -260,6 +286,7 @@ caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
     enqueue_write(&content.get_as<shardwire::write>(0).bytes, 1);
     return caf::invoke_message_result::consumed;
   }
+  current_actor<stream_transport>::scope current{this};
   return pinned::consume(x);
 }
 
@@ -415,23 +442,8 @@ std::optional<data> stream_transport::on_readable() {
 }
 
 void stream_transport::send_data(data&& msg) {
-  if (proto_fast_ != nullptr) {
-    if (!spare_)
-      spare_ = caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
-                                         data{});
-    auto& slot = *static_cast<data*>(spare_->content().get_mutable(0));
-    slot = std::move(msg);
-    if (proto_fast_->deliver_now(spare_)) {
-      // Handled: drop what the handler left (this returns the read credit
-      // exactly when destroying a queued message would). A skipped message
-      // took the element with it.
-      if (spare_)
-        slot = data{};
-      return;
-    }
-    msg = std::move(slot);
-  }
-  send(proto_, std::move(msg));
+  if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, msg))
+    send(proto_, std::move(msg));
 }
 
 void stream_transport::on_eof() {

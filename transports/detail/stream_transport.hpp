@@ -40,6 +40,17 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
+  // -- message handlers (through the per-thread shared behavior) ---------------
+  static behavior_type make_shared_behavior();
+  void do_write_eof();
+  void do_pause_reading();
+  void do_resume_reading();
+  caf::result<write_buffer_limits>
+  do_set_limits(const set_write_buffer_limits& msg);
+  transport_status status() const;
+  void do_set_protocol(set_protocol& msg);
+  void do_credit_returned();
+
   // -- lifecycle ---------------------------------------------------------------
   void on_connected_ack();
   void finish(caf::error reason);
@@ -58,8 +69,8 @@ private:
   /// Reads once; returns the `data` to send (sent by the caller after it
   /// stopped being busy, so the protocol's reply can take the fast path).
   std::optional<data> on_readable();
-  /// Sends `msg` to the protocol, through a reused mailbox element when the
-  /// protocol can take it at once (co-located and idle).
+  /// Sends `msg` to the protocol, in this thread's reused mailbox element
+  /// when the protocol can take it at once (co-located and idle).
   void send_data(data&& msg);
   void on_eof();
 
@@ -82,10 +93,9 @@ private:
   stream_settings settings_;
   connect_callback done_;
   protocol_actor proto_;
-  // The pinned protocol behind proto_ (nullptr if it is not one), and the
-  // mailbox element reused for `data` delivered on the fast path.
+  // The pinned protocol behind proto_ (nullptr if it is not one): `data` for
+  // it may take the fast path in a reused mailbox element.
   pinned_base* proto_fast_ = nullptr;
-  caf::mailbox_element_ptr spare_;
   // Only the kind is kept; addresses are read from the fd when asked (the
   // protocol got a full copy in `connected`). Saves ~200 bytes per idle
   // connection.
