@@ -17,6 +17,7 @@
 
 #include <asio/io_context.hpp>
 #include <atomic>
+#include <chrono>
 #include <caf/execution_unit.hpp>
 #include <caf/fwd.hpp>
 #include <condition_variable>

@@ -477,9 +477,19 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
     warn_dropped_write();
     return caf::unit;
   }
-  if (eof_requested_)
-    return make_error(sw_errc::write_after_eof,
-                      "Cannot call write() after write_eof()");
+  if (eof_requested_) {
+    auto err = make_error(sw_errc::write_after_eof,
+                          "Cannot call write() after write_eof()");
+    // Only a request gets the error back. For a plain `send`, CAF 0.17
+    // would ship the error to the sender as a stray response that matches
+    // no request (dropped at best, and a hazard for actors with their own
+    // error handling); the writer cannot act on it anyway, so log it.
+    auto* cur = current_mailbox_element();
+    if (cur != nullptr && cur->mid.is_request())
+      return err;
+    log::error("write after write_eof dropped: ", describe(err));
+    return caf::unit;
+  }
   size_t total = 0;
   for (size_t i = 0; i < n; ++i)
     total += parts[i].size();
