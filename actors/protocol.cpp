@@ -156,6 +156,9 @@ caf::invoke_message_result
 callback_protocol_actor::consume(caf::mailbox_element& x) {
   auto& content = x.content();
   if (x.mid.is_async() && content.match_elements<data>()) {
+    // As CAF's consume() does: user code may ask for the current element
+    // (current_sender(), ...) inside data_received.
+    current_element_ = &x;
     on_data(content.get_as<data>(0));
     return caf::invoke_message_result::consumed;
   }

@@ -154,10 +154,13 @@ stream_transport::behavior_type stream_transport::make_shared_behavior() {
   using cur = current_actor<stream_transport>;
   return {
     [](write& msg) -> caf::result<void> {
-      return cur::get().enqueue_write(&msg.bytes, 1);
+      auto& self = cur::get();
+      return self.enqueue_write(&msg.bytes, 1, self.handling_request());
     },
     [](writelines& msg) -> caf::result<void> {
-      return cur::get().enqueue_write(msg.parts.data(), msg.parts.size());
+      auto& self = cur::get();
+      return self.enqueue_write(msg.parts.data(), msg.parts.size(),
+                                self.handling_request());
     },
     [](write_eof) { cur::get().do_write_eof(); },
     [](close) { cur::get().do_close(); },
@@ -177,6 +180,13 @@ stream_transport::behavior_type stream_transport::make_shared_behavior() {
     [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
     [](read_credit_returned) { cur::get().do_credit_returned(); },
   };
+}
+
+bool stream_transport::handling_request() {
+  // Valid here: behavior handlers run inside CAF's own consume(), which
+  // maintains the current element.
+  auto* cur = current_mailbox_element();
+  return cur != nullptr && cur->mid.is_request();
 }
 
 void stream_transport::do_write_eof() {
@@ -283,7 +293,11 @@ caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
   // hundreds of instructions per echo. Everything else goes the normal way.
   auto& content = x.content();
   if (x.mid.is_async() && content.match_elements<shardwire::write>()) {
-    enqueue_write(&content.get_as<shardwire::write>(0).bytes, 1);
+    // Async only, so never a request. CAF's consume() would set the
+    // current element; the shortcut must too, or anything that asks for it
+    // reads a freed one.
+    current_element_ = &x;
+    enqueue_write(&content.get_as<shardwire::write>(0).bytes, 1, false);
     return caf::invoke_message_result::consumed;
   }
   current_actor<stream_transport>::scope current{this};
@@ -472,7 +486,7 @@ void stream_transport::warn_dropped_write() {
 }
 
 caf::result<void> stream_transport::enqueue_write(const buffer* parts,
-                                                  size_t n) {
+                                                  size_t n, bool is_request) {
   if (lost_sent_ || closing_) {
     warn_dropped_write();
     return caf::unit;
@@ -484,8 +498,7 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
     // would ship the error to the sender as a stray response that matches
     // no request (dropped at best, and a hazard for actors with their own
     // error handling); the writer cannot act on it anyway, so log it.
-    auto* cur = current_mailbox_element();
-    if (cur != nullptr && cur->mid.is_request())
+    if (is_request)
       return err;
     log::error("write after write_eof dropped: ", describe(err));
     return caf::unit;

@@ -75,7 +75,12 @@ private:
   void on_eof();
 
   // -- writing -----------------------------------------------------------------
-  caf::result<void> enqueue_write(const buffer* parts, size_t n);
+  /// Queues (or sends at once) `parts`. A write after write_eof is an error
+  /// returned only if `is_request`, logged otherwise.
+  caf::result<void> enqueue_write(const buffer* parts, size_t n,
+                                  bool is_request);
+  /// Whether the message being handled by the behavior is a request.
+  bool handling_request();
   void arm_write();
   void flush();
   void after_drain();
