@@ -10,29 +10,28 @@ namespace shardwire {
 
 std::string to_string(sw_errc x) {
   switch (x) {
-    case sw_errc::write_after_eof:
-      return "write_after_eof";
-    case sw_errc::protocol_failed:
-      return "protocol_failed";
-    case sw_errc::unknown_host:
-      return "unknown_host";
-    case sw_errc::timeout:
-      return "timeout";
-    case sw_errc::invalid_argument:
-      return "invalid_argument";
-    case sw_errc::shutdown:
-      return "shutdown";
-    case sw_errc::closed:
-      return "closed";
-    case sw_errc::factory_failed:
-      return "factory_failed";
+  case sw_errc::write_after_eof:
+    return "write_after_eof";
+  case sw_errc::protocol_failed:
+    return "protocol_failed";
+  case sw_errc::unknown_host:
+    return "unknown_host";
+  case sw_errc::timeout:
+    return "timeout";
+  case sw_errc::invalid_argument:
+    return "invalid_argument";
+  case sw_errc::shutdown:
+    return "shutdown";
+  case sw_errc::closed:
+    return "closed";
+  case sw_errc::factory_failed:
+    return "factory_failed";
   }
   return "unknown";
 }
 
 caf::error make_error(sw_errc x, std::string context) {
-  if (context.empty())
-    return caf::error{static_cast<uint8_t>(x), sw_category};
+  if (context.empty()) return caf::error{static_cast<uint8_t>(x), sw_category};
   return caf::error{static_cast<uint8_t>(x), sw_category,
                     caf::make_message(std::move(context))};
 }
@@ -51,17 +50,15 @@ bool is_errno(const caf::error& x, int err) noexcept {
 }
 
 bool is(const caf::error& x, sw_errc code) noexcept {
-  return x && x.category() == sw_category
-         && x.code() == static_cast<uint8_t>(code);
+  return x && x.category() == sw_category &&
+         x.code() == static_cast<uint8_t>(code);
 }
 
 namespace {
 
 std::string context_string(const caf::message& ctx) {
-  if (ctx.empty())
-    return {};
-  if (ctx.match_elements<std::string>())
-    return ctx.get_as<std::string>(0);
+  if (ctx.empty()) return {};
+  if (ctx.match_elements<std::string>()) return ctx.get_as<std::string>(0);
   return caf::to_string(ctx);
 }
 
@@ -93,8 +90,7 @@ std::string render(uint8_t code, caf::atom_value cat, const caf::message& ctx) {
 } // namespace
 
 std::string describe(const caf::error& x) {
-  if (!x)
-    return "none";
+  if (!x) return "none";
   return render(x.code(), x.category(), x.context());
 }
 

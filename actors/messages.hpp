@@ -70,22 +70,22 @@ struct set_protocol;
 // -- interfaces ---------------------------------------------------------------
 
 /// What a stream protocol actor handles.
-using protocol_actor = caf::typed_actor<
-  caf::reacts_to<connected>, caf::reacts_to<data>,
-  caf::replies_to<eof>::with<bool>, caf::reacts_to<pause>,
-  caf::reacts_to<resume>, caf::reacts_to<lost>>;
+using protocol_actor =
+    caf::typed_actor<caf::reacts_to<connected>, caf::reacts_to<data>,
+                     caf::replies_to<eof>::with<bool>, caf::reacts_to<pause>,
+                     caf::reacts_to<resume>, caf::reacts_to<lost>>;
 
 /// What a stream transport actor handles.
 using transport_actor = caf::typed_actor<
-  caf::reacts_to<write>, caf::reacts_to<writelines>, caf::reacts_to<write_eof>,
-  caf::reacts_to<close>, caf::reacts_to<abort>, caf::reacts_to<pause_reading>,
-  caf::reacts_to<resume_reading>,
-  caf::replies_to<set_write_buffer_limits>::with<write_buffer_limits>,
-  caf::replies_to<get_write_buffer_size>::with<uint64_t>,
-  caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
-  caf::replies_to<get_extra_info>::with<transport_info>,
-  caf::replies_to<get_status>::with<transport_status>,
-  caf::reacts_to<set_protocol>>;
+    caf::reacts_to<write>, caf::reacts_to<writelines>,
+    caf::reacts_to<write_eof>, caf::reacts_to<close>, caf::reacts_to<abort>,
+    caf::reacts_to<pause_reading>, caf::reacts_to<resume_reading>,
+    caf::replies_to<set_write_buffer_limits>::with<write_buffer_limits>,
+    caf::replies_to<get_write_buffer_size>::with<uint64_t>,
+    caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
+    caf::replies_to<get_extra_info>::with<transport_info>,
+    caf::replies_to<get_status>::with<transport_status>,
+    caf::reacts_to<set_protocol>>;
 
 // -- protocol side ------------------------------------------------------------
 
@@ -253,7 +253,8 @@ typename Inspector::result_type inspect(Inspector& f, set_protocol& x) {
   return f(caf::meta::type_name("set_protocol"), x.protocol);
 }
 
-// -- server side ----------------------------------------------------------------
+// -- server side
+// ----------------------------------------------------------------
 
 /// Replies with the addresses the server listens on (empty once closed).
 struct get_sockets {};
@@ -277,12 +278,13 @@ struct abort_clients {};
 /// the listening sockets and ends the server actor; accepted connections
 /// stay open (asyncio's Server.close()).
 using server_actor = caf::typed_actor<
-  caf::replies_to<get_sockets>::with<std::vector<endpoint>>,
-  caf::reacts_to<start_serving>, caf::reacts_to<stop_serving>,
-  caf::replies_to<is_serving>::with<bool>, caf::reacts_to<close_clients>,
-  caf::reacts_to<abort_clients>, caf::reacts_to<close>>;
+    caf::replies_to<get_sockets>::with<std::vector<endpoint>>,
+    caf::reacts_to<start_serving>, caf::reacts_to<stop_serving>,
+    caf::replies_to<is_serving>::with<bool>, caf::reacts_to<close_clients>,
+    caf::reacts_to<abort_clients>, caf::reacts_to<close>>;
 
-// -- inspection of the empty messages ------------------------------------------
+// -- inspection of the empty messages
+// ------------------------------------------
 
 #define SHARDWIRE_EMPTY_MESSAGE(name)                                          \
   template <class Inspector>                                                   \

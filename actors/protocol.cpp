@@ -19,12 +19,11 @@ void transport_ref::bind(caf::scheduled_actor* self, transport_actor transport,
 
 template <class T>
 void transport_ref::tell(T&& msg) {
-  if (!hdl_)
-    return;
+  if (!hdl_) return;
   caf::actor_cast<caf::abstract_actor*>(hdl_)->enqueue(
-    caf::make_mailbox_element(self_->ctrl(), caf::make_message_id(), {},
-                              std::forward<T>(msg)),
-    self_->context());
+      caf::make_mailbox_element(self_->ctrl(), caf::make_message_id(), {},
+                                std::forward<T>(msg)),
+      self_->context());
 }
 
 void transport_ref::write(buffer bytes) {
@@ -32,8 +31,7 @@ void transport_ref::write(buffer bytes) {
   // instead of allocating one per write. The transport's empty mailbox
   // guarantees this write does not overtake an earlier one.
   shardwire::write msg{std::move(bytes)};
-  if (fast_ == nullptr || !try_deliver_now(*fast_, msg))
-    tell(std::move(msg));
+  if (fast_ == nullptr || !try_deliver_now(*fast_, msg)) tell(std::move(msg));
 }
 
 void transport_ref::writelines(std::vector<buffer> parts) {
@@ -64,21 +62,20 @@ void transport_ref::resume_reading() {
 
 void transport_ref::set_write_buffer_limits(caf::optional<uint64_t> high,
                                             caf::optional<uint64_t> low) {
-  if (!hdl_)
-    return;
+  if (!hdl_) return;
   // A request, so that invalid limits are reported instead of lost.
   auto mid = self_->new_request_id(caf::message_priority::normal);
   caf::actor_cast<caf::abstract_actor*>(hdl_)->enqueue(
-    caf::make_mailbox_element(self_->ctrl(), mid, {},
-                              shardwire::set_write_buffer_limits{high, low}),
-    self_->context());
+      caf::make_mailbox_element(self_->ctrl(), mid, {},
+                                shardwire::set_write_buffer_limits{high, low}),
+      self_->context());
   self_->add_multiplexed_response_handler(
-    mid.response_id(),
-    caf::behavior{[](const write_buffer_limits&) {},
-                  [](caf::error& err) {
-                    log::error("set_write_buffer_limits failed: ",
-                               describe(err));
-                  }});
+      mid.response_id(),
+      caf::behavior{[](const write_buffer_limits&) {},
+                    [](caf::error& err) {
+                      log::error("set_write_buffer_limits failed: ",
+                                 describe(err));
+                    }});
 }
 
 void transport_ref::set_protocol(protocol_actor next) {
@@ -89,37 +86,31 @@ void transport_ref::set_protocol(protocol_actor next) {
 
 protocol::~protocol() = default;
 
-void protocol::connection_made(transport_ref&) {
-}
+void protocol::connection_made(transport_ref&) {}
 
-void protocol::data_received(const buffer&) {
-}
+void protocol::data_received(const buffer&) {}
 
 bool protocol::eof_received() {
   return false;
 }
 
-void protocol::pause_writing() {
-}
+void protocol::pause_writing() {}
 
-void protocol::resume_writing() {
-}
+void protocol::resume_writing() {}
 
-void protocol::connection_lost(const caf::error&) {
-}
+void protocol::connection_lost(const caf::error&) {}
 
 // -- callback_protocol_actor --------------------------------------------------
 
 callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
                                                  std::unique_ptr<protocol> impl)
-  : pinned<protocol_actor::base>(cfg), impl_(std::move(impl)) {
+    : pinned<protocol_actor::base>(cfg), impl_(std::move(impl)) {
   impl_->transport_ = &transport_;
   impl_->self_ = this;
 }
 
 template <class F>
-bool callback_protocol_actor::guarded(const char* callback, bool fatal,
-                                      F&& f) {
+bool callback_protocol_actor::guarded(const char* callback, bool fatal, F&& f) {
   try {
     f();
     return true;
@@ -144,8 +135,7 @@ bool callback_protocol_actor::guarded(const char* callback, bool fatal,
 }
 
 void callback_protocol_actor::finish(const caf::error& reason) {
-  if (finished_)
-    return;
+  if (finished_) return;
   finished_ = true;
   transport_.mark_closing();
   guarded("connection_lost", false, [&] { impl_->connection_lost(reason); });
@@ -166,31 +156,32 @@ callback_protocol_actor::consume(caf::mailbox_element& x) {
   return pinned::consume(x);
 }
 
-callback_protocol_actor::behavior_type callback_protocol_actor::make_behavior() {
+callback_protocol_actor::behavior_type
+callback_protocol_actor::make_behavior() {
   // One behavior per shard thread for all callback protocols on it; see
   // runtime/shared_behavior.hpp.
   return thread_shared_behavior<callback_protocol_actor, behavior_type>(
-    &callback_protocol_actor::make_shared_behavior);
+      &callback_protocol_actor::make_shared_behavior);
 }
 
 callback_protocol_actor::behavior_type
 callback_protocol_actor::make_shared_behavior() {
   using cur = current_actor<callback_protocol_actor>;
   return {
-    [](connected& msg) { cur::get().on_connected(msg); },
-    [](data& msg) { cur::get().on_data(msg); },
-    [](eof) -> bool { return cur::get().on_eof(); },
-    [](pause) {
-      auto& self = cur::get();
-      self.guarded("pause_writing", false,
-                   [&] { self.impl_->pause_writing(); });
-    },
-    [](shardwire::resume) {
-      auto& self = cur::get();
-      self.guarded("resume_writing", false,
-                   [&] { self.impl_->resume_writing(); });
-    },
-    [](lost& msg) { cur::get().finish(msg.reason); },
+      [](connected& msg) { cur::get().on_connected(msg); },
+      [](data& msg) { cur::get().on_data(msg); },
+      [](eof) -> bool { return cur::get().on_eof(); },
+      [](pause) {
+        auto& self = cur::get();
+        self.guarded("pause_writing", false,
+                     [&] { self.impl_->pause_writing(); });
+      },
+      [](shardwire::resume) {
+        auto& self = cur::get();
+        self.guarded("resume_writing", false,
+                     [&] { self.impl_->resume_writing(); });
+      },
+      [](lost& msg) { cur::get().finish(msg.reason); },
   };
 }
 
@@ -207,10 +198,10 @@ void callback_protocol_actor::on_data(const data& msg) {
 
 bool callback_protocol_actor::on_eof() {
   bool keep_open = false;
-  if (!finished_
-      && guarded("eof_received", true,
-                 [&] { keep_open = impl_->eof_received(); })
-      && !keep_open)
+  if (!finished_ &&
+      guarded("eof_received", true,
+              [&] { keep_open = impl_->eof_received(); }) &&
+      !keep_open)
     transport_.mark_closing();
   return keep_open;
 }

@@ -40,7 +40,7 @@ typename Inspector::result_type inspect(Inspector& f, read_credit_returned&) {
 class read_credit : public caf::ref_counted {
 public:
   read_credit(caf::actor_addr transport, size_t high, size_t low)
-    : transport_(std::move(transport)), high_(high), low_(low) {}
+      : transport_(std::move(transport)), high_(high), low_(low) {}
 
   /// Bytes of storage delivered and not yet released.
   size_t outstanding() const noexcept {
@@ -83,11 +83,11 @@ class read_ticket {
 public:
   read_ticket() noexcept = default;
   read_ticket(read_credit_ptr credit, size_t n) noexcept
-    : credit_(std::move(credit)), n_(n) {}
+      : credit_(std::move(credit)), n_(n) {}
   read_ticket(const read_ticket&) noexcept {}
   read_ticket& operator=(const read_ticket&) noexcept { return *this; }
   read_ticket(read_ticket&& other) noexcept
-    : credit_(std::move(other.credit_)), n_(other.n_) {
+      : credit_(std::move(other.credit_)), n_(other.n_) {
     other.n_ = 0;
   }
   read_ticket& operator=(read_ticket&& other) noexcept {

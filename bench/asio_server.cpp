@@ -25,8 +25,7 @@ private:
     auto self = shared_from_this();
     sock_.async_read_some(asio::buffer(buf_),
                           [this, self](std::error_code ec, size_t n) {
-                            if (!ec)
-                              do_write(n);
+                            if (!ec) do_write(n);
                           });
   }
 
@@ -34,8 +33,7 @@ private:
     auto self = shared_from_this();
     asio::async_write(sock_, asio::buffer(buf_.data(), n),
                       [this, self](std::error_code ec, size_t) {
-                        if (!ec)
-                          do_read();
+                        if (!ec) do_read();
                       });
   }
 
@@ -58,11 +56,10 @@ void do_accept(asio::ip::tcp::acceptor& acc) {
 int run_asio_server(int ready_fd, size_t) {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acc{
-    io, asio::ip::tcp::endpoint{asio::ip::make_address("127.0.0.1"), 0}};
+      io, asio::ip::tcp::endpoint{asio::ip::make_address("127.0.0.1"), 0}};
   acc.listen(1024);
   uint16_t port = acc.local_endpoint().port();
-  if (::write(ready_fd, &port, sizeof(port)) != sizeof(port))
-    return 1;
+  if (::write(ready_fd, &port, sizeof(port)) != sizeof(port)) return 1;
   ::close(ready_fd);
   asio::signal_set signals{io, SIGTERM, SIGINT};
   signals.async_wait([&](std::error_code, int) { io.stop(); });

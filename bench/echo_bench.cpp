@@ -54,23 +54,23 @@ struct bench_config : caf::actor_system_config {
 
   bench_config() {
     opt_group{custom_options_, "global"}
-      .add(servers, "servers",
-           "comma list of: asio, shardwire, shardwire-cb (callback style)")
-      .add(connections, "connections,c", "concurrent connections")
-      .add(size, "size", "message size in bytes")
-      .add(sizes, "sizes", "comma list of sizes to sweep (overrides --size)")
-      .add(shard_counts, "shard-counts", "comma list of shard counts")
-      .add(pipeline, "pipeline", "messages in flight per connection")
-      .add(duration, "duration,d", "seconds of load per measurement")
-      .add(idle, "idle", "idle connections for the memory figure (0: skip)")
-      .add(callgrind, "callgrind", "count instructions per echo instead")
-      .add(callgrind_requests, "callgrind-requests", "echoes per run (N)")
-      .add(keep_callgrind, "keep-callgrind",
-           "keep /tmp/echo_bench.callgrind.* for callgrind_annotate")
-      .add(csv, "csv", "append result rows to this CSV file")
-      .add(serve, "serve", "internal: run this server kind here")
-      .add(ready_fd, "ready-fd", "internal: fd to report the port on")
-      .add(shards, "shards", "internal: shard count for --serve");
+        .add(servers, "servers",
+             "comma list of: asio, shardwire, shardwire-cb (callback style)")
+        .add(connections, "connections,c", "concurrent connections")
+        .add(size, "size", "message size in bytes")
+        .add(sizes, "sizes", "comma list of sizes to sweep (overrides --size)")
+        .add(shard_counts, "shard-counts", "comma list of shard counts")
+        .add(pipeline, "pipeline", "messages in flight per connection")
+        .add(duration, "duration,d", "seconds of load per measurement")
+        .add(idle, "idle", "idle connections for the memory figure (0: skip)")
+        .add(callgrind, "callgrind", "count instructions per echo instead")
+        .add(callgrind_requests, "callgrind-requests", "echoes per run (N)")
+        .add(keep_callgrind, "keep-callgrind",
+             "keep /tmp/echo_bench.callgrind.* for callgrind_annotate")
+        .add(csv, "csv", "append result rows to this CSV file")
+        .add(serve, "serve", "internal: run this server kind here")
+        .add(ready_fd, "ready-fd", "internal: fd to report the port on")
+        .add(shards, "shards", "internal: shard count for --serve");
   }
 };
 
@@ -79,14 +79,12 @@ std::vector<std::string> split(const std::string& s) {
   std::stringstream in(s);
   std::string item;
   while (std::getline(in, item, ','))
-    if (!item.empty())
-      out.push_back(item);
+    if (!item.empty()) out.push_back(item);
   return out;
 }
 
 void pin_to_cpu(int cpu) {
-  if (std::thread::hardware_concurrency() < 2)
-    return;
+  if (std::thread::hardware_concurrency() < 2) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -95,8 +93,7 @@ void pin_to_cpu(int cpu) {
 
 int serve(const std::string& kind, int ready_fd, size_t shards) {
   bench::raise_fd_limit();
-  if (kind == "asio")
-    return bench::run_asio_server(ready_fd, 0);
+  if (kind == "asio") return bench::run_asio_server(ready_fd, 0);
   if (kind == "shardwire")
     return bench::run_shardwire_server(ready_fd, shards, false);
   if (kind == "shardwire-cb")
@@ -114,15 +111,12 @@ struct child {
 child start_server(const std::string& kind, size_t shards,
                    const std::string& cg_out) {
   int fds[2];
-  if (::pipe(fds) != 0)
-    throw std::runtime_error("pipe");
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe");
   auto pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
-    if (shards <= 1 || kind == "asio")
-      pin_to_cpu(0);
-    if (cg_out.empty())
-      ::_exit(serve(kind, fds[1], shards));
+    if (shards <= 1 || kind == "asio") pin_to_cpu(0);
+    if (cg_out.empty()) ::_exit(serve(kind, fds[1], shards));
     // Resolve our own path now: inside valgrind /proc/self/exe is valgrind.
     char path[4096] = {};
     auto len = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
@@ -196,17 +190,17 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
   r.mib_per_s = static_cast<double>(res.bytes) / res.seconds / 1048576.0;
   r.p50_us = res.percentile(50);
   r.p99_us = res.percentile(99);
-  r.cpu_us_per_req = res.requests > 0 ? (cpu1 - cpu0) * 1e6
-                                          / static_cast<double>(res.requests)
-                                      : 0;
+  r.cpu_us_per_req =
+      res.requests > 0 ? (cpu1 - cpu0) * 1e6 / static_cast<double>(res.requests)
+                       : 0;
   r.corrupt = res.corrupt;
   r.failed = res.failed;
   if (cfg.idle > 0) {
     auto rss0 = bench::rss_bytes(c.pid);
     auto fds = bench::open_idle(c.port, cfg.idle);
     auto rss1 = bench::rss_bytes(c.pid);
-    r.idle_bytes_per_conn = static_cast<double>(rss1 - rss0)
-                            / static_cast<double>(cfg.idle);
+    r.idle_bytes_per_conn =
+        static_cast<double>(rss1 - rss0) / static_cast<double>(cfg.idle);
     for (int fd : fds)
       ::close(fd);
   }
@@ -240,22 +234,19 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
     counts[i] = res.requests;
     stop_server(c);
     totals[i] = callgrind_total(out);
-    if (!cfg.keep_callgrind)
-      std::remove(out.c_str());
+    if (!cfg.keep_callgrind) std::remove(out.c_str());
   }
-  return static_cast<double>(totals[1] - totals[0])
-         / static_cast<double>(counts[1] - counts[0]);
+  return static_cast<double>(totals[1] - totals[0]) /
+         static_cast<double>(counts[1] - counts[0]);
 }
 
 void print_rows(const std::vector<row>& rows, bool callgrind) {
   std::map<size_t, const row*> base; // asio row per size
   for (auto& r : rows)
-    if (r.server == "asio")
-      base[r.size] = &r;
+    if (r.server == "asio") base[r.size] = &r;
   auto ratio = [](double x, double b) {
     char buf[32];
-    if (b <= 0)
-      return std::string{"   -"};
+    if (b <= 0) return std::string{"   -"};
     std::snprintf(buf, sizeof(buf), "%.2f", x / b);
     return std::string{buf};
   };
@@ -271,21 +262,20 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
     return;
   }
   std::printf("%-14s %6s %7s %10s %9s %8s %8s %9s %6s %8s %6s %6s %9s %6s\n",
-              "server", "shards", "size", "req/s", "MiB/s", "p50 us",
-              "p99 us", "cpu us/rq", "ratio", "p99", "ratio", "thrpt",
-              "idle B/c", "ratio");
+              "server", "shards", "size", "req/s", "MiB/s", "p50 us", "p99 us",
+              "cpu us/rq", "ratio", "p99", "ratio", "thrpt", "idle B/c",
+              "ratio");
   for (auto& r : rows) {
     auto* b = base.count(r.size) ? base[r.size] : nullptr;
-    std::printf("%-14s %6zu %7zu %10.0f %9.1f %8.1f %8.1f %9.2f %6s %8.1f "
-                "%6s %6s %9.0f %6s\n",
-                r.server.c_str(), r.shards, r.size, r.req_per_s, r.mib_per_s,
-                r.p50_us, r.p99_us, r.cpu_us_per_req,
-                ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(),
-                r.p99_us, ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
-                ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(),
-                r.idle_bytes_per_conn,
-                ratio(r.idle_bytes_per_conn, b ? b->idle_bytes_per_conn : 0)
-                  .c_str());
+    std::printf(
+        "%-14s %6zu %7zu %10.0f %9.1f %8.1f %8.1f %9.2f %6s %8.1f "
+        "%6s %6s %9.0f %6s\n",
+        r.server.c_str(), r.shards, r.size, r.req_per_s, r.mib_per_s, r.p50_us,
+        r.p99_us, r.cpu_us_per_req,
+        ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(), r.p99_us,
+        ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
+        ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(), r.idle_bytes_per_conn,
+        ratio(r.idle_bytes_per_conn, b ? b->idle_bytes_per_conn : 0).c_str());
     if (r.corrupt != 0 || r.failed != 0)
       std::printf("  !! %s: %llu corrupt bytes, %llu failed connections\n",
                   r.server.c_str(), static_cast<unsigned long long>(r.corrupt),
@@ -301,17 +291,14 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << caf::to_string(err) << '\n';
     return 1;
   }
-  if (cfg.cli_helptext_printed)
-    return 0;
-  if (!cfg.serve.empty())
-    return serve(cfg.serve, cfg.ready_fd, cfg.shards);
+  if (cfg.cli_helptext_printed) return 0;
+  if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
   bench::raise_fd_limit();
   pin_to_cpu(1);
   std::vector<size_t> sizes;
   for (auto& s : split(cfg.sizes))
     sizes.push_back(std::stoul(s));
-  if (sizes.empty())
-    sizes.push_back(cfg.size);
+  if (sizes.empty()) sizes.push_back(cfg.size);
   std::vector<size_t> shard_counts;
   for (auto& s : split(cfg.shard_counts))
     shard_counts.push_back(std::stoul(s));
@@ -345,10 +332,10 @@ int main(int argc, char** argv) {
   if (!cfg.csv.empty()) {
     std::ofstream out(cfg.csv, std::ios::app);
     for (auto& r : rows)
-      out << r.server << ',' << r.shards << ',' << r.size << ','
-          << r.req_per_s << ',' << r.mib_per_s << ',' << r.p50_us << ','
-          << r.p99_us << ',' << r.cpu_us_per_req << ','
-          << r.idle_bytes_per_conn << ',' << r.ir_per_echo << '\n';
+      out << r.server << ',' << r.shards << ',' << r.size << ',' << r.req_per_s
+          << ',' << r.mib_per_s << ',' << r.p50_us << ',' << r.p99_us << ','
+          << r.cpu_us_per_req << ',' << r.idle_bytes_per_conn << ','
+          << r.ir_per_echo << '\n';
   }
   return ok ? 0 : 1;
 }

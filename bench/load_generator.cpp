@@ -27,8 +27,7 @@ uint8_t pattern(size_t conn, uint64_t msg, size_t off) {
 
 int connect_blocking(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   sockaddr_in sa = {};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -45,9 +44,9 @@ int connect_blocking(uint16_t port) {
 struct conn_state {
   int fd = -1;
   size_t id = 0;
-  uint64_t next_msg = 0;      // next message index to queue
-  uint64_t sent_bytes = 0;    // bytes handed to send()
-  uint64_t queued_bytes = 0;  // bytes of queued messages
+  uint64_t next_msg = 0;     // next message index to queue
+  uint64_t sent_bytes = 0;   // bytes handed to send()
+  uint64_t queued_bytes = 0; // bytes of queued messages
   uint64_t recv_bytes = 0;
   std::deque<clock_type::time_point> started;
   bool want_out = false;
@@ -57,8 +56,7 @@ struct conn_state {
 } // namespace
 
 double load_result::percentile(double p) const {
-  if (latencies_us.empty())
-    return 0;
+  if (latencies_us.empty()) return 0;
   auto v = latencies_us;
   auto k = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
@@ -85,20 +83,20 @@ load_result run_load(const load_options& opts) {
     ev.data.u64 = i;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
   }
-  uint64_t per_conn_limit = opts.requests == 0
-                              ? UINT64_MAX
-                              : (opts.requests + opts.connections - 1)
-                                  / opts.connections;
+  uint64_t per_conn_limit =
+      opts.requests == 0
+          ? UINT64_MAX
+          : (opts.requests + opts.connections - 1) / opts.connections;
   std::vector<char> out(opts.size * std::max<size_t>(opts.pipeline, 1));
   std::vector<char> in(256 * 1024);
   auto t0 = clock_type::now();
   auto stop_at = t0 + std::chrono::duration_cast<clock_type::duration>(
-                        std::chrono::duration<double>(opts.duration));
+                          std::chrono::duration<double>(opts.duration));
   bool running = true;
 
   auto queue_messages = [&](conn_state& c) {
-    while (running && c.started.size() < opts.pipeline
-           && c.next_msg < per_conn_limit) {
+    while (running && c.started.size() < opts.pipeline &&
+           c.next_msg < per_conn_limit) {
       c.started.push_back(clock_type::now());
       c.queued_bytes += opts.size;
       ++c.next_msg;
@@ -108,17 +106,16 @@ load_result run_load(const load_options& opts) {
   auto flush = [&](conn_state& c) {
     while (c.sent_bytes < c.queued_bytes) {
       // Materialise the pending bytes of the stream from the pattern.
-      auto pending = std::min<uint64_t>(c.queued_bytes - c.sent_bytes,
-                                        out.size());
+      auto pending =
+          std::min<uint64_t>(c.queued_bytes - c.sent_bytes, out.size());
       for (uint64_t k = 0; k < pending; ++k) {
         auto pos = c.sent_bytes + k;
-        out[k] = static_cast<char>(
-          pattern(c.id, pos / opts.size, pos % opts.size));
+        out[k] =
+            static_cast<char>(pattern(c.id, pos / opts.size, pos % opts.size));
       }
       auto n = ::send(c.fd, out.data(), pending, MSG_NOSIGNAL);
       if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         c.dead = true;
         ++res.failed;
         return;
@@ -146,25 +143,20 @@ load_result run_load(const load_options& opts) {
   for (;;) {
     active = 0;
     for (auto& c : conns)
-      if (!c.dead && !c.started.empty())
-        ++active;
-    if (active == 0)
-      break;
+      if (!c.dead && !c.started.empty()) ++active;
+    if (active == 0) break;
     if (opts.requests == 0 && running && clock_type::now() >= stop_at)
       running = false; // let in-flight messages finish, queue no more
-    int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()),
-                         100);
+    int n =
+        ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
     for (int k = 0; k < n; ++k) {
       auto& c = conns[events[k].data.u64];
-      if (c.dead)
-        continue;
-      if (events[k].events & EPOLLOUT)
-        flush(c);
+      if (c.dead) continue;
+      if (events[k].events & EPOLLOUT) flush(c);
       if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         auto got = ::recv(c.fd, in.data(), in.size(), 0);
         if (got <= 0) {
-          if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            continue;
+          if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
           c.dead = true;
           ++res.failed;
           continue;
@@ -172,8 +164,8 @@ load_result run_load(const load_options& opts) {
         auto now = clock_type::now();
         for (ssize_t i = 0; i < got; ++i) {
           auto pos = c.recv_bytes + static_cast<uint64_t>(i);
-          if (static_cast<uint8_t>(in[static_cast<size_t>(i)])
-              != pattern(c.id, pos / opts.size, pos % opts.size))
+          if (static_cast<uint8_t>(in[static_cast<size_t>(i)]) !=
+              pattern(c.id, pos / opts.size, pos % opts.size))
             ++res.corrupt;
         }
         auto before = c.recv_bytes / opts.size;
@@ -182,8 +174,8 @@ load_result run_load(const load_options& opts) {
         auto done = c.recv_bytes / opts.size - before;
         for (uint64_t d = 0; d < done && !c.started.empty(); ++d) {
           res.latencies_us.push_back(
-            std::chrono::duration<double, std::micro>(now - c.started.front())
-              .count());
+              std::chrono::duration<double, std::micro>(now - c.started.front())
+                  .count());
           c.started.pop_front();
           ++res.requests;
         }
@@ -196,8 +188,7 @@ load_result run_load(const load_options& opts) {
   }
   res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
   for (auto& c : conns)
-    if (c.fd >= 0)
-      ::close(c.fd);
+    if (c.fd >= 0) ::close(c.fd);
   ::close(ep);
   return res;
 }
@@ -212,8 +203,8 @@ std::vector<int> open_idle(uint16_t port, size_t n) {
     for (size_t i = start; i < end; ++i) {
       int fd = connect_blocking(port);
       if (fd < 0)
-        throw std::runtime_error(std::string{"idle connect failed: "}
-                                 + std::strerror(errno));
+        throw std::runtime_error(std::string{"idle connect failed: "} +
+                                 std::strerror(errno));
       fds.push_back(fd);
       char b = 'x';
       if (::send(fd, &b, 1, MSG_NOSIGNAL) != 1)

@@ -16,27 +16,23 @@ double cpu_seconds(pid_t pid) {
   std::getline(in, line);
   // Fields after the command name (which may contain spaces) start after ')'.
   auto pos = line.rfind(')');
-  if (pos == std::string::npos)
-    return 0;
+  if (pos == std::string::npos) return 0;
   std::istringstream rest(line.substr(pos + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
   for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14)
-      utime = std::stoull(field);
-    if (i == 15)
-      stime = std::stoull(field);
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
   }
-  return static_cast<double>(utime + stime)
-         / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 long rss_bytes(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stol(line.substr(6)) * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6)) * 1024;
   return 0;
 }
 

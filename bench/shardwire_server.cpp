@@ -24,22 +24,20 @@ struct echo_state {
 protocol_actor::behavior_type typed_echo(protocol_actor::pointer self) {
   auto st = std::make_shared<echo_state>();
   return {
-    [self, st](connected& msg) {
-      st->transport.bind(self, std::move(msg.transport), std::move(msg.info));
-    },
-    [st](data& msg) { st->transport.write(std::move(msg.bytes)); },
-    [](eof) { return false; },
-    [](shardwire::pause) {},
-    [](shardwire::resume) {},
-    [self](lost&) { self->quit(); },
+      [self, st](connected& msg) {
+        st->transport.bind(self, std::move(msg.transport), std::move(msg.info));
+      },
+      [st](data& msg) { st->transport.write(std::move(msg.bytes)); },
+      [](eof) { return false; },
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self](lost&) { self->quit(); },
   };
 }
 
 class callback_echo : public protocol {
 public:
-  void data_received(const buffer& bytes) override {
-    transport().write(bytes);
-  }
+  void data_received(const buffer& bytes) override { transport().write(bytes); }
 };
 
 } // namespace
@@ -54,11 +52,9 @@ int run_shardwire_server(int ready_fd, size_t shards, bool callback_style) {
   auto factory = callback_style ? make_protocol<callback_echo>()
                                 : protocol_fun(typed_echo);
   auto srv = create_server(rt, factory, opts);
-  if (!srv)
-    return 1;
+  if (!srv) return 1;
   uint16_t port = srv->sockets.at(0).port;
-  if (::write(ready_fd, &port, sizeof(port)) != sizeof(port))
-    return 1;
+  if (::write(ready_fd, &port, sizeof(port)) != sizeof(port)) return 1;
   ::close(ready_fd);
   runtime::wait_for_stop_signal();
   rt.shutdown();

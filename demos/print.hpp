@@ -29,22 +29,21 @@ inline std::string py_repr(std::string_view text) {
   std::string out(1, quote);
   for (char c : text) {
     switch (c) {
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (c == quote)
-          out += '\\';
-        out += c;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    default:
+      if (c == quote) out += '\\';
+      out += c;
     }
   }
   out += quote;

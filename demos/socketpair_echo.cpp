@@ -41,8 +41,7 @@ private:
 int main(int argc, char** argv) {
   config cfg;
   cfg.shards = 1;
-  if (auto rc = parse_args(cfg, argc, argv))
-    return *rc;
+  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
@@ -51,8 +50,8 @@ int main(int argc, char** argv) {
   }
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
-  auto conn = connect_accepted_socket(rt, fds[0],
-                                      make_protocol<my_protocol>(done));
+  auto conn =
+      connect_accepted_socket(rt, fds[0], make_protocol<my_protocol>(done));
   if (!conn) {
     std::cerr << "error: " << describe(conn.error()) << '\n';
     return 1;

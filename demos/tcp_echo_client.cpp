@@ -28,10 +28,10 @@ struct client_config : config {
 
   client_config() {
     opt_group{custom_options_, "global"}
-      .add(host, "host", "server address")
-      .add(port, "port,p", "server port")
-      .add(message, "message,m", "text to send")
-      .add(timeout_ms, "timeout-ms", "connect timeout in milliseconds");
+        .add(host, "host", "server address")
+        .add(port, "port,p", "server port")
+        .add(message, "message,m", "text to send")
+        .add(timeout_ms, "timeout-ms", "connect timeout in milliseconds");
     shards = 1;
   }
 };
@@ -41,7 +41,7 @@ using done_promise = std::shared_ptr<std::promise<void>>;
 class echo_client_protocol : public protocol {
 public:
   echo_client_protocol(std::string message, done_promise done)
-    : message_(std::move(message)), done_(std::move(done)) {}
+      : message_(std::move(message)), done_(std::move(done)) {}
 
   void connection_made(transport_ref& t) override {
     t.write(message_);
@@ -69,8 +69,7 @@ private:
 
 int main(int argc, char** argv) {
   client_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv))
-    return *rc;
+  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
@@ -79,7 +78,7 @@ int main(int argc, char** argv) {
   opts.port = cfg.port;
   opts.timeout = std::chrono::milliseconds{cfg.timeout_ms};
   auto conn = create_connection(
-    rt, opts, make_protocol<echo_client_protocol>(cfg.message, done));
+      rt, opts, make_protocol<echo_client_protocol>(cfg.message, done));
   if (!conn) {
     std::cerr << "error: cannot connect to " << cfg.host << ":" << cfg.port
               << ": " << describe(conn.error()) << '\n';

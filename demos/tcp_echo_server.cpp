@@ -27,18 +27,18 @@ struct server_config : config {
 
   server_config() {
     opt_group{custom_options_, "global"}
-      .add(host, "host", "address to listen on")
-      .add(port, "port,p", "port to listen on (0 = any free port)")
-      .add(persistent, "persistent",
-           "echo everything, never close (load tests)")
-      .add(quiet, "quiet,q", "do not print per-connection lines");
+        .add(host, "host", "address to listen on")
+        .add(port, "port,p", "port to listen on (0 = any free port)")
+        .add(persistent, "persistent",
+             "echo everything, never close (load tests)")
+        .add(quiet, "quiet,q", "do not print per-connection lines");
   }
 };
 
 class echo_server_protocol : public protocol {
 public:
   echo_server_protocol(bool persistent, bool quiet)
-    : persistent_(persistent), quiet_(quiet) {}
+      : persistent_(persistent), quiet_(quiet) {}
 
   void connection_made(transport_ref& t) override {
     if (!quiet_)
@@ -55,8 +55,7 @@ public:
       demo::println("Send: ", demo::py_repr(bytes.view()));
     }
     transport().write(bytes);
-    if (!quiet_)
-      demo::println("Close the client socket");
+    if (!quiet_) demo::println("Close the client socket");
     transport().close();
   }
 
@@ -69,14 +68,13 @@ private:
 
 int main(int argc, char** argv) {
   server_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv))
-    return *rc;
+  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
   server_options opts;
   opts.hosts = {cfg.host};
   opts.port = cfg.port;
   auto srv = create_server(
-    rt, make_protocol<echo_server_protocol>(cfg.persistent, cfg.quiet), opts);
+      rt, make_protocol<echo_server_protocol>(cfg.persistent, cfg.quiet), opts);
   if (!srv) {
     std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
               << ": " << describe(srv.error()) << '\n';

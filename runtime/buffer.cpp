@@ -20,8 +20,7 @@ constexpr size_t max_cached_bytes_per_class = 1024 * 1024;
 uint32_t class_of(size_t n) {
   size_t cap = min_class_bytes;
   for (uint32_t k = 1; k <= num_classes; ++k, cap <<= 1)
-    if (n <= cap)
-      return k;
+    if (n <= cap) return k;
   return 0;
 }
 
@@ -55,8 +54,7 @@ struct thread_pool {
 
   buffer_block* take(uint32_t k) {
     auto& list = free[k];
-    if (list.empty())
-      return make_plain(class_capacity(k), k);
+    if (list.empty()) return make_plain(class_capacity(k), k);
     auto* b = list.back();
     list.pop_back();
     b->refs.store(1, std::memory_order_relaxed);
@@ -83,8 +81,7 @@ struct pool_holder {
 };
 
 thread_pool* local_pool() {
-  if (pool_gone)
-    return nullptr;
+  if (pool_gone) return nullptr;
   thread_local pool_holder holder;
   return &holder.pool;
 }
@@ -93,16 +90,13 @@ thread_pool* local_pool() {
 
 buffer_block* acquire_block(size_t n) {
   auto k = class_of(n);
-  if (k == 0)
-    return make_plain(n, 0);
-  if (auto* pool = local_pool())
-    return pool->take(k);
+  if (k == 0) return make_plain(n, 0);
+  if (auto* pool = local_pool()) return pool->take(k);
   return make_plain(class_capacity(k), k);
 }
 
 void release(buffer_block* b) noexcept {
-  if (b->refs.fetch_sub(1, std::memory_order_acq_rel) != 1)
-    return;
+  if (b->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (b->size_class != 0) {
     if (auto* pool = local_pool()) {
       pool->give(b);
@@ -138,11 +132,10 @@ buffer_block* adopt_block(Container&& c) {
 // -- mutable_buffer -----------------------------------------------------------
 
 mutable_buffer::mutable_buffer(size_t capacity)
-  : block_(detail::acquire_block(capacity)) {
-}
+    : block_(detail::acquire_block(capacity)) {}
 
 mutable_buffer::mutable_buffer(mutable_buffer&& other) noexcept
-  : block_(other.block_) {
+    : block_(other.block_) {
   other.block_ = nullptr;
 }
 
@@ -152,8 +145,7 @@ mutable_buffer& mutable_buffer::operator=(mutable_buffer&& other) noexcept {
 }
 
 mutable_buffer::~mutable_buffer() {
-  if (block_ != nullptr)
-    detail::release(block_);
+  if (block_ != nullptr) detail::release(block_);
 }
 
 buffer mutable_buffer::freeze(size_t n) && {
@@ -165,13 +157,12 @@ buffer mutable_buffer::freeze(size_t n) && {
 // -- buffer -------------------------------------------------------------------
 
 buffer::buffer(const buffer& other) noexcept
-  : block_(other.block_), data_(other.data_), size_(other.size_) {
-  if (block_ != nullptr)
-    detail::add_ref(block_);
+    : block_(other.block_), data_(other.data_), size_(other.size_) {
+  if (block_ != nullptr) detail::add_ref(block_);
 }
 
 buffer::buffer(buffer&& other) noexcept
-  : block_(other.block_), data_(other.data_), size_(other.size_) {
+    : block_(other.block_), data_(other.data_), size_(other.size_) {
   other.block_ = nullptr;
   other.data_ = nullptr;
   other.size_ = 0;
@@ -185,8 +176,7 @@ buffer& buffer::operator=(const buffer& other) noexcept {
 
 buffer& buffer::operator=(buffer&& other) noexcept {
   if (this != &other) {
-    if (block_ != nullptr)
-      detail::release(block_);
+    if (block_ != nullptr) detail::release(block_);
     block_ = other.block_;
     data_ = other.data_;
     size_ = other.size_;
@@ -198,48 +188,41 @@ buffer& buffer::operator=(buffer&& other) noexcept {
 }
 
 buffer::~buffer() {
-  if (block_ != nullptr)
-    detail::release(block_);
+  if (block_ != nullptr) detail::release(block_);
 }
 
 buffer buffer::copy_of(const void* p, size_t n) {
-  if (n == 0)
-    return {};
+  if (n == 0) return {};
   mutable_buffer mb{n};
   std::memcpy(mb.data(), p, n);
   return std::move(mb).freeze(n);
 }
 
 buffer buffer::adopt(std::string s) {
-  if (s.empty())
-    return {};
+  if (s.empty()) return {};
   auto n = s.size();
   auto* b = detail::adopt_block(std::move(s));
   return buffer{b, b->bytes, n};
 }
 
 buffer buffer::adopt(std::vector<std::byte> v) {
-  if (v.empty())
-    return {};
+  if (v.empty()) return {};
   auto n = v.size();
   auto* b = detail::adopt_block(std::move(v));
   return buffer{b, b->bytes, n};
 }
 
 buffer buffer::adopt(std::vector<char> v) {
-  if (v.empty())
-    return {};
+  if (v.empty()) return {};
   auto n = v.size();
   auto* b = detail::adopt_block(std::move(v));
   return buffer{b, b->bytes, n};
 }
 
 buffer buffer::slice(size_t offset, size_t length) const {
-  if (offset >= size_)
-    return {};
+  if (offset >= size_) return {};
   auto n = std::min(length, size_ - offset);
-  if (block_ != nullptr)
-    detail::add_ref(block_);
+  if (block_ != nullptr) detail::add_ref(block_);
   return buffer{block_, data_ + offset, n};
 }
 

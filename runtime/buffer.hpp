@@ -126,7 +126,7 @@ public:
 private:
   friend class mutable_buffer;
   buffer(detail::buffer_block* b, const std::byte* p, size_t n) noexcept
-    : block_(b), data_(p), size_(n) {}
+      : block_(b), data_(p), size_(n) {}
 
   detail::buffer_block* block_ = nullptr;
   const std::byte* data_ = nullptr;

@@ -11,20 +11,20 @@ runtime_config::runtime_config() {
   if (const char* env = std::getenv("SHARDWIRE_FAST_PATH"))
     fast_path = std::string_view{env} != "0";
   opt_group{custom_options_, "global"}
-    .add(shards, "shards,s", "number of shards (0 = one per hardware thread)")
-    .add(log_level, "log-level", "quiet, error, warning, info or debug");
+      .add(shards, "shards,s", "number of shards (0 = one per hardware thread)")
+      .add(log_level, "log-level", "quiet, error, warning, info or debug");
   opt_group{custom_options_, "shardwire"}
-    .add(max_throughput, "max-throughput",
-         "messages an actor handles per turn before yielding its shard")
-    .add(read_chunk_size, "read-chunk-size", "bytes per socket read")
-    .add(read_high_water, "read-high-water",
-         "pause reading above this many unprocessed bytes at the protocol")
-    .add(read_low_water, "read-low-water",
-         "resume reading at this many unprocessed bytes")
-    .add(fast_path, "fast-path",
-         "deliver messages between idle co-located actors synchronously")
-    .add(shutdown_grace_ms, "shutdown-grace-ms",
-         "ms to wait for protocols to exit at shutdown before killing them");
+      .add(max_throughput, "max-throughput",
+           "messages an actor handles per turn before yielding its shard")
+      .add(read_chunk_size, "read-chunk-size", "bytes per socket read")
+      .add(read_high_water, "read-high-water",
+           "pause reading above this many unprocessed bytes at the protocol")
+      .add(read_low_water, "read-low-water",
+           "resume reading at this many unprocessed bytes")
+      .add(fast_path, "fast-path",
+           "deliver messages between idle co-located actors synchronously")
+      .add(shutdown_grace_ms, "shutdown-grace-ms",
+           "ms to wait for protocols to exit at shutdown before killing them");
   // shardwire runs its own I/O threads; keep CAF's worker pool small so the
   // two pools do not oversubscribe the machine.
   set("scheduler.max-threads",
@@ -34,8 +34,7 @@ runtime_config::runtime_config() {
 }
 
 size_t runtime_config::effective_shards() const {
-  if (shards > 0)
-    return shards;
+  if (shards > 0) return shards;
   auto n = std::thread::hardware_concurrency();
   return n > 0 ? n : 1;
 }
@@ -45,8 +44,7 @@ std::optional<int> parse_args(runtime_config& cfg, int argc, char** argv) {
     std::cerr << "error: " << caf::to_string(err) << " (see --help)\n";
     return 1;
   }
-  if (cfg.cli_helptext_printed)
-    return 0;
+  if (cfg.cli_helptext_printed) return 0;
   return std::nullopt;
 }
 

@@ -10,14 +10,14 @@ std::atomic<int> global_level{static_cast<int>(level::warning)};
 
 const char* prefix(level lvl) {
   switch (lvl) {
-    case level::error:
-      return "[shardwire ERROR] ";
-    case level::warning:
-      return "[shardwire WARN] ";
-    case level::info:
-      return "[shardwire INFO] ";
-    default:
-      return "[shardwire DEBUG] ";
+  case level::error:
+    return "[shardwire ERROR] ";
+  case level::warning:
+    return "[shardwire WARN] ";
+  case level::info:
+    return "[shardwire INFO] ";
+  default:
+    return "[shardwire DEBUG] ";
   }
 }
 
@@ -32,14 +32,10 @@ void set_level(level x) noexcept {
 }
 
 level parse_level(std::string_view name) noexcept {
-  if (name == "quiet")
-    return level::quiet;
-  if (name == "error")
-    return level::error;
-  if (name == "info")
-    return level::info;
-  if (name == "debug")
-    return level::debug;
+  if (name == "quiet") return level::quiet;
+  if (name == "error") return level::error;
+  if (name == "info") return level::info;
+  if (name == "debug") return level::debug;
   return level::warning;
 }
 
@@ -49,7 +45,7 @@ void write(level lvl, std::string_view line) {
   out += '\n';
   // One write(2) per line keeps lines from different threads whole.
   auto rc = ::write(STDERR_FILENO, out.data(), out.size());
-  (void) rc;
+  (void)rc;
 }
 
 } // namespace shardwire::log

@@ -13,7 +13,13 @@
 
 namespace shardwire::log {
 
-enum class level : int { quiet = 0, error = 1, warning = 2, info = 3, debug = 4 };
+enum class level : int {
+  quiet = 0,
+  error = 1,
+  warning = 2,
+  info = 3,
+  debug = 4
+};
 
 /// Returns the current global level (default: warning).
 level current() noexcept;
@@ -30,8 +36,7 @@ void write(level lvl, std::string_view line);
 /// Formats `xs...` with operator<< and writes the line if `lvl` is enabled.
 template <class... Ts>
 void emit(level lvl, const Ts&... xs) {
-  if (static_cast<int>(lvl) > static_cast<int>(current()))
-    return;
+  if (static_cast<int>(lvl) > static_cast<int>(current())) return;
   std::ostringstream out;
   (out << ... << xs);
   write(lvl, out.str());

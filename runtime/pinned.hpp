@@ -49,8 +49,7 @@ constexpr int max_fast_path_depth = 8;
 
 inline shard* checked_home(caf::actor_config& cfg) {
   auto* s = dynamic_cast<shard*>(cfg.host);
-  if (s == nullptr)
-    pinned_violation("pinned actor spawned without spawn_on()");
+  if (s == nullptr) pinned_violation("pinned actor spawned without spawn_on()");
   return s;
 }
 
@@ -72,8 +71,7 @@ public:
   /// actor). Costs a dynamic_cast: look it up once, not per message.
   template <class Handle>
   static pinned_base* of(const Handle& hdl) {
-    if (!hdl)
-      return nullptr;
+    if (!hdl) return nullptr;
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(hdl);
     return dynamic_cast<pinned_base*>(ptr);
   }
@@ -122,12 +120,10 @@ bool try_deliver_now(pinned_base& target, T& msg) {
   auto& slot = *static_cast<T*>(elem->content().get_mutable(0));
   slot = std::move(msg);
   bool delivered = target.deliver_now(elem);
-  if (!delivered)
-    msg = std::move(slot);
+  if (!delivered) msg = std::move(slot);
   if (elem) { // null if the actor skipped the message into its mailbox
     slot = T{};
-    if (!spare)
-      spare = std::move(elem);
+    if (!spare) spare = std::move(elem);
   }
   return delivered;
 }
@@ -142,10 +138,10 @@ class pinned : public Base, public pinned_base {
 public:
   template <class... Ts>
   explicit pinned(caf::actor_config& cfg, Ts&&... xs)
-    : Base(cfg, std::forward<Ts>(xs)...), home_(detail::checked_home(cfg)) {
+      : Base(cfg, std::forward<Ts>(xs)...), home_(detail::checked_home(cfg)) {
     home_->register_actor(this->ctrl(), Role == pinned_role::transport);
     this->attach_functor(
-      [home = home_, ctrl = this->ctrl()] { home->unregister_actor(ctrl); });
+        [home = home_, ctrl = this->ctrl()] { home->unregister_actor(ctrl); });
   }
 
   /// The shard this actor lives on.
@@ -154,8 +150,7 @@ public:
   using Base::enqueue;
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit*) override {
-    if (deliver_now(ptr))
-      return;
+    if (deliver_now(ptr)) return;
     auto* prev = detail::pinned_marker;
     detail::pinned_marker = this;
     Base::enqueue(std::move(ptr), home_);
@@ -187,7 +182,9 @@ protected:
   /// e.g. right before a final send whose reply may then take the fast path.
   class busy_scope {
   public:
-    explicit busy_scope(pinned& self) noexcept : self_(&self) { ++self_->busy_; }
+    explicit busy_scope(pinned& self) noexcept : self_(&self) {
+      ++self_->busy_;
+    }
     ~busy_scope() { release(); }
     void release() noexcept {
       if (self_ != nullptr) {
@@ -204,9 +201,9 @@ protected:
 
 public:
   bool deliver_now(caf::mailbox_element_ptr& ptr) override {
-    if (busy_ != 0 || !home_->fast_path()
-        || detail::fast_path_depth >= detail::max_fast_path_depth
-        || !home_->on_thread() || !this->mailbox().blocked())
+    if (busy_ != 0 || !home_->fast_path() ||
+        detail::fast_path_depth >= detail::max_fast_path_depth ||
+        !home_->on_thread() || !this->mailbox().blocked())
       return false;
     // Keeps this actor alive even if the handler ends it and drops the last
     // other reference.
@@ -259,7 +256,7 @@ struct self_of : first_arg<F> {};
 
 template <class F>
 struct self_of<F, std::void_t<decltype(&F::operator())>>
-  : first_arg<decltype(&F::operator())> {};
+    : first_arg<decltype(&F::operator())> {};
 
 /// Runs a behavior function `F(self, args...)` as a pinned actor. `Base` is
 /// the actor class the function's `self` points to.
@@ -269,7 +266,7 @@ public:
   using behavior_type = typename Base::behavior_type;
 
   pinned_function_actor(caf::actor_config& cfg, F f, Ts... xs)
-    : pinned<Base>(cfg), f_(std::move(f)), args_(std::move(xs)...) {}
+      : pinned<Base>(cfg), f_(std::move(f)), args_(std::move(xs)...) {}
 
   behavior_type make_behavior() override {
     return std::apply([this](auto&... xs) { return f_(this, xs...); }, args_);
@@ -290,7 +287,7 @@ auto spawn_fun_on(shard& s, F f, Ts&&... xs) {
   using self_ptr = typename detail::self_of<std::decay_t<F>>::type;
   using base = std::remove_pointer_t<self_ptr>;
   using impl =
-    detail::pinned_function_actor<base, std::decay_t<F>, std::decay_t<Ts>...>;
+      detail::pinned_function_actor<base, std::decay_t<F>, std::decay_t<Ts>...>;
   return spawn_on<impl>(s, std::move(f), std::forward<Ts>(xs)...);
 }
 

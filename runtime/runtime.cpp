@@ -41,7 +41,7 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
   shards_.reserve(n);
   for (size_t i = 0; i < n; ++i)
     shards_.emplace_back(
-      std::make_unique<shard>(system_, i, cfg.max_throughput));
+        std::make_unique<shard>(system_, i, cfg.max_throughput));
   for (auto& s : shards_) {
     s->set_fast_path(cfg.fast_path);
     s->start();
@@ -58,15 +58,13 @@ shard& runtime::pick_shard() {
   auto* best = shards_[start % n].get();
   for (size_t i = 1; i < n; ++i) {
     auto* s = shards_[(start + i) % n].get();
-    if (s->load() < best->load())
-      best = s;
+    if (s->load() < best->load()) best = s;
   }
   return *best;
 }
 
 void runtime::shutdown() {
-  if (stopped_)
-    return;
+  if (stopped_) return;
   stopped_ = true;
   using clock = std::chrono::steady_clock;
   caf::error reason = caf::exit_reason::user_shutdown;

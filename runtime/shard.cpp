@@ -42,17 +42,14 @@ constexpr size_t max_resumes_per_drain = 256;
 } // namespace
 
 shard::shard(caf::actor_system& sys, size_t id, size_t max_throughput)
-  : caf::execution_unit(&sys),
-    sys_(sys),
-    id_(id),
-    max_throughput_(max_throughput == 0 ? 1 : max_throughput),
-    // Descriptor I/O on a shard's io_context only ever happens on the shard
-    // thread (transports create, use and close their sockets there), so the
-    // reactor's per-descriptor locking can go; scheduler and registration
-    // locking stay, because CAF workers, the clock thread and other shards
-    // post into this context.
-    io_(ASIO_CONCURRENCY_HINT_UNSAFE_IO) {
-}
+    : caf::execution_unit(&sys), sys_(sys), id_(id),
+      max_throughput_(max_throughput == 0 ? 1 : max_throughput),
+      // Descriptor I/O on a shard's io_context only ever happens on the shard
+      // thread (transports create, use and close their sockets there), so the
+      // reactor's per-descriptor locking can go; scheduler and registration
+      // locking stay, because CAF workers, the clock thread and other shards
+      // post into this context.
+      io_(ASIO_CONCURRENCY_HINT_UNSAFE_IO) {}
 
 shard::~shard() {
   stop();
@@ -71,8 +68,7 @@ void shard::exec_later(caf::resumable* ptr) {
   }
   if (on_thread()) {
     local_.push_back(ptr);
-    if (io_depth_ == 0)
-      post_drain();
+    if (io_depth_ == 0) post_drain();
     return;
   }
   bool need_post = false;
@@ -102,8 +98,7 @@ void shard::take_remote() {
 }
 
 void shard::post_drain() {
-  if (drain_posted_)
-    return;
+  if (drain_posted_) return;
   drain_posted_ = true;
   asio::post(io_, [this] {
     drain_posted_ = false;
@@ -122,20 +117,19 @@ void shard::drain() {
     auto* job = local_.front();
     local_.pop_front();
     switch (job->resume(this, max_throughput_)) {
-      case caf::resumable::resume_later:
-        local_.push_back(job);
-        break;
-      case caf::resumable::done:
-      case caf::resumable::awaiting_message:
-        intrusive_ptr_release(job);
-        break;
-      case caf::resumable::shutdown_execution_unit:
-        break;
+    case caf::resumable::resume_later:
+      local_.push_back(job);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+      intrusive_ptr_release(job);
+      break;
+    case caf::resumable::shutdown_execution_unit:
+      break;
     }
   }
   --io_depth_;
-  if (!local_.empty())
-    post_drain();
+  if (!local_.empty()) post_drain();
 }
 
 // -- registry -----------------------------------------------------------------
@@ -143,8 +137,7 @@ void shard::drain() {
 void shard::register_actor(caf::actor_control_block* ctrl, bool is_transport) {
   std::lock_guard<std::mutex> guard{reg_mtx_};
   actors_.insert(ctrl);
-  if (is_transport)
-    transports_.insert(ctrl);
+  if (is_transport) transports_.insert(ctrl);
 }
 
 void shard::unregister_actor(caf::actor_control_block* ctrl) {

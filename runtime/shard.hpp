@@ -17,9 +17,9 @@
 
 #include <asio/io_context.hpp>
 #include <atomic>
-#include <chrono>
 #include <caf/execution_unit.hpp>
 #include <caf/fwd.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -87,8 +87,7 @@ public:
   public:
     explicit io_scope(shard& s) noexcept : s_(s) { ++s_.io_depth_; }
     ~io_scope() {
-      if (--s_.io_depth_ == 0 && !s_.local_.empty())
-        s_.drain();
+      if (--s_.io_depth_ == 0 && !s_.local_.empty()) s_.drain();
     }
     io_scope(const io_scope&) = delete;
     io_scope& operator=(const io_scope&) = delete;

@@ -16,22 +16,22 @@ void async_connect_accepted_socket(runtime& rt, int fd,
     detail::close_fd(fd);
     if (done)
       done(make_error(sw_errc::invalid_argument,
-                      "fd " + std::to_string(fd)
-                        + " is not a connected stream socket"));
+                      "fd " + std::to_string(fd) +
+                          " is not a connected stream socket"));
     return;
   }
   auto& s = which ? rt.shard_at(*which % rt.shard_count()) : rt.pick_shard();
   auto fam = detail::socket_family(fd);
-  std::string kind = fam == AF_UNIX                       ? "unix"
+  std::string kind = fam == AF_UNIX                        ? "unix"
                      : (fam == AF_INET || fam == AF_INET6) ? "tcp"
                                                            : "socket";
   spawn_stream_transport(s, fd, std::move(kind), std::move(factory),
                          stream_settings::from(rt), std::move(done));
 }
 
-caf::expected<connection>
-connect_accepted_socket(runtime& rt, int fd, protocol_factory factory,
-                        caf::optional<size_t> which) {
+caf::expected<connection> connect_accepted_socket(runtime& rt, int fd,
+                                                  protocol_factory factory,
+                                                  caf::optional<size_t> which) {
   return await_connection([&](connect_callback cb) {
     async_connect_accepted_socket(rt, fd, factory, std::move(cb), which);
   });

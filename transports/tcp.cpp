@@ -11,8 +11,7 @@ namespace shardwire {
 namespace {
 
 shard& choose(runtime& rt, const caf::optional<size_t>& which) {
-  if (which)
-    return rt.shard_at(*which % rt.shard_count());
+  if (which) return rt.shard_at(*which % rt.shard_count());
   return rt.pick_shard();
 }
 
@@ -37,8 +36,7 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
                                     server_options opts) {
   if (!factory)
     return make_error(sw_errc::invalid_argument, "no protocol factory");
-  if (opts.hosts.empty())
-    opts.hosts.emplace_back();
+  if (opts.hosts.empty()) opts.hosts.emplace_back();
   detail::listen_options lo{opts.backlog, opts.reuse_address, opts.reuse_port};
   std::vector<detail::listener_socket> socks;
   auto cleanup = [&] {
@@ -59,8 +57,8 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
         cleanup();
         return fd.error();
       }
-      socks.push_back(detail::listener_socket{*fd, detail::local_endpoint(*fd),
-                                              {}});
+      socks.push_back(
+          detail::listener_socket{*fd, detail::local_endpoint(*fd), {}});
     }
   }
   server result;

@@ -34,21 +34,18 @@ namespace {
 
 // Removes `path` if it is a socket nobody accepts on. Returns an error if
 // the path is in use or is not a socket.
-caf::error remove_stale_socket(const std::string& path,
-                               const sockaddr* sa, socklen_t len) {
+caf::error remove_stale_socket(const std::string& path, const sockaddr* sa,
+                               socklen_t len) {
   struct stat st = {};
-  if (::lstat(path.c_str(), &st) != 0)
-    return {}; // nothing there
+  if (::lstat(path.c_str(), &st) != 0) return {}; // nothing there
   if (!S_ISSOCK(st.st_mode))
-    return make_errno_error(EADDRINUSE,
-                            path + " exists and is not a socket");
+    return make_errno_error(EADDRINUSE, path + " exists and is not a socket");
   // The probe is non-blocking: a blocking connect() to a live server whose
   // accept queue is full waits until that server accepts, i.e. possibly
   // forever (found by unix_test: "a live server with a full accept queue").
   // EAGAIN means exactly that case: the path is in use.
   int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (probe < 0)
-    return make_errno_error(errno, "socket");
+  if (probe < 0) return make_errno_error(errno, "socket");
   int rc = ::connect(probe, sa, len);
   int err = errno;
   detail::close_fd(probe);
@@ -68,21 +65,17 @@ caf::expected<server> create_unix_server(runtime& rt, protocol_factory factory,
   if (!factory)
     return make_error(sw_errc::invalid_argument, "no protocol factory");
   auto addr = detail::unix_address(opts.path);
-  if (!addr)
-    return addr.error();
+  if (!addr) return addr.error();
   auto* sa = reinterpret_cast<const sockaddr*>(&addr->first);
   bool abstract = opts.path[0] == '@' || opts.path[0] == '\0';
   if (!abstract)
-    if (auto err = remove_stale_socket(opts.path, sa, addr->second))
-      return err;
+    if (auto err = remove_stale_socket(opts.path, sa, addr->second)) return err;
   detail::listen_options lo{opts.backlog, false, false};
   auto fd = detail::listen_on(sa, addr->second, lo, opts.path);
-  if (!fd)
-    return fd.error();
+  if (!fd) return fd.error();
   std::vector<detail::listener_socket> socks;
-  socks.push_back(detail::listener_socket{*fd, detail::local_endpoint(*fd),
-                                          abstract ? std::string{}
-                                                   : opts.path});
+  socks.push_back(detail::listener_socket{
+      *fd, detail::local_endpoint(*fd), abstract ? std::string{} : opts.path});
   server result;
   result.sockets.push_back(socks.front().address);
   detail::listener_settings ls{"unix", opts.backlog, opts.start_serving,

@@ -26,22 +26,20 @@ namespace {
 
 template <class... Ts>
 constexpr bool all_copyable() {
-  return ((std::is_copy_constructible_v<Ts> && std::is_copy_assignable_v<Ts>
-           && std::is_default_constructible_v<Ts>)
-          && ...);
+  return ((std::is_copy_constructible_v<Ts> && std::is_copy_assignable_v<Ts> &&
+           std::is_default_constructible_v<Ts>)&&...);
 }
 
 static_assert(
-  all_copyable<connected, data, eof, shardwire::pause, resume, lost,
-               shardwire::write, writelines,
-               write_eof, shardwire::close, shardwire::abort, pause_reading,
-               resume_reading, set_write_buffer_limits, write_buffer_limits,
-               get_write_buffer_size, get_write_buffer_limits, get_extra_info,
-               transport_info, get_status, transport_status, set_protocol,
-               get_sockets, start_serving, stop_serving, is_serving,
-               close_clients, abort_clients, read_credit_returned, endpoint,
-               buffer>(),
-  "every message type is a copyable value");
+    all_copyable<
+        connected, data, eof, shardwire::pause, resume, lost, shardwire::write,
+        writelines, write_eof, shardwire::close, shardwire::abort,
+        pause_reading, resume_reading, set_write_buffer_limits,
+        write_buffer_limits, get_write_buffer_size, get_write_buffer_limits,
+        get_extra_info, transport_info, get_status, transport_status,
+        set_protocol, get_sockets, start_serving, stop_serving, is_serving,
+        close_clients, abort_clients, read_credit_returned, endpoint, buffer>(),
+    "every message type is a copyable value");
 
 /// Serializes `x` with CAF's binary serializer and reads it back.
 template <class T>
@@ -88,13 +86,13 @@ void check_empty_round_trip(caf::actor_system& sys) {
 }
 
 bool same_info(const transport_info& x, const transport_info& y) {
-  return x.kind == y.kind && x.peername == y.peername
-         && x.sockname == y.sockname && x.fd == y.fd && x.shard == y.shard;
+  return x.kind == y.kind && x.peername == y.peername &&
+         x.sockname == y.sockname && x.fd == y.fd && x.shard == y.shard;
 }
 
 bool same_error(const caf::error& x, const caf::error& y) {
-  return x.code() == y.code() && x.category() == y.category()
-         && describe(x) == describe(y);
+  return x.code() == y.code() && x.category() == y.category() &&
+         describe(x) == describe(y);
 }
 
 } // namespace
@@ -103,9 +101,8 @@ TEST_CASE("every message survives a CAF binary serialization round trip") {
   runtime_fixture fx;
   auto& sys = fx.rt->system();
   // A live actor, so handles have something to point to.
-  auto dummy = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](int) {}};
-  });
+  auto dummy = sys.spawn(
+      [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; });
   auto t = caf::actor_cast<transport_actor>(dummy);
   auto p = caf::actor_cast<protocol_actor>(dummy);
 
@@ -124,29 +121,31 @@ TEST_CASE("every message survives a CAF binary serialization round trip") {
   check_round_trip(sys, connected{}, [](const auto& x, const auto& y) {
     return !x.transport && !y.transport;
   });
-  check_round_trip(sys, data{buffer::copy_of("payload"), {}},
-                   [](const auto& x, const auto& y) { return x.bytes == y.bytes; });
-  check_round_trip(sys, lost{}, [](const auto& x, const auto&) { return !x.reason; });
+  check_round_trip(
+      sys, data{buffer::copy_of("payload"), {}},
+      [](const auto& x, const auto& y) { return x.bytes == y.bytes; });
+  check_round_trip(sys, lost{},
+                   [](const auto& x, const auto&) { return !x.reason; });
   check_round_trip(sys, lost{make_errno_error(ECONNRESET, "read")},
                    [](const auto& x, const auto& y) {
-                     return is_errno(x.reason, ECONNRESET)
-                            && same_error(x.reason, y.reason);
+                     return is_errno(x.reason, ECONNRESET) &&
+                            same_error(x.reason, y.reason);
                    });
   check_round_trip(sys, lost{make_error(sw_errc::protocol_failed, "ctx")},
                    [](const auto& x, const auto& y) {
-                     return is(x.reason, sw_errc::protocol_failed)
-                            && same_error(x.reason, y.reason);
+                     return is(x.reason, sw_errc::protocol_failed) &&
+                            same_error(x.reason, y.reason);
                    });
-  check_round_trip(sys, shardwire::write{buffer::copy_of("w")},
-                   [](const auto& x, const auto& y) { return x.bytes == y.bytes; });
   check_round_trip(
-    sys,
-    writelines{{buffer::copy_of("a"), buffer{}, buffer::copy_of("bc")}},
-    [](const auto& x, const auto& y) { return x.parts == y.parts; });
+      sys, shardwire::write{buffer::copy_of("w")},
+      [](const auto& x, const auto& y) { return x.bytes == y.bytes; });
+  check_round_trip(
+      sys, writelines{{buffer::copy_of("a"), buffer{}, buffer::copy_of("bc")}},
+      [](const auto& x, const auto& y) { return x.parts == y.parts; });
   check_round_trip(sys, set_write_buffer_limits{uint64_t{100}, caf::none},
                    [](const auto& x, const auto& y) {
-                     return x.high == y.high && x.low == y.low && x.high
-                            && *x.high == 100 && !x.low;
+                     return x.high == y.high && x.low == y.low && x.high &&
+                            *x.high == 100 && !x.low;
                    });
   check_round_trip(sys, set_write_buffer_limits{caf::none, uint64_t{7}},
                    [](const auto& x, const auto& y) {
@@ -156,9 +155,9 @@ TEST_CASE("every message survives a CAF binary serialization round trip") {
                    [](const auto& x, const auto& y) { return x == y; });
   check_round_trip(sys, transport_status{true, false, 12345},
                    [](const auto& x, const auto& y) {
-                     return x.closing == y.closing && x.reading == y.reading
-                            && x.write_buffer_size == y.write_buffer_size
-                            && x.write_buffer_size == 12345;
+                     return x.closing == y.closing && x.reading == y.reading &&
+                            x.write_buffer_size == y.write_buffer_size &&
+                            x.write_buffer_size == 12345;
                    });
   check_round_trip(sys, set_protocol{p}, [](const auto& x, const auto& y) {
     return x.protocol == y.protocol && x.protocol;
@@ -239,31 +238,32 @@ TEST_CASE("errors: errno and shardwire categories") {
   CHECK(is_errno(e, ECONNRESET));
   CHECK_FALSE(is_errno(e, EPIPE));
   CHECK_FALSE(is(e, sw_errc::closed));
-  CHECK(describe(e) == std::string{"errno: "} + std::strerror(ECONNRESET)
-                         + " (read)");
+  CHECK(describe(e) ==
+        std::string{"errno: "} + std::strerror(ECONNRESET) + " (read)");
   auto plain = make_errno_error(ECONNREFUSED);
   CHECK(is_errno(plain, ECONNREFUSED));
-  CHECK(describe(plain) == std::string{"errno: "} + std::strerror(ECONNREFUSED));
+  CHECK(describe(plain) ==
+        std::string{"errno: "} + std::strerror(ECONNREFUSED));
 
   auto w = make_error(sw_errc::write_after_eof);
   CHECK(is(w, sw_errc::write_after_eof));
   CHECK_FALSE(is(w, sw_errc::closed));
   CHECK_FALSE(is_errno(w, static_cast<int>(sw_errc::write_after_eof)));
   CHECK(describe(w) == "shardwire: write_after_eof");
-  CHECK(describe(make_error(sw_errc::timeout, "connect 10.0.0.1"))
-        == "shardwire: timeout (connect 10.0.0.1)");
+  CHECK(describe(make_error(sw_errc::timeout, "connect 10.0.0.1")) ==
+        "shardwire: timeout (connect 10.0.0.1)");
   CHECK(describe(caf::error{}) == "none");
   CHECK(describe(caf::make_error(caf::sec::request_timeout))
-          .rfind("system: ", 0)
-        == 0);
-  for (auto x : {sw_errc::write_after_eof, sw_errc::protocol_failed,
-                 sw_errc::unknown_host, sw_errc::timeout,
-                 sw_errc::invalid_argument, sw_errc::shutdown, sw_errc::closed,
-                 sw_errc::factory_failed})
+            .rfind("system: ", 0) == 0);
+  for (auto x :
+       {sw_errc::write_after_eof, sw_errc::protocol_failed,
+        sw_errc::unknown_host, sw_errc::timeout, sw_errc::invalid_argument,
+        sw_errc::shutdown, sw_errc::closed, sw_errc::factory_failed})
     CHECK(to_string(x) != "unknown");
 }
 
-// -- the callback adapter ----------------------------------------------------------
+// -- the callback adapter
+// ----------------------------------------------------------
 
 namespace {
 
@@ -275,15 +275,15 @@ std::string read_all(int fd, read_end& how) {
   char buf[65536];
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      until - std::chrono::steady_clock::now());
+        until - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+    if (left.count() <= 0 ||
+        ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
       how = read_end::timeout;
       return out;
     }
     auto got = ::recv(fd, buf, sizeof(buf), 0);
-    if (got < 0 && errno == EINTR)
-      continue;
+    if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       how = got == 0 ? read_end::eof : read_end::error;
       return out;
@@ -320,7 +320,7 @@ public:
   };
 
   logging_protocol(event_log_ptr log, options opts)
-    : log_(std::move(log)), opts_(opts) {}
+      : log_(std::move(log)), opts_(opts) {}
 
   void connection_made(transport_ref& t) override {
     log_->add("made");
@@ -332,16 +332,13 @@ public:
 
   void data_received(const buffer& bytes) override {
     log_->add("data:" + bytes.str());
-    if (opts_.throw_in_data)
-      throw std::runtime_error("bad data");
-    if (opts_.reply_on_data)
-      transport().write("pong");
+    if (opts_.throw_in_data) throw std::runtime_error("bad data");
+    if (opts_.reply_on_data) transport().write("pong");
   }
 
   bool eof_received() override {
     log_->add(transport().is_closing() ? "eof:closing" : "eof");
-    if (opts_.keep_open)
-      transport().write("bye");
+    if (opts_.keep_open) transport().write("bye");
     return opts_.keep_open;
   }
 
@@ -369,7 +366,7 @@ TEST_CASE("callback adapter: data_received throwing is fatal") {
   logging_protocol::options opts;
   opts.throw_in_data = true;
   auto conn = connect_accepted_socket(
-    *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
   REQUIRE(conn);
   caf::scoped_actor self{fx.rt->system()};
   self->monitor(conn->transport);
@@ -402,7 +399,7 @@ TEST_CASE("callback adapter: connection_made throwing keeps the connection") {
   opts.throw_in_made = true;
   opts.reply_on_data = true;
   auto conn = connect_accepted_socket(
-    *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
   REQUIRE(conn);
   CHECK(raw_read_exact(b, 2) == "hi"); // its write before the throw went out
   REQUIRE(raw_send_all(b, "ping"));
@@ -415,8 +412,8 @@ TEST_CASE("callback adapter: connection_made throwing keeps the connection") {
   read_end how;
   CHECK(read_all(b, how).empty());
   CHECK(how == read_end::eof);
-  CHECK(log->events()
-        == std::vector<std::string>{"made", "data:ping", "eof", "lost"});
+  CHECK(log->events() ==
+        std::vector<std::string>{"made", "data:ping", "eof", "lost"});
   raw_close(b);
 }
 
@@ -428,7 +425,7 @@ TEST_CASE("callback adapter: eof_received returning true keeps it half-open") {
   logging_protocol::options opts;
   opts.keep_open = true;
   auto conn = connect_accepted_socket(
-    *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
   REQUIRE(conn);
   REQUIRE(raw_send_all(b, "last words"));
   ::shutdown(b, SHUT_WR);
@@ -445,8 +442,8 @@ TEST_CASE("callback adapter: eof_received returning true keeps it half-open") {
   read_end how;
   CHECK(read_all(b, how).empty());
   CHECK(how == read_end::eof);
-  CHECK(log->events()
-        == std::vector<std::string>{"made", "data:last words", "eof", "lost"});
+  CHECK(log->events() ==
+        std::vector<std::string>{"made", "data:last words", "eof", "lost"});
   raw_close(b);
 }
 

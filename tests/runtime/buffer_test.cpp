@@ -157,8 +157,7 @@ TEST_CASE("a buffer may be released on another thread") {
       for (int k = 0; k < 10000; ++k) {
         buffer c = shared;
         auto s = c.slice(k % 100, 10);
-        if (s.size() != 10)
-          std::abort();
+        if (s.size() != 10) std::abort();
       }
     });
   for (auto& th : threads)

@@ -43,8 +43,7 @@ struct thread_notes {
     std::lock_guard<std::mutex> guard{mtx};
     ids.push_back(std::this_thread::get_id());
     who.push_back(from);
-    if (!on_home)
-      ++off_home;
+    if (!on_home) ++off_home;
   }
 };
 
@@ -73,20 +72,20 @@ TEST_CASE("a pinned actor runs only on its home shard, whoever sends") {
   auto notes = std::make_shared<thread_notes>();
   auto log = std::make_shared<event_log>();
   auto target = spawn_fun_on(
-    home, [notes, log, &home](caf::event_based_actor*) -> caf::behavior {
-      return {
-        [=, &home](note_atom, const std::string& from) {
-          notes->add(from, home.on_thread() && shard::current() == &home);
-          log->add(from);
-        },
-        [=, &home](probe_atom) {
-          notes->add("probe", home.on_thread());
-          std::lock_guard<std::mutex> guard{notes->mtx};
-          notes->probe = std::this_thread::get_id();
-          return true;
-        },
-      };
-    });
+      home, [notes, log, &home](caf::event_based_actor*) -> caf::behavior {
+        return {
+            [=, &home](note_atom, const std::string& from) {
+              notes->add(from, home.on_thread() && shard::current() == &home);
+              log->add(from);
+            },
+            [=, &home](probe_atom) {
+              notes->add("probe", home.on_thread());
+              std::lock_guard<std::mutex> guard{notes->mtx};
+              notes->probe = std::this_thread::get_id();
+              return true;
+            },
+        };
+      });
   static constexpr int n = 200;
   // 1. The main thread, through a scoped actor and anonymously.
   {
@@ -108,16 +107,16 @@ TEST_CASE("a pinned actor runs only on its home shard, whoever sends") {
     });
   // 4. A pinned actor on the other shard.
   auto sender = spawn_fun_on(
-    other, [target, notes, &other](caf::event_based_actor* self)
-             -> caf::behavior {
-      return {
-        [=, &other](go_atom) {
-          notes->add("other-shard-sender", other.on_thread());
-          for (int i = 0; i < n; ++i)
-            self->send(target, note_atom::value, std::string{"shard1"});
-        },
-      };
-    });
+      other,
+      [target, notes, &other](caf::event_based_actor* self) -> caf::behavior {
+        return {
+            [=, &other](go_atom) {
+              notes->add("other-shard-sender", other.on_thread());
+              for (int i = 0; i < n; ++i)
+                self->send(target, note_atom::value, std::string{"shard1"});
+            },
+        };
+      });
   caf::anon_send(sender, go_atom::value);
   // 5. A request from the main thread (the reply goes back to it).
   auto probe_reply = ask<bool>(*fx.rt, target, probe_atom::value);
@@ -155,44 +154,44 @@ TEST_CASE("an ordinary actor spawned by a pinned actor runs on CAF's "
   auto log = std::make_shared<event_log>();
   auto shard_thread = std::make_shared<std::thread::id>();
   auto parent = spawn_fun_on(
-    home, [log, shard_thread, &home](caf::event_based_actor* self)
-            -> caf::behavior {
-      return {
-        [=, &home](go_atom) {
-          *shard_thread = std::this_thread::get_id();
-          auto child = self->spawn([log, &home](caf::event_based_actor* c)
-                                     -> caf::behavior {
-            log->add_thread(std::this_thread::get_id());
-            log->add(shard::current() == nullptr && !home.on_thread()
-                       ? "child-init:scheduler"
-                       : "child-init:shard");
-            return {
-              [=, &home](note_atom, const std::string&) {
+      home,
+      [log, shard_thread,
+       &home](caf::event_based_actor* self) -> caf::behavior {
+        return {
+            [=, &home](go_atom) {
+              *shard_thread = std::this_thread::get_id();
+              auto child = self->spawn([log, &home](caf::event_based_actor* c)
+                                           -> caf::behavior {
                 log->add_thread(std::this_thread::get_id());
                 log->add(shard::current() == nullptr && !home.on_thread()
-                           ? "child-msg:scheduler"
-                           : "child-msg:shard");
-                c->send(caf::actor_cast<caf::actor>(c->current_sender()),
-                        note_atom::value, std::string{"reply"});
-                c->quit();
-              },
-            };
-          });
-          self->send(child, note_atom::value, std::string{"hello"});
-        },
-        [=, &home](note_atom, const std::string& what) {
-          log->add("parent-got:" + what
-                   + (home.on_thread() ? ":shard" : ":elsewhere"));
-        },
-      };
-    });
+                             ? "child-init:scheduler"
+                             : "child-init:shard");
+                return {
+                    [=, &home](note_atom, const std::string&) {
+                      log->add_thread(std::this_thread::get_id());
+                      log->add(shard::current() == nullptr && !home.on_thread()
+                                   ? "child-msg:scheduler"
+                                   : "child-msg:shard");
+                      c->send(caf::actor_cast<caf::actor>(c->current_sender()),
+                              note_atom::value, std::string{"reply"});
+                      c->quit();
+                    },
+                };
+              });
+              self->send(child, note_atom::value, std::string{"hello"});
+            },
+            [=, &home](note_atom, const std::string& what) {
+              log->add("parent-got:" + what +
+                       (home.on_thread() ? ":shard" : ":elsewhere"));
+            },
+        };
+      });
   caf::anon_send(parent, go_atom::value);
   REQUIRE(log->wait_for_event("parent-got:", true));
   auto evs = log->events();
-  CHECK(evs
-        == std::vector<std::string>{"child-init:scheduler",
-                                    "child-msg:scheduler",
-                                    "parent-got:reply:shard"});
+  CHECK(evs == std::vector<std::string>{"child-init:scheduler",
+                                        "child-msg:scheduler",
+                                        "parent-got:reply:shard"});
   for (auto id : log->threads())
     CHECK(id != *shard_thread);
   stop_actor(*fx.rt, parent);
@@ -207,21 +206,20 @@ TEST_CASE("a busy actor does not starve other actors or sockets on its "
   // Always has a message: without a finite max_throughput it would keep the
   // shard forever.
   auto busy = spawn_fun_on(
-    s, [ticks, log](caf::event_based_actor* self) -> caf::behavior {
-      return {
-        [=](tick_atom) {
-          if (ticks->fetch_add(1) == 1000)
-            log->add("busy-running");
-          self->send(self, tick_atom::value);
-        },
-      };
-    });
-  auto other = spawn_fun_on(s, [ticks](caf::event_based_actor*)
-                                 -> caf::behavior {
-    return {
-      [=](probe_atom) { return static_cast<int64_t>(ticks->load()); },
-    };
-  });
+      s, [ticks, log](caf::event_based_actor* self) -> caf::behavior {
+        return {
+            [=](tick_atom) {
+              if (ticks->fetch_add(1) == 1000) log->add("busy-running");
+              self->send(self, tick_atom::value);
+            },
+        };
+      });
+  auto other =
+      spawn_fun_on(s, [ticks](caf::event_based_actor*) -> caf::behavior {
+        return {
+            [=](probe_atom) { return static_cast<int64_t>(ticks->load()); },
+        };
+      });
   caf::anon_send(busy, tick_atom::value);
   REQUIRE(log->wait_for_event("busy-running"));
   std::vector<int64_t> seen;
@@ -237,8 +235,8 @@ TEST_CASE("a busy actor does not starve other actors or sockets on its "
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   auto conn_log = std::make_shared<event_log>();
-  auto conn = connect_accepted_socket(*fx.rt, sv[0], recorder(conn_log),
-                                      size_t{0});
+  auto conn =
+      connect_accepted_socket(*fx.rt, sv[0], recorder(conn_log), size_t{0});
   REQUIRE(conn);
   CHECK(conn->info.shard == 0);
   REQUIRE(raw_send_all(sv[1], "through"));
@@ -259,37 +257,35 @@ TEST_CASE("per-sender FIFO order holds across shards") {
   static constexpr int n = 5000;
   static constexpr int senders = 6;
   auto log = std::make_shared<event_log>();
-  auto receiver = spawn_fun_on(
-    s0, [log](caf::event_based_actor*) -> caf::behavior {
-      auto next = std::make_shared<std::vector<int>>(senders, 0);
-      auto violations = std::make_shared<int>(0);
-      auto total = std::make_shared<int>(0);
-      return {
-        [=](seq_atom, int who, int i) {
-          if ((*next)[who] != i)
-            ++*violations;
-          (*next)[who] = i + 1;
-          if (++*total == n * senders)
-            log->add("complete");
-        },
-        [=](report_atom) {
-          auto out = *next;
-          out.push_back(*violations);
-          return out;
-        },
-      };
-    });
+  auto receiver =
+      spawn_fun_on(s0, [log](caf::event_based_actor*) -> caf::behavior {
+        auto next = std::make_shared<std::vector<int>>(senders, 0);
+        auto violations = std::make_shared<int>(0);
+        auto total = std::make_shared<int>(0);
+        return {
+            [=](seq_atom, int who, int i) {
+              if ((*next)[who] != i) ++*violations;
+              (*next)[who] = i + 1;
+              if (++*total == n * senders) log->add("complete");
+            },
+            [=](report_atom) {
+              auto out = *next;
+              out.push_back(*violations);
+              return out;
+            },
+        };
+      });
   auto pinned_sender = [&](shard& s, int who) {
-    return spawn_fun_on(s, [receiver, who](caf::event_based_actor* self)
-                             -> caf::behavior {
-      return {
-        [=](go_atom) {
-          for (int i = 0; i < n; ++i)
-            self->send(receiver, seq_atom::value, who, i);
-          self->quit();
-        },
-      };
-    });
+    return spawn_fun_on(
+        s, [receiver, who](caf::event_based_actor* self) -> caf::behavior {
+          return {
+              [=](go_atom) {
+                for (int i = 0; i < n; ++i)
+                  self->send(receiver, seq_atom::value, who, i);
+                self->quit();
+              },
+          };
+        });
   };
   auto a = pinned_sender(s1, 0);
   auto b = pinned_sender(s1, 1);
@@ -302,21 +298,21 @@ TEST_CASE("per-sender FIFO order holds across shards") {
       self->send(receiver, seq_atom::value, 3, i);
   });
   // A scheduler actor that interleaves sends with yielding to the mailbox.
-  fx.rt->system().spawn([receiver](caf::event_based_actor* self)
-                          -> caf::behavior {
-    auto i = std::make_shared<int>(0);
-    self->send(self, go_atom::value);
-    return {
-      [=](go_atom) {
-        for (int k = 0; k < 100 && *i < n; ++k)
-          self->send(receiver, seq_atom::value, 4, (*i)++);
-        if (*i < n)
-          self->send(self, go_atom::value);
-        else
-          self->quit();
-      },
-    };
-  });
+  fx.rt->system().spawn(
+      [receiver](caf::event_based_actor* self) -> caf::behavior {
+        auto i = std::make_shared<int>(0);
+        self->send(self, go_atom::value);
+        return {
+            [=](go_atom) {
+              for (int k = 0; k < 100 && *i < n; ++k)
+                self->send(receiver, seq_atom::value, 4, (*i)++);
+              if (*i < n)
+                self->send(self, go_atom::value);
+              else
+                self->quit();
+            },
+        };
+      });
   {
     caf::scoped_actor self{fx.rt->system()};
     for (int i = 0; i < n; ++i)
@@ -350,8 +346,8 @@ TEST_CASE("shutdown with live connections delivers lost to every protocol") {
     live.push_back(*c);
   }
   REQUIRE(server_log->wait_for([](const std::vector<std::string>& evs) {
-    return std::count(evs.begin(), evs.end(), "connected")
-           == static_cast<long>(conns);
+    return std::count(evs.begin(), evs.end(), "connected") ==
+           static_cast<long>(conns);
   }));
   // Some traffic in flight as well.
   for (auto& c : live)
@@ -361,8 +357,8 @@ TEST_CASE("shutdown with live connections delivers lost to every protocol") {
   auto done = std::async(std::launch::async, [&] { fx.rt->shutdown(); });
   REQUIRE(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
   // Protocols exit on their own after `lost`: no grace period wasted.
-  CHECK(std::chrono::steady_clock::now() - started
-        < std::chrono::milliseconds(fx.cfg.shutdown_grace_ms));
+  CHECK(std::chrono::steady_clock::now() - started <
+        std::chrono::milliseconds(fx.cfg.shutdown_grace_ms));
   for (auto& log : logs) {
     auto evs = log->events();
     REQUIRE_FALSE(evs.empty());
@@ -384,12 +380,12 @@ TEST_CASE("shutdown kills a pinned actor that ignores everything") {
   fx.cfg.shutdown_grace_ms = 100;
   auto log = std::make_shared<event_log>();
   auto stubborn = spawn_fun_on(
-    fx.rt->shard_at(1), [log](caf::event_based_actor* self) -> caf::behavior {
-      self->set_exit_handler([log](caf::exit_msg&) { log->add("ignored"); });
-      return {
-        [](probe_atom) { return true; },
-      };
-    });
+      fx.rt->shard_at(1), [log](caf::event_based_actor* self) -> caf::behavior {
+        self->set_exit_handler([log](caf::exit_msg&) { log->add("ignored"); });
+        return {
+            [](probe_atom) { return true; },
+        };
+      });
   REQUIRE(ask<bool>(*fx.rt, stubborn, probe_atom::value));
   caf::anon_send_exit(stubborn, caf::exit_reason::user_shutdown);
   REQUIRE(ask<bool>(*fx.rt, stubborn, probe_atom::value)); // still alive

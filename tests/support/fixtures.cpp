@@ -15,8 +15,7 @@ size_t open_fd_count() {
   size_t n = 0;
   if (auto* dir = ::opendir("/proc/self/fd")) {
     while (auto* ent = ::readdir(dir))
-      if (ent->d_name[0] != '.')
-        ++n;
+      if (ent->d_name[0] != '.') ++n;
     ::closedir(dir);
     return n - 1; // the directory stream itself
   }
@@ -25,15 +24,14 @@ size_t open_fd_count() {
 
 test_config::test_config(size_t n_shards) {
   shards = n_shards;
-  log_level = std::getenv("SHARDWIRE_LOG") ? std::getenv("SHARDWIRE_LOG")
-                                           : "error";
+  log_level =
+      std::getenv("SHARDWIRE_LOG") ? std::getenv("SHARDWIRE_LOG") : "error";
   shutdown_grace_ms = 5000;
 }
 
 runtime_fixture::runtime_fixture(size_t n_shards)
-  : fds_before(open_fd_count()), cfg(n_shards),
-    rt(std::make_unique<runtime>(cfg)) {
-}
+    : fds_before(open_fd_count()), cfg(n_shards),
+      rt(std::make_unique<runtime>(cfg)) {}
 
 runtime_fixture::~runtime_fixture() {
   rt->shutdown();
@@ -62,8 +60,8 @@ std::vector<std::string> event_log::events() const {
 }
 
 bool event_log::wait_for(
-  const std::function<bool(const std::vector<std::string>&)>& pred,
-  std::chrono::milliseconds timeout) {
+    const std::function<bool(const std::vector<std::string>&)>& pred,
+    std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> guard{mtx_};
   return cv_.wait_for(guard, timeout, [&] { return pred(events_); });
 }
@@ -71,21 +69,19 @@ bool event_log::wait_for(
 bool event_log::wait_for_event(const std::string& ev, bool prefix,
                                std::chrono::milliseconds timeout) {
   return wait_for(
-    [&](const std::vector<std::string>& evs) {
-      for (auto& e : evs)
-        if (prefix ? e.rfind(ev, 0) == 0 : e == ev)
-          return true;
-      return false;
-    },
-    timeout);
+      [&](const std::vector<std::string>& evs) {
+        for (auto& e : evs)
+          if (prefix ? e.rfind(ev, 0) == 0 : e == ev) return true;
+        return false;
+      },
+      timeout);
 }
 
 std::string event_log::received() const {
   std::lock_guard<std::mutex> guard{mtx_};
   std::string out;
   for (auto& e : events_)
-    if (e.rfind("data:", 0) == 0)
-      out += e.substr(5);
+    if (e.rfind("data:", 0) == 0) out += e.substr(5);
   return out;
 }
 
@@ -93,8 +89,7 @@ size_t event_log::count(const std::string& ev, bool prefix) const {
   std::lock_guard<std::mutex> guard{mtx_};
   size_t n = 0;
   for (auto& e : events_)
-    if (prefix ? e.rfind(ev, 0) == 0 : e == ev)
-      ++n;
+    if (prefix ? e.rfind(ev, 0) == 0 : e == ev) ++n;
   return n;
 }
 
@@ -115,34 +110,34 @@ namespace {
 protocol_actor::behavior_type recorder_impl(protocol_actor::pointer self,
                                             recorder_state st) {
   return {
-    [self, st](connected& msg) {
-      st.log->add_thread(std::this_thread::get_id());
-      if (st.transport_out)
-        *st.transport_out = msg.transport;
-      if (st.opts.pause_in_connected)
-        self->send(msg.transport, pause_reading{});
-      st.log->add("connected");
-    },
-    [self, st](data& msg) {
-      st.log->add_thread(std::this_thread::get_id());
-      if (st.opts.throw_on_data)
-        throw std::runtime_error("recorder: throw_on_data");
-      if (st.opts.slow_ms > 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(st.opts.slow_ms));
-      st.log->add("data:" + msg.bytes.str());
-      if (st.opts.echo && st.transport_out && *st.transport_out)
-        self->send(*st.transport_out, write{msg.bytes});
-    },
-    [st](eof) {
-      st.log->add("eof");
-      return st.opts.keep_open_on_eof;
-    },
-    [st](pause) { st.log->add("pause"); },
-    [st](shardwire::resume) { st.log->add("resume"); },
-    [self, st](lost& msg) {
-      st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
-      self->quit();
-    },
+      [self, st](connected& msg) {
+        st.log->add_thread(std::this_thread::get_id());
+        if (st.transport_out) *st.transport_out = msg.transport;
+        if (st.opts.pause_in_connected)
+          self->send(msg.transport, pause_reading{});
+        st.log->add("connected");
+      },
+      [self, st](data& msg) {
+        st.log->add_thread(std::this_thread::get_id());
+        if (st.opts.throw_on_data)
+          throw std::runtime_error("recorder: throw_on_data");
+        if (st.opts.slow_ms > 0)
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(st.opts.slow_ms));
+        st.log->add("data:" + msg.bytes.str());
+        if (st.opts.echo && st.transport_out && *st.transport_out)
+          self->send(*st.transport_out, write{msg.bytes});
+      },
+      [st](eof) {
+        st.log->add("eof");
+        return st.opts.keep_open_on_eof;
+      },
+      [st](pause) { st.log->add("pause"); },
+      [st](shardwire::resume) { st.log->add("resume"); },
+      [self, st](lost& msg) {
+        st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        self->quit();
+      },
   };
 }
 
@@ -150,8 +145,7 @@ protocol_actor::behavior_type recorder_impl(protocol_actor::pointer self,
 
 protocol_factory recorder(event_log_ptr log, recorder_options opts,
                           std::shared_ptr<transport_actor> transport_out) {
-  if (!transport_out)
-    transport_out = std::make_shared<transport_actor>();
+  if (!transport_out) transport_out = std::make_shared<transport_actor>();
   recorder_state st{std::move(log), opts, std::move(transport_out)};
   return protocol_fun(recorder_impl, st);
 }
@@ -181,8 +175,7 @@ uint16_t raw_listener::port() const {
 
 int raw_listener::accept_one(std::chrono::milliseconds timeout) {
   pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
-    return -1;
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return -1;
   return ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
 }
 
@@ -203,8 +196,7 @@ bool raw_send_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return false;
     }
     bytes.remove_prefix(static_cast<size_t>(n));
@@ -220,18 +212,14 @@ ssize_t read_some(int fd, char* buf, size_t n,
                   std::chrono::steady_clock::time_point until) {
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      until - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      return -1;
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return -1;
     pollfd p{fd, POLLIN, 0};
     auto rc = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (rc < 0 && errno == EINTR)
-      continue;
-    if (rc <= 0)
-      return -1;
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return -1;
     auto got = ::recv(fd, buf, n, 0);
-    if (got < 0 && errno == EINTR)
-      continue;
+    if (got < 0 && errno == EINTR) continue;
     return got;
   }
 }
@@ -244,10 +232,8 @@ std::string raw_read_exact(int fd, size_t n,
   std::string out;
   char buf[65536];
   while (out.size() < n) {
-    auto got = read_some(fd, buf, std::min(sizeof(buf), n - out.size()),
-                         until);
-    if (got <= 0)
-      break;
+    auto got = read_some(fd, buf, std::min(sizeof(buf), n - out.size()), until);
+    if (got <= 0) break;
     out.append(buf, static_cast<size_t>(got));
   }
   return out;
@@ -258,14 +244,11 @@ std::string raw_read_to_eof(int fd, bool* eof_seen,
   auto until = std::chrono::steady_clock::now() + timeout;
   std::string out;
   char buf[65536];
-  if (eof_seen)
-    *eof_seen = false;
+  if (eof_seen) *eof_seen = false;
   for (;;) {
     auto got = read_some(fd, buf, sizeof(buf), until);
-    if (got == 0 && eof_seen)
-      *eof_seen = true;
-    if (got <= 0)
-      break;
+    if (got == 0 && eof_seen) *eof_seen = true;
+    if (got <= 0) break;
     out.append(buf, static_cast<size_t>(got));
   }
   return out;
@@ -278,8 +261,7 @@ void raw_reset(int fd) {
 }
 
 void raw_close(int fd) {
-  if (fd >= 0)
-    ::close(fd);
+  if (fd >= 0) ::close(fd);
 }
 
 } // namespace shardwire::test

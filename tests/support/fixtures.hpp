@@ -57,8 +57,9 @@ public:
   void add(std::string ev);
   std::vector<std::string> events() const;
   /// Waits until `pred(events)` holds; false on deadline.
-  bool wait_for(const std::function<bool(const std::vector<std::string>&)>& pred,
-                std::chrono::milliseconds timeout = deadline);
+  bool
+  wait_for(const std::function<bool(const std::vector<std::string>&)>& pred,
+           std::chrono::milliseconds timeout = deadline);
   /// Waits until an event equal to `ev` (or starting with it, if `prefix`) was
   /// logged.
   bool wait_for_event(const std::string& ev, bool prefix = false,
@@ -104,11 +105,12 @@ struct recorder_state {
 };
 
 /// A protocol factory for a recording protocol.
-protocol_factory recorder(event_log_ptr log, recorder_options opts = {},
-                          std::shared_ptr<transport_actor> transport_out
-                          = nullptr);
+protocol_factory
+recorder(event_log_ptr log, recorder_options opts = {},
+         std::shared_ptr<transport_actor> transport_out = nullptr);
 
-// -- raw blocking peers ---------------------------------------------------------
+// -- raw blocking peers
+// ---------------------------------------------------------
 
 /// A plain listening TCP socket on 127.0.0.1:0.
 struct raw_listener {
@@ -146,8 +148,8 @@ caf::expected<Result> ask(runtime& rt, const Handle& hdl, Message msg) {
   caf::scoped_actor self{rt.system()};
   caf::expected<Result> result{caf::error{}};
   self->request(hdl, std::chrono::seconds(10), std::move(msg))
-    .receive([&](Result& x) { result = std::move(x); },
-             [&](caf::error& err) { result = std::move(err); });
+      .receive([&](Result& x) { result = std::move(x); },
+               [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 

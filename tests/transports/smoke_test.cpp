@@ -16,15 +16,14 @@ TEST_CASE("echo over TCP between two recording protocols") {
   connect_options co;
   co.port = srv->sockets.at(0).port;
   auto client_transport = std::make_shared<transport_actor>();
-  auto conn = create_connection(*fx.rt, co,
-                                recorder(client_log, {}, client_transport));
+  auto conn =
+      create_connection(*fx.rt, co, recorder(client_log, {}, client_transport));
   REQUIRE(conn);
   caf::anon_send(conn->transport, shardwire::write{buffer::copy_of("hello")});
   REQUIRE(client_log->wait_for([](auto& evs) {
     std::string all;
     for (auto& e : evs)
-      if (e.rfind("data:", 0) == 0)
-        all += e.substr(5);
+      if (e.rfind("data:", 0) == 0) all += e.substr(5);
     return all == "hello";
   }));
   caf::anon_send(conn->transport, shardwire::close{});

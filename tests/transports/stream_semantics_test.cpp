@@ -34,12 +34,13 @@ namespace {
 
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 
-// -- a pingable recording protocol ---------------------------------------------
+// -- a pingable recording protocol
+// ---------------------------------------------
 
 /// A recording protocol that also answers `ping`, so a test can wait until
 /// it handled everything sent to it before ("nothing else arrived" checks).
-using probe_actor
-  = protocol_actor::extend<caf::replies_to<ping_atom>::with<bool>>;
+using probe_actor =
+    protocol_actor::extend<caf::replies_to<ping_atom>::with<bool>>;
 
 struct probe_options {
   bool keep_open_on_eof = false;
@@ -59,37 +60,36 @@ struct probe_state {
 probe_actor::behavior_type probe_impl(probe_actor::pointer self,
                                       probe_state st) {
   return {
-    [st](connected& msg) {
-      *st.transport = msg.transport;
-      st.log->add("connected");
-    },
-    [st](data& msg) { st.log->add("data:" + msg.bytes.str()); },
-    [st](eof) {
-      st.log->add("eof");
-      return st.opts.keep_open_on_eof;
-    },
-    [st](shardwire::pause) { st.log->add("pause"); },
-    [self, st](shardwire::resume) {
-      st.log->add("resume");
-      if (st.opts.query_size_on_resume)
-        self->request(*st.transport, caf::infinite, get_write_buffer_size{})
-          .then([st](uint64_t n) {
-            st.log->add("resume-size:" + std::to_string(n));
-          });
-    },
-    [self, st](lost& msg) {
-      st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
-      if (st.opts.quit_on_lost)
-        self->quit();
-    },
-    [](ping_atom) { return true; },
+      [st](connected& msg) {
+        *st.transport = msg.transport;
+        st.log->add("connected");
+      },
+      [st](data& msg) { st.log->add("data:" + msg.bytes.str()); },
+      [st](eof) {
+        st.log->add("eof");
+        return st.opts.keep_open_on_eof;
+      },
+      [st](shardwire::pause) { st.log->add("pause"); },
+      [self, st](shardwire::resume) {
+        st.log->add("resume");
+        if (st.opts.query_size_on_resume)
+          self->request(*st.transport, caf::infinite, get_write_buffer_size{})
+              .then([st](uint64_t n) {
+                st.log->add("resume-size:" + std::to_string(n));
+              });
+      },
+      [self, st](lost& msg) {
+        st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        if (st.opts.quit_on_lost) self->quit();
+      },
+      [](ping_atom) { return true; },
   };
 }
 
 struct probe {
   event_log_ptr log = std::make_shared<event_log>();
-  std::shared_ptr<transport_actor> transport
-    = std::make_shared<transport_actor>();
+  std::shared_ptr<transport_actor> transport =
+      std::make_shared<transport_actor>();
   std::shared_ptr<probe_actor> self = std::make_shared<probe_actor>();
 
   protocol_factory factory(probe_options opts = {}) {
@@ -103,7 +103,8 @@ struct probe {
   }
 };
 
-// -- helpers -------------------------------------------------------------------
+// -- helpers
+// -------------------------------------------------------------------
 
 /// Round trip to `hdl`: everything sent to it before has been handled.
 template <class Handle>
@@ -127,18 +128,16 @@ void settle(runtime& rt, const transport_actor& t, const probe_actor& p) {
 
 /// Waits until the actor behind `hdl` terminated; false on deadline.
 template <class Handle>
-bool await_down(runtime& rt, const Handle& hdl,
-                caf::error* reason = nullptr) {
+bool await_down(runtime& rt, const Handle& hdl, caf::error* reason = nullptr) {
   caf::scoped_actor self{rt.system()};
   self->monitor(hdl);
   bool down = false;
   self->receive(
-    [&](caf::down_msg& msg) {
-      down = true;
-      if (reason)
-        *reason = msg.reason;
-    },
-    caf::after(deadline) >> [] {});
+      [&](caf::down_msg& msg) {
+        down = true;
+        if (reason) *reason = msg.reason;
+      },
+      caf::after(deadline) >> [] {});
   return down;
 }
 
@@ -182,22 +181,20 @@ std::string read_all(int fd, read_end& how,
   std::vector<char> buf(256 * 1024);
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      until - std::chrono::steady_clock::now());
+        until - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       how = read_end::timeout;
       return out;
     }
     pollfd p{fd, POLLIN, 0};
     auto rc = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (rc < 0 && errno == EINTR)
-      continue;
+    if (rc < 0 && errno == EINTR) continue;
     if (rc == 0) {
       how = read_end::timeout;
       return out;
     }
     auto got = ::recv(fd, buf.data(), buf.size(), 0);
-    if (got < 0 && (errno == EINTR || errno == EAGAIN))
-      continue;
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (got < 0) {
       how = read_end::error;
       return out;
@@ -215,16 +212,15 @@ caf::error request_write(runtime& rt, const transport_actor& t, buffer bytes) {
   caf::scoped_actor self{rt.system()};
   caf::error result = make_error(sw_errc::timeout, "no reply");
   self->request(t, deadline, shardwire::write{std::move(bytes)})
-    .receive([&] { result = caf::error{}; },
-             [&](caf::error& err) { result = std::move(err); });
+      .receive([&] { result = caf::error{}; },
+               [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 
 size_t count_prefix(const std::vector<std::string>& evs, const char* prefix) {
   size_t n = 0;
   for (auto& e : evs)
-    if (e.rfind(prefix, 0) == 0)
-      ++n;
+    if (e.rfind(prefix, 0) == 0) ++n;
   return n;
 }
 
@@ -233,8 +229,7 @@ std::vector<std::string> shape(const std::vector<std::string>& evs) {
   std::vector<std::string> out;
   for (auto& e : evs) {
     auto s = e.rfind("data:", 0) == 0 ? std::string{"data"} : e;
-    if (s == "data" && !out.empty() && out.back() == "data")
-      continue;
+    if (s == "data" && !out.empty() && out.back() == "data") continue;
     out.push_back(s);
   }
   return out;
@@ -242,9 +237,8 @@ std::vector<std::string> shape(const std::vector<std::string>& evs) {
 
 /// The events without pause/resume (write flow control, checked apart).
 std::vector<std::string> without_flow(std::vector<std::string> evs) {
-  std::erase_if(evs, [](const std::string& e) {
-    return e == "pause" || e == "resume";
-  });
+  std::erase_if(
+      evs, [](const std::string& e) { return e == "pause" || e == "resume"; });
   return evs;
 }
 
@@ -253,12 +247,10 @@ bool alternates(const std::vector<std::string>& evs) {
   bool paused = false;
   for (auto& e : evs) {
     if (e == "pause") {
-      if (paused)
-        return false;
+      if (paused) return false;
       paused = true;
     } else if (e == "resume") {
-      if (!paused)
-        return false;
+      if (!paused) return false;
       paused = false;
     }
   }
@@ -269,13 +261,12 @@ bool alternates(const std::vector<std::string>& evs) {
 size_t received_bytes(event_log& log) {
   size_t n = 0;
   log.wait_for(
-    [&](const std::vector<std::string>& evs) {
-      for (auto& e : evs)
-        if (e.rfind("data:", 0) == 0)
-          n += e.size() - 5;
-      return true;
-    },
-    std::chrono::milliseconds(0));
+      [&](const std::vector<std::string>& evs) {
+        for (auto& e : evs)
+          if (e.rfind("data:", 0) == 0) n += e.size() - 5;
+        return true;
+      },
+      std::chrono::milliseconds(0));
   return n;
 }
 
@@ -283,8 +274,7 @@ bool await_received(event_log& log, size_t n) {
   return log.wait_for([n](const std::vector<std::string>& evs) {
     size_t sum = 0;
     for (auto& e : evs)
-      if (e.rfind("data:", 0) == 0)
-        sum += e.size() - 5;
+      if (e.rfind("data:", 0) == 0) sum += e.size() - 5;
     return sum >= n;
   });
 }
@@ -314,7 +304,8 @@ constexpr size_t big_size = 16 * 1024 * 1024;
 
 } // namespace
 
-// -- lifecycle ------------------------------------------------------------------
+// -- lifecycle
+// ------------------------------------------------------------------
 
 TEST_CASE("connected is first and reading starts only after it was handled") {
   runtime_fixture fx;
@@ -330,36 +321,36 @@ TEST_CASE("connected is first and reading starts only after it was handled") {
   auto transport = std::make_shared<transport_actor>();
   protocol_factory slow_connect = [&, released, transport](shard&) {
     return spawn_fun_on(
-      fx.rt->shard_at(1),
-      [log, released, transport](protocol_actor::pointer self)
-        -> protocol_actor::behavior_type {
-        return {
-          [=](connected& msg) {
-            *transport = msg.transport;
-            log->add("connected:enter");
-            // Blocks shard 1 only (test code); bounded.
-            released.wait_for(deadline);
-            log->add("connected:leave");
-          },
-          [=](data& msg) { log->add("data:" + msg.bytes.str()); },
-          [=](eof) {
-            log->add("eof");
-            return false;
-          },
-          [](shardwire::pause) {},
-          [](shardwire::resume) {},
-          [=](lost& msg) {
-            log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
-            self->quit();
-          },
-        };
-      });
+        fx.rt->shard_at(1),
+        [log, released, transport](
+            protocol_actor::pointer self) -> protocol_actor::behavior_type {
+          return {
+              [=](connected& msg) {
+                *transport = msg.transport;
+                log->add("connected:enter");
+                // Blocks shard 1 only (test code); bounded.
+                released.wait_for(deadline);
+                log->add("connected:leave");
+              },
+              [=](data& msg) { log->add("data:" + msg.bytes.str()); },
+              [=](eof) {
+                log->add("eof");
+                return false;
+              },
+              [](shardwire::pause) {},
+              [](shardwire::resume) {},
+              [=](lost& msg) {
+                log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+                self->quit();
+              },
+          };
+        });
   };
   std::promise<caf::expected<connection>> result;
   async_connect_accepted_socket(
-    *fx.rt, a, slow_connect,
-    [&](caf::expected<connection> c) { result.set_value(std::move(c)); },
-    size_t{0});
+      *fx.rt, a, slow_connect,
+      [&](caf::expected<connection> c) { result.set_value(std::move(c)); },
+      size_t{0});
   REQUIRE(log->wait_for_event("connected:enter"));
   // While `connected` is being handled the transport must not read: the
   // bytes stay in the kernel across several round trips to the transport
@@ -382,9 +373,9 @@ TEST_CASE("connected is first and reading starts only after it was handled") {
   CHECK(evs.at(0) == "connected:enter");
   CHECK(evs.at(1) == "connected:leave");
   CHECK(log->received() == "early bytes");
-  CHECK(shape(evs)
-        == std::vector<std::string>{"connected:enter", "connected:leave",
-                                    "data", "eof", "lost"});
+  CHECK(shape(evs) == std::vector<std::string>{"connected:enter",
+                                               "connected:leave", "data", "eof",
+                                               "lost"});
   raw_close(b);
 }
 
@@ -413,8 +404,8 @@ TEST_CASE("pause_reading sent from the connected handler is honoured") {
   CHECK(log->received() == "sent before connect+after");
   ::shutdown(b, SHUT_WR);
   REQUIRE(log->wait_for_event("lost", true));
-  CHECK(shape(log->events())
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(log->events()) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
   raw_close(b);
 }
 
@@ -461,8 +452,7 @@ TEST_CASE("lost is delivered exactly once and is the last message") {
   CHECK(count_prefix(evs, "lost") == 1);
   CHECK(evs.back() == expected_lost);
   CHECK(evs.front() == "connected");
-  if (!expected_shape.empty())
-    CHECK(shape(evs) == expected_shape);
+  if (!expected_shape.empty()) CHECK(shape(evs) == expected_shape);
   CHECK(count_prefix(evs, "eof") <= 1);
   stop(*p.self);
 }
@@ -496,8 +486,8 @@ TEST_CASE("eof at most once and never followed by data; half-open on true") {
   CHECK(read_all(c.peer, how).empty());
   CHECK(how == read_end::eof);
   auto evs = p.log->events();
-  CHECK(shape(evs)
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(evs) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
   CHECK(p.log->received() == "half");
 }
 
@@ -512,12 +502,13 @@ TEST_CASE("eof reply false closes the transport") {
   read_end how;
   CHECK(read_all(c.peer, how).empty());
   CHECK(how == read_end::eof);
-  CHECK(shape(log->events())
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(log->events()) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
   CHECK(await_down(*fx.rt, c.conn->transport));
 }
 
-// -- closing --------------------------------------------------------------------
+// -- closing
+// --------------------------------------------------------------------
 
 TEST_CASE("write_eof half-closes after the buffer drained") {
   runtime_fixture fx;
@@ -553,8 +544,8 @@ TEST_CASE("write_eof half-closes after the buffer drained") {
   REQUIRE(log->wait_for_event("lost"));
   auto evs = log->events();
   CHECK(alternates(evs));
-  CHECK(shape(without_flow(evs))
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(without_flow(evs)) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
 }
 
 TEST_CASE("close stops reading, flushes the write buffer, then lost") {
@@ -664,7 +655,8 @@ TEST_CASE("writes after close are dropped") {
   CHECK(log->count("lost", true) == 1);
 }
 
-// -- failures ---------------------------------------------------------------------
+// -- failures
+// ---------------------------------------------------------------------
 
 TEST_CASE("a protocol actor that throws aborts its transport") {
   runtime_fixture fx;
@@ -686,7 +678,7 @@ TEST_CASE("a protocol actor that throws aborts its transport") {
   CHECK(got.empty());
   CHECK(how != read_end::timeout); // EOF or reset
   CHECK(fx.rt->shard_at(home).await_actors(
-    true, std::chrono::steady_clock::now() + deadline));
+      true, std::chrono::steady_clock::now() + deadline));
   CHECK(log->count("lost", true) == 0); // the protocol died first
 }
 
@@ -722,7 +714,8 @@ TEST_CASE("peer reset gives lost with ECONNRESET and no eof") {
   CHECK(log->count("eof") == 0);
 }
 
-// -- write flow control -------------------------------------------------------------
+// -- write flow control
+// -------------------------------------------------------------
 
 TEST_CASE("write buffer limits follow asyncio's rules") {
   runtime_fixture fx;
@@ -782,8 +775,8 @@ TEST_CASE("pause when the buffer exceeds high (strictly), once") {
     return *n;
   };
   auto set = [&](uint64_t high, uint64_t low) {
-    auto r = ask<write_buffer_limits>(*fx.rt, t,
-                                      set_write_buffer_limits{high, low});
+    auto r =
+        ask<write_buffer_limits>(*fx.rt, t, set_write_buffer_limits{high, low});
     REQUIRE(r);
   };
   uint64_t huge = uint64_t{1} << 40;
@@ -849,8 +842,8 @@ TEST_CASE("resume comes at or below low, pause and resume alternate") {
   auto& t = conn->transport;
   constexpr uint64_t high = 64 * 1024;
   constexpr uint64_t low = 16 * 1024;
-  auto r = ask<write_buffer_limits>(*fx.rt, t,
-                                    set_write_buffer_limits{high, low});
+  auto r =
+      ask<write_buffer_limits>(*fx.rt, t, set_write_buffer_limits{high, low});
   REQUIRE(r);
   std::string sent;
   for (int round = 1; round <= 3; ++round) {
@@ -872,11 +865,9 @@ TEST_CASE("resume comes at or below low, pause and resume alternate") {
       CHECK(std::stoull(e.substr(12)) <= low);
   std::vector<std::string> flow;
   for (auto& e : evs)
-    if (e == "pause" || e == "resume")
-      flow.push_back(e);
-  CHECK(flow
-        == std::vector<std::string>{"pause", "resume", "pause", "resume",
-                                    "pause", "resume"});
+    if (e == "pause" || e == "resume") flow.push_back(e);
+  CHECK(flow == std::vector<std::string>{"pause", "resume", "pause", "resume",
+                                         "pause", "resume"});
   caf::anon_send(t, shardwire::close{});
   REQUIRE(p.log->wait_for_event("lost"));
   raw_close(b);
@@ -903,8 +894,7 @@ protocol_actor::behavior_type writer_impl(protocol_actor::pointer self,
                                           std::shared_ptr<writer_state> st) {
   auto step = std::make_shared<std::function<void()>>();
   *step = [self, st, step_w = std::weak_ptr<std::function<void()>>(step)] {
-    if (st->paused || st->in_flight || st->done)
-      return;
+    if (st->paused || st->in_flight || st->done) return;
     if (st->offset >= st->payload->size()) {
       st->done = true;
       st->log->add("all-written");
@@ -916,44 +906,43 @@ protocol_actor::behavior_type writer_impl(protocol_actor::pointer self,
     st->offset += n;
     st->in_flight = true;
     self->request(st->transport, caf::infinite, shardwire::write{bytes})
-      .then([self, st, step_w] {
-        self->request(st->transport, caf::infinite, get_write_buffer_size{})
-          .then([st, step_w](uint64_t size) {
-            auto prev = st->max_size->load();
-            while (size > prev && !st->max_size->compare_exchange_weak(prev,
-                                                                       size))
-              ;
-            st->in_flight = false;
-            if (auto f = step_w.lock())
-              (*f)();
-          });
-      });
+        .then([self, st, step_w] {
+          self->request(st->transport, caf::infinite, get_write_buffer_size{})
+              .then([st, step_w](uint64_t size) {
+                auto prev = st->max_size->load();
+                while (size > prev &&
+                       !st->max_size->compare_exchange_weak(prev, size))
+                  ;
+                st->in_flight = false;
+                if (auto f = step_w.lock()) (*f)();
+              });
+        });
   };
   return {
-    [st, step](connected& msg) {
-      st->transport = msg.transport;
-      st->log->add("connected");
-      (*step)();
-    },
-    [st](data& msg) { st->log->add("data:" + msg.bytes.str()); },
-    [st](eof) {
-      st->log->add("eof");
-      return false;
-    },
-    [st](shardwire::pause) {
-      st->log->add("pause");
-      st->paused = true;
-    },
-    [st, step](shardwire::resume) {
-      st->log->add("resume");
-      st->paused = false;
-      (*step)();
-    },
-    [self, st, step](lost& msg) {
-      st->log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
-      *step = nullptr; // breaks the cycle
-      self->quit();
-    },
+      [st, step](connected& msg) {
+        st->transport = msg.transport;
+        st->log->add("connected");
+        (*step)();
+      },
+      [st](data& msg) { st->log->add("data:" + msg.bytes.str()); },
+      [st](eof) {
+        st->log->add("eof");
+        return false;
+      },
+      [st](shardwire::pause) {
+        st->log->add("pause");
+        st->paused = true;
+      },
+      [st, step](shardwire::resume) {
+        st->log->add("resume");
+        st->paused = false;
+        (*step)();
+      },
+      [self, st, step](lost& msg) {
+        st->log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        *step = nullptr; // breaks the cycle
+        self->quit();
+      },
   };
 }
 
@@ -1003,7 +992,8 @@ TEST_CASE("a writer that stops on pause keeps the buffer bounded") {
   raw_close(b);
 }
 
-// -- read flow control ----------------------------------------------------------------
+// -- read flow control
+// ----------------------------------------------------------------
 
 TEST_CASE("pause_reading and resume_reading are idempotent and hold eof") {
   runtime_fixture fx;
@@ -1041,8 +1031,8 @@ TEST_CASE("pause_reading and resume_reading are idempotent and hold eof") {
   caf::anon_send(t, resume_reading{});
   REQUIRE(log->wait_for_event("lost", true));
   CHECK(log->received() == "held back");
-  CHECK(shape(log->events())
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(log->events()) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
   raw_close(b);
 }
 
@@ -1099,12 +1089,13 @@ TEST_CASE("read back-pressure bounds unprocessed data of a slow protocol") {
   CHECK(max_unprocessed <= high + 2 * 256 * 1024);
   // No byte lost or reordered.
   CHECK(log->received() == payload);
-  CHECK(shape(log->events())
-        == std::vector<std::string>{"connected", "data", "eof", "lost"});
+  CHECK(shape(log->events()) ==
+        std::vector<std::string>{"connected", "data", "eof", "lost"});
   raw_close(b);
 }
 
-// -- set_protocol, writelines, extra info, ordering -------------------------------------
+// -- set_protocol, writelines, extra info, ordering
+// -------------------------------------
 
 TEST_CASE("set_protocol hands later messages to the new protocol") {
   runtime_fixture fx;
@@ -1179,8 +1170,8 @@ TEST_CASE("get_extra_info returns peername, sockname, fd and shard") {
   runtime_fixture fx;
   auto server_log = std::make_shared<event_log>();
   auto server_transport = std::make_shared<transport_actor>();
-  auto srv = create_server(*fx.rt, recorder(server_log, {}, server_transport),
-                           {});
+  auto srv =
+      create_server(*fx.rt, recorder(server_log, {}, server_transport), {});
   REQUIRE(srv);
   auto port = srv->sockets.at(0).port;
   auto client_log = std::make_shared<event_log>();
@@ -1202,8 +1193,7 @@ TEST_CASE("get_extra_info returns peername, sockname, fd and shard") {
   CHECK(::fcntl(info->fd, F_GETFD) != -1);
   sockaddr_in sa = {};
   socklen_t len = sizeof(sa);
-  REQUIRE(::getsockname(info->fd, reinterpret_cast<sockaddr*>(&sa), &len)
-          == 0);
+  REQUIRE(::getsockname(info->fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
   CHECK(info->sockname.port == ntohs(sa.sin_port));
   // The connection result carries the same facts.
   CHECK(conn->info.fd == info->fd);
@@ -1227,8 +1217,8 @@ TEST_CASE("messages of one connection arrive in order over a long stream") {
   runtime_fixture fx;
   auto server_log = std::make_shared<event_log>();
   auto server_transport = std::make_shared<transport_actor>();
-  auto srv = create_server(*fx.rt, recorder(server_log, {}, server_transport),
-                           {});
+  auto srv =
+      create_server(*fx.rt, recorder(server_log, {}, server_transport), {});
   REQUIRE(srv);
   int peer = raw_connect(srv->sockets.at(0).port);
   REQUIRE(peer >= 0);
@@ -1239,7 +1229,7 @@ TEST_CASE("messages of one connection arrive in order over a long stream") {
   auto reverse = pattern(4 << 20, 12345);
   for (size_t off = 0; off < reverse.size(); off += 4096)
     caf::anon_send(*server_transport, shardwire::write{buffer::copy_of(
-                                        reverse.data() + off, 4096)});
+                                          reverse.data() + off, 4096)});
   auto got = raw_read_exact(peer, reverse.size());
   sender.join();
   CHECK(got.size() == reverse.size());

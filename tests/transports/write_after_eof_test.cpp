@@ -19,23 +19,23 @@ namespace {
 protocol_actor::behavior_type late_writer(protocol_actor::pointer self,
                                           event_log_ptr log) {
   return {
-    [self, log](connected& msg) {
-      self->send(msg.transport, shardwire::write{buffer::copy_of("early")});
-      self->send(msg.transport, write_eof{});
-      self->send(msg.transport, shardwire::write{buffer::copy_of("late")});
-      log->add("connected");
-    },
-    [log](data& msg) { log->add("data:" + msg.bytes.str()); },
-    [log](eof) {
-      log->add("eof");
-      return false;
-    },
-    [](shardwire::pause) {},
-    [](shardwire::resume) {},
-    [self, log](lost& msg) {
-      log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
-      self->quit();
-    },
+      [self, log](connected& msg) {
+        self->send(msg.transport, shardwire::write{buffer::copy_of("early")});
+        self->send(msg.transport, write_eof{});
+        self->send(msg.transport, shardwire::write{buffer::copy_of("late")});
+        log->add("connected");
+      },
+      [log](data& msg) { log->add("data:" + msg.bytes.str()); },
+      [log](eof) {
+        log->add("eof");
+        return false;
+      },
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self, log](lost& msg) {
+        log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        self->quit();
+      },
   };
 }
 
@@ -79,8 +79,7 @@ void check_late_write_dropped(runtime_fixture& fx, protocol_factory factory,
   // The protocol is still alive: closing our side delivers eof and lost.
   ::shutdown(peer, SHUT_WR);
   REQUIRE(log->wait_for_event("lost"));
-  CHECK(log->events()
-        == std::vector<std::string>{"connected", "eof", "lost"});
+  CHECK(log->events() == std::vector<std::string>{"connected", "eof", "lost"});
   raw_close(peer);
   caf::anon_send(srv->actor, shardwire::close{});
 }

@@ -19,8 +19,8 @@ std::string describe_target(const tcp_target& t) {
 template <class Socket>
 struct attempt {
   attempt(shard& sh, protocol_factory f, stream_settings st, connect_callback d)
-    : s(sh), sock(sh.io()), timer(sh.io()), factory(std::move(f)),
-      settings(st), done(std::move(d)) {}
+      : s(sh), sock(sh.io()), timer(sh.io()), factory(std::move(f)),
+        settings(st), done(std::move(d)) {}
 
   shard& s;
   Socket sock;
@@ -32,16 +32,14 @@ struct attempt {
   bool finished = false;
 
   void fail(caf::error err) {
-    if (finished)
-      return;
+    if (finished) return;
     finished = true;
     timer.cancel();
     done(std::move(err));
   }
 
   void succeed(std::string kind) {
-    if (finished)
-      return;
+    if (finished) return;
     finished = true;
     timer.cancel();
     int fd = sock.release();
@@ -51,12 +49,10 @@ struct attempt {
 
   template <class Self>
   void arm_timeout(std::chrono::milliseconds timeout, Self self) {
-    if (timeout.count() <= 0)
-      return;
+    if (timeout.count() <= 0) return;
     timer.expires_after(timeout);
     timer.async_wait([self](std::error_code ec) {
-      if (ec || self->finished)
-        return;
+      if (ec || self->finished) return;
       self->timed_out = true;
       std::error_code ignored;
       self->sock.close(ignored);
@@ -68,8 +64,8 @@ struct attempt {
 struct tcp_attempt : attempt<asio::ip::tcp::socket> {
   tcp_attempt(shard& sh, tcp_target t, protocol_factory f, stream_settings st,
               connect_callback d)
-    : attempt(sh, std::move(f), st, std::move(d)), target(std::move(t)),
-      resolver(sh.io()) {}
+      : attempt(sh, std::move(f), st, std::move(d)), target(std::move(t)),
+        resolver(sh.io()) {}
 
   tcp_target target;
   asio::ip::tcp::resolver resolver;
@@ -86,53 +82,50 @@ struct unix_attempt : attempt<asio::local::stream_protocol::socket> {
 
 void start_tcp_connect(shard& s, tcp_target target, protocol_factory factory,
                        stream_settings settings, connect_callback done) {
-  auto st = std::make_shared<tcp_attempt>(s, std::move(target),
-                                          std::move(factory), settings,
-                                          std::move(done));
+  auto st = std::make_shared<tcp_attempt>(
+      s, std::move(target), std::move(factory), settings, std::move(done));
   s.post([st] {
     shard::io_scope scope{st->s};
     st->arm_timeout(st->target.timeout, st);
     auto flags = asio::ip::resolver_base::numeric_service;
     st->resolver.async_resolve(
-      st->target.host, std::to_string(st->target.port), flags,
-      [st](std::error_code ec, asio::ip::tcp::resolver::results_type res) {
-        shard::io_scope scope{st->s};
-        if (st->finished)
-          return;
-        if (st->timed_out)
-          return st->fail(make_error(sw_errc::timeout,
-                                     "connect " + describe_target(st->target)));
-        if (ec)
-          return st->fail(make_error(sw_errc::unknown_host, st->target.host
-                                                              + ": "
-                                                              + ec.message()));
-        std::vector<asio::ip::tcp::endpoint> eps;
-        for (auto& r : res) {
-          auto ep = r.endpoint();
-          if (st->target.family == AF_INET && !ep.address().is_v4())
-            continue;
-          if (st->target.family == AF_INET6 && !ep.address().is_v6())
-            continue;
-          eps.push_back(ep);
-        }
-        if (eps.empty())
-          return st->fail(make_error(sw_errc::unknown_host,
-                                     st->target.host
-                                       + ": no address of the requested "
-                                         "family"));
-        asio::async_connect(
-          st->sock, eps,
-          [st](std::error_code ec2, const asio::ip::tcp::endpoint&) {
-            shard::io_scope scope{st->s};
-            if (st->timed_out)
-              return st->fail(make_error(
+        st->target.host, std::to_string(st->target.port), flags,
+        [st](std::error_code ec, asio::ip::tcp::resolver::results_type res) {
+          shard::io_scope scope{st->s};
+          if (st->finished) return;
+          if (st->timed_out)
+            return st->fail(make_error(
                 sw_errc::timeout, "connect " + describe_target(st->target)));
-            if (ec2)
-              return st->fail(make_errno_error(
-                ec2.value(), "connect " + describe_target(st->target)));
-            st->succeed("tcp");
-          });
-      });
+          if (ec)
+            return st->fail(make_error(sw_errc::unknown_host,
+                                       st->target.host + ": " + ec.message()));
+          std::vector<asio::ip::tcp::endpoint> eps;
+          for (auto& r : res) {
+            auto ep = r.endpoint();
+            if (st->target.family == AF_INET && !ep.address().is_v4()) continue;
+            if (st->target.family == AF_INET6 && !ep.address().is_v6())
+              continue;
+            eps.push_back(ep);
+          }
+          if (eps.empty())
+            return st->fail(make_error(sw_errc::unknown_host,
+                                       st->target.host +
+                                           ": no address of the requested "
+                                           "family"));
+          asio::async_connect(
+              st->sock, eps,
+              [st](std::error_code ec2, const asio::ip::tcp::endpoint&) {
+                shard::io_scope scope{st->s};
+                if (st->timed_out)
+                  return st->fail(
+                      make_error(sw_errc::timeout,
+                                 "connect " + describe_target(st->target)));
+                if (ec2)
+                  return st->fail(make_errno_error(
+                      ec2.value(), "connect " + describe_target(st->target)));
+                st->succeed("tcp");
+              });
+        });
   });
 }
 
@@ -146,18 +139,17 @@ void start_unix_connect(shard& s, std::string path,
     shard::io_scope scope{st->s};
     st->arm_timeout(timeout, st);
     std::string native = path;
-    if (!native.empty() && native[0] == '@')
-      native[0] = '\0';
+    if (!native.empty() && native[0] == '@') native[0] = '\0';
     st->sock.async_connect(
-      asio::local::stream_protocol::endpoint{native},
-      [st, path](std::error_code ec) {
-        shard::io_scope scope{st->s};
-        if (st->timed_out)
-          return st->fail(make_error(sw_errc::timeout, "connect " + path));
-        if (ec)
-          return st->fail(make_errno_error(ec.value(), "connect " + path));
-        st->succeed("unix");
-      });
+        asio::local::stream_protocol::endpoint{native},
+        [st, path](std::error_code ec) {
+          shard::io_scope scope{st->s};
+          if (st->timed_out)
+            return st->fail(make_error(sw_errc::timeout, "connect " + path));
+          if (ec)
+            return st->fail(make_errno_error(ec.value(), "connect " + path));
+          st->succeed("unix");
+        });
   });
 }
 

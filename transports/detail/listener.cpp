@@ -24,11 +24,8 @@ constexpr std::chrono::milliseconds max_backoff{1000};
 listener::listener(caf::actor_config& cfg, runtime* rt,
                    std::vector<listener_socket> sockets,
                    protocol_factory factory, listener_settings settings)
-  : pinned(cfg),
-    rt_(rt),
-    factory_(std::move(factory)),
-    settings_(std::move(settings)),
-    alive_(std::make_shared<bool>(true)) {
+    : pinned(cfg), rt_(rt), factory_(std::move(factory)),
+      settings_(std::move(settings)), alive_(std::make_shared<bool>(true)) {
   for (auto& s : sockets)
     slots_.push_back(slot{std::move(s), nullptr, false});
 }
@@ -44,33 +41,32 @@ listener::behavior_type listener::make_behavior() {
       arm(s);
   set_down_handler([this](caf::down_msg& msg) { clients_.erase(msg.source); });
   return {
-    [this](get_sockets) {
-      std::vector<endpoint> out;
-      for (auto& s : slots_)
-        out.push_back(s.sock.address);
-      return out;
-    },
-    [this](start_serving) {
-      if (serving_ || slots_.empty())
-        return;
-      serving_ = true;
-      for (auto& s : slots_)
-        arm(s);
-    },
-    [this](stop_serving) { serving_ = false; },
-    [this](is_serving) { return serving_; },
-    [this](close_clients) {
-      for (auto& [addr, hdl] : clients_)
-        send(hdl, close{});
-    },
-    [this](abort_clients) {
-      for (auto& [addr, hdl] : clients_)
-        send(hdl, abort{});
-    },
-    [this](close) {
-      serving_ = false;
-      quit();
-    },
+      [this](get_sockets) {
+        std::vector<endpoint> out;
+        for (auto& s : slots_)
+          out.push_back(s.sock.address);
+        return out;
+      },
+      [this](start_serving) {
+        if (serving_ || slots_.empty()) return;
+        serving_ = true;
+        for (auto& s : slots_)
+          arm(s);
+      },
+      [this](stop_serving) { serving_ = false; },
+      [this](is_serving) { return serving_; },
+      [this](close_clients) {
+        for (auto& [addr, hdl] : clients_)
+          send(hdl, close{});
+      },
+      [this](abort_clients) {
+        for (auto& [addr, hdl] : clients_)
+          send(hdl, abort{});
+      },
+      [this](close) {
+        serving_ = false;
+        quit();
+      },
   };
 }
 
@@ -88,34 +84,29 @@ void listener::close_sockets() {
       s.desc->close(ignored);
       s.desc.reset();
     }
-    if (!s.sock.unlink_path.empty())
-      ::unlink(s.sock.unlink_path.c_str());
+    if (!s.sock.unlink_path.empty()) ::unlink(s.sock.unlink_path.c_str());
   }
   slots_.clear();
 }
 
 void listener::arm(slot& s) {
-  if (s.armed || !s.desc)
-    return;
+  if (s.armed || !s.desc) return;
   s.armed = true;
   auto* sp = &s;
   s.desc->async_wait(asio::posix::descriptor_base::wait_read,
                      [this, sp, alive = alive_](std::error_code ec) {
-                       if (!*alive)
-                         return;
+                       if (!*alive) return;
                        shard::io_scope scope{home()};
                        sp->armed = false;
-                       if (!ec)
-                         on_acceptable(*sp);
+                       if (!ec) on_acceptable(*sp);
                      });
 }
 
 void listener::on_acceptable(slot& s) {
-  if (!serving_)
-    return; // the kernel keeps queueing connections in the backlog
+  if (!serving_) return; // the kernel keeps queueing connections in the backlog
   for (int i = 0; i < settings_.backlog; ++i) {
-    int fd = ::accept4(s.sock.fd, nullptr, nullptr,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        ::accept4(s.sock.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       if (backoff_.count() != 0) {
         log::info("accept on ", to_string(s.sock.address), " recovered");
@@ -125,37 +116,37 @@ void listener::on_acceptable(slot& s) {
       continue;
     }
     switch (errno) {
-      case EINTR:
-        continue;
-      case EAGAIN:
+    case EINTR:
+      continue;
+    case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
-      case EWOULDBLOCK:
+    case EWOULDBLOCK:
 #endif
-        arm(s);
-        return;
-      case EMFILE:
-      case ENFILE:
-      case ENOBUFS:
-      case ENOMEM:
-        back_off(errno);
-        return;
-      case ECONNABORTED:
-      case EPROTO:
-      case EPERM:
-      case ENETDOWN:
-      case ENOPROTOOPT:
-      case EHOSTDOWN:
-      case ENONET:
-      case EHOSTUNREACH:
-      case EOPNOTSUPP:
-      case ENETUNREACH:
-        // The peer went away before we accepted: nothing to do.
-        continue;
-      default:
-        log::error("accept on ", to_string(s.sock.address),
-                   " failed: ", std::strerror(errno));
-        back_off(errno);
-        return;
+      arm(s);
+      return;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+      back_off(errno);
+      return;
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      // The peer went away before we accepted: nothing to do.
+      continue;
+    default:
+      log::error("accept on ", to_string(s.sock.address),
+                 " failed: ", std::strerror(errno));
+      back_off(errno);
+      return;
     }
   }
   // Accepted a full batch: yield to other handlers, then go on.
@@ -164,7 +155,8 @@ void listener::on_acceptable(slot& s) {
 
 void listener::back_off(int err) {
   if (backoff_.count() == 0) {
-    log::warning("accept: ", std::strerror(err), "; pausing accept (existing "
+    log::warning("accept: ", std::strerror(err),
+                 "; pausing accept (existing "
                  "connections keep being served)");
     backoff_ = first_backoff;
   } else {
@@ -172,8 +164,7 @@ void listener::back_off(int err) {
   }
   retry_timer_->expires_after(backoff_);
   retry_timer_->async_wait([this, alive = alive_](std::error_code ec) {
-    if (!*alive || ec)
-      return;
+    if (!*alive || ec) return;
     shard::io_scope scope{home()};
     if (serving_)
       for (auto& s : slots_)

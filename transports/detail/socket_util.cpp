@@ -18,36 +18,36 @@ endpoint to_endpoint(const sockaddr* sa, socklen_t len) {
   endpoint ep;
   char buf[INET6_ADDRSTRLEN] = {};
   switch (sa->sa_family) {
-    case AF_INET: {
-      auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-      ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-      ep.family = endpoint::kind::ipv4;
-      ep.host = buf;
-      ep.port = ntohs(in->sin_port);
-      break;
-    }
-    case AF_INET6: {
-      auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-      ::inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-      ep.family = endpoint::kind::ipv6;
-      ep.host = buf;
-      ep.port = ntohs(in6->sin6_port);
-      break;
-    }
-    case AF_UNIX: {
-      auto* un = reinterpret_cast<const sockaddr_un*>(sa);
-      ep.family = endpoint::kind::unix_path;
-      auto path_len = len > offsetof(sockaddr_un, sun_path)
+  case AF_INET: {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+    ep.family = endpoint::kind::ipv4;
+    ep.host = buf;
+    ep.port = ntohs(in->sin_port);
+    break;
+  }
+  case AF_INET6: {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+    ep.family = endpoint::kind::ipv6;
+    ep.host = buf;
+    ep.port = ntohs(in6->sin6_port);
+    break;
+  }
+  case AF_UNIX: {
+    auto* un = reinterpret_cast<const sockaddr_un*>(sa);
+    ep.family = endpoint::kind::unix_path;
+    auto path_len = len > offsetof(sockaddr_un, sun_path)
                         ? len - offsetof(sockaddr_un, sun_path)
                         : 0;
-      if (path_len > 0 && un->sun_path[0] == '\0')
-        ep.path = "@" + std::string(un->sun_path + 1, path_len - 1);
-      else if (path_len > 0)
-        ep.path = std::string(un->sun_path, ::strnlen(un->sun_path, path_len));
-      break;
-    }
-    default:
-      break;
+    if (path_len > 0 && un->sun_path[0] == '\0')
+      ep.path = "@" + std::string(un->sun_path + 1, path_len - 1);
+    else if (path_len > 0)
+      ep.path = std::string(un->sun_path, ::strnlen(un->sun_path, path_len));
+    break;
+  }
+  default:
+    break;
   }
   return ep;
 }
@@ -55,55 +55,48 @@ endpoint to_endpoint(const sockaddr* sa, socklen_t len) {
 endpoint local_endpoint(int fd) {
   sockaddr_storage ss = {};
   socklen_t len = sizeof(ss);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    return {};
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return to_endpoint(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
 endpoint remote_endpoint(int fd) {
   sockaddr_storage ss = {};
   socklen_t len = sizeof(ss);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    return {};
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return to_endpoint(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
 int socket_family(int fd) {
   sockaddr_storage ss = {};
   socklen_t len = sizeof(ss);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    return -1;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
   return ss.ss_family;
 }
 
 bool is_stream_socket(int fd) {
   int type = 0;
   socklen_t len = sizeof(type);
-  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0
-         && type == SOCK_STREAM;
+  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+         type == SOCK_STREAM;
 }
 
 int make_nonblocking(int fd) {
   int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-    return errno;
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
   int fdfl = ::fcntl(fd, F_GETFD);
-  if (fdfl >= 0)
-    ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
+  if (fdfl >= 0) ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
   return 0;
 }
 
 void set_tcp_nodelay(int fd) {
   auto fam = socket_family(fd);
-  if (fam != AF_INET && fam != AF_INET6)
-    return;
+  if (fam != AF_INET && fam != AF_INET6) return;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void close_fd(int fd) noexcept {
-  if (fd >= 0)
-    ::close(fd);
+  if (fd >= 0) ::close(fd);
 }
 
 caf::expected<std::pair<sockaddr_storage, socklen_t>>
@@ -122,8 +115,8 @@ unix_address(const std::string& path) {
     len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
   } else {
     std::memcpy(un->sun_path, path.data(), path.size());
-    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size()
-                                 + 1);
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                 1);
   }
   return std::make_pair(ss, len);
 }
@@ -131,10 +124,9 @@ unix_address(const std::string& path) {
 caf::expected<int> listen_on(const sockaddr* sa, socklen_t len,
                              const listen_options& opts,
                              const std::string& what) {
-  int fd = ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
-  if (fd < 0)
-    return make_errno_error(errno, "socket for " + what);
+  int fd =
+      ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_errno_error(errno, "socket for " + what);
   int one = 1;
   if (sa->sa_family != AF_UNIX) {
     if (opts.reuse_address)
@@ -168,19 +160,16 @@ resolve_passive(const std::string& host, uint16_t port) {
   auto rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(),
                           port_str.c_str(), &hints, &res);
   if (rc != 0)
-    return make_error(sw_errc::unknown_host,
-                      host + ": " + ::gai_strerror(rc));
+    return make_error(sw_errc::unknown_host, host + ": " + ::gai_strerror(rc));
   std::vector<std::pair<sockaddr_storage, socklen_t>> out;
   for (auto* p = res; p != nullptr; p = p->ai_next) {
     sockaddr_storage ss = {};
     std::memcpy(&ss, p->ai_addr, p->ai_addrlen);
     bool dup = false;
     for (auto& [prev, prev_len] : out)
-      dup = dup
-            || (prev_len == p->ai_addrlen
-                && std::memcmp(&prev, &ss, prev_len) == 0);
-    if (!dup)
-      out.emplace_back(ss, static_cast<socklen_t>(p->ai_addrlen));
+      dup = dup || (prev_len == p->ai_addrlen &&
+                    std::memcmp(&prev, &ss, prev_len) == 0);
+    if (!dup) out.emplace_back(ss, static_cast<socklen_t>(p->ai_addrlen));
   }
   ::freeaddrinfo(res);
   return out;

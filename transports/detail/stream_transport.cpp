@@ -27,9 +27,8 @@ stream_settings stream_settings::from(const runtime& rt) {
 void spawn_stream_transport(shard& s, int fd, std::string kind,
                             protocol_factory factory, stream_settings settings,
                             connect_callback done) {
-  spawn_on<detail::stream_transport>(s, fd, std::move(kind),
-                                     std::move(factory), settings,
-                                     std::move(done));
+  spawn_on<detail::stream_transport>(s, fd, std::move(kind), std::move(factory),
+                                     settings, std::move(done));
 }
 
 caf::expected<connection>
@@ -70,14 +69,10 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    std::string kind, protocol_factory factory,
                                    stream_settings settings,
                                    connect_callback done)
-  : pinned(cfg),
-    fd_(fd),
-    alive_(std::make_shared<bool>(true)),
-    factory_(std::move(factory)),
-    settings_(settings),
-    done_(std::move(done)),
-    next_read_size_(std::clamp(settings.read_chunk_size, min_read_size,
-                               max_read_size)) {
+    : pinned(cfg), fd_(fd), alive_(std::make_shared<bool>(true)),
+      factory_(std::move(factory)), settings_(settings), done_(std::move(done)),
+      next_read_size_(
+          std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
   kind_ = std::move(kind);
 }
 
@@ -115,14 +110,12 @@ stream_transport::behavior_type stream_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   sock_.emplace(home().io(), fd_);
-  if (is_socket_)
-    set_tcp_nodelay(fd_);
-  credit_ = caf::make_counted<read_credit>(
-    address(), settings_.read_high_water, settings_.read_low_water);
+  if (is_socket_) set_tcp_nodelay(fd_);
+  credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
+                                           settings_.read_low_water);
   // The factory runs here so the protocol is born on this shard.
   try {
-    if (factory_)
-      proto_ = factory_(home());
+    if (factory_) proto_ = factory_(home());
   } catch (const std::exception& e) {
     log::debug("protocol factory threw: ", e.what());
   }
@@ -139,46 +132,46 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
-    .then([this] { on_connected_ack(); },
-          [this](caf::error& err) {
-            report(err);
-            finish(std::move(err));
-          });
+      .then([this] { on_connected_ack(); },
+            [this](caf::error& err) {
+              report(err);
+              finish(std::move(err));
+            });
   // One behavior per shard thread, shared by all its transports (saves a
   // ~600-byte behavior object per connection); see shared_behavior.hpp.
   return thread_shared_behavior<stream_transport, behavior_type>(
-    &stream_transport::make_shared_behavior);
+      &stream_transport::make_shared_behavior);
 }
 
 stream_transport::behavior_type stream_transport::make_shared_behavior() {
   using cur = current_actor<stream_transport>;
   return {
-    [](write& msg) -> caf::result<void> {
-      auto& self = cur::get();
-      return self.enqueue_write(&msg.bytes, 1, self.handling_request());
-    },
-    [](writelines& msg) -> caf::result<void> {
-      auto& self = cur::get();
-      return self.enqueue_write(msg.parts.data(), msg.parts.size(),
-                                self.handling_request());
-    },
-    [](write_eof) { cur::get().do_write_eof(); },
-    [](close) { cur::get().do_close(); },
-    [](abort) { cur::get().do_abort(); },
-    [](pause_reading) { cur::get().do_pause_reading(); },
-    [](resume_reading) { cur::get().do_resume_reading(); },
-    [](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-      return cur::get().do_set_limits(msg);
-    },
-    [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
-    [](get_write_buffer_limits) {
-      auto& self = cur::get();
-      return write_buffer_limits{self.low_, self.high_};
-    },
-    [](get_extra_info) { return cur::get().make_info(); },
-    [](get_status) { return cur::get().status(); },
-    [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
-    [](read_credit_returned) { cur::get().do_credit_returned(); },
+      [](write& msg) -> caf::result<void> {
+        auto& self = cur::get();
+        return self.enqueue_write(&msg.bytes, 1, self.handling_request());
+      },
+      [](writelines& msg) -> caf::result<void> {
+        auto& self = cur::get();
+        return self.enqueue_write(msg.parts.data(), msg.parts.size(),
+                                  self.handling_request());
+      },
+      [](write_eof) { cur::get().do_write_eof(); },
+      [](close) { cur::get().do_close(); },
+      [](abort) { cur::get().do_abort(); },
+      [](pause_reading) { cur::get().do_pause_reading(); },
+      [](resume_reading) { cur::get().do_resume_reading(); },
+      [](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
+        return cur::get().do_set_limits(msg);
+      },
+      [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
+      [](get_write_buffer_limits) {
+        auto& self = cur::get();
+        return write_buffer_limits{self.low_, self.high_};
+      },
+      [](get_extra_info) { return cur::get().make_info(); },
+      [](get_status) { return cur::get().status(); },
+      [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
+      [](read_credit_returned) { cur::get().do_credit_returned(); },
   };
 }
 
@@ -190,21 +183,17 @@ bool stream_transport::handling_request() {
 }
 
 void stream_transport::do_write_eof() {
-  if (closing_ || lost_sent_ || eof_requested_)
-    return;
+  if (closing_ || lost_sent_ || eof_requested_) return;
   eof_requested_ = true;
-  if (wq_.empty())
-    after_drain();
+  if (wq_.empty()) after_drain();
 }
 
 void stream_transport::do_pause_reading() {
-  if (!closing_)
-    user_paused_ = true;
+  if (!closing_) user_paused_ = true;
 }
 
 void stream_transport::do_resume_reading() {
-  if (closing_ || !user_paused_)
-    return;
+  if (closing_ || !user_paused_) return;
   user_paused_ = false;
   update_reading();
 }
@@ -225,8 +214,8 @@ stream_transport::do_set_limits(const set_write_buffer_limits& msg) {
   }
   if (high < low)
     return make_error(sw_errc::invalid_argument,
-                      "high (" + std::to_string(high) + ") must be >= low ("
-                        + std::to_string(low) + ")");
+                      "high (" + std::to_string(high) + ") must be >= low (" +
+                          std::to_string(low) + ")");
   high_ = high;
   low_ = low;
   // Lowering `high` can pause at once; raising never resumes here.
@@ -265,14 +254,11 @@ void stream_transport::on_exit() {
     // still gets its one `lost`.
     lost_sent_ = true;
     auto reason = fail_state();
-    if (!reason)
-      reason = make_error(sw_errc::closed);
-    if (proto_)
-      send(proto_, lost{std::move(reason)});
+    if (!reason) reason = make_error(sw_errc::closed);
+    if (proto_) send(proto_, lost{std::move(reason)});
   }
   report(make_error(sw_errc::closed, "transport exited before connecting"));
-  if (credit_)
-    credit_->disarm();
+  if (credit_) credit_->disarm();
   if (sock_) {
     std::error_code ignored;
     sock_->close(ignored);
@@ -307,23 +293,20 @@ caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
 // -- lifecycle ----------------------------------------------------------------
 
 void stream_transport::on_connected_ack() {
-  if (lost_sent_)
-    return;
+  if (lost_sent_) return;
   started_ = true;
-  report(connection{caf::actor_cast<transport_actor>(this), proto_,
-                    make_info()});
+  report(
+      connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
   update_reading();
 }
 
 void stream_transport::finish(caf::error reason) {
-  if (lost_sent_)
-    return;
+  if (lost_sent_) return;
   lost_sent_ = true;
   read_closed_ = true;
   closing_ = true;
   wq_.clear();
-  if (proto_)
-    send(proto_, lost{std::move(reason)});
+  if (proto_) send(proto_, lost{std::move(reason)});
   quit();
 }
 
@@ -333,18 +316,15 @@ void stream_transport::fatal(int err, const char* op) {
 }
 
 void stream_transport::do_close() {
-  if (closing_ || lost_sent_)
-    return;
+  if (closing_ || lost_sent_) return;
   closing_ = true;
   read_closed_ = true;
-  if (wq_.empty())
-    finish({});
+  if (wq_.empty()) finish({});
   // Otherwise the write handler finishes once the buffer drained.
 }
 
 void stream_transport::do_abort() {
-  if (lost_sent_)
-    return;
+  if (lost_sent_) return;
   closing_ = true;
   // Dropping the buffer first means no `resume` follows an abort.
   wq_.clear();
@@ -356,17 +336,15 @@ void stream_transport::on_protocol_down(const caf::down_msg& msg) {
     return; // a previous protocol (set_protocol) went away: not ours
   proto_ = nullptr;
   proto_fast_ = nullptr;
-  if (lost_sent_)
-    return;
+  if (lost_sent_) return;
   if (!msg.reason || msg.reason == caf::exit_reason::normal) {
     // The protocol finished normally: flush what it wrote, then close.
-    if (!closing_)
-      do_close();
-    if (closing_ && !lost_sent_ && wq_.empty())
-      finish({});
+    if (!closing_) do_close();
+    if (closing_ && !lost_sent_ && wq_.empty()) finish({});
     return;
   }
-  log::debug("protocol failed (", describe(msg.reason), "), aborting transport");
+  log::debug("protocol failed (", describe(msg.reason),
+             "), aborting transport");
   do_abort();
 }
 
@@ -381,8 +359,7 @@ void stream_transport::finalize_if_quit() {
   // socket stayed open (the peer never saw EOF) and runtime shutdown hung.
   // Finalize it here, on its home shard while it is idle (Asio handlers never
   // run inside a resume). `keep` holds it alive until finalize returned.
-  if (!lost_sent_ || !*alive_)
-    return;
+  if (!lost_sent_ || !*alive_) return;
   caf::strong_actor_ptr keep{ctrl()};
   finalize();
 }
@@ -390,23 +367,20 @@ void stream_transport::finalize_if_quit() {
 // -- reading ------------------------------------------------------------------
 
 bool stream_transport::should_read() const noexcept {
-  return started_ && !user_paused_ && !credit_paused_ && !read_closed_
-         && !lost_sent_;
+  return started_ && !user_paused_ && !credit_paused_ && !read_closed_ &&
+         !lost_sent_;
 }
 
 void stream_transport::update_reading() {
-  if (!should_read() || read_armed_)
-    return;
+  if (!should_read() || read_armed_) return;
   read_armed_ = true;
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
-                      if (!*alive)
-                        return;
+                      if (!*alive) return;
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       read_armed_ = false;
-                      if (ec)
-                        return;
+                      if (ec) return;
                       auto msg = on_readable();
                       if (!msg) {
                         busy.release();
@@ -441,8 +415,7 @@ std::optional<data> stream_transport::on_readable() {
     auto bytes = std::move(chunk).freeze(got);
     auto weight = bytes.footprint();
     credit_->take(weight);
-    if (credit_->must_wait())
-      credit_paused_ = true;
+    if (credit_->must_wait()) credit_paused_ = true;
     update_reading();
     return data{std::move(bytes), read_ticket{credit_, weight}};
   }
@@ -463,15 +436,14 @@ void stream_transport::send_data(data&& msg) {
 void stream_transport::on_eof() {
   read_closed_ = true;
   request(proto_, caf::infinite, eof{})
-    .then(
-      [this](bool keep_open) {
-        if (!keep_open)
-          do_close();
-      },
-      [this](caf::error& err) {
-        // The protocol died while handling eof; the down handler aborts.
-        log::debug("eof request failed: ", describe(err));
-      });
+      .then(
+          [this](bool keep_open) {
+            if (!keep_open) do_close();
+          },
+          [this](caf::error& err) {
+            // The protocol died while handling eof; the down handler aborts.
+            log::debug("eof request failed: ", describe(err));
+          });
 }
 
 // -- writing ------------------------------------------------------------------
@@ -485,8 +457,8 @@ void stream_transport::warn_dropped_write() {
                  dropped_writes_, " so far)");
 }
 
-caf::result<void> stream_transport::enqueue_write(const buffer* parts,
-                                                  size_t n, bool is_request) {
+caf::result<void> stream_transport::enqueue_write(const buffer* parts, size_t n,
+                                                  bool is_request) {
   if (lost_sent_ || closing_) {
     warn_dropped_write();
     return caf::unit;
@@ -498,16 +470,14 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
     // would ship the error to the sender as a stray response that matches
     // no request (dropped at best, and a hazard for actors with their own
     // error handling); the writer cannot act on it anyway, so log it.
-    if (is_request)
-      return err;
+    if (is_request) return err;
     log::error("write after write_eof dropped: ", describe(err));
     return caf::unit;
   }
   size_t total = 0;
   for (size_t i = 0; i < n; ++i)
     total += parts[i].size();
-  if (total == 0)
-    return caf::unit;
+  if (total == 0) return caf::unit;
   size_t skip = 0;
   if (wq_.empty()) {
     // Nothing queued: try to send right away (as asyncio does) and queue
@@ -516,8 +486,8 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
     size_t cnt = 0;
     for (size_t i = 0; i < n && cnt < max_iov; ++i)
       if (!parts[i].empty())
-        iov[cnt++] = iovec{const_cast<std::byte*>(parts[i].data()),
-                           parts[i].size()};
+        iov[cnt++] =
+            iovec{const_cast<std::byte*>(parts[i].data()), parts[i].size()};
     ssize_t sent;
     do {
       if (is_socket_) {
@@ -555,18 +525,15 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts,
 }
 
 void stream_transport::arm_write() {
-  if (write_armed_ || !sock_)
-    return;
+  if (write_armed_ || !sock_) return;
   write_armed_ = true;
   sock_->async_wait(asio::posix::descriptor_base::wait_write,
                     [this, alive = alive_](std::error_code ec) {
-                      if (!*alive)
-                        return;
+                      if (!*alive) return;
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       write_armed_ = false;
-                      if (!ec && !lost_sent_)
-                        flush();
+                      if (!ec && !lost_sent_) flush();
                       busy.release();
                       finalize_if_quit(); // drained after close, or an error
                     });
@@ -588,8 +555,7 @@ void stream_transport::flush() {
       }
     } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       fatal(errno, "write");
       return;
     }
@@ -608,15 +574,12 @@ void stream_transport::flush() {
 }
 
 void stream_transport::after_drain() {
-  if (lost_sent_)
-    return;
+  if (lost_sent_) return;
   if (eof_requested_ && !eof_sent_ && fd_ >= 0) {
     eof_sent_ = true;
-    if (is_socket_)
-      ::shutdown(fd_, SHUT_WR);
+    if (is_socket_) ::shutdown(fd_, SHUT_WR);
   }
-  if (closing_)
-    finish({});
+  if (closing_) finish({});
 }
 
 void stream_transport::check_pause() {

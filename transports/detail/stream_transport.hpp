@@ -23,11 +23,11 @@
 
 namespace shardwire::detail {
 
-using stream_transport_actor
-  = transport_actor::extend<caf::reacts_to<read_credit_returned>>;
+using stream_transport_actor =
+    transport_actor::extend<caf::reacts_to<read_credit_returned>>;
 
 class stream_transport
-  : public pinned<stream_transport_actor::base, pinned_role::transport> {
+    : public pinned<stream_transport_actor::base, pinned_role::transport> {
 public:
   stream_transport(caf::actor_config& cfg, int fd, std::string kind,
                    protocol_factory factory, stream_settings settings,
@@ -40,7 +40,8 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
-  // -- message handlers (through the per-thread shared behavior) ---------------
+  // -- message handlers (through the per-thread shared behavior)
+  // ---------------
   static behavior_type make_shared_behavior();
   void do_write_eof();
   void do_pause_reading();
@@ -51,7 +52,8 @@ private:
   void do_set_protocol(set_protocol& msg);
   void do_credit_returned();
 
-  // -- lifecycle ---------------------------------------------------------------
+  // -- lifecycle
+  // ---------------------------------------------------------------
   void on_connected_ack();
   void finish(caf::error reason);
   void fatal(int err, const char* op);
@@ -63,7 +65,8 @@ private:
   /// handler, where CAF 0.17 would never finalize the actor).
   void finalize_if_quit();
 
-  // -- reading -----------------------------------------------------------------
+  // -- reading
+  // -----------------------------------------------------------------
   bool should_read() const noexcept;
   void update_reading();
   /// Reads once; returns the `data` to send (sent by the caller after it
@@ -74,7 +77,8 @@ private:
   void send_data(data&& msg);
   void on_eof();
 
-  // -- writing -----------------------------------------------------------------
+  // -- writing
+  // -----------------------------------------------------------------
   /// Queues (or sends at once) `parts`. A write after write_eof is an error
   /// returned only if `is_request`, logged otherwise.
   caf::result<void> enqueue_write(const buffer* parts, size_t n,
@@ -109,21 +113,21 @@ private:
 
   // Read state.
   size_t next_read_size_;
-  bool started_ = false;        // protocol handled `connected`
-  bool user_paused_ = false;    // pause_reading
-  bool credit_paused_ = false;  // read back-pressure
-  bool read_closed_ = false;    // EOF seen, close, abort or error
+  bool started_ = false;       // protocol handled `connected`
+  bool user_paused_ = false;   // pause_reading
+  bool credit_paused_ = false; // read back-pressure
+  bool read_closed_ = false;   // EOF seen, close, abort or error
   bool read_armed_ = false;
 
   // Write state.
   write_queue wq_;
   uint64_t high_ = 64 * 1024;
   uint64_t low_ = 16 * 1024;
-  bool write_paused_ = false;   // protocol got `pause`, not yet `resume`
+  bool write_paused_ = false; // protocol got `pause`, not yet `resume`
   bool write_armed_ = false;
-  bool eof_requested_ = false;  // write_eof called
-  bool eof_sent_ = false;       // SHUT_WR done
-  bool closing_ = false;        // close or abort
+  bool eof_requested_ = false; // write_eof called
+  bool eof_sent_ = false;      // SHUT_WR done
+  bool closing_ = false;       // close or abort
   bool lost_sent_ = false;
   bool is_socket_ = true;
   size_t dropped_writes_ = 0;

@@ -31,8 +31,8 @@ public:
   size_t fill(iovec* iov, size_t max) const noexcept {
     size_t n = 0;
     for (size_t i = head_; i < items_.size() && n < max; ++i, ++n)
-      iov[n] = iovec{const_cast<std::byte*>(items_[i].data()),
-                     items_[i].size()};
+      iov[n] =
+          iovec{const_cast<std::byte*>(items_[i].data()), items_[i].size()};
     return n;
   }
 
@@ -50,15 +50,13 @@ public:
         n = 0;
       }
     }
-    if (empty())
-      clear();
+    if (empty()) clear();
   }
 
   /// Drops everything (abort); releases the storage.
   void clear() noexcept {
     items_.clear();
-    if (items_.capacity() > 64)
-      items_.shrink_to_fit();
+    if (items_.capacity() > 64) items_.shrink_to_fit();
     head_ = 0;
     bytes_ = 0;
   }
