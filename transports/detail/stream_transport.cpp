@@ -488,17 +488,7 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts, size_t n,
       if (!parts[i].empty())
         iov[cnt++] =
             iovec{const_cast<std::byte*>(parts[i].data()), parts[i].size()};
-    ssize_t sent;
-    do {
-      if (is_socket_) {
-        msghdr mh = {};
-        mh.msg_iov = iov;
-        mh.msg_iovlen = cnt;
-        sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
-      } else {
-        sent = ::writev(fd_, iov, static_cast<int>(cnt));
-      }
-    } while (sent < 0 && errno == EINTR);
+    auto sent = write_gathered(iov, cnt);
     if (sent < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         fatal(errno, "write");
@@ -539,21 +529,29 @@ void stream_transport::arm_write() {
                     });
 }
 
+ssize_t stream_transport::write_gathered(iovec* iov, size_t cnt) {
+  // One syscall for up to max_iov buffers. Sockets use sendmsg so that a
+  // peer that went away gives EPIPE without SIGPIPE even if the process
+  // did not ignore it; pipes and other fds take writev.
+  ssize_t sent;
+  do {
+    if (is_socket_) {
+      msghdr mh = {};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = cnt;
+      sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    } else {
+      sent = ::writev(fd_, iov, static_cast<int>(cnt));
+    }
+  } while (sent < 0 && errno == EINTR);
+  return sent;
+}
+
 void stream_transport::flush() {
   while (!wq_.empty()) {
     iovec iov[max_iov];
     auto cnt = wq_.fill(iov, max_iov);
-    ssize_t sent;
-    do {
-      if (is_socket_) {
-        msghdr mh = {};
-        mh.msg_iov = iov;
-        mh.msg_iovlen = cnt;
-        sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
-      } else {
-        sent = ::writev(fd_, iov, static_cast<int>(cnt));
-      }
-    } while (sent < 0 && errno == EINTR);
+    auto sent = write_gathered(iov, cnt);
     if (sent < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       fatal(errno, "write");

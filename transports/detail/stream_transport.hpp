@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <optional>
+#include <sys/uio.h>
 
 namespace shardwire::detail {
 
@@ -85,6 +86,9 @@ private:
                                   bool is_request);
   /// Whether the message being handled by the behavior is a request.
   bool handling_request();
+  /// Writes up to `cnt` buffers in one syscall (retrying EINTR); returns
+  /// what sendmsg/writev returned.
+  ssize_t write_gathered(iovec* iov, size_t cnt);
   void arm_write();
   void flush();
   void after_drain();
