@@ -43,7 +43,15 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<abort_clients>("shardwire::abort_clients")
       .add_message_type<server_actor>("shardwire::server_actor")
       .add_message_type<protocol_actor>("shardwire::protocol_actor")
-      .add_message_type<transport_actor>("shardwire::transport_actor");
+      .add_message_type<transport_actor>("shardwire::transport_actor")
+      .add_message_type<datagram_connected>("shardwire::datagram_connected")
+      .add_message_type<datagram>("shardwire::datagram")
+      .add_message_type<datagram_error>("shardwire::datagram_error")
+      .add_message_type<sendto>("shardwire::sendto")
+      .add_message_type<datagram_protocol_actor>(
+          "shardwire::datagram_protocol_actor")
+      .add_message_type<datagram_transport_actor>(
+          "shardwire::datagram_transport_actor");
   register_error_categories(cfg);
 }
 

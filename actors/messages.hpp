@@ -313,6 +313,93 @@ SHARDWIRE_EMPTY_MESSAGE(abort_clients)
 
 #undef SHARDWIRE_EMPTY_MESSAGE
 
+// -- datagrams ----------------------------------------------------------------
+//
+// UDP and Unix datagram sockets: asyncio's DatagramProtocol / DatagramTransport
+// as messages. Guarantees a datagram transport gives its protocol
+// (tests/transports/udp_test.cpp):
+// - `datagram_connected` is the first message; reading starts only after the
+//   protocol handled it;
+// - `lost` is delivered exactly once and is the last message;
+// - `pause` and `resume` strictly alternate, starting with `pause`;
+// - `datagram_error` (asyncio's error_received) never closes the transport.
+
+struct datagram_connected;
+struct datagram;
+struct datagram_error;
+struct sendto;
+
+/// What a datagram protocol actor handles.
+using datagram_protocol_actor =
+    caf::typed_actor<caf::reacts_to<datagram_connected>,
+                     caf::reacts_to<datagram>, caf::reacts_to<datagram_error>,
+                     caf::reacts_to<pause>, caf::reacts_to<resume>,
+                     caf::reacts_to<lost>>;
+
+/// What a datagram transport actor handles (asyncio's DatagramTransport).
+using datagram_transport_actor = caf::typed_actor<
+    caf::reacts_to<sendto>, caf::reacts_to<close>, caf::reacts_to<abort>,
+    caf::reacts_to<pause_reading>, caf::reacts_to<resume_reading>,
+    caf::replies_to<set_write_buffer_limits>::with<write_buffer_limits>,
+    caf::replies_to<get_write_buffer_size>::with<uint64_t>,
+    caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
+    caf::replies_to<get_extra_info>::with<transport_info>,
+    caf::replies_to<get_status>::with<transport_status>>;
+
+/// First message of every datagram endpoint. Handle it, then reading starts.
+/// `info.kind` is "udp" or "unix_dgram"; `info.peername` is set only for a
+/// connected endpoint (remote_addr).
+struct datagram_connected {
+  datagram_transport_actor transport;
+  transport_info info;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, datagram_connected& x) {
+  return f(caf::meta::type_name("datagram_connected"), x.transport, x.info);
+}
+
+/// One datagram received (asyncio's datagram_received); may be empty.
+struct datagram {
+  buffer bytes;
+  /// The sender (for an unnamed Unix datagram sender: family none).
+  endpoint peer;
+  /// Read credit held until this message is destroyed (see read_credit.hpp);
+  /// not serialized, empty in copies.
+  read_ticket ticket;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, datagram& x) {
+  return f(caf::meta::type_name("datagram"), x.bytes, x.peer);
+}
+
+/// A send or receive failed (asyncio's error_received): ECONNREFUSED after an
+/// ICMP port unreachable on a connected endpoint, EMSGSIZE for an oversized
+/// datagram ... The transport stays open.
+struct datagram_error {
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, datagram_error& x) {
+  return f(caf::meta::type_name("datagram_error"), x.reason);
+}
+
+/// Send one datagram. A connected endpoint takes no `peer` or its remote
+/// address; an unconnected one needs `peer`. A bad peer is answered with
+/// `sw_errc::invalid_argument` to a request and logged for a plain send; the
+/// transport stays open either way. Never copies `bytes`.
+struct sendto {
+  buffer bytes;
+  caf::optional<endpoint> peer;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sendto& x) {
+  return f(caf::meta::type_name("sendto"), x.bytes, x.peer);
+}
+
 /// Registers every message type, the actor handle types and the error
 /// categories with `cfg` (done by `shardwire::config`).
 void register_types(caf::actor_system_config& cfg);

@@ -5,6 +5,7 @@
 #include "runtime/runtime.hpp"
 #include "runtime/shared_behavior.hpp"
 #include "transports/detail/socket_util.hpp"
+#include "transports/detail/write_limits.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -200,27 +201,13 @@ void stream_transport::do_resume_reading() {
 
 caf::result<write_buffer_limits>
 stream_transport::do_set_limits(const set_write_buffer_limits& msg) {
-  uint64_t high = 64 * 1024;
-  uint64_t low = 16 * 1024;
-  if (msg.high && msg.low) {
-    high = *msg.high;
-    low = *msg.low;
-  } else if (msg.high) {
-    high = *msg.high;
-    low = high / 4;
-  } else if (msg.low) {
-    low = *msg.low;
-    high = 4 * low;
-  }
-  if (high < low)
-    return make_error(sw_errc::invalid_argument,
-                      "high (" + std::to_string(high) + ") must be >= low (" +
-                          std::to_string(low) + ")");
-  high_ = high;
-  low_ = low;
+  auto lim = resolve_write_limits(msg);
+  if (!lim) return std::move(lim.error());
+  high_ = lim->high;
+  low_ = lim->low;
   // Lowering `high` can pause at once; raising never resumes here.
   check_pause();
-  return write_buffer_limits{low_, high_};
+  return *lim;
 }
 
 transport_status stream_transport::status() const {

@@ -1,0 +1,568 @@
+// Datagram endpoints (transports/udp.hpp): the datagram guarantees of
+// actors/messages.hpp and asyncio's checklist C55-C68
+// (reference/asyncio-semantics.md, section 3). Loopback only; every wait is
+// bounded (event_log deadlines, poll timeouts), none is a sleep.
+#include "transports/udp.hpp"
+
+#include "tests/support/fixtures.hpp"
+
+#include <caf/send.hpp>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <netinet/in.h>
+#include <optional>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+struct dgram_recorder_options {
+  /// Send every datagram back to its sender.
+  bool echo = false;
+};
+
+/// Logs "connected", "dgram:<bytes>", "from:<peer>", "error:<describe>",
+/// "pause", "resume", "lost" / "lost:<error>"; stores its transport.
+datagram_protocol_factory
+dgram_recorder(event_log_ptr log, dgram_recorder_options opts = {},
+               std::shared_ptr<datagram_transport_actor> out = nullptr) {
+  if (!out) out = std::make_shared<datagram_transport_actor>();
+  return datagram_protocol_fun(
+      [](datagram_protocol_actor::pointer self, event_log_ptr log,
+         dgram_recorder_options opts,
+         std::shared_ptr<datagram_transport_actor> out)
+          -> datagram_protocol_actor::behavior_type {
+        // Per actor: several endpoints may share `out` (reuse_port test).
+        auto mine = std::make_shared<datagram_transport_actor>();
+        return {
+            [=](datagram_connected& msg) {
+              *mine = msg.transport;
+              *out = msg.transport;
+              log->add("connected");
+            },
+            [=](datagram& msg) {
+              log->add("from:" + to_string(msg.peer));
+              log->add("dgram:" + msg.bytes.str());
+              if (opts.echo)
+                self->send(*mine, shardwire::sendto{msg.bytes, msg.peer});
+            },
+            [=](datagram_error& msg) {
+              log->add("error:" + describe(msg.reason));
+              log->add(is_errno(msg.reason, ECONNREFUSED) ? "refused"
+                       : is_errno(msg.reason, EMSGSIZE)   ? "msgsize"
+                                                          : "other-error");
+            },
+            [=](shardwire::pause) { log->add("pause"); },
+            [=](shardwire::resume) { log->add("resume"); },
+            [=](lost& msg) {
+              log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+              self->quit();
+            },
+        };
+      },
+      std::move(log), opts, std::move(out));
+}
+
+datagram_options local(std::string host = "127.0.0.1", uint16_t port = 0) {
+  datagram_options o;
+  o.local_addr = host_port{std::move(host), port};
+  return o;
+}
+
+datagram_options remote(uint16_t port, std::string host = "127.0.0.1") {
+  datagram_options o;
+  o.remote_addr = host_port{std::move(host), port};
+  return o;
+}
+
+/// A raw blocking UDP socket bound to 127.0.0.1:0.
+struct raw_udp {
+  raw_udp() {
+    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+  ~raw_udp() {
+    if (fd >= 0) ::close(fd);
+  }
+  uint16_t port() const {
+    sockaddr_in a = {};
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  }
+  bool send_to(uint16_t port, std::string_view bytes) const {
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return ::sendto(fd, bytes.data(), bytes.size(), 0,
+                    reinterpret_cast<sockaddr*>(&a),
+                    sizeof(a)) == static_cast<ssize_t>(bytes.size());
+  }
+  int fd = -1;
+};
+
+/// Receives one datagram from `fd` within `timeout`; nullopt on timeout.
+std::optional<std::string>
+recv_one(int fd, std::chrono::milliseconds timeout = deadline) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1)
+    return std::nullopt;
+  std::string buf(300 * 1024, '\0');
+  auto n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+  if (n < 0) return std::nullopt;
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+bool ipv6_loopback_available() {
+  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 a = {};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+/// A port on 127.0.0.1 that nobody listens on (bound once, then closed).
+uint16_t closed_udp_port() {
+  raw_udp r;
+  return r.port();
+}
+
+/// Sends `msg` as a request; the error reply, or none on success.
+caf::error request_sendto(runtime& rt, const datagram_transport_actor& t,
+                          shardwire::sendto msg) {
+  caf::scoped_actor self{rt.system()};
+  caf::error result = make_error(sw_errc::timeout, "no reply");
+  self->request(t, std::chrono::seconds(10), std::move(msg))
+      .receive([&] { result = caf::error{}; },
+               [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+transport_status status_of(runtime& rt, const datagram_transport_actor& t) {
+  auto st = ask<transport_status>(rt, t, get_status{});
+  REQUIRE(st);
+  return *st;
+}
+
+} // namespace
+
+TEST_CASE("no address and no family is invalid_argument (asyncio's rule)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto ep = create_datagram_endpoint(*fx.rt, dgram_recorder(log), {});
+  REQUIRE_FALSE(ep);
+  CHECK(is(ep.error(), sw_errc::invalid_argument));
+}
+
+TEST_CASE("port 0 reports the bound port in sockname") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto ep = create_datagram_endpoint(*fx.rt, dgram_recorder(log), local());
+  REQUIRE(ep);
+  CHECK(ep->info.kind == "udp");
+  CHECK(ep->info.sockname.family == endpoint::kind::ipv4);
+  CHECK(ep->info.sockname.port != 0);
+  CHECK_FALSE(ep->info.peername.valid()); // C61: unconnected
+  CHECK(log->count("connected") == 1);
+  auto lim = ask<write_buffer_limits>(*fx.rt, ep->transport,
+                                      get_write_buffer_limits{});
+  REQUIRE(lim);
+  CHECK(*lim == write_buffer_limits{16384, 65536}); // C65
+  caf::anon_send(ep->transport, shardwire::close{});
+  CHECK(log->wait_for_event("lost")); // C67
+}
+
+TEST_CASE("echo over IPv4 and IPv6") {
+  runtime_fixture fx;
+  std::vector<std::string> hosts{"127.0.0.1"};
+  if (ipv6_loopback_available())
+    hosts.emplace_back("::1");
+  else
+    WARN("::1 unavailable: IPv6 echo skipped");
+  for (auto& host : hosts) {
+    INFO(host);
+    auto slog = std::make_shared<event_log>();
+    auto srv = create_datagram_endpoint(
+        *fx.rt, dgram_recorder(slog, {.echo = true}), local(host));
+    REQUIRE(srv);
+    auto clog = std::make_shared<event_log>();
+    auto cli = create_datagram_endpoint(*fx.rt, dgram_recorder(clog),
+                                        remote(srv->info.sockname.port, host));
+    REQUIRE(cli);
+    CHECK(cli->info.peername == srv->info.sockname); // C61: connected
+    caf::anon_send(cli->transport,
+                   shardwire::sendto{buffer::copy_of("ping"), caf::none});
+    // C55: the remote address itself is accepted as well.
+    caf::anon_send(cli->transport, shardwire::sendto{buffer::copy_of("pong"),
+                                                     srv->info.sockname});
+    CHECK(clog->wait_for_event("dgram:pong"));
+    CHECK(clog->count("dgram:ping") == 1);
+    CHECK(slog->count("from:" + to_string(cli->info.sockname)) == 2);
+    caf::anon_send(cli->transport, shardwire::close{});
+    caf::anon_send(srv->transport, shardwire::close{});
+    CHECK(clog->wait_for_event("lost"));
+    CHECK(slog->wait_for_event("lost"));
+  }
+}
+
+TEST_CASE("an empty datagram is delivered as empty (C60)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto srv = create_datagram_endpoint(*fx.rt, dgram_recorder(log), local());
+  REQUIRE(srv);
+  raw_udp peer;
+  REQUIRE(peer.send_to(srv->info.sockname.port, ""));
+  REQUIRE(peer.send_to(srv->info.sockname.port, "after"));
+  CHECK(log->wait_for_event("dgram:after"));
+  auto ev = log->events();
+  auto empty = std::find(ev.begin(), ev.end(), "dgram:");
+  REQUIRE(empty != ev.end());
+  CHECK(*(empty - 1) == "from:127.0.0.1:" + std::to_string(peer.port()));
+}
+
+TEST_CASE("connected endpoint: ICMP unreachable is a datagram_error and the "
+          "transport stays open (C57)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto cli = create_datagram_endpoint(*fx.rt, dgram_recorder(log),
+                                      remote(closed_udp_port()));
+  REQUIRE(cli);
+  caf::anon_send(cli->transport,
+                 shardwire::sendto{buffer::copy_of("x"), caf::none});
+  REQUIRE(log->wait_for_event("refused"));
+  CHECK_FALSE(status_of(*fx.rt, cli->transport).closing);
+  CHECK(log->count("lost", true) == 0);
+  // Still usable: another send fails the same way, no crash, no close.
+  caf::anon_send(cli->transport,
+                 shardwire::sendto{buffer::copy_of("y"), caf::none});
+  CHECK(log->wait_for([](const std::vector<std::string>& ev) {
+    return std::count(ev.begin(), ev.end(), "refused") >= 2;
+  }));
+  CHECK_FALSE(status_of(*fx.rt, cli->transport).closing);
+}
+
+TEST_CASE("a bad peer is a clear error reply and the transport stays open "
+          "(C55/C56)") {
+  runtime_fixture fx;
+  auto slog = std::make_shared<event_log>();
+  auto srv = create_datagram_endpoint(*fx.rt, dgram_recorder(slog), local());
+  REQUIRE(srv);
+  SECTION("connected endpoint, another peer") {
+    auto clog = std::make_shared<event_log>();
+    auto cli = create_datagram_endpoint(*fx.rt, dgram_recorder(clog),
+                                        remote(srv->info.sockname.port));
+    REQUIRE(cli);
+    endpoint other{endpoint::kind::ipv4, "127.0.0.1", 1, {}};
+    auto r = request_sendto(*fx.rt, cli->transport,
+                            shardwire::sendto{buffer::copy_of("a"), other});
+    REQUIRE(r);
+    CHECK(is(r, sw_errc::invalid_argument));
+    // A plain send with a bad peer is logged and dropped.
+    caf::anon_send(cli->transport,
+                   shardwire::sendto{buffer::copy_of("b"), other});
+    auto ok =
+        request_sendto(*fx.rt, cli->transport,
+                       shardwire::sendto{buffer::copy_of("c"), caf::none});
+    CHECK_FALSE(ok);
+    CHECK(slog->wait_for_event("dgram:c"));
+    CHECK(slog->count("dgram:a") == 0);
+    CHECK(slog->count("dgram:b") == 0);
+    CHECK_FALSE(status_of(*fx.rt, cli->transport).closing);
+  }
+  SECTION("unconnected endpoint, no peer") {
+    auto r = request_sendto(*fx.rt, srv->transport,
+                            shardwire::sendto{buffer::copy_of("a"), caf::none});
+    REQUIRE(r);
+    CHECK(is(r, sw_errc::invalid_argument));
+    endpoint bad{endpoint::kind::ipv4, "not-an-address", 1, {}};
+    auto r2 = request_sendto(*fx.rt, srv->transport,
+                             shardwire::sendto{buffer::copy_of("a"), bad});
+    REQUIRE(r2);
+    CHECK(is(r2, sw_errc::invalid_argument));
+    CHECK_FALSE(status_of(*fx.rt, srv->transport).closing);
+    CHECK(slog->count("lost", true) == 0);
+  }
+}
+
+TEST_CASE("an oversized datagram is a datagram_error (EMSGSIZE)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto ep = create_datagram_endpoint(*fx.rt, dgram_recorder(log), local());
+  REQUIRE(ep);
+  std::string big(70000, 'x');
+  caf::anon_send(ep->transport,
+                 shardwire::sendto{buffer::copy_of(big), ep->info.sockname});
+  CHECK(log->wait_for_event("msgsize"));
+  // The largest UDP payload still arrives intact (C63).
+  std::string max(65507, 'y');
+  caf::anon_send(ep->transport,
+                 shardwire::sendto{buffer::copy_of(max), ep->info.sockname});
+  CHECK(log->wait_for_event("dgram:" + max));
+  CHECK_FALSE(status_of(*fx.rt, ep->transport).closing);
+}
+
+namespace {
+
+/// A datagram transport on one end of a Unix datagram socketpair; the other
+/// end (`peer`) is a raw socket the test reads (or not).
+struct dgram_pair {
+  explicit dgram_pair(runtime& rt) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+    peer = sv[1];
+    // A Unix datagram socketpair has no receive-queue length limit (the
+    // receiver's peer is the sender); a small send buffer makes the sender
+    // see EAGAIN after a few datagrams.
+    int small = 4096;
+    ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    auto done =
+        std::make_shared<std::promise<caf::expected<datagram_endpoint>>>();
+    auto fut = done->get_future();
+    datagram_settings ds;
+    ds.connected = true;
+    ds.max_size = 256 * 1024;
+    spawn_datagram_transport(rt.shard_at(0), sv[0], "unix_dgram",
+                             dgram_recorder(log, {}, hdl), ds,
+                             [done](caf::expected<datagram_endpoint> x) {
+                               done->set_value(std::move(x));
+                             });
+    auto ep = fut.get();
+    REQUIRE(ep);
+    transport = ep->transport;
+  }
+  ~dgram_pair() {
+    if (peer >= 0) ::close(peer);
+  }
+  event_log_ptr log = std::make_shared<event_log>();
+  std::shared_ptr<datagram_transport_actor> hdl =
+      std::make_shared<datagram_transport_actor>();
+  datagram_transport_actor transport;
+  int peer = -1;
+};
+
+bool alternates(const std::vector<std::string>& ev) {
+  std::string expect = "pause";
+  for (auto& e : ev) {
+    if (e != "pause" && e != "resume") continue;
+    if (e != expect) return false;
+    expect = expect == "pause" ? "resume" : "pause";
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("sendto queues under EAGAIN; pause and resume strictly alternate; "
+          "close flushes") {
+  runtime_fixture fx;
+  dgram_pair p{*fx.rt};
+  auto lim = ask<write_buffer_limits>(*fx.rt, p.transport,
+                                      set_write_buffer_limits{4096, 1024});
+  REQUIRE(lim);
+  constexpr int total = 200;
+  for (int i = 0; i < total; ++i)
+    caf::anon_send(
+        p.transport,
+        shardwire::sendto{buffer::copy_of(std::string(1000, 'a' + i % 26)),
+                          caf::none});
+  REQUIRE(p.log->wait_for_event("pause"));
+  auto size = ask<uint64_t>(*fx.rt, p.transport, get_write_buffer_size{});
+  REQUIRE(size);
+  CHECK(*size > 4096);
+  caf::anon_send(p.transport, shardwire::close{});
+  // The reader drains: every queued datagram arrives, in order, then lost.
+  for (int i = 0; i < total; ++i) {
+    auto d = recv_one(p.peer);
+    REQUIRE(d);
+    CHECK(*d == std::string(1000, 'a' + i % 26));
+  }
+  CHECK(p.log->wait_for_event("lost"));
+  CHECK(alternates(p.log->events()));
+  CHECK(p.log->count("resume") <= p.log->count("pause"));
+}
+
+TEST_CASE("pause/resume alternate over several cycles") {
+  runtime_fixture fx;
+  dgram_pair p{*fx.rt};
+  REQUIRE(ask<write_buffer_limits>(*fx.rt, p.transport,
+                                   set_write_buffer_limits{2048, 512}));
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 60; ++i)
+      caf::anon_send(
+          p.transport,
+          shardwire::sendto{buffer::copy_of(std::string(500, 'x')), caf::none});
+    auto pauses = static_cast<size_t>(round + 1);
+    REQUIRE(p.log->wait_for([&](const std::vector<std::string>& ev) {
+      return static_cast<size_t>(std::count(ev.begin(), ev.end(), "pause")) ==
+             pauses;
+    }));
+    // Drain until the transport resumed.
+    while (p.log->count("resume") < pauses) {
+      if (!recv_one(p.peer, std::chrono::milliseconds{200})) {
+        // Nothing more to read: the queue drained, so `resume` is on its
+        // way to the protocol.
+        REQUIRE(p.log->wait_for([&](const std::vector<std::string>& ev) {
+          return static_cast<size_t>(
+                     std::count(ev.begin(), ev.end(), "resume")) == pauses;
+        }));
+      }
+    }
+    // Read what the transport flushed after resuming.
+    while (recv_one(p.peer, std::chrono::milliseconds{50})) {
+    }
+  }
+  CHECK(alternates(p.log->events()));
+}
+
+TEST_CASE("abort drops queued datagrams") {
+  runtime_fixture fx;
+  dgram_pair p{*fx.rt};
+  constexpr int total = 100;
+  for (int i = 0; i < total; ++i)
+    caf::anon_send(
+        p.transport,
+        shardwire::sendto{buffer::copy_of(std::string(1000, 'z')), caf::none});
+  REQUIRE(p.log->wait_for_event("pause")); // some are queued for sure
+  caf::anon_send(p.transport, shardwire::abort{});
+  REQUIRE(p.log->wait_for_event("lost"));
+  int got = 0;
+  while (recv_one(p.peer, std::chrono::milliseconds{100}))
+    ++got;
+  CHECK(got < total);
+  CHECK(p.log->count("resume") == 0);
+}
+
+namespace {
+
+class throwing_protocol : public datagram_protocol {
+public:
+  explicit throwing_protocol(event_log_ptr log) : log_(std::move(log)) {}
+  void connection_made(datagram_transport_ref&) override {
+    log_->add("connected");
+  }
+  void datagram_received(const buffer& bytes, const endpoint&) override {
+    if (bytes.view() == "boom") throw std::runtime_error("boom");
+    log_->add("dgram:" + bytes.str());
+  }
+  void error_received(const caf::error&) override {
+    throw std::runtime_error("error boom");
+  }
+  void connection_lost(const caf::error& err) override {
+    log_->add(err ? "lost:" + describe(err) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
+};
+
+} // namespace
+
+TEST_CASE("an exception in a callback datagram protocol is not fatal (C62)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto ep = create_datagram_endpoint(
+      *fx.rt, make_datagram_protocol<throwing_protocol>(log), local());
+  REQUIRE(ep);
+  raw_udp peer;
+  REQUIRE(peer.send_to(ep->info.sockname.port, "boom"));
+  REQUIRE(peer.send_to(ep->info.sockname.port, "next"));
+  CHECK(log->wait_for_event("dgram:next"));
+  CHECK_FALSE(status_of(*fx.rt, ep->transport).closing);
+  caf::anon_send(ep->transport, shardwire::close{});
+  CHECK(log->wait_for_event("lost"));
+}
+
+TEST_CASE("Unix datagram endpoints by path") {
+  runtime_fixture fx;
+  auto base = "/tmp/shardwire-udp-test-" + std::to_string(::getpid());
+  auto srv_path = base + "-srv";
+  auto cli_path = base + "-cli";
+  {
+    // A stale socket file at the server path is replaced (asyncio does).
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, srv_path.c_str(), sizeof(addr.sun_path) - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    ::close(fd);
+  }
+  auto slog = std::make_shared<event_log>();
+  datagram_options so;
+  so.local_path = srv_path;
+  auto srv = create_datagram_endpoint(*fx.rt,
+                                      dgram_recorder(slog, {.echo = true}), so);
+  REQUIRE(srv);
+  CHECK(srv->info.kind == "unix_dgram");
+  auto clog = std::make_shared<event_log>();
+  datagram_options co;
+  co.local_path = cli_path;
+  co.remote_path = srv_path;
+  auto cli = create_datagram_endpoint(*fx.rt, dgram_recorder(clog), co);
+  REQUIRE(cli);
+  caf::anon_send(cli->transport,
+                 shardwire::sendto{buffer::copy_of("hi"), caf::none});
+  CHECK(clog->wait_for_event("dgram:hi"));
+  CHECK(slog->count("from:" + cli_path) == 1);
+  caf::anon_send(cli->transport, shardwire::close{});
+  caf::anon_send(srv->transport, shardwire::close{});
+  CHECK(clog->wait_for_event("lost"));
+  CHECK(slog->wait_for_event("lost"));
+  ::unlink(srv_path.c_str());
+  ::unlink(cli_path.c_str());
+}
+
+TEST_CASE("reuse_port endpoints on two shards share one port") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto eps = create_datagram_endpoints(
+      *fx.rt, dgram_recorder(log, {.echo = true}), local(), 2);
+  REQUIRE(eps);
+  REQUIRE(eps->size() == 2);
+  auto port = (*eps)[0].info.sockname.port;
+  CHECK(port != 0);
+  CHECK((*eps)[1].info.sockname.port == port);
+  CHECK((*eps)[0].info.shard != (*eps)[1].info.shard);
+  // Several peers: each gets its echo from whichever socket its flow hashes
+  // to.
+  for (int i = 0; i < 8; ++i) {
+    raw_udp peer;
+    auto msg = "peer" + std::to_string(i);
+    REQUIRE(peer.send_to(port, msg));
+    auto back = recv_one(peer.fd);
+    REQUIRE(back);
+    CHECK(*back == msg);
+  }
+  for (auto& ep : *eps)
+    caf::anon_send(ep.transport, shardwire::close{});
+  CHECK(log->wait_for([](const std::vector<std::string>& ev) {
+    return std::count(ev.begin(), ev.end(), "lost") == 2;
+  }));
+}
+
+TEST_CASE("runtime shutdown delivers lost to a datagram protocol") {
+  auto log = std::make_shared<event_log>();
+  {
+    runtime_fixture fx;
+    auto ep = create_datagram_endpoint(*fx.rt, dgram_recorder(log), local());
+    REQUIRE(ep);
+    fx.rt->shutdown();
+  }
+  CHECK(log->count("lost", true) == 1);
+}

@@ -1,0 +1,493 @@
+#include "transports/detail/datagram_transport.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/detail/socket_util.hpp"
+#include "transports/detail/write_limits.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace shardwire {
+
+void spawn_datagram_transport(shard& s, int fd, std::string kind,
+                              datagram_protocol_factory factory,
+                              datagram_settings settings,
+                              datagram_callback done) {
+  spawn_on<detail::datagram_transport>(
+      s, fd, std::move(kind), std::move(factory), settings, std::move(done));
+}
+
+} // namespace shardwire
+
+namespace shardwire::detail {
+
+namespace {
+
+// Scratch space for one recvmmsg batch, per shard thread: received
+// datagrams are copied out into right-sized buffers, so a 12-byte datagram
+// does not pin a 64 KiB block while it sits in a mailbox.
+struct recv_scratch {
+  std::vector<std::byte> bytes;
+  std::vector<mmsghdr> hdrs;
+  std::vector<iovec> iovs;
+  std::vector<sockaddr_storage> addrs;
+
+  void prepare(size_t batch, size_t slot) {
+    if (bytes.size() < batch * slot) bytes.resize(batch * slot);
+    hdrs.resize(batch);
+    iovs.resize(batch);
+    addrs.resize(batch);
+    for (size_t i = 0; i < batch; ++i) {
+      iovs[i] = iovec{bytes.data() + i * slot, slot};
+      hdrs[i] = mmsghdr{};
+      hdrs[i].msg_hdr.msg_name = &addrs[i];
+      hdrs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      hdrs[i].msg_hdr.msg_iov = &iovs[i];
+      hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+  }
+};
+
+thread_local recv_scratch scratch;
+
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+} // namespace
+
+caf::expected<std::pair<sockaddr_storage, socklen_t>>
+to_sockaddr(const endpoint& peer) {
+  sockaddr_storage ss = {};
+  switch (peer.family) {
+  case endpoint::kind::ipv4: {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(peer.port);
+    if (::inet_pton(AF_INET, peer.host.c_str(), &in->sin_addr) != 1) break;
+    return std::make_pair(ss, socklen_t{sizeof(sockaddr_in)});
+  }
+  case endpoint::kind::ipv6: {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(peer.port);
+    if (::inet_pton(AF_INET6, peer.host.c_str(), &in6->sin6_addr) != 1) break;
+    return std::make_pair(ss, socklen_t{sizeof(sockaddr_in6)});
+  }
+  case endpoint::kind::unix_path:
+    return unix_address(peer.path);
+  case endpoint::kind::none:
+    break;
+  }
+  return make_error(sw_errc::invalid_argument,
+                    "not a numeric address: " + to_string(peer));
+}
+
+datagram_transport::datagram_transport(caf::actor_config& cfg, int fd,
+                                       std::string kind,
+                                       datagram_protocol_factory factory,
+                                       datagram_settings settings,
+                                       datagram_callback done)
+    : pinned(cfg), fd_(fd), alive_(std::make_shared<bool>(true)),
+      kind_(std::move(kind)), factory_(std::move(factory)), settings_(settings),
+      done_(std::move(done)), high_(default_high_water),
+      low_(default_low_water) {
+  if (settings_.recv_batch == 0) settings_.recv_batch = 1;
+}
+
+transport_info datagram_transport::make_info() const {
+  transport_info info;
+  info.kind = kind_;
+  if (fd_ >= 0) {
+    if (settings_.connected) info.peername = remote_endpoint(fd_);
+    info.sockname = local_endpoint(fd_);
+  }
+  info.fd = fd_;
+  info.shard = static_cast<uint32_t>(home().id());
+  return info;
+}
+
+transport_status datagram_transport::status() const {
+  transport_status st;
+  st.closing = closing_ || lost_sent_;
+  st.reading = started_ && !user_paused_ && !closing_ && !lost_sent_;
+  st.write_buffer_size = wq_bytes_;
+  return st;
+}
+
+void datagram_transport::report(caf::expected<datagram_endpoint> result) {
+  if (done_) {
+    auto f = std::move(done_);
+    done_ = nullptr;
+    f(std::move(result));
+  }
+}
+
+datagram_transport::behavior_type datagram_transport::make_behavior() {
+  home().add_load();
+  if (auto err = make_nonblocking(fd_); err != 0) {
+    close_fd(fd_);
+    fd_ = -1;
+    report(make_errno_error(err, "fcntl"));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  sock_.emplace(home().io(), fd_);
+  if (settings_.connected) remote_ = remote_endpoint(fd_);
+  credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
+                                           settings_.read_low_water);
+  try {
+    if (factory_) proto_ = factory_(home());
+  } catch (const std::exception& e) {
+    log::debug("datagram protocol factory threw: ", e.what());
+  }
+  factory_ = nullptr;
+  if (!proto_) {
+    report(make_error(sw_errc::factory_failed));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  monitor(proto_);
+  proto_fast_ = pinned_base::of(proto_);
+  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
+  request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
+      .then(
+          [this] {
+            if (lost_sent_) return;
+            started_ = true;
+            report(datagram_endpoint{
+                caf::actor_cast<datagram_transport_actor>(this), proto_,
+                make_info()});
+            update_reading();
+          },
+          [this](caf::error& err) {
+            report(err);
+            finish(std::move(err));
+          });
+  return {
+      [this](sendto& msg) -> caf::result<void> { return do_sendto(msg); },
+      [this](close) { do_close(); },
+      [this](abort) { do_abort(); },
+      [this](pause_reading) {
+        if (!closing_) user_paused_ = true;
+      },
+      [this](resume_reading) {
+        if (closing_ || !user_paused_) return;
+        user_paused_ = false;
+        update_reading();
+      },
+      [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
+        auto lim = resolve_write_limits(msg);
+        if (!lim) return std::move(lim.error());
+        high_ = lim->high;
+        low_ = lim->low;
+        check_pause();
+        return *lim;
+      },
+      [this](get_write_buffer_size) -> uint64_t { return wq_bytes_; },
+      [this](get_write_buffer_limits) {
+        return write_buffer_limits{low_, high_};
+      },
+      [this](get_extra_info) { return make_info(); },
+      [this](get_status) { return status(); },
+      [this](read_credit_returned) {
+        credit_paused_ = false;
+        update_reading();
+      },
+  };
+}
+
+void datagram_transport::on_exit() {
+  *alive_ = false;
+  if (!lost_sent_) {
+    lost_sent_ = true;
+    auto reason = fail_state();
+    if (!reason) reason = make_error(sw_errc::closed);
+    if (proto_) send(proto_, lost{std::move(reason)});
+  }
+  report(make_error(sw_errc::closed, "transport exited before connecting"));
+  if (credit_) credit_->disarm();
+  if (sock_) {
+    std::error_code ignored;
+    sock_->close(ignored);
+    sock_.reset();
+  } else if (fd_ >= 0) {
+    close_fd(fd_);
+  }
+  fd_ = -1;
+  wq_.clear();
+  wq_bytes_ = 0;
+  proto_fast_ = nullptr;
+  proto_ = nullptr;
+  home().remove_load();
+}
+
+// -- lifecycle ----------------------------------------------------------------
+
+void datagram_transport::finish(caf::error reason) {
+  if (lost_sent_) return;
+  lost_sent_ = true;
+  closing_ = true;
+  wq_.clear();
+  wq_bytes_ = 0;
+  if (proto_) send(proto_, lost{std::move(reason)});
+  quit();
+}
+
+void datagram_transport::do_close() {
+  if (closing_ || lost_sent_) return;
+  closing_ = true;
+  if (wq_.empty()) finish({});
+  // Otherwise the write handler finishes once the queue drained.
+}
+
+void datagram_transport::do_abort() {
+  if (lost_sent_) return;
+  closing_ = true;
+  wq_.clear(); // dropped first: no `resume` follows an abort
+  wq_bytes_ = 0;
+  finish({});
+}
+
+void datagram_transport::on_protocol_down(const caf::down_msg& msg) {
+  if (msg.source != proto_.address()) return;
+  proto_ = nullptr;
+  proto_fast_ = nullptr;
+  if (lost_sent_) return;
+  if (!msg.reason || msg.reason == caf::exit_reason::normal) {
+    if (!closing_) do_close();
+    if (closing_ && !lost_sent_ && wq_.empty()) finish({});
+    return;
+  }
+  log::debug("datagram protocol failed (", describe(msg.reason),
+             "), aborting transport");
+  do_abort();
+}
+
+void datagram_transport::finalize_if_quit() {
+  // As in stream_transport: a quit() from an Asio handler happens outside
+  // any message handler, where CAF 0.17 never finalizes the actor.
+  if (!lost_sent_ || !*alive_) return;
+  caf::strong_actor_ptr keep{ctrl()};
+  finalize();
+}
+
+// -- reading ------------------------------------------------------------------
+
+bool datagram_transport::should_read() const noexcept {
+  return started_ && !user_paused_ && !credit_paused_ && !closing_ &&
+         !lost_sent_;
+}
+
+void datagram_transport::update_reading() {
+  if (!should_read() || read_armed_ || !sock_) return;
+  read_armed_ = true;
+  sock_->async_wait(asio::posix::descriptor_base::wait_read,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive) return;
+                      shard::io_scope scope{home()};
+                      std::vector<datagram> out;
+                      {
+                        busy_scope busy{*this};
+                        read_armed_ = false;
+                        if (ec) return;
+                        on_readable(out);
+                      }
+                      // Delivered after the busy scope: a co-located idle
+                      // protocol runs at once and its `sendto` replies can take
+                      // the fast path too. `keep` holds this actor while the
+                      // protocol may close it.
+                      caf::strong_actor_ptr keep{ctrl()};
+                      for (auto& msg : out) {
+                        if (!*alive || lost_sent_ || !proto_) break;
+                        if (proto_fast_ == nullptr ||
+                            !try_deliver_now(*proto_fast_, msg))
+                          send(proto_, std::move(msg));
+                      }
+                      if (*alive) finalize_if_quit();
+                    });
+}
+
+void datagram_transport::on_readable(std::vector<datagram>& out) {
+  if (!should_read()) return;
+  auto batch = settings_.recv_batch;
+  // Longer datagrams are truncated to `slot` by the kernel (asyncio reads
+  // with max_size the same way).
+  auto slot = settings_.max_size;
+  int n;
+  if (batch > 1) {
+    scratch.prepare(batch, slot);
+    do {
+      n = ::recvmmsg(fd_, scratch.hdrs.data(), static_cast<unsigned>(batch),
+                     MSG_DONTWAIT, nullptr);
+    } while (n < 0 && errno == EINTR);
+  } else {
+    scratch.prepare(1, slot);
+    ssize_t got;
+    auto& h = scratch.hdrs[0].msg_hdr;
+    do {
+      got = ::recvfrom(fd_, scratch.iovs[0].iov_base, slot, MSG_DONTWAIT,
+                       static_cast<sockaddr*>(h.msg_name), &h.msg_namelen);
+    } while (got < 0 && errno == EINTR);
+    if (got >= 0) scratch.hdrs[0].msg_len = static_cast<unsigned>(got);
+    n = got < 0 ? -1 : 1;
+  }
+  if (n < 0) {
+    int err = errno;
+    if (!would_block(err)) {
+      // asyncio: error_received, the endpoint stays open (ICMP errors on a
+      // connected socket arrive here as ECONNREFUSED).
+      send_error(err, "recvfrom");
+    }
+    update_reading();
+    return;
+  }
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    auto& h = scratch.hdrs[static_cast<size_t>(i)];
+    auto len = std::min<size_t>(h.msg_len, slot);
+    auto* sa = static_cast<const sockaddr*>(h.msg_hdr.msg_name);
+    endpoint peer = h.msg_hdr.msg_namelen > sizeof(sa_family_t)
+                        ? to_endpoint(sa, h.msg_hdr.msg_namelen)
+                        : endpoint{};
+    if (settings_.connected && !peer.valid()) peer = remote_;
+    auto bytes =
+        buffer::copy_of(scratch.iovs[static_cast<size_t>(i)].iov_base, len);
+    auto weight = bytes.footprint();
+    credit_->take(weight);
+    out.push_back(datagram{std::move(bytes), std::move(peer),
+                           read_ticket{credit_, weight}});
+  }
+  if (credit_->must_wait()) credit_paused_ = true;
+  update_reading();
+}
+
+void datagram_transport::send_error(int err, const char* op) {
+  if (lost_sent_ || !proto_) return;
+  send(proto_, datagram_error{make_errno_error(err, op)});
+}
+
+// -- writing ------------------------------------------------------------------
+
+bool datagram_transport::handling_request() {
+  auto* cur = current_mailbox_element();
+  return cur != nullptr && cur->mid.is_request();
+}
+
+caf::result<void> datagram_transport::do_sendto(sendto& msg) {
+  auto reject = [&](caf::error err) -> caf::result<void> {
+    // Only a request gets the error back: for a plain send, CAF 0.17 would
+    // ship it as a stray response the sender cannot match.
+    if (handling_request()) return err;
+    log::error("sendto dropped: ", describe(err));
+    return caf::unit;
+  };
+  if (lost_sent_ || closing_) {
+    if (++dropped_ == 1 || dropped_ % 1000 == 0)
+      log::warning("sendto on closed transport (", kind_, ") dropped (",
+                   dropped_, " so far)");
+    return caf::unit;
+  }
+  sockaddr_storage ss = {};
+  socklen_t len = 0;
+  if (settings_.connected) {
+    if (msg.peer && *msg.peer != remote_)
+      return reject(make_error(sw_errc::invalid_argument,
+                               "Invalid address: must be None or " +
+                                   to_string(remote_) + ", got " +
+                                   to_string(*msg.peer)));
+  } else {
+    if (!msg.peer || !msg.peer->valid())
+      return reject(
+          make_error(sw_errc::invalid_argument,
+                     "sendto on an unconnected endpoint needs a peer address"));
+    auto addr = to_sockaddr(*msg.peer);
+    if (!addr) return reject(std::move(addr.error()));
+    ss = addr->first;
+    len = addr->second;
+  }
+  if (wq_.empty()) {
+    // Nothing queued: send now (as asyncio does); queue only on EAGAIN.
+    auto err = send_one(msg.bytes,
+                        len ? reinterpret_cast<sockaddr*>(&ss) : nullptr, len);
+    if (err == 0) return caf::unit;
+    if (!would_block(err)) {
+      send_error(err, "sendto");
+      return caf::unit;
+    }
+  }
+  wq_bytes_ += msg.bytes.size();
+  wq_.push_back(queued{std::move(msg.bytes), ss, len});
+  arm_write();
+  check_pause();
+  return caf::unit;
+}
+
+int datagram_transport::send_one(const buffer& bytes, const sockaddr* sa,
+                                 socklen_t len) {
+  ssize_t n;
+  do {
+    n = ::sendto(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL, sa, len);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? errno : 0;
+}
+
+void datagram_transport::arm_write() {
+  if (write_armed_ || !sock_) return;
+  write_armed_ = true;
+  sock_->async_wait(asio::posix::descriptor_base::wait_write,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive) return;
+                      shard::io_scope scope{home()};
+                      busy_scope busy{*this};
+                      write_armed_ = false;
+                      if (!ec && !lost_sent_) flush();
+                      busy.release();
+                      finalize_if_quit();
+                    });
+}
+
+void datagram_transport::flush() {
+  while (!wq_.empty()) {
+    auto& q = wq_.front();
+    auto err = send_one(
+        q.bytes, q.len ? reinterpret_cast<const sockaddr*>(&q.addr) : nullptr,
+        q.len);
+    if (would_block(err)) break;
+    wq_bytes_ -= q.bytes.size();
+    wq_.pop_front();
+    // asyncio: a failed datagram goes to error_received and is dropped.
+    if (err != 0) send_error(err, "sendto");
+  }
+  check_resume();
+  if (!wq_.empty())
+    arm_write();
+  else if (closing_)
+    finish({});
+}
+
+void datagram_transport::check_pause() {
+  if (!write_paused_ && wq_bytes_ > high_ && !lost_sent_) {
+    write_paused_ = true;
+    send(proto_, pause{});
+  }
+}
+
+void datagram_transport::check_resume() {
+  if (write_paused_ && wq_bytes_ <= low_ && !lost_sent_) {
+    write_paused_ = false;
+    send(proto_, shardwire::resume{});
+  }
+}
+
+} // namespace shardwire::detail
