@@ -566,3 +566,26 @@ TEST_CASE("runtime shutdown delivers lost to a datagram protocol") {
   }
   CHECK(log->count("lost", true) == 1);
 }
+
+TEST_CASE("pause_reading holds datagrams in the kernel until resume_reading "
+          "(C68)") {
+  runtime_fixture fx;
+  dgram_pair p{*fx.rt};
+  {
+    // A request, so the transport handled it before the peer sends.
+    caf::scoped_actor self{fx.rt->system()};
+    bool paused = false;
+    self->request(p.transport, std::chrono::seconds(10), pause_reading{})
+        .receive([&] { paused = true; }, [&](caf::error&) {});
+    REQUIRE(paused);
+  }
+  REQUIRE(::send(p.peer, "held", 4, 0) == 4);
+  CHECK_FALSE(status_of(*fx.rt, p.transport).reading);
+  // The transport waits for no readiness while paused: two more round trips
+  // through its mailbox and still nothing was delivered.
+  CHECK_FALSE(status_of(*fx.rt, p.transport).reading);
+  CHECK(p.log->count("dgram:held") == 0);
+  caf::anon_send(p.transport, resume_reading{});
+  CHECK(p.log->wait_for_event("dgram:held"));
+  CHECK(status_of(*fx.rt, p.transport).reading);
+}
