@@ -43,14 +43,18 @@ dgram_recorder(event_log_ptr log, dgram_recorder_options opts = {},
           -> datagram_protocol_actor::behavior_type {
         // Per actor: several endpoints may share `out` (reuse_port test).
         auto mine = std::make_shared<datagram_transport_actor>();
+        auto shard_id = std::make_shared<uint32_t>(0);
         return {
             [=](datagram_connected& msg) {
               *mine = msg.transport;
+              *shard_id = msg.info.shard;
               *out = msg.transport;
               log->add("connected");
             },
             [=](datagram& msg) {
               log->add("from:" + to_string(msg.peer));
+              log->add("on-shard:" + std::to_string(*shard_id) + ":" +
+                       to_string(msg.peer));
               log->add("dgram:" + msg.bytes.str());
               if (opts.echo)
                 self->send(*mine, shardwire::sendto{msg.bytes, msg.peer});
@@ -234,7 +238,7 @@ TEST_CASE("an empty datagram is delivered as empty (C60)") {
   auto ev = log->events();
   auto empty = std::find(ev.begin(), ev.end(), "dgram:");
   REQUIRE(empty != ev.end());
-  CHECK(*(empty - 1) == "from:127.0.0.1:" + std::to_string(peer.port()));
+  CHECK(*(empty - 2) == "from:127.0.0.1:" + std::to_string(peer.port()));
 }
 
 TEST_CASE("connected endpoint: ICMP unreachable is a datagram_error and the "
@@ -541,13 +545,23 @@ TEST_CASE("reuse_port endpoints on two shards share one port") {
   CHECK((*eps)[0].info.shard != (*eps)[1].info.shard);
   // Several peers: each gets its echo from whichever socket its flow hashes
   // to.
+  // Flow affinity: all datagrams of one peer land on one shard, in order.
   for (int i = 0; i < 8; ++i) {
     raw_udp peer;
-    auto msg = "peer" + std::to_string(i);
-    REQUIRE(peer.send_to(port, msg));
-    auto back = recv_one(peer.fd);
-    REQUIRE(back);
-    CHECK(*back == msg);
+    for (int j = 0; j < 4; ++j) {
+      auto msg = "peer" + std::to_string(i) + "-" + std::to_string(j);
+      REQUIRE(peer.send_to(port, msg));
+    }
+    for (int j = 0; j < 4; ++j) {
+      auto back = recv_one(peer.fd);
+      REQUIRE(back);
+      CHECK(*back == "peer" + std::to_string(i) + "-" + std::to_string(j));
+    }
+    auto who = "127.0.0.1:" + std::to_string(peer.port());
+    CHECK(log->count("on-shard:0:" + who) + log->count("on-shard:1:" + who) ==
+          4);
+    CHECK((log->count("on-shard:0:" + who) == 0 ||
+           log->count("on-shard:1:" + who) == 0));
   }
   for (auto& ep : *eps)
     caf::anon_send(ep.transport, shardwire::close{});
