@@ -1,14 +1,19 @@
-// Receive batching of datagram endpoints: datagrams/s a single-shard UDP
-// endpoint delivers to its protocol with recvmmsg (batch 16) and with plain
-// recvfrom (batch 1), under a sender that saturates it from another thread.
-// Not run in CI; the figures are in docs/datagrams.md.
+// Datagram endpoint benchmarks (not run in CI; figures in docs/datagrams.md):
+// 1. receive batching: datagrams/s a single-shard UDP endpoint delivers to
+//    its protocol with recvmmsg (batch 16) and with plain recvfrom (batch
+//    1), under a sender that floods it from another thread;
+// 2. --echo: round trips/s through a shardwire UDP echo endpoint and through
+//    a plain Asio UDP echo server in the same run (16 datagrams in flight).
 //
-//   udp_batch_bench [--seconds=2] [--size=64] [--batch=16]
+//   udp_batch_bench [--seconds=2] [--size=64] [--batch=16] [--echo]
 #include "actors/config.hpp"
 #include "actors/datagram_protocol.hpp"
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/udp.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/udp.hpp>
 
 #include <caf/send.hpp>
 
@@ -30,11 +35,13 @@ struct bench_config : config {
   size_t seconds = 2;
   size_t size = 64;
   size_t batch = 16;
+  bool echo = false;
   bench_config() {
     opt_group{custom_options_, "global"}
         .add(seconds, "seconds", "duration of each run")
         .add(size, "size", "datagram payload bytes")
-        .add(batch, "batch", "recvmmsg batch of the second run");
+        .add(batch, "batch", "recvmmsg batch of the second run")
+        .add(echo, "echo", "round trips against shardwire and plain Asio");
     shards = 1;
   }
 };
@@ -98,12 +105,103 @@ double run_once(runtime& rt, const bench_config& cfg, size_t batch) {
   return static_cast<double>(got) / secs;
 }
 
+datagram_protocol_actor::behavior_type
+echoer(datagram_protocol_actor::pointer self) {
+  auto t = std::make_shared<datagram_transport_actor>();
+  return {
+      [t](datagram_connected& msg) { *t = msg.transport; },
+      [self, t](datagram& msg) {
+        self->send(*t, shardwire::sendto{std::move(msg.bytes), msg.peer});
+      },
+      [](datagram_error&) {},
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self](lost&) { self->quit(); },
+  };
+}
+
+// A plain Asio UDP echo server (the baseline), on its own thread.
+struct asio_echo {
+  asio::io_context io;
+  asio::ip::udp::socket sock{
+      io, asio::ip::udp::endpoint{asio::ip::make_address("127.0.0.1"), 0}};
+  asio::ip::udp::endpoint from;
+  std::vector<char> buf = std::vector<char>(65536);
+  void start() {
+    sock.async_receive_from(
+        asio::buffer(buf), from, [this](std::error_code ec, size_t n) {
+          if (ec) return;
+          sock.send_to(asio::buffer(buf.data(), n), from, 0, ec);
+          start();
+        });
+  }
+};
+
+// Round trips/s with `window` datagrams in flight to 127.0.0.1:`port`.
+double round_trips(uint16_t port, const bench_config& cfg) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  timeval tv{0, 200 * 1000}; // a lost datagram refills the window
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::vector<char> payload(cfg.size, 'x');
+  std::vector<char> in(65536);
+  constexpr int window = 16;
+  uint64_t done = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  auto until = t0 + std::chrono::seconds{cfg.seconds};
+  for (int i = 0; i < window; ++i)
+    ::send(fd, payload.data(), payload.size(), 0);
+  while (std::chrono::steady_clock::now() < until) {
+    if (::recv(fd, in.data(), in.size(), 0) < 0) {
+      for (int i = 0; i < window; ++i)
+        ::send(fd, payload.data(), payload.size(), 0);
+      continue;
+    }
+    ++done;
+    ::send(fd, payload.data(), payload.size(), 0);
+  }
+  auto secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  ::close(fd);
+  return static_cast<double>(done) / secs;
+}
+
+int run_echo(runtime& rt, const bench_config& cfg) {
+  datagram_options opts;
+  opts.local_addr = host_port{"127.0.0.1", 0};
+  auto ep = create_datagram_endpoint(rt, datagram_protocol_fun(echoer), opts);
+  if (!ep) {
+    std::fprintf(stderr, "error: %s\n", describe(ep.error()).c_str());
+    return 1;
+  }
+  auto sw = round_trips(ep->info.sockname.port, cfg);
+  caf::anon_send(ep->transport, shardwire::abort{});
+  asio_echo base;
+  base.start();
+  std::thread io([&] { base.io.run(); });
+  auto raw = round_trips(base.sock.local_endpoint().port(), cfg);
+  base.io.stop();
+  io.join();
+  std::printf("UDP echo, payload %zu B, 16 in flight, %zu s per run\n",
+              cfg.size, cfg.seconds);
+  std::printf("plain Asio:  %10.0f round trips/s\n", raw);
+  std::printf("shardwire:   %10.0f round trips/s (%.2fx)\n", sw, sw / raw);
+  rt.shutdown();
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   bench_config cfg;
   if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
+  if (cfg.echo) return run_echo(rt, cfg);
   auto single = run_once(rt, cfg, 1);
   auto batched = run_once(rt, cfg, cfg.batch);
   std::printf("payload %zu B, 1 shard, %zu s per run\n", cfg.size, cfg.seconds);
