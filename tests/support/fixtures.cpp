@@ -30,8 +30,14 @@ test_config::test_config(size_t n_shards) {
 }
 
 runtime_fixture::runtime_fixture(size_t n_shards)
-    : fds_before(open_fd_count()), cfg(n_shards),
-      rt(std::make_unique<runtime>(cfg)) {}
+    : runtime_fixture(n_shards, {}) {}
+
+runtime_fixture::runtime_fixture(size_t n_shards,
+                                 const std::function<void(test_config&)>& tweak)
+    : fds_before(open_fd_count()), cfg(n_shards) {
+  if (tweak) tweak(cfg);
+  rt = std::make_unique<runtime>(cfg);
+}
 
 runtime_fixture::~runtime_fixture() {
   rt->shutdown();

@@ -44,6 +44,9 @@ struct test_config : config {
 /// no pinned actor is left and no descriptor leaked.
 struct runtime_fixture {
   explicit runtime_fixture(size_t n_shards = 2);
+  /// `tweak` adjusts the configuration before the runtime starts.
+  runtime_fixture(size_t n_shards,
+                  const std::function<void(test_config&)>& tweak);
   ~runtime_fixture();
 
   size_t fds_before;
