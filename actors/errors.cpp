@@ -26,6 +26,10 @@ std::string to_string(sw_errc x) {
     return "closed";
   case sw_errc::factory_failed:
     return "factory_failed";
+  case sw_errc::not_supported:
+    return "not_supported";
+  case sw_errc::process_exited:
+    return "process_exited";
   }
   return "unknown";
 }

@@ -38,6 +38,11 @@ enum class sw_errc : uint8_t {
   closed,
   /// The protocol factory threw or returned no actor.
   factory_failed,
+  /// The transport cannot do this (e.g. `write` on a read pipe).
+  not_supported,
+  /// The child process already exited (asyncio's ProcessLookupError): a
+  /// signal to it is refused rather than sent to a recycled pid.
+  process_exited,
 };
 
 std::string to_string(sw_errc x);

@@ -51,7 +51,23 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<datagram_protocol_actor>(
           "shardwire::datagram_protocol_actor")
       .add_message_type<datagram_transport_actor>(
-          "shardwire::datagram_transport_actor");
+          "shardwire::datagram_transport_actor")
+      .add_message_type<process_info>("shardwire::process_info")
+      .add_message_type<subprocess_connected>("shardwire::subprocess_connected")
+      .add_message_type<pipe_data>("shardwire::pipe_data")
+      .add_message_type<pipe_lost>("shardwire::pipe_lost")
+      .add_message_type<exited>("shardwire::exited")
+      .add_message_type<signal>("shardwire::signal")
+      .add_message_type<terminate>("shardwire::terminate")
+      .add_message_type<kill>("shardwire::kill")
+      .add_message_type<get_pid>("shardwire::get_pid")
+      .add_message_type<get_returncode>("shardwire::get_returncode")
+      .add_message_type<get_pipe_transport>("shardwire::get_pipe_transport")
+      .add_message_type<caf::optional<int32_t>>("caf::optional<int32_t>")
+      .add_message_type<subprocess_protocol_actor>(
+          "shardwire::subprocess_protocol_actor")
+      .add_message_type<subprocess_transport_actor>(
+          "shardwire::subprocess_transport_actor");
   register_error_categories(cfg);
 }
 

@@ -400,6 +400,165 @@ typename Inspector::result_type inspect(Inspector& f, sendto& x) {
   return f(caf::meta::type_name("sendto"), x.bytes, x.peer);
 }
 
+// -- subprocesses -------------------------------------------------------------
+//
+// asyncio's SubprocessProtocol / SubprocessTransport as messages. Guarantees a
+// subprocess transport gives its protocol (tests/transports/subprocess_test):
+// - `subprocess_connected` is the first message; no pipe is read before the
+//   protocol handled it;
+// - per fd, `pipe_data` never follows that fd's `pipe_lost`;
+// - `exited` comes once, possibly before the last output (asyncio's rule: a
+//   grandchild may hold a pipe open after the child exited);
+// - `lost` is delivered exactly once and last: after `exited` and after every
+//   pipe's `pipe_lost`;
+// - `pause` / `resume` (stdin's write buffer) strictly alternate.
+// The standard streams are fds 0, 1, 2 as in asyncio.
+
+struct subprocess_connected;
+struct pipe_data;
+struct pipe_lost;
+struct exited;
+struct signal;
+struct terminate;
+struct kill;
+struct get_pid;
+struct get_returncode;
+struct get_pipe_transport;
+struct process_info;
+
+/// What a subprocess protocol actor handles.
+using subprocess_protocol_actor =
+    caf::typed_actor<caf::replies_to<subprocess_connected>::with<void>,
+                     caf::reacts_to<pipe_data>, caf::reacts_to<pipe_lost>,
+                     caf::reacts_to<exited>, caf::reacts_to<pause>,
+                     caf::reacts_to<resume>, caf::reacts_to<lost>>;
+
+/// What a subprocess transport actor handles (asyncio's SubprocessTransport
+/// plus the stdin pipe's write methods).
+using subprocess_transport_actor = caf::typed_actor<
+    caf::replies_to<write>::with<void>, caf::replies_to<writelines>::with<void>,
+    caf::reacts_to<write_eof>, caf::reacts_to<close>,
+    caf::replies_to<signal>::with<void>, caf::replies_to<terminate>::with<void>,
+    caf::replies_to<kill>::with<void>, caf::replies_to<get_pid>::with<int32_t>,
+    caf::replies_to<get_returncode>::with<caf::optional<int32_t>>,
+    caf::replies_to<get_pipe_transport>::with<transport_actor>,
+    caf::replies_to<get_extra_info>::with<process_info>>;
+
+/// What the transport tells its protocol about the child.
+struct process_info {
+  int32_t pid = 0;
+  /// Process group of the child (its pid when it got a new group).
+  int32_t pgid = 0;
+  /// argv as executed (`/bin/sh -c CMD` for a shell command).
+  std::vector<std::string> args;
+  uint32_t shard = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_info& x) {
+  return f(caf::meta::type_name("process_info"), x.pid, x.pgid, x.args,
+           x.shard);
+}
+
+/// First message to a subprocess protocol (asyncio's connection_made).
+struct subprocess_connected {
+  subprocess_transport_actor transport;
+  process_info info;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subprocess_connected& x) {
+  return f(caf::meta::type_name("subprocess_connected"), x.transport, x.info);
+}
+
+/// Output of the child on `fd` (1 or 2); never empty.
+struct pipe_data {
+  int32_t fd = 1;
+  buffer bytes;
+  /// Read credit held until this message is destroyed (read_credit.hpp): a
+  /// protocol that does not keep up stops the pipe being read, so a chatty
+  /// child blocks in write instead of growing memory. Not serialized.
+  read_ticket ticket;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipe_data& x) {
+  return f(caf::meta::type_name("pipe_data"), x.fd, x.bytes);
+}
+
+/// Pipe `fd` closed (asyncio's pipe_connection_lost); `reason` is empty for
+/// a clean close, EPIPE when the child closed stdin with data queued.
+struct pipe_lost {
+  int32_t fd = 0;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipe_lost& x) {
+  return f(caf::meta::type_name("pipe_lost"), x.fd, x.reason);
+}
+
+/// The child exited (asyncio's process_exited): `status` is the exit code, or
+/// minus the signal number that killed it.
+struct exited {
+  int32_t status = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, exited& x) {
+  return f(caf::meta::type_name("exited"), x.status);
+}
+
+/// Sends signal `signo` to the child, or to its whole process group when
+/// `group` is set. Refused with sw_errc::process_exited once the child
+/// exited: a signal never reaches a recycled pid.
+struct signal {
+  int32_t signo = 0;
+  bool group = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, signal& x) {
+  return f(caf::meta::type_name("signal"), x.signo, x.group);
+}
+
+/// SIGTERM to the child (asyncio's terminate).
+struct terminate {};
+/// SIGKILL to the child (asyncio's kill).
+struct kill {};
+/// Asks for the child's pid.
+struct get_pid {};
+/// Asks for the return code: none while the child runs.
+struct get_returncode {};
+
+/// Asks for the pipe transport of fd 0, 1 or 2 (asyncio's
+/// get_pipe_transport); an error if that stream is not a pipe or is closed.
+struct get_pipe_transport {
+  int32_t fd = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, get_pipe_transport& x) {
+  return f(caf::meta::type_name("get_pipe_transport"), x.fd);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, terminate&) {
+  return f(caf::meta::type_name("terminate"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kill&) {
+  return f(caf::meta::type_name("kill"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, get_pid&) {
+  return f(caf::meta::type_name("get_pid"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, get_returncode&) {
+  return f(caf::meta::type_name("get_returncode"));
+}
+
 /// Registers every message type, the actor handle types and the error
 /// categories with `cfg` (done by `shardwire::config`).
 void register_types(caf::actor_system_config& cfg);

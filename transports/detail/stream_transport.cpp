@@ -69,12 +69,14 @@ constexpr size_t max_iov = 64;
 stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    std::string kind, protocol_factory factory,
                                    stream_settings settings,
-                                   connect_callback done)
+                                   connect_callback done,
+                                   stream_direction direction)
     : pinned(cfg), fd_(fd), alive_(std::make_shared<bool>(true)),
       factory_(std::move(factory)), settings_(settings), done_(std::move(done)),
       next_read_size_(
           std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
   kind_ = std::move(kind);
+  direction_ = direction;
 }
 
 transport_info stream_transport::make_info() const {
@@ -185,6 +187,10 @@ bool stream_transport::handling_request() {
 
 void stream_transport::do_write_eof() {
   if (closing_ || lost_sent_ || eof_requested_) return;
+  if (direction_ == stream_direction::read_only) {
+    log::warning("write_eof on a read pipe ignored");
+    return;
+  }
   eof_requested_ = true;
   if (wq_.empty()) after_drain();
 }
@@ -213,7 +219,8 @@ stream_transport::do_set_limits(const set_write_buffer_limits& msg) {
 transport_status stream_transport::status() const {
   transport_status st;
   st.closing = closing_ || lost_sent_;
-  st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
+  st.reading = started_ && !user_paused_ && !read_closed_ && !closing_ &&
+               direction_ != stream_direction::write_only;
   st.write_buffer_size = wq_.bytes();
   return st;
 }
@@ -284,7 +291,29 @@ void stream_transport::on_connected_ack() {
   started_ = true;
   report(
       connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
-  update_reading();
+  if (direction_ == stream_direction::write_only)
+    watch_hangup();
+  else
+    update_reading();
+}
+
+void stream_transport::watch_hangup() {
+  // A write pipe is never readable; epoll reports EPOLLERR on it once the
+  // reading end is closed, which completes a read wait. asyncio does the
+  // same with a reader callback on the write end.
+  sock_->async_wait(asio::posix::descriptor_base::wait_read,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive) return;
+                      shard::io_scope scope{home()};
+                      busy_scope busy{*this};
+                      if (ec || lost_sent_) return;
+                      if (wq_.empty())
+                        finish({});
+                      else
+                        fatal(EPIPE, "write");
+                      busy.release();
+                      finalize_if_quit();
+                    });
 }
 
 void stream_transport::finish(caf::error reason) {
@@ -354,8 +383,8 @@ void stream_transport::finalize_if_quit() {
 // -- reading ------------------------------------------------------------------
 
 bool stream_transport::should_read() const noexcept {
-  return started_ && !user_paused_ && !credit_paused_ && !read_closed_ &&
-         !lost_sent_;
+  return direction_ != stream_direction::write_only && started_ &&
+         !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_;
 }
 
 void stream_transport::update_reading() {
@@ -422,6 +451,13 @@ void stream_transport::send_data(data&& msg) {
 
 void stream_transport::on_eof() {
   read_closed_ = true;
+  if (direction_ == stream_direction::read_only) {
+    // asyncio's read pipe: eof_received, then connection_lost(None)
+    // whatever eof_received returned (a pipe has no write side to keep).
+    request(proto_, caf::infinite, eof{}).then([](bool) {}, [](caf::error&) {});
+    finish({});
+    return;
+  }
   request(proto_, caf::infinite, eof{})
       .then(
           [this](bool keep_open) {
@@ -448,6 +484,12 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts, size_t n,
                                                   bool is_request) {
   if (lost_sent_ || closing_) {
     warn_dropped_write();
+    return caf::unit;
+  }
+  if (direction_ == stream_direction::read_only) {
+    auto err = make_error(sw_errc::not_supported, "write on a read pipe");
+    if (is_request) return err;
+    log::error(describe(err));
     return caf::unit;
   }
   if (eof_requested_) {
@@ -562,7 +604,14 @@ void stream_transport::after_drain() {
   if (lost_sent_) return;
   if (eof_requested_ && !eof_sent_ && fd_ >= 0) {
     eof_sent_ = true;
-    if (is_socket_) ::shutdown(fd_, SHUT_WR);
+    if (direction_ == stream_direction::write_only) {
+      // A pipe has no half-close: write_eof closes it (asyncio), which the
+      // protocol sees as a clean `lost`.
+      closing_ = true;
+      read_closed_ = true;
+    } else if (is_socket_) {
+      ::shutdown(fd_, SHUT_WR);
+    }
   }
   if (closing_) finish({});
 }

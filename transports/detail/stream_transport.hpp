@@ -27,12 +27,26 @@ namespace shardwire::detail {
 using stream_transport_actor =
     transport_actor::extend<caf::reacts_to<read_credit_returned>>;
 
+/// Which way bytes flow through a stream transport's descriptor.
+enum class stream_direction : uint8_t {
+  /// Sockets (and socket-like fds): read and write, half-close by SHUT_WR.
+  both,
+  /// A read pipe (asyncio's _UnixReadPipeTransport): EOF is followed by
+  /// `lost`; `write` is refused with sw_errc::not_supported.
+  read_only,
+  /// A write pipe (asyncio's _UnixWritePipeTransport): never reads; the
+  /// reader closing its end ends the transport (EPIPE if bytes were still
+  /// queued); `write_eof` closes the pipe once drained.
+  write_only,
+};
+
 class stream_transport
     : public pinned<stream_transport_actor::base, pinned_role::transport> {
 public:
   stream_transport(caf::actor_config& cfg, int fd, std::string kind,
                    protocol_factory factory, stream_settings settings,
-                   connect_callback done);
+                   connect_callback done,
+                   stream_direction direction = stream_direction::both);
 
   behavior_type make_behavior() override;
   void on_exit() override;
@@ -77,6 +91,8 @@ private:
   /// when the protocol can take it at once (co-located and idle).
   void send_data(data&& msg);
   void on_eof();
+  /// Write pipes: waits for the reader to close its end (EPOLLERR).
+  void watch_hangup();
 
   // -- writing
   // -----------------------------------------------------------------
@@ -134,6 +150,7 @@ private:
   bool closing_ = false;       // close or abort
   bool lost_sent_ = false;
   bool is_socket_ = true;
+  stream_direction direction_ = stream_direction::both;
   size_t dropped_writes_ = 0;
 };
 

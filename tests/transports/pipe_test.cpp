@@ -1,0 +1,174 @@
+// Pipe transports: connect_read_pipe / connect_write_pipe (asyncio section 4
+// setup and the pipe rules of the conformance checklist).
+#include "transports/pipe.hpp"
+
+#include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+struct pipe_fds {
+  int r = -1;
+  int w = -1;
+  pipe_fds() {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    r = p[0];
+    w = p[1];
+  }
+  ~pipe_fds() {
+    if (r >= 0) ::close(r);
+    if (w >= 0) ::close(w);
+  }
+  // The transport owns this end from now on.
+  int give_r() { return std::exchange(r, -1); }
+  int give_w() { return std::exchange(w, -1); }
+};
+
+bool write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    auto n = ::write(fd, s.data(), s.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads what is available (blocking fd) until EOF.
+std::string read_to_eof(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+} // namespace
+
+TEST_CASE("read pipe: data, then eof and lost whatever eof answers") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  recorder_options opts;
+  opts.keep_open_on_eof = true; // ignored for a pipe, as in asyncio
+  auto conn = connect_read_pipe(*fx.rt, p.give_r(), recorder(log, opts));
+  REQUIRE(conn);
+  CHECK(conn->info.kind == "read_pipe");
+  REQUIRE(write_all(p.w, "hello "));
+  REQUIRE(write_all(p.w, "pipe"));
+  ::close(p.give_w());
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->received() == "hello pipe");
+  auto ev = log->events();
+  CHECK(ev.front() == "connected");
+  REQUIRE(ev.size() >= 4);
+  CHECK(ev[ev.size() - 2] == "eof");
+  CHECK(ev.back() == "lost");
+}
+
+TEST_CASE("read pipe: write is refused with not_supported") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_read_pipe(*fx.rt, p.give_r(), recorder(log));
+  REQUIRE(conn);
+  caf::scoped_actor self{fx.rt->system()};
+  caf::error err;
+  self->request(conn->transport, deadline,
+                shardwire::write{buffer::copy_of("x")})
+      .receive([] {}, [&](caf::error& e) { err = std::move(e); });
+  CHECK(is(err, sw_errc::not_supported));
+  ::close(p.give_w());
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->count("lost") == 1);
+}
+
+TEST_CASE("write pipe: bytes arrive in order and write_eof closes it") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_write_pipe(*fx.rt, p.give_w(), recorder(log));
+  REQUIRE(conn);
+  CHECK(conn->info.kind == "write_pipe");
+  std::string expected;
+  caf::scoped_actor self{fx.rt->system()};
+  for (int i = 0; i < 100; ++i) {
+    auto chunk = std::to_string(i) + ",";
+    expected += chunk;
+    self->send(conn->transport, shardwire::write{buffer::copy_of(chunk)});
+  }
+  self->send(conn->transport, write_eof{});
+  CHECK(read_to_eof(p.r) == expected);
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->events() == std::vector<std::string>{"connected", "lost"});
+}
+
+TEST_CASE("write pipe: the reader closing its end ends the transport") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_write_pipe(*fx.rt, p.give_w(), recorder(log));
+  REQUIRE(conn);
+  SECTION("nothing queued: a clean lost") {
+    ::close(p.give_r());
+    REQUIRE(log->wait_for_event("lost", true));
+    CHECK(log->events() == std::vector<std::string>{"connected", "lost"});
+  }
+  SECTION("bytes queued: lost with EPIPE") {
+    caf::scoped_actor self{fx.rt->system()};
+    // More than the pipe holds, so most of it is queued.
+    self->send(conn->transport,
+               shardwire::write{buffer::copy_of(std::string(1 << 20, 'x'))});
+    REQUIRE(log->wait_for_event("pause"));
+    ::close(p.give_r());
+    REQUIRE(log->wait_for_event("lost:", true));
+    auto ev = log->events();
+    CHECK(ev.back().find("Broken pipe") != std::string::npos);
+    CHECK(log->count("lost", true) == 1);
+  }
+}
+
+TEST_CASE("write pipe: pause and resume follow the water marks") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_write_pipe(*fx.rt, p.give_w(), recorder(log));
+  REQUIRE(conn);
+  caf::scoped_actor self{fx.rt->system()};
+  const std::string big(512 * 1024, 'y');
+  self->send(conn->transport, shardwire::write{buffer::copy_of(big)});
+  REQUIRE(log->wait_for_event("pause"));
+  self->send(conn->transport, write_eof{});
+  // Draining the pipe lets the buffer fall under the low mark.
+  auto got = read_to_eof(p.r);
+  CHECK(got.size() == big.size());
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->events() ==
+        std::vector<std::string>{"connected", "pause", "resume", "lost"});
+}
+
+TEST_CASE("pipe transports refuse regular files and close them") {
+  runtime_fixture fx;
+  char path[] = "/tmp/shardwire-pipe-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_read_pipe(*fx.rt, fd, recorder(log));
+  REQUIRE(!conn);
+  CHECK(is(conn.error(), sw_errc::invalid_argument));
+  CHECK((::fcntl(fd, F_GETFD) == -1 && errno == EBADF));
+  CHECK(log->events().empty());
+}

@@ -1,0 +1,392 @@
+// Subprocess transports: subprocess_exec / subprocess_shell (asyncio
+// section 4: setup, ordering rules, stdin, return codes and signals, close).
+#include "transports/subprocess.hpp"
+
+#include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+// Logs "connected", "out:<bytes>", "err:<bytes>", "pipe_lost:<fd>[:error]",
+// "exited:<status>", "pause", "resume", "lost[:error]".
+struct sub_recorder {
+  event_log_ptr log;
+  std::shared_ptr<subprocess_transport_actor> transport =
+      std::make_shared<subprocess_transport_actor>();
+  // Things to do in the `subprocess_connected` handler.
+  std::function<void(subprocess_protocol_actor::pointer,
+                     const subprocess_transport_actor&)>
+      on_connected;
+  std::function<void(subprocess_protocol_actor::pointer,
+                     const subprocess_transport_actor&)>
+      on_exited;
+};
+
+subprocess_protocol_actor::behavior_type
+sub_recorder_impl(subprocess_protocol_actor::pointer self, sub_recorder st) {
+  return {
+      [=](subprocess_connected& msg) {
+        *st.transport = msg.transport;
+        st.log->add("connected");
+        if (st.on_connected) st.on_connected(self, msg.transport);
+      },
+      [=](pipe_data& msg) {
+        st.log->add((msg.fd == 1 ? "out:" : "err:") + msg.bytes.str());
+      },
+      [=](pipe_lost& msg) {
+        st.log->add("pipe_lost:" + std::to_string(msg.fd) +
+                    (msg.reason ? ":" + describe(msg.reason) : ""));
+      },
+      [=](exited& msg) {
+        st.log->add("exited:" + std::to_string(msg.status));
+        if (st.on_exited) st.on_exited(self, *st.transport);
+      },
+      [=](shardwire::pause) { st.log->add("pause"); },
+      [=](shardwire::resume) { st.log->add("resume"); },
+      [=](lost& msg) {
+        st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        self->quit();
+      },
+  };
+}
+
+subprocess_protocol_factory record(sub_recorder st) {
+  return subprocess_protocol_fun(sub_recorder_impl, std::move(st));
+}
+
+// Concatenated output of one fd.
+std::string output(const event_log& log, const std::string& prefix) {
+  std::string out;
+  for (auto& ev : log.events())
+    if (ev.rfind(prefix, 0) == 0) out += ev.substr(prefix.size());
+  return out;
+}
+
+// The guarantees of messages.hpp, checked on every finished log.
+void check_order(const std::vector<std::string>& ev) {
+  REQUIRE(!ev.empty());
+  CHECK(ev.front() == "connected");
+  CHECK(ev.back().rfind("lost", 0) == 0);
+  size_t lost = 0, exits = 0;
+  bool closed[3] = {false, false, false};
+  for (size_t i = 0; i < ev.size(); ++i) {
+    auto& e = ev[i];
+    if (e.rfind("lost", 0) == 0) ++lost;
+    if (e.rfind("exited:", 0) == 0) ++exits;
+    if (e.rfind("pipe_lost:", 0) == 0) {
+      int fd = e[10] - '0';
+      CHECK_FALSE(closed[fd]);
+      closed[fd] = true;
+    }
+    if (e.rfind("out:", 0) == 0) CHECK_FALSE(closed[1]);
+    if (e.rfind("err:", 0) == 0) CHECK_FALSE(closed[2]);
+  }
+  CHECK(lost == 1);
+  CHECK(exits == 1);
+}
+
+// Alive = exists and is not a zombie.
+bool process_alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  auto close_paren = line.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < line.size() &&
+         line[close_paren + 2] != 'Z';
+}
+
+bool wait_gone(pid_t pid) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (process_alive(pid)) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms); // polling the OS, not synchronising
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("exec: output, exit status, pipe ends, then lost last") {
+  auto watcher = GENERATE(child_watcher::pidfd, child_watcher::sigchld);
+  CAPTURE(static_cast<int>(watcher));
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  subprocess_options opts;
+  opts.watcher = watcher;
+  auto sp = subprocess_shell(*fx.rt, "echo hello; echo oops >&2; exit 3",
+                             record({log}), opts);
+  REQUIRE(sp);
+  CHECK(sp->info.pid > 0);
+  CHECK(sp->info.pgid == sp->info.pid); // a new process group by default
+  // connection_made ran before the call returned.
+  REQUIRE(!log->events().empty());
+  CHECK(log->events().front() == "connected");
+  REQUIRE(log->wait_for_event("lost", true));
+  auto ev = log->events();
+  check_order(ev);
+  CHECK(output(*log, "out:") == "hello\n");
+  CHECK(output(*log, "err:") == "oops\n");
+  CHECK(log->count("exited:3") == 1);
+  CHECK(log->count("pipe_lost:0") == 1);
+  CHECK(log->count("pipe_lost:1") == 1);
+  CHECK(log->count("pipe_lost:2") == 1);
+  CHECK(ev.back() == "lost");
+}
+
+TEST_CASE("exec: a spawn failure is an error and no protocol is made") {
+  runtime_fixture fx;
+  auto made = std::make_shared<std::atomic<int>>(0);
+  auto factory = [made](shard& s) -> subprocess_protocol_actor {
+    ++*made;
+    auto log = std::make_shared<event_log>();
+    return spawn_fun_on(s, sub_recorder_impl, sub_recorder{log});
+  };
+  SECTION("missing program") {
+    auto sp = subprocess_exec(*fx.rt, {"/nonexistent/shardwire-test"}, factory);
+    REQUIRE(!sp);
+    CHECK(is_errno(sp.error(), ENOENT));
+    CHECK(describe(sp.error()).find("/nonexistent/shardwire-test") !=
+          std::string::npos);
+  }
+  SECTION("not in PATH") {
+    auto sp = subprocess_exec(*fx.rt, {"shardwire-no-such-program"}, factory);
+    REQUIRE(!sp);
+    CHECK(is_errno(sp.error(), ENOENT));
+  }
+  SECTION("no permission") {
+    // A file without any execute bit: refused even for root.
+    char path[] = "/tmp/shardwire-noexec-XXXXXX";
+    int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    ::chmod(path, 0644);
+    auto sp = subprocess_exec(*fx.rt, {path}, factory);
+    ::unlink(path);
+    REQUIRE(!sp);
+    CHECK(is_errno(sp.error(), EACCES));
+  }
+  SECTION("bad cwd") {
+    subprocess_options opts;
+    opts.cwd = "/nonexistent-dir";
+    auto sp = subprocess_exec(*fx.rt, {"true"}, factory, opts);
+    REQUIRE(!sp);
+    CHECK(is_errno(sp.error(), ENOENT));
+  }
+  SECTION("empty argv") {
+    auto sp = subprocess_exec(*fx.rt, {}, factory);
+    REQUIRE(!sp);
+    CHECK(is(sp.error(), sw_errc::invalid_argument));
+  }
+  CHECK(made->load() == 0);
+}
+
+TEST_CASE("exec: stdin is a write pipe; write_eof ends the child's input") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  sub_recorder st{log};
+  st.on_connected = [](auto self, const subprocess_transport_actor& t) {
+    self->send(t, shardwire::write{buffer::copy_of("line one\n")});
+    self->send(t, shardwire::writelines{
+                      {buffer::copy_of("line "), buffer::copy_of("two\n")}});
+    self->send(t, write_eof{});
+  };
+  auto sp = subprocess_exec(*fx.rt, {"cat"}, record(st));
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(output(*log, "out:") == "line one\nline two\n");
+  CHECK(log->count("exited:0") == 1);
+  CHECK(log->count("pipe_lost:0") == 1);
+}
+
+TEST_CASE("exec: cwd, environment and stderr merged into stdout") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  subprocess_options opts;
+  opts.cwd = "/tmp";
+  opts.env =
+      std::vector<std::string>{"GREETING=from-env", "PATH=/usr/bin:/bin"};
+  opts.stderr_ = stdio::stdout_;
+  opts.stdin_ = stdio::devnull;
+  auto sp = subprocess_shell(*fx.rt,
+                             "echo $GREETING; pwd; echo to-stderr >&2; "
+                             "read x || echo stdin-at-eof",
+                             record({log}), opts);
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(output(*log, "out:") == "from-env\n/tmp\nto-stderr\nstdin-at-eof\n");
+  CHECK(log->count("err:", true) == 0);
+  CHECK(log->count("pipe_lost:0") == 0); // not a pipe
+  CHECK(log->count("pipe_lost:2") == 0);
+}
+
+TEST_CASE("signals: terminate and kill give minus the signal number") {
+  runtime_fixture fx;
+  auto which = GENERATE(SIGTERM, SIGKILL, SIGINT);
+  CAPTURE(which);
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_exec(*fx.rt, {"sleep", "60"}, record({log}));
+  REQUIRE(sp);
+  caf::scoped_actor self{fx.rt->system()};
+  caf::error err;
+  auto on_err = [&](caf::error& e) { err = std::move(e); };
+  if (which == SIGTERM)
+    self->request(sp->transport, deadline, terminate{}).receive([] {}, on_err);
+  else if (which == SIGKILL)
+    self->request(sp->transport, deadline, shardwire::kill{})
+        .receive([] {}, on_err);
+  else
+    self->request(sp->transport, deadline, shardwire::signal{which, false})
+        .receive([] {}, on_err);
+  CHECK(!err);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("exited:" + std::to_string(-which)) == 1);
+}
+
+TEST_CASE("signals: refused once the child exited, never sent to its pid") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  sub_recorder st{log};
+  auto out_pipe = std::make_shared<transport_actor>();
+  // Hold stdout unread so the transport outlives the child's exit, then
+  // release the go line.
+  st.on_connected = [out_pipe](auto self, const subprocess_transport_actor& t) {
+    self->request(t, deadline, get_pipe_transport{1})
+        .then([=](transport_actor& p) {
+          *out_pipe = p;
+          self->send(p, pause_reading{});
+          self->send(t, shardwire::write{buffer::copy_of("go\n")});
+        });
+  };
+  st.on_exited = [log, out_pipe](auto self,
+                                 const subprocess_transport_actor& t) {
+    self->request(t, deadline, shardwire::signal{SIGTERM, false})
+        .then([=] { log->add("signal:sent"); },
+              [=](caf::error& e) {
+                log->add(
+                    std::string{"signal:"} +
+                    (is(e, sw_errc::process_exited) ? "refused" : describe(e)));
+                self->request(t, deadline, get_returncode{})
+                    .then([=](caf::optional<int32_t> rc) {
+                      log->add("returncode:" +
+                               (rc ? std::to_string(*rc) : "none"));
+                      self->send(*out_pipe, resume_reading{});
+                    });
+              });
+  };
+  auto sp = subprocess_shell(*fx.rt, "read x; echo done; exit 7", record(st));
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("signal:refused") == 1);
+  CHECK(log->count("returncode:7") == 1);
+  CHECK(output(*log, "out:") == "done\n");
+}
+
+TEST_CASE("close kills a running child (asyncio: SIGKILL), then lost") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_exec(*fx.rt, {"sleep", "60"}, record({log}));
+  REQUIRE(sp);
+  caf::scoped_actor self{fx.rt->system()};
+  self->send(sp->transport, shardwire::close{});
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("exited:-9") == 1);
+  CHECK_FALSE(process_alive(sp->info.pid));
+}
+
+TEST_CASE("a protocol that dies takes its child with it") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_exec(*fx.rt, {"sleep", "60"}, record({log}));
+  REQUIRE(sp);
+  auto pid = sp->info.pid;
+  REQUIRE(wait_down(*fx.rt, sp->transport, [&](caf::scoped_actor& self) {
+    self->send_exit(sp->protocol, caf::exit_reason::kill);
+  }));
+  CHECK(wait_gone(pid));
+}
+
+TEST_CASE("a signal to the group reaches the grandchildren") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_shell(*fx.rt, "sleep 60 & echo $!; wait", record({log}));
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("out:", true));
+  auto grandchild = std::stoi(output(*log, "out:"));
+  caf::scoped_actor self{fx.rt->system()};
+  caf::error err;
+  self->request(sp->transport, deadline, shardwire::signal{SIGTERM, true})
+      .receive([] {}, [&](caf::error& e) { err = std::move(e); });
+  CHECK(!err);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("exited:-15") == 1);
+  CHECK(wait_gone(grandchild));
+}
+
+TEST_CASE("kill_group_on_exit: a grandchild holding stdout does not hang it") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  subprocess_options opts;
+  opts.kill_group_on_exit = true;
+  // The shell exits at once; `sleep` keeps its stdout open. Without the
+  // option `lost` would wait for it (asyncio's documented hang).
+  auto sp = subprocess_shell(*fx.rt, "sleep 60 & echo $!", record({log}), opts);
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("exited:0") == 1);
+  CHECK(wait_gone(std::stoi(output(*log, "out:"))));
+}
+
+TEST_CASE("runtime shutdown leaves no child or grandchild running") {
+  pid_t child = 0, grandchild = 0;
+  auto log = std::make_shared<event_log>();
+  {
+    runtime_fixture fx;
+    auto sp =
+        subprocess_shell(*fx.rt, "sleep 60 & echo $!; wait", record({log}));
+    REQUIRE(sp);
+    REQUIRE(log->wait_for_event("out:", true));
+    child = sp->info.pid;
+    grandchild = std::stoi(output(*log, "out:"));
+    CHECK(process_alive(child));
+    CHECK(process_alive(grandchild));
+  } // shutdown
+  CHECK_FALSE(process_alive(child));
+  CHECK(wait_gone(grandchild));
+  auto ev = log->events();
+  REQUIRE(!ev.empty());
+  CHECK(log->count("exited:-9") == 1);
+  CHECK(ev.back().rfind("lost", 0) == 0);
+}
+
+TEST_CASE("many children: each is reaped, no descriptor leaks") {
+  runtime_fixture fx; // its destructor checks descriptors
+  constexpr int n = 50;
+  std::vector<event_log_ptr> logs;
+  for (int i = 0; i < n; ++i) {
+    auto log = std::make_shared<event_log>();
+    logs.push_back(log);
+    auto sp = subprocess_exec(
+        *fx.rt, {"sh", "-c", "echo $0", std::to_string(i)}, record({log}));
+    REQUIRE(sp);
+  }
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(logs[i]->wait_for_event("lost", true));
+    CHECK(output(*logs[i], "out:") == std::to_string(i) + "\n");
+    CHECK(logs[i]->count("exited:0") == 1);
+  }
+}

@@ -1,0 +1,386 @@
+#include "transports/detail/subprocess_transport.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+#include "transports/pipe.hpp"
+
+#include <asio/post.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace shardwire::detail {
+
+subprocess_transport::subprocess_transport(caf::actor_config& cfg,
+                                           child_request req,
+                                           subprocess_protocol_factory factory,
+                                           subprocess_options opts,
+                                           stream_settings settings,
+                                           subprocess_callback done)
+    : pinned(cfg), req_(std::move(req)), factory_(std::move(factory)),
+      opts_(std::move(opts)), settings_(settings), done_(std::move(done)),
+      alive_(std::make_shared<bool>(true)) {
+  // nop
+}
+
+bool subprocess_transport::deliver_now(caf::mailbox_element_ptr& ptr) {
+  if (!ptr->sender) return false;
+  return pinned::deliver_now(ptr);
+}
+
+void subprocess_transport::report(caf::expected<subprocess> result) {
+  if (done_) {
+    auto f = std::move(done_);
+    done_ = nullptr;
+    f(std::move(result));
+  }
+}
+
+subprocess_transport::behavior_type subprocess_transport::make_behavior() {
+  home().add_load();
+  // Spawn first: a spawn failure reaches the caller before any protocol
+  // exists (asyncio raises before protocol callbacks).
+  auto spawned = spawn_child(req_);
+  if (!spawned) {
+    report(std::move(spawned.error()));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  child_ = *spawned;
+  info_.pid = child_.pid;
+  info_.pgid = child_.pgid;
+  info_.args = req_.argv;
+  info_.shard = static_cast<uint32_t>(home().id());
+  try {
+    if (factory_) proto_ = factory_(home());
+  } catch (const std::exception& e) {
+    log::debug("subprocess protocol factory threw: ", e.what());
+  }
+  factory_ = nullptr;
+  if (!proto_) {
+    returncode_ =
+        kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
+    report(make_error(sw_errc::factory_failed));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
+  monitor(proto_);
+  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  // The pipes: this actor is their protocol. They ask `connected` at once;
+  // the answers are held until our protocol handled its own, so no output
+  // is read before that.
+  auto as_protocol = caf::actor_cast<protocol_actor>(this);
+  for (int i = 0; i < 3; ++i) {
+    if (child_.stdio[i] < 0) continue;
+    auto& p = pipes_[i];
+    p.hdl = spawn_pipe_transport(
+        home(), child_.stdio[i], i == 0 ? pipe_end::write : pipe_end::read,
+        [as_protocol](shard&) { return as_protocol; }, settings_, nullptr);
+    child_.stdio[i] = -1; // the pipe transport owns it now
+    p.addr = p.hdl.address();
+    p.open = true;
+  }
+  request(proto_, caf::infinite,
+          subprocess_connected{
+              caf::actor_cast<subprocess_transport_actor>(this), info_})
+      .then(
+          [this] {
+            if (lost_sent_) return;
+            started_ = true;
+            report(subprocess{caf::actor_cast<subprocess_transport_actor>(this),
+                              proto_, info_});
+            for (auto& rp : held_pipes_)
+              static_cast<caf::response_promise&>(rp).deliver(caf::unit);
+            held_pipes_.clear();
+          },
+          [this](caf::error& err) {
+            report(err);
+            do_close();
+          });
+  watch_exit();
+  return {
+      // -- from the pipes --
+      [this](connected&) { return on_pipe_connected(); },
+      [this](data& msg) { on_pipe_data(msg); },
+      [](eof) { return false; }, // a read pipe ends after eof anyway
+      [this](pause) { on_pipe_flow(true); },
+      [this](shardwire::resume) { on_pipe_flow(false); },
+      [this](lost& msg) { on_pipe_lost(msg); },
+      // -- from the user --
+      [this](shardwire::write& msg) { return to_stdin(std::move(msg)); },
+      [this](writelines& msg) { return to_stdin(std::move(msg)); },
+      [this](write_eof) {
+        if (pipes_[0].open) send(pipes_[0].hdl, write_eof{});
+      },
+      [this](shardwire::close) { do_close(); },
+      [this](shardwire::signal msg) { return do_signal(msg.signo, msg.group); },
+      [this](terminate) { return do_signal(SIGTERM, false); },
+      [this](shardwire::kill) { return do_signal(SIGKILL, false); },
+      [this](get_pid) { return static_cast<int32_t>(info_.pid); },
+      [this](get_returncode) -> caf::result<caf::optional<int32_t>> {
+        if (returncode_) return caf::optional<int32_t>{*returncode_};
+        return caf::optional<int32_t>{};
+      },
+      [this](get_pipe_transport msg) { return pipe_transport(msg.fd); },
+      [this](get_extra_info) { return info_; },
+  };
+}
+
+// -- pipe side ----------------------------------------------------------------
+
+int subprocess_transport::sender_fd() {
+  auto& sender = current_sender();
+  if (!sender) return -1;
+  auto addr = caf::actor_cast<caf::actor_addr>(sender);
+  for (int i = 0; i < 3; ++i)
+    if (pipes_[i].addr && pipes_[i].addr == addr) return i;
+  return -1;
+}
+
+caf::result<void> subprocess_transport::on_pipe_connected() {
+  if (started_ || lost_sent_) return caf::unit;
+  auto rp = make_response_promise<void>();
+  held_pipes_.push_back(rp);
+  return rp;
+}
+
+void subprocess_transport::on_pipe_data(data& msg) {
+  auto fd = sender_fd();
+  if (fd < 0 || !proto_) return;
+  // The read ticket moves along: the pipe is read only as fast as the
+  // protocol handles its output.
+  send(proto_, pipe_data{fd, std::move(msg.bytes), std::move(msg.ticket)});
+}
+
+void subprocess_transport::on_pipe_flow(bool paused) {
+  if (sender_fd() != 0 || !proto_) return;
+  if (paused)
+    send(proto_, pause{});
+  else
+    send(proto_, shardwire::resume{});
+}
+
+void subprocess_transport::on_pipe_lost(lost& msg) {
+  auto fd = sender_fd();
+  if (fd < 0) return;
+  auto& p = pipes_[fd];
+  if (!p.open) return;
+  p.open = false;
+  if (proto_) send(proto_, pipe_lost{fd, std::move(msg.reason)});
+  try_finish();
+}
+
+// -- user side ----------------------------------------------------------------
+
+template <class Msg>
+caf::result<void> subprocess_transport::to_stdin(Msg&& msg) {
+  auto* cur = current_mailbox_element();
+  bool is_request = cur != nullptr && cur->mid.is_request();
+  caf::error err;
+  if (!pipes_[0].hdl)
+    err = make_error(sw_errc::not_supported, "the child's stdin is not a pipe");
+  else if (!pipes_[0].open || closing_)
+    err = make_error(sw_errc::closed, "the child's stdin is closed");
+  if (err) {
+    if (is_request) return err;
+    log::warning("write to subprocess dropped: ", describe(err));
+    return caf::unit;
+  }
+  if (is_request) return delegate(pipes_[0].hdl, std::forward<Msg>(msg));
+  send(pipes_[0].hdl, std::forward<Msg>(msg));
+  return caf::unit;
+}
+
+caf::result<void> subprocess_transport::do_signal(int signo, bool group) {
+  if (returncode_)
+    return make_error(sw_errc::process_exited,
+                      "process " + std::to_string(info_.pid) + " exited");
+  if (group && child_.pgid != child_.pid)
+    return make_error(sw_errc::invalid_argument,
+                      "the child has no process group of its own");
+  // The child is not reaped yet, so its pid (and group id) cannot have been
+  // recycled: the signal reaches this child or its group, nothing else.
+  int rc;
+  if (group)
+    rc = ::kill(-child_.pgid, signo);
+  else if (pidfd_)
+    rc = pidfd_signal(pidfd_->native_handle(), signo);
+  else
+    rc = ::kill(child_.pid, signo);
+  if (rc != 0)
+    return make_errno_error(errno, "signal " + std::to_string(signo));
+  return caf::unit;
+}
+
+caf::result<transport_actor>
+subprocess_transport::pipe_transport(int fd) const {
+  if (fd < 0 || fd > 2 || !pipes_[fd].hdl)
+    return make_error(sw_errc::invalid_argument,
+                      "fd " + std::to_string(fd) + " is not a pipe");
+  if (!pipes_[fd].open)
+    return make_error(sw_errc::closed,
+                      "pipe " + std::to_string(fd) + " is closed");
+  return pipes_[fd].hdl;
+}
+
+void subprocess_transport::do_close() {
+  if (closing_ || lost_sent_) return;
+  closing_ = true;
+  for (auto& p : pipes_)
+    if (p.open) send(p.hdl, shardwire::close{});
+  if (!returncode_) {
+    bool group = opts_.kill_group_on_exit && child_.pgid == child_.pid;
+    if (group) ::kill(-child_.pgid, SIGKILL);
+    if (pidfd_)
+      pidfd_signal(pidfd_->native_handle(), SIGKILL);
+    else
+      ::kill(child_.pid, SIGKILL);
+  }
+}
+
+// -- the child ----------------------------------------------------------------
+
+void subprocess_transport::watch_exit() {
+  if (opts_.watcher != child_watcher::sigchld) {
+    int fd = open_pidfd(child_.pid);
+    if (fd >= 0) {
+      pidfd_.emplace(home().io(), fd);
+      pidfd_->async_wait(asio::posix::descriptor_base::wait_read,
+                         [this, alive = alive_](std::error_code ec) {
+                           if (*alive && !ec) on_child_event();
+                         });
+      return;
+    }
+    log::debug("pidfd_open failed (", std::strerror(errno),
+               "); watching SIGCHLD instead");
+  }
+  sigchld_.emplace(home().io(), SIGCHLD);
+  sigchld_->async_wait([this, alive = alive_](std::error_code ec, int) {
+    if (*alive && !ec) on_child_event();
+  });
+  // The child may have exited before the handler was installed.
+  asio::post(home().io(), [this, alive = alive_] {
+    if (*alive) on_child_event();
+  });
+}
+
+void subprocess_transport::on_child_event() {
+  if (returncode_) return;
+  shard::io_scope scope{home()};
+  busy_scope busy{*this};
+  // Peek first (WNOWAIT): the child stays a zombie, holding its pid and
+  // group id, while what is left of its group is killed.
+  siginfo_t si = {};
+  int rc;
+  do {
+    rc = ::waitid(P_PID, static_cast<id_t>(child_.pid), &si,
+                  WEXITED | WNOHANG | WNOWAIT);
+  } while (rc < 0 && errno == EINTR);
+  if (rc == 0 && si.si_pid == 0) {
+    // Still running: a SIGCHLD for another child, or a spurious wake-up.
+    if (sigchld_)
+      sigchld_->async_wait([this, alive = alive_](std::error_code ec, int) {
+        if (*alive && !ec) on_child_event();
+      });
+    else if (pidfd_)
+      pidfd_->async_wait(asio::posix::descriptor_base::wait_read,
+                         [this, alive = alive_](std::error_code ec) {
+                           if (*alive && !ec) on_child_event();
+                         });
+    return;
+  }
+  if (opts_.kill_group_on_exit && child_.pgid == child_.pid)
+    ::kill(-child_.pgid, SIGKILL);
+  auto status = try_reap(child_.pid);
+  returncode_ = status ? *status : 255;
+  if (pidfd_) {
+    std::error_code ignored;
+    pidfd_->close(ignored);
+    pidfd_.reset();
+  }
+  if (sigchld_) {
+    std::error_code ignored;
+    sigchld_->cancel(ignored);
+    sigchld_.reset();
+  }
+  if (proto_) send(proto_, exited{*returncode_});
+  try_finish();
+  busy.release();
+  finalize_if_quit();
+}
+
+void subprocess_transport::try_finish() {
+  if (lost_sent_ || !returncode_) return;
+  for (auto& p : pipes_)
+    if (p.open) return;
+  lost_sent_ = true;
+  if (proto_) send(proto_, lost{});
+  quit();
+}
+
+void subprocess_transport::on_protocol_down(const caf::down_msg& msg) {
+  if (msg.source != proto_.address()) return;
+  proto_ = nullptr;
+  if (msg.reason && msg.reason != caf::exit_reason::normal)
+    log::debug("subprocess protocol failed (", describe(msg.reason),
+               "), killing the child");
+  // Nobody is left to hear from the child: close kills it; the transport
+  // ends once it exited and its pipes closed.
+  do_close();
+}
+
+void subprocess_transport::finalize_if_quit() {
+  // quit() from an Asio handler: CAF 0.17 finalizes only after a message
+  // handler (see stream_transport::finalize_if_quit).
+  if (!lost_sent_ || !*alive_) return;
+  caf::strong_actor_ptr keep{ctrl()};
+  finalize();
+}
+
+void subprocess_transport::on_exit() {
+  *alive_ = false;
+  if (child_.pid > 0 && !returncode_) {
+    // Terminated from outside (runtime shutdown): nothing may outlive the
+    // transport. SIGKILL cannot be caught, so the wait is short.
+    returncode_ =
+        kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
+    if (proto_ && !lost_sent_) send(proto_, exited{*returncode_});
+  }
+  if (!lost_sent_) {
+    lost_sent_ = true;
+    auto reason = fail_state();
+    if (!reason) reason = make_error(sw_errc::closed);
+    if (proto_) send(proto_, lost{std::move(reason)});
+  }
+  report(make_error(sw_errc::closed, "subprocess transport exited"));
+  if (pidfd_) {
+    std::error_code ignored;
+    pidfd_->close(ignored);
+    pidfd_.reset();
+  }
+  if (sigchld_) {
+    std::error_code ignored;
+    sigchld_->cancel(ignored);
+    sigchld_.reset();
+  }
+  for (int& fd : child_.stdio)
+    if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  for (auto& rp : held_pipes_)
+    rp.deliver(make_error(sw_errc::closed));
+  held_pipes_.clear();
+  for (auto& p : pipes_) {
+    if (p.open && p.hdl) anon_send_exit(p.hdl, caf::exit_reason::user_shutdown);
+    p = pipe_slot{};
+  }
+  proto_ = nullptr;
+  home().remove_load();
+}
+
+} // namespace shardwire::detail

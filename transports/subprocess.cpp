@@ -1,0 +1,103 @@
+#include "transports/subprocess.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/detail/subprocess_transport.hpp"
+
+#include <future>
+
+namespace shardwire {
+
+namespace {
+
+detail::child_stream to_child_stream(stdio x) {
+  switch (x) {
+  case stdio::pipe:
+    return detail::child_stream::pipe;
+  case stdio::inherit:
+    return detail::child_stream::inherit;
+  case stdio::devnull:
+    return detail::child_stream::devnull;
+  case stdio::stdout_:
+    return detail::child_stream::merge;
+  }
+  return detail::child_stream::inherit;
+}
+
+} // namespace
+
+void async_subprocess_exec(runtime& rt, std::vector<std::string> argv,
+                           subprocess_protocol_factory factory,
+                           subprocess_options opts, subprocess_callback done) {
+  auto fail = [&](std::string what) {
+    if (done) done(make_error(sw_errc::invalid_argument, std::move(what)));
+  };
+  if (argv.empty()) return fail("subprocess_exec needs a program");
+  if (opts.stdin_ == stdio::stdout_ || opts.stdout_ == stdio::stdout_)
+    return fail("only stderr can go to stdout");
+  if (opts.kill_group_on_exit && !opts.new_process_group)
+    return fail("kill_group_on_exit needs new_process_group");
+  detail::child_request req;
+  req.argv = std::move(argv);
+  req.cwd = opts.cwd;
+  req.env = opts.env;
+  req.in = to_child_stream(opts.stdin_);
+  req.out = to_child_stream(opts.stdout_);
+  req.err = to_child_stream(opts.stderr_);
+  req.new_process_group = opts.new_process_group;
+  auto& s = opts.shard ? rt.shard_at(*opts.shard % rt.shard_count())
+                       : rt.pick_shard();
+  spawn_on<detail::subprocess_transport>(
+      s, std::move(req), std::move(factory), std::move(opts),
+      stream_settings::from(rt), std::move(done));
+}
+
+void async_subprocess_shell(runtime& rt, std::string cmd,
+                            subprocess_protocol_factory factory,
+                            subprocess_options opts, subprocess_callback done) {
+  async_subprocess_exec(rt, {"/bin/sh", "-c", std::move(cmd)},
+                        std::move(factory), std::move(opts), std::move(done));
+}
+
+namespace {
+
+caf::expected<subprocess>
+await_subprocess(const std::function<void(subprocess_callback)>& start) {
+  if (shard::current() != nullptr)
+    return make_error(sw_errc::invalid_argument,
+                      "blocking subprocess call on a shard thread; use the "
+                      "async_ variant");
+  auto result = std::make_shared<std::promise<caf::expected<subprocess>>>();
+  auto fut = result->get_future();
+  start([result](caf::expected<subprocess> x) {
+    result->set_value(std::move(x));
+  });
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {
+    return make_error(sw_errc::shutdown, "runtime stopped during spawn");
+  }
+}
+
+} // namespace
+
+caf::expected<subprocess> subprocess_exec(runtime& rt,
+                                          std::vector<std::string> argv,
+                                          subprocess_protocol_factory factory,
+                                          subprocess_options opts) {
+  return await_subprocess([&](subprocess_callback cb) {
+    async_subprocess_exec(rt, std::move(argv), std::move(factory),
+                          std::move(opts), std::move(cb));
+  });
+}
+
+caf::expected<subprocess> subprocess_shell(runtime& rt, std::string cmd,
+                                           subprocess_protocol_factory factory,
+                                           subprocess_options opts) {
+  return await_subprocess([&](subprocess_callback cb) {
+    async_subprocess_shell(rt, std::move(cmd), std::move(factory),
+                           std::move(opts), std::move(cb));
+  });
+}
+
+} // namespace shardwire
