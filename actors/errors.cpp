@@ -30,6 +30,8 @@ std::string to_string(sw_errc x) {
     return "not_supported";
   case sw_errc::process_exited:
     return "process_exited";
+  case sw_errc::process_failed:
+    return "process_failed";
   }
   return "unknown";
 }

@@ -43,6 +43,9 @@ enum class sw_errc : uint8_t {
   /// The child process already exited (asyncio's ProcessLookupError): a
   /// signal to it is refused rather than sent to a recycled pid.
   process_exited,
+  /// A supervised child process exited with a non-zero status or by a
+  /// signal (the context says which).
+  process_failed,
 };
 
 std::string to_string(sw_errc x);

@@ -559,6 +559,21 @@ typename Inspector::result_type inspect(Inspector& f, get_returncode&) {
   return f(caf::meta::type_name("get_returncode"));
 }
 
+/// One line (without its newline) or chunk of a supervised child's output
+/// (transports/process_child.hpp), sent to the child's subscriber.
+struct process_output {
+  std::string id;
+  int32_t fd = 1;
+  buffer bytes;
+  /// Read credit (see read_credit.hpp); not serialized.
+  read_ticket ticket;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_output& x) {
+  return f(caf::meta::type_name("process_output"), x.id, x.fd, x.bytes);
+}
+
 /// Registers every message type, the actor handle types and the error
 /// categories with `cfg` (done by `shardwire::config`).
 void register_types(caf::actor_system_config& cfg);

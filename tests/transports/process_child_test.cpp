@@ -1,0 +1,260 @@
+// Process children (transports/process_child.hpp): readiness, exit reasons,
+// graceful stop to the whole process group, output as messages with
+// back-pressure.
+#include "transports/process_child.hpp"
+
+#include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
+
+#include <fstream>
+
+using namespace shardwire;
+using namespace shardwire::test;
+
+namespace {
+
+bool process_alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  auto p = line.rfind(')');
+  return p != std::string::npos && p + 2 < line.size() && line[p + 2] != 'Z';
+}
+
+bool wait_gone(pid_t pid) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (process_alive(pid)) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms); // polling the OS, not synchronising
+  }
+  return true;
+}
+
+process_spec shell(std::string id, std::string cmd) {
+  process_spec spec;
+  spec.id = std::move(id);
+  spec.argv = {"/bin/sh", "-c", std::move(cmd)};
+  return spec;
+}
+
+// Receives output lines until `pred(lines)` holds or the deadline passes.
+bool collect(caf::scoped_actor& self, std::vector<std::string>& lines,
+             const std::function<bool(const std::vector<std::string>&)>& pred) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!pred(lines)) {
+    auto left = until - std::chrono::steady_clock::now();
+    if (left <= 0s) return false;
+    bool got = false;
+    self->receive(
+        [&](process_output& out) {
+          lines.push_back(std::to_string(out.fd) + ":" + out.bytes.str());
+          got = true;
+        },
+        caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(
+            left)) >> [] {});
+    if (!got) return false;
+  }
+  return true;
+}
+
+caf::error wait_exit(caf::scoped_actor& self, const caf::actor& child) {
+  caf::error reason{sw_errc::timeout};
+  bool done = false;
+  while (!done) {
+    self->receive(
+        [&](caf::down_msg& msg) {
+          if (msg.source == child.address()) {
+            reason = msg.reason;
+            done = true;
+          }
+        },
+        [&](process_output&) {}, // late output: not what this waits for
+        caf::after(deadline) >> [&] { done = true; });
+  }
+  return reason;
+}
+
+} // namespace
+
+TEST_CASE("process child: lines in order, ready on a ready line") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  auto log = std::make_shared<event_log>();
+  auto spec = shell("web", "echo starting; echo oops >&2; printf 'part'; "
+                           "printf 'ial\\nREADY now\\n'; exec sleep 60");
+  spec.subscriber = caf::actor_cast<caf::actor>(self);
+  spec.ready_line = "READY";
+  auto child = spawn_process_child(*fx.rt, spec, [log] { log->add("ready"); });
+  self->monitor(child);
+  std::vector<std::string> lines;
+  REQUIRE(collect(self, lines, [](auto& l) { return l.size() >= 4; }));
+  REQUIRE(log->wait_for_event("ready"));
+  // stdout lines in order; stderr on its own stream.
+  std::vector<std::string> out;
+  for (auto& l : lines)
+    if (l[0] == '1') out.push_back(l);
+  CHECK(out == std::vector<std::string>{"1:starting", "1:partial",
+                                        "1:READY now"});
+  CHECK(std::count(lines.begin(), lines.end(), "2:oops") == 1);
+  self->send_exit(child, caf::exit_reason::user_shutdown);
+  CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("process child: exit reasons a supervisor can judge") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  SECTION("status 0 is a normal exit") {
+    auto child = spawn_process_child(*fx.rt, shell("ok", "exit 0"));
+    self->monitor(child);
+    CHECK(wait_exit(self, child) == caf::exit_reason::normal);
+  }
+  SECTION("a non-zero status is process_failed") {
+    auto child = spawn_process_child(*fx.rt, shell("bad", "exit 3"));
+    self->monitor(child);
+    auto reason = wait_exit(self, child);
+    CHECK(is(reason, sw_errc::process_failed));
+    CHECK(describe(reason).find("exit status 3") != std::string::npos);
+  }
+  SECTION("a signal death is process_failed") {
+    auto child = spawn_process_child(*fx.rt, shell("sig", "kill -9 $$"));
+    self->monitor(child);
+    auto reason = wait_exit(self, child);
+    CHECK(is(reason, sw_errc::process_failed));
+    CHECK(describe(reason).find("signal 9") != std::string::npos);
+  }
+  SECTION("a missing program ends it with the spawn error") {
+    process_spec spec;
+    spec.id = "missing";
+    spec.argv = {"/nonexistent/program"};
+    auto child = spawn_process_child(*fx.rt, spec);
+    self->monitor(child);
+    CHECK(is_errno(wait_exit(self, child), ENOENT));
+  }
+}
+
+TEST_CASE("process child: ready after a minimum run time, not before") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  auto log = std::make_shared<event_log>();
+  SECTION("a child that keeps running becomes ready") {
+    auto spec = shell("slow", "exec sleep 60");
+    spec.ready_after = 50ms;
+    auto start = std::chrono::steady_clock::now();
+    auto child =
+        spawn_process_child(*fx.rt, spec, [log] { log->add("ready"); });
+    self->monitor(child);
+    REQUIRE(log->wait_for_event("ready"));
+    CHECK(std::chrono::steady_clock::now() - start >= 50ms);
+    self->send_exit(child, caf::exit_reason::user_shutdown);
+    CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
+  }
+  SECTION("a child that dies first never is") {
+    auto spec = shell("crash", "exit 1");
+    spec.ready_after = 10s;
+    auto child =
+        spawn_process_child(*fx.rt, spec, [log] { log->add("ready"); });
+    self->monitor(child);
+    CHECK(is(wait_exit(self, child), sw_errc::process_failed));
+    CHECK(log->count("ready") == 0);
+  }
+}
+
+TEST_CASE("process child: graceful stop reaches the group, SIGKILL after") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  // The shell ignores SIGTERM (so does its grandchild, which inherits the
+  // disposition): only the SIGKILL after the timeout ends them.
+  auto spec = shell("stubborn",
+                    "trap '' TERM; sleep 60 & echo $!; echo ready; wait");
+  spec.subscriber = caf::actor_cast<caf::actor>(self);
+  spec.stop_timeout = 200ms;
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  std::vector<std::string> lines;
+  REQUIRE(collect(self, lines, [](auto& l) { return l.size() >= 2; }));
+  auto grandchild = std::stoi(lines[0].substr(2));
+  REQUIRE(process_alive(grandchild));
+  auto start = std::chrono::steady_clock::now();
+  self->send_exit(child, caf::exit_reason::user_shutdown);
+  CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
+  CHECK(std::chrono::steady_clock::now() - start >= 200ms);
+  CHECK(wait_gone(grandchild));
+}
+
+TEST_CASE("process child: a child that obeys SIGTERM stops without SIGKILL") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  auto spec = shell("polite", "trap 'echo bye; exit 0' TERM; echo ready; "
+                              "while :; do sleep 0.05; done");
+  spec.subscriber = caf::actor_cast<caf::actor>(self);
+  spec.stop_timeout = 10s;
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  std::vector<std::string> lines;
+  REQUIRE(collect(self, lines, [](auto& l) { return !l.empty(); }));
+  auto start = std::chrono::steady_clock::now();
+  self->send_exit(child, caf::exit_reason::user_shutdown);
+  REQUIRE(collect(self, lines, [](auto& l) { return l.size() >= 2; }));
+  CHECK(lines[1] == "1:bye");
+  CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("process child: a subscriber that does not read stops the child") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  // 64 MiB of output that nobody reads for a while.
+  auto spec = shell("chatty", "head -c 67108864 /dev/zero");
+  spec.subscriber = caf::actor_cast<caf::actor>(self);
+  spec.split_lines = false;
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  // Wait until the transport stopped reading: the subscriber's mailbox
+  // stops growing once the read credit (1 MiB by default) is used up.
+  // Polling a mailbox is observation, not synchronisation: the bound must
+  // hold at every sample.
+  const size_t bound = fx.cfg.read_high_water + 512 * 1024;
+  size_t last = 0, stable = 0;
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (stable < 20 && std::chrono::steady_clock::now() < until) {
+    auto n = self->mailbox().size();
+    if (n == last && n > 0)
+      ++stable;
+    else
+      stable = 0;
+    last = n;
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(stable >= 20);
+  size_t queued = 0;
+  size_t messages = 0;
+  // Drain what is queued now (without blocking) and measure it.
+  for (;;) {
+    bool got = false;
+    self->receive([&](process_output& out) {
+                    queued += out.bytes.size();
+                    ++messages;
+                    got = true;
+                  },
+                  caf::after(0ms) >> [] {});
+    if (!got || queued > 64 * 1024 * 1024) break;
+    if (messages == last) break; // only what was queued when sampled
+  }
+  CHECK(queued <= bound);
+  CHECK(queued < 64u * 1024 * 1024);
+  // Now read everything: all 64 MiB arrive and the child exits normally.
+  size_t total = queued;
+  bool down = false;
+  caf::error reason;
+  while (!down) {
+    self->receive([&](process_output& out) { total += out.bytes.size(); },
+                  [&](caf::down_msg& msg) {
+                    down = true;
+                    reason = msg.reason;
+                  },
+                  caf::after(deadline) >> [&] { down = true; });
+  }
+  CHECK(total == 64u * 1024 * 1024);
+  CHECK(reason == caf::exit_reason::normal);
+}

@@ -1,0 +1,216 @@
+#include "transports/process_child.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
+
+namespace shardwire {
+
+namespace {
+
+// Timer and internal messages of the process child.
+struct stop_deadline {};
+struct ready_deadline {};
+struct spawn_failed {
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stop_deadline&) {
+  return f(caf::meta::type_name("shardwire::stop_deadline"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ready_deadline&) {
+  return f(caf::meta::type_name("shardwire::ready_deadline"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spawn_failed& x) {
+  return f(caf::meta::type_name("shardwire::spawn_failed"), x.reason);
+}
+
+using process_child_actor = subprocess_protocol_actor::extend<
+    caf::reacts_to<stop_deadline>, caf::reacts_to<ready_deadline>,
+    caf::reacts_to<spawn_failed>>;
+
+class process_child : public pinned<process_child_actor::base> {
+public:
+  process_child(caf::actor_config& cfg, runtime* rt, process_spec spec,
+                std::function<void()> on_ready)
+      : pinned(cfg), rt_(rt), spec_(std::move(spec)),
+        on_ready_(std::move(on_ready)) {
+    spec_.options.new_process_group = true;
+    spec_.options.kill_group_on_exit = true;
+  }
+
+  behavior_type make_behavior() override {
+    set_exit_handler([this](caf::exit_msg& msg) { begin_stop(msg.reason); });
+    auto opts = spec_.options;
+    opts.shard = home().id();
+    auto self_hdl = caf::actor_cast<subprocess_protocol_actor>(this);
+    auto self_addr = caf::actor_cast<caf::actor>(this);
+    async_subprocess_exec(
+        *rt_, spec_.argv, [self_hdl](shard&) { return self_hdl; }, opts,
+        [self_addr](caf::expected<subprocess> sp) {
+          if (!sp) caf::anon_send(self_addr, spawn_failed{sp.error()});
+        });
+    return {
+        [this](subprocess_connected& msg) {
+          transport_ = msg.transport;
+          pid_ = msg.info.pid;
+          if (stopping_) {
+            send_stop_signal();
+            return;
+          }
+          if (!spec_.ready_line && !spec_.ready_after)
+            ready();
+          else if (spec_.ready_after)
+            delayed_send(this, *spec_.ready_after, ready_deadline{});
+        },
+        [this](pipe_data& msg) { on_output(msg); },
+        [this](pipe_lost& msg) { flush_partial(msg.fd); },
+        [this](exited& msg) { status_ = msg.status; },
+        [](shardwire::pause) {},
+        [](shardwire::resume) {},
+        [this](lost&) { finish(); },
+        [this](stop_deadline) {
+          if (!status_ && transport_) {
+            log::warning("process ", spec_.id, " (pid ", pid_,
+                         ") ignored signal ", spec_.stop_signal,
+                         "; sending SIGKILL");
+            send(transport_, shardwire::signal{SIGKILL, true});
+          }
+        },
+        [this](ready_deadline) {
+          if (!status_ && !stopping_) ready();
+        },
+        [this](spawn_failed& msg) {
+          log::warning("process ", spec_.id, ": ", describe(msg.reason));
+          quit(std::move(msg.reason));
+        },
+    };
+  }
+
+  void on_exit() override {
+    // Killed without a graceful stop (exit_reason::kill, runtime shutdown):
+    // the transport sees its protocol go down and kills the group.
+    transport_ = nullptr;
+  }
+
+private:
+  void ready() {
+    if (ready_sent_) return;
+    ready_sent_ = true;
+    if (on_ready_) on_ready_();
+  }
+
+  void begin_stop(caf::error reason) {
+    if (stopping_) return;
+    stopping_ = true;
+    stop_reason_ = reason ? std::move(reason)
+                          : caf::error{caf::exit_reason::user_shutdown};
+    if (stop_reason_ == caf::exit_reason::kill) {
+      quit(stop_reason_);
+      return;
+    }
+    if (transport_) send_stop_signal();
+    // Not spawned yet: the signal follows in the connected handler.
+  }
+
+  void send_stop_signal() {
+    if (!status_) {
+      send(transport_, shardwire::signal{spec_.stop_signal, true});
+      delayed_send(this, spec_.stop_timeout, stop_deadline{});
+    }
+  }
+
+  void forward(int32_t fd, buffer bytes, read_ticket ticket) {
+    if (spec_.ready_line && !ready_sent_ &&
+        bytes.view().find(*spec_.ready_line) != std::string_view::npos)
+      ready();
+    // The subscriber is dynamically typed: anon_send (a typed actor may not
+    // `send` to it).
+    if (spec_.subscriber)
+      caf::anon_send(spec_.subscriber, process_output{spec_.id, fd,
+                                                      std::move(bytes),
+                                                      std::move(ticket)});
+  }
+
+  void on_output(pipe_data& msg) {
+    auto& partial = partial_[msg.fd == 2 ? 1 : 0];
+    if (!spec_.split_lines) {
+      forward(msg.fd, std::move(msg.bytes), std::move(msg.ticket));
+      return;
+    }
+    auto text = msg.bytes.view();
+    // The ticket goes with the last line cut from this chunk: it is
+    // released once the subscriber handled every line before it.
+    std::vector<buffer> lines;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      auto nl = text.find('\n', pos);
+      if (nl == std::string_view::npos) break;
+      if (partial.empty()) {
+        lines.push_back(msg.bytes.slice(pos, nl - pos));
+      } else {
+        partial.append(text.substr(pos, nl - pos));
+        lines.push_back(buffer::copy_of(partial));
+        partial.clear();
+      }
+      pos = nl + 1;
+    }
+    partial.append(text.substr(pos));
+    while (partial.size() >= spec_.max_line) {
+      lines.push_back(buffer::copy_of(partial.substr(0, spec_.max_line)));
+      partial.erase(0, spec_.max_line);
+    }
+    for (size_t i = 0; i < lines.size(); ++i)
+      forward(msg.fd, std::move(lines[i]),
+              i + 1 == lines.size() ? std::move(msg.ticket) : read_ticket{});
+  }
+
+  void flush_partial(int32_t fd) {
+    auto& partial = partial_[fd == 2 ? 1 : 0];
+    if (partial.empty()) return;
+    forward(fd, buffer::copy_of(partial), {});
+    partial.clear();
+  }
+
+  void finish() {
+    transport_ = nullptr;
+    if (stopping_) {
+      quit(stop_reason_);
+    } else if (status_ && *status_ == 0) {
+      quit();
+    } else {
+      auto st = status_ ? *status_ : 255;
+      quit(make_error(sw_errc::process_failed,
+                      spec_.id + ": " +
+                          (st < 0 ? "signal " + std::to_string(-st)
+                                  : "exit status " + std::to_string(st))));
+    }
+  }
+
+  runtime* rt_;
+  process_spec spec_;
+  std::function<void()> on_ready_;
+  subprocess_transport_actor transport_;
+  int32_t pid_ = 0;
+  std::optional<int32_t> status_;
+  std::string partial_[2];
+  bool ready_sent_ = false;
+  bool stopping_ = false;
+  caf::error stop_reason_;
+};
+
+} // namespace
+
+caf::actor spawn_process_child(runtime& rt, process_spec spec,
+                               std::function<void()> on_ready) {
+  auto& s = spec.options.shard
+                ? rt.shard_at(*spec.options.shard % rt.shard_count())
+                : rt.pick_shard();
+  return caf::actor_cast<caf::actor>(
+      spawn_on<process_child>(s, &rt, std::move(spec), std::move(on_ready)));
+}
+
+} // namespace shardwire

@@ -1,0 +1,67 @@
+// A supervised OS process as an actor: the building block for supervising
+// subprocess fleets (actors/supervisor.hpp treats it like any child actor).
+//
+// The process child actor is the subprocess protocol of one child process.
+// It adds what a supervisor needs on top of the subprocess transport:
+// - graceful stop: an exit message (e.g. the supervisor's user_shutdown) is
+//   trapped; the child's whole process group gets `stop_signal`, and SIGKILL
+//   after `stop_timeout`; the actor then exits with the reason it was asked
+//   to exit with. Its group is killed when the child exits, so grandchildren
+//   never outlive it (kill_group_on_exit);
+// - exit reasons a supervisor can judge: `normal` after exit status 0,
+//   sw_errc::process_failed ("exit status 3", "signal 9") otherwise, and the
+//   spawn error (ENOENT ...) when the program could not be started;
+// - readiness: `on_ready` runs once the child printed a line containing
+//   `ready_line`, or once it has run for `ready_after` (whichever is set;
+//   immediately after the spawn when neither is);
+// - output as messages: every line (or chunk) of stdout/stderr goes to
+//   `subscriber` as `process_output`, in order per stream. Each message holds
+//   read credit until the subscriber handled it, so a chatty child is
+//   stopped by its pipe, not buffered without bound.
+//
+// The actor is pinned to one shard together with its transport and pipes.
+#pragma once
+
+#include "transports/subprocess.hpp"
+
+#include <caf/actor.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shardwire {
+
+struct process_spec {
+  /// Name used in output messages and logs.
+  std::string id;
+  std::vector<std::string> argv;
+  /// stdin defaults to /dev/null; stdout/stderr to pipes; a new process
+  /// group per child (always: the group is what gets stopped).
+  subprocess_options options = [] {
+    subprocess_options o;
+    o.stdin_ = stdio::devnull;
+    return o;
+  }();
+  int stop_signal = SIGTERM;
+  std::chrono::milliseconds stop_timeout{5000};
+  /// Gets `process_output`; none: output is read and dropped.
+  caf::actor subscriber;
+  /// Split output into lines (a line longer than max_line is cut there).
+  bool split_lines = true;
+  size_t max_line = 64 * 1024;
+  std::optional<std::string> ready_line;
+  std::optional<std::chrono::milliseconds> ready_after;
+};
+
+/// Starts `spec` as a process child on a shard of `rt` and returns its
+/// handle at once; the spawn itself happens on that shard (a spawn failure
+/// ends the actor with the spawn error). `on_ready` (may be empty) is called
+/// once, on the shard thread, when the child counts as ready.
+caf::actor spawn_process_child(runtime& rt, process_spec spec,
+                               std::function<void()> on_ready = nullptr);
+
+} // namespace shardwire
