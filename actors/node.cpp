@@ -71,9 +71,21 @@ struct directory_state {
 };
 
 caf::behavior directory(caf::stateful_actor<directory_state>* self) {
+  // A service that exits leaves the directory: a lookup then answers
+  // unknown_service instead of handing out a dead actor.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& entries = self->state.entries;
+    for (auto i = entries.begin(); i != entries.end();) {
+      if (i->second.actor.address() == dm.source)
+        i = entries.erase(i);
+      else
+        ++i;
+    }
+  });
   return {
       [=](add_service_atom, std::string& name, caf::actor& hdl,
           std::set<std::string>& interface) {
+        self->monitor(hdl);
         self->state.entries[name] =
             service_entry{std::move(hdl), std::move(interface)};
       },
