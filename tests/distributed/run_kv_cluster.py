@@ -29,11 +29,11 @@ import time
 DEADLINE = 10.0        # any wait for a state change
 STOP_TIMEOUT = 5.0     # SIGINT -> exit
 # Front: requests time out after 8 s, so an answer in less proves the
-# down message answered it. Heartbeats every 100 ms, a node silent for
-# 600 ms is cut off.
+# down message answered it. Heartbeats every 200 ms, a node silent for 1 s
+# is cut off (long enough not to fire on a loaded CI machine).
 FRONT_TIMEOUT_MS = 8000
-NET_OPTS = ['--middleman.heartbeat-interval=100ms',
-            '--middleman.connection-timeout=600ms']
+NET_OPTS = ['--middleman.heartbeat-interval=200ms',
+            '--middleman.connection-timeout=1s']
 
 failures = []
 
