@@ -32,6 +32,12 @@ std::string to_string(sw_errc x) {
     return "process_exited";
   case sw_errc::process_failed:
     return "process_failed";
+  case sw_errc::node_unavailable:
+    return "node_unavailable";
+  case sw_errc::incompatible_node:
+    return "incompatible_node";
+  case sw_errc::unknown_service:
+    return "unknown_service";
   }
   return "unknown";
 }

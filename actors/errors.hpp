@@ -46,6 +46,12 @@ enum class sw_errc : uint8_t {
   /// A supervised child process exited with a non-zero status or by a
   /// signal (the context says which).
   process_failed,
+  /// A remote node cannot be reached, or its service is down (node.hpp).
+  node_unavailable,
+  /// A remote node speaks another protocol or offers another interface.
+  incompatible_node,
+  /// A node has no actor published under the name asked for.
+  unknown_service,
 };
 
 std::string to_string(sw_errc x);

@@ -1,0 +1,347 @@
+#include "actors/node.hpp"
+
+#include "actors/errors.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/node_id.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+
+namespace shardwire {
+
+namespace {
+
+using add_service_atom = caf::atom_constant<caf::atom("swaddsvc")>;
+using retry_atom = caf::atom_constant<caf::atom("swretry")>;
+
+// -- errors -------------------------------------------------------------------
+
+/// Maps what CAF or a directory answered to the three documented errors.
+caf::error classify(const caf::error& err, const service_address& addr) {
+  if (err.category() == sw_category) {
+    if (is(err, sw_errc::unknown_service) ||
+        is(err, sw_errc::incompatible_node))
+      return err;
+  } else if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+    case caf::sec::incompatible_versions:
+    case caf::sec::incompatible_application_ids:
+    case caf::sec::malformed_basp_message:
+    case caf::sec::unexpected_message:
+    case caf::sec::unexpected_actor_messaging_interface:
+      return make_error(sw_errc::incompatible_node,
+                        to_string(addr) + ": " + describe(err));
+    default:
+      break;
+    }
+  }
+  return make_error(sw_errc::node_unavailable,
+                    to_string(addr) + ": " + describe(err));
+}
+
+caf::expected<caf::actor> check_entry(service_entry& e,
+                                      const std::set<std::string>& interface,
+                                      const service_address& addr) {
+  if (e.version != node_protocol_version)
+    return make_error(sw_errc::incompatible_node,
+                      to_string(addr) + ": directory version " +
+                          std::to_string(e.version));
+  if (!e.actor) return make_error(sw_errc::unknown_service, to_string(addr));
+  if (!interface.empty() && e.interface != interface)
+    return make_error(sw_errc::incompatible_node,
+                      to_string(addr) + ": the actor has another interface");
+  return std::move(e.actor);
+}
+
+// -- the directory ------------------------------------------------------------
+
+struct directory_state {
+  std::map<std::string, service_entry> entries;
+  static inline const char* name = "shardwire.node_directory";
+};
+
+caf::behavior directory(caf::stateful_actor<directory_state>* self) {
+  // A service that exits leaves the directory: a lookup then answers
+  // unknown_service instead of handing out a dead actor.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& entries = self->state.entries;
+    for (auto i = entries.begin(); i != entries.end();) {
+      if (i->second.actor.address() == dm.source)
+        i = entries.erase(i);
+      else
+        ++i;
+    }
+  });
+  return {
+      [=](add_service_atom, std::string& name, caf::actor& hdl,
+          std::set<std::string>& interface) {
+        self->monitor(hdl);
+        self->state.entries[name] =
+            service_entry{std::move(hdl), std::move(interface)};
+      },
+      [=](service_lookup& q) -> caf::result<service_entry> {
+        if (q.version != node_protocol_version)
+          return make_error(sw_errc::incompatible_node,
+                            "directory version " +
+                                std::to_string(node_protocol_version));
+        auto i = self->state.entries.find(q.name);
+        if (i == self->state.entries.end())
+          return make_error(sw_errc::unknown_service, q.name);
+        return i->second;
+      },
+  };
+}
+
+// -- the watch ----------------------------------------------------------------
+
+struct watch_state {
+  caf::actor owner;
+  service_address addr;
+  std::set<std::string> interface;
+  backoff_policy policy;
+  /// The service while it is up.
+  caf::actor current;
+  caf::timespan delay{0};
+  /// A `service_down` went out for the current outage.
+  bool down_reported = false;
+  static inline const char* name = "shardwire.service_watch";
+};
+
+using watch_actor = caf::stateful_actor<watch_state>;
+
+void watch_failed(watch_actor* self, caf::error reason) {
+  auto& st = self->state;
+  if (!st.down_reported) {
+    st.down_reported = true;
+    self->send(st.owner, service_down{st.addr.name, std::move(reason)});
+  }
+  self->delayed_send(self, st.delay, retry_atom::value);
+  st.delay = std::min(st.delay * 2, st.policy.max);
+}
+
+void watch_succeeded(watch_actor* self, caf::actor hdl) {
+  auto& st = self->state;
+  st.current = hdl;
+  st.down_reported = false;
+  st.delay = st.policy.initial;
+  self->monitor(hdl);
+  self->send(st.owner, service_up{st.addr.name, std::move(hdl)});
+}
+
+// One lookup: the middleman's connect (it never blocks the caller; CAF
+// caches the connection per host and port and drops the entry when the
+// directory's proxy goes down), then the directory request.
+void watch_attempt(watch_actor* self) {
+  auto& st = self->state;
+  auto mm = self->home_system().middleman().actor_handle();
+  auto timeout = st.policy.lookup_timeout;
+  self->request(mm, timeout, caf::connect_atom::value, st.addr.host,
+                st.addr.port)
+      .then(
+          [=](caf::node_id&, caf::strong_actor_ptr& ptr,
+              std::set<std::string>&) {
+            auto& st = self->state;
+            if (!ptr) {
+              watch_failed(self, make_error(sw_errc::incompatible_node,
+                                            to_string(st.addr) +
+                                                ": no directory published"));
+              return;
+            }
+            self->request(caf::actor_cast<caf::actor>(ptr), timeout,
+                          service_lookup{st.addr.name})
+                .then(
+                    [=](service_entry& e) {
+                      auto& st = self->state;
+                      auto x = check_entry(e, st.interface, st.addr);
+                      if (x)
+                        watch_succeeded(self, std::move(*x));
+                      else
+                        watch_failed(self, std::move(x.error()));
+                    },
+                    [=](caf::error& err) {
+                      watch_failed(self, classify(err, self->state.addr));
+                    });
+          },
+          [=](caf::error& err) {
+            watch_failed(self, classify(err, self->state.addr));
+          });
+}
+
+caf::behavior watch(watch_actor* self, caf::actor owner, service_address addr,
+                    std::set<std::string> interface, backoff_policy policy) {
+  auto& st = self->state;
+  st.owner = std::move(owner);
+  st.addr = std::move(addr);
+  st.interface = std::move(interface);
+  st.policy = policy;
+  st.delay = policy.initial;
+  self->monitor(st.owner);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source == st.owner.address()) {
+      self->quit();
+      return;
+    }
+    if (!st.current || dm.source != st.current.address()) return;
+    st.current = nullptr;
+    st.down_reported = true;
+    auto why =
+        dm.reason && dm.reason.category() == caf::atom("exit")
+            ? caf::to_string(static_cast<caf::exit_reason>(dm.reason.code()))
+            : describe(dm.reason);
+    self->send(st.owner,
+               service_down{st.addr.name,
+                            make_error(sw_errc::node_unavailable,
+                                       to_string(st.addr) + ": " + why)});
+    // Retry at once: a service that restarted quickly is back without delay;
+    // a dead node refuses the connection and the back-off takes over.
+    watch_attempt(self);
+  });
+  watch_attempt(self);
+  return {
+      [=](retry_atom) {
+        if (!self->state.current) watch_attempt(self);
+      },
+  };
+}
+
+} // namespace
+
+// -- configuration ------------------------------------------------------------
+
+void enable_networking(caf::actor_system_config& cfg) {
+  using namespace std::chrono_literals;
+  cfg.load<caf::io::middleman>();
+  cfg.add_message_type<service_lookup>("shardwire::service_lookup")
+      .add_message_type<service_entry>("shardwire::service_entry")
+      .add_message_type<service_up>("shardwire::service_up")
+      .add_message_type<service_down>("shardwire::service_down");
+  cfg.set("middleman.heartbeat-interval", caf::timespan{1s});
+  cfg.set("middleman.connection-timeout", caf::timespan{5s});
+  cfg.set("middleman.app-identifiers",
+          std::vector<std::string>{"shardwire/" +
+                                   std::to_string(node_protocol_version)});
+}
+
+node_config::node_config() {
+  enable_networking(*this);
+}
+
+// -- addresses ----------------------------------------------------------------
+
+std::string to_string(const service_address& x) {
+  auto host =
+      x.host.find(':') != std::string::npos ? "[" + x.host + "]" : x.host;
+  return x.name + "@" + host + ":" + std::to_string(x.port);
+}
+
+caf::expected<service_address> parse_service_address(std::string_view s,
+                                                     std::string name) {
+  auto bad = [&] {
+    return make_error(sw_errc::invalid_argument,
+                      "expected HOST:PORT, got '" + std::string{s} + "'");
+  };
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size())
+    return bad();
+  auto host = s.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return bad();
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned long port = 0;
+  for (auto c : s.substr(colon + 1)) {
+    if (c < '0' || c > '9') return bad();
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+    if (port > 65535) return bad();
+  }
+  if (port == 0) return bad();
+  return service_address{std::string{host}, static_cast<uint16_t>(port),
+                         std::move(name)};
+}
+
+// -- node ---------------------------------------------------------------------
+
+node::node(caf::actor_system& sys)
+    : sys_(sys), directory_(sys.spawn(directory)) {
+  // nop
+}
+
+node::~node() {
+  close();
+}
+
+void node::add_actor(std::string name, caf::actor hdl,
+                     std::set<std::string> interface) {
+  // A blocking send through a scoped actor would also do; a request makes
+  // "visible once add returns" hold without a sleep.
+  caf::scoped_actor self{sys_};
+  self->request(directory_, caf::infinite, add_service_atom::value,
+                std::move(name), std::move(hdl), std::move(interface))
+      .receive([] {}, [](caf::error&) {});
+}
+
+caf::expected<uint16_t> node::publish(uint16_t port, const std::string& host,
+                                      bool reuse) {
+  auto res = sys_.middleman().publish(directory_, port, host.c_str(), reuse);
+  if (res) port_ = *res;
+  return res;
+}
+
+void node::close() {
+  if (!directory_) return;
+  if (port_ != 0) {
+    // Ignored: the port may already be gone with the middleman.
+    static_cast<void>(sys_.middleman().unpublish(directory_, port_));
+    port_ = 0;
+  }
+  caf::anon_send_exit(directory_, caf::exit_reason::user_shutdown);
+  directory_ = nullptr;
+}
+
+// -- lookups ------------------------------------------------------------------
+
+caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
+                                       const service_address& addr,
+                                       const std::set<std::string>& interface,
+                                       caf::timespan timeout) {
+  caf::scoped_actor self{sys};
+  auto mm = sys.middleman().actor_handle();
+  std::optional<caf::error> err;
+  caf::strong_actor_ptr dir;
+  self->request(mm, timeout, caf::connect_atom::value, addr.host, addr.port)
+      .receive([&](caf::node_id&, caf::strong_actor_ptr& ptr,
+                   std::set<std::string>&) { dir = std::move(ptr); },
+               [&](caf::error& x) { err = classify(x, addr); });
+  if (err) return std::move(*err);
+  if (!dir)
+    return make_error(sw_errc::incompatible_node,
+                      to_string(addr) + ": no directory published");
+  std::optional<caf::expected<caf::actor>> result;
+  self->request(caf::actor_cast<caf::actor>(dir), timeout,
+                service_lookup{addr.name})
+      .receive(
+          [&](service_entry& e) { result = check_entry(e, interface, addr); },
+          [&](caf::error& x) { result = classify(x, addr); });
+  return std::move(*result);
+}
+
+caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
+                               service_address addr,
+                               std::set<std::string> interface,
+                               backoff_policy policy) {
+  return sys.spawn(watch, std::move(owner), std::move(addr),
+                   std::move(interface), policy);
+}
+
+} // namespace shardwire

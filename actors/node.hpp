@@ -1,0 +1,229 @@
+// Nodes of a distributed service: CAF's middleman (caf::io) as the network
+// layer between shardwire processes.
+//
+// A node publishes named actors on one TCP port: CAF publishes a small
+// directory actor there, and the directory answers `service_lookup{name}`
+// with the actor and its interface. Another process looks a service up by
+// host, port and name and gets an ordinary actor handle (a CAF proxy):
+// messages to it are serialized with the `inspect` overloads of their types,
+// so every type sent must be registered in both processes (shardwire's
+// vocabulary is, by `shardwire::config`; applications add theirs).
+//
+// Failure model: when the connection to a node drops (the process died, the
+// network is cut, heartbeats stopped), CAF kills every proxy of that node and
+// an actor monitoring one gets a `caf::down_msg` with
+// `exit_reason::remote_link_unreachable`; a remote actor that exits is a
+// `down_msg` with its own exit reason. `spawn_service_watch` turns both into
+// `service_down` / `service_up` messages and looks the service up again with
+// exponential back-off until its node is back. Nothing is retried silently:
+// messages in flight when a node goes are lost, and requests to it must carry
+// a timeout (or be failed by whoever watches the service).
+//
+// Why this lives in actors/: it is vocabulary and actor plumbing on top of
+// CAF's own io module, with no socket type of shardwire's; transports/ is not
+// needed to run a storage node.
+#pragma once
+
+#include "actors/config.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace shardwire {
+
+/// Version of the node directory protocol; nodes of other versions are
+/// reported as `sw_errc::incompatible_node`.
+constexpr uint32_t node_protocol_version = 1;
+
+/// Loads CAF's middleman into `cfg`, registers the node messages and sets
+/// network defaults: heartbeats every second and a 5 s connection timeout
+/// (so a silent node is noticed, not only one whose socket closes), and an
+/// application identifier so that only shardwire nodes complete CAF's
+/// handshake. Call it before parsing the command line (options override
+/// these defaults) and before the actor system exists.
+void enable_networking(caf::actor_system_config& cfg);
+
+/// `shardwire::config` with networking enabled (see `enable_networking`).
+class node_config : public config {
+public:
+  node_config();
+};
+
+// -- messages -----------------------------------------------------------------
+
+/// Asks a node's directory for the actor published as `name`.
+struct service_lookup {
+  std::string name;
+  uint32_t version = node_protocol_version;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_lookup& x) {
+  return f(caf::meta::type_name("service_lookup"), x.name, x.version);
+}
+
+/// A directory's answer: the actor and the names of the message types it
+/// handles (CAF's interface description; empty for an untyped actor).
+struct service_entry {
+  caf::actor actor;
+  std::set<std::string> interface;
+  uint32_t version = node_protocol_version;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_entry& x) {
+  return f(caf::meta::type_name("service_entry"), x.actor, x.interface,
+           x.version);
+}
+
+/// From a service watch to its owner: the service is reachable as `actor`.
+struct service_up {
+  std::string name;
+  caf::actor actor;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_up& x) {
+  return f(caf::meta::type_name("service_up"), x.name, x.actor);
+}
+
+/// From a service watch to its owner: the service is gone or unreachable;
+/// `reason` is `sw_errc::node_unavailable` (context: the cause),
+/// `incompatible_node` or `unknown_service`.
+struct service_down {
+  std::string name;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_down& x) {
+  return f(caf::meta::type_name("service_down"), x.name, x.reason);
+}
+
+// -- addresses ----------------------------------------------------------------
+
+/// Where a named actor lives: a node's host and port, and the name.
+struct service_address {
+  std::string host;
+  uint16_t port = 0;
+  std::string name;
+};
+
+/// "name@host:port".
+std::string to_string(const service_address& x);
+
+/// Parses "HOST:PORT" (a bracketed IPv6 host allowed) into an address for
+/// `name`; `sw_errc::invalid_argument` if it is malformed.
+caf::expected<service_address> parse_service_address(std::string_view host_port,
+                                                     std::string name);
+
+// -- publishing ---------------------------------------------------------------
+
+/// The named actors one process offers to others on one TCP port.
+///
+/// Owned by the program's main thread: `publish` and `close` block briefly
+/// (they bind / unbind through CAF's middleman); never call them on a shard
+/// thread or in a message handler.
+class node {
+public:
+  explicit node(caf::actor_system& sys);
+  /// Calls `close`.
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Offers `hdl` as `name`; a later `add` with the same name replaces it.
+  /// Visible to lookups that arrive after this call returns.
+  template <class Handle>
+  void add(std::string name, const Handle& hdl) {
+    add_actor(std::move(name), caf::actor_cast<caf::actor>(hdl),
+              sys_.message_types<Handle>());
+  }
+
+  void add_actor(std::string name, caf::actor hdl,
+                 std::set<std::string> interface);
+
+  /// Listens on `host:port` (0 picks a free port) and returns the port.
+  /// `reuse` sets SO_REUSEADDR, so a restarted node gets its old port back
+  /// at once. Errors: CAF's `sec::cannot_open_port` and similar.
+  caf::expected<uint16_t> publish(uint16_t port,
+                                  const std::string& host = "127.0.0.1",
+                                  bool reuse = true);
+
+  /// The published port, 0 before `publish`.
+  uint16_t port() const noexcept { return port_; }
+
+  /// Stops listening and ends the directory. Connected nodes keep their
+  /// connections (and proxies) until the process exits. Idempotent.
+  void close();
+
+private:
+  caf::actor_system& sys_;
+  caf::actor directory_;
+  uint16_t port_ = 0;
+};
+
+// -- looking up ---------------------------------------------------------------
+
+/// Connects to the node at `addr` and asks its directory for `addr.name`.
+/// Blocks the calling thread for at most about `timeout`: never call it on a
+/// shard thread or in a message handler (use `spawn_service_watch` there).
+/// A non-empty `interface` must equal the remote actor's.
+/// Errors: `sw_errc::node_unavailable` (context: the cause, e.g. connection
+/// refused, timeout), `sw_errc::incompatible_node` (not a shardwire node, a
+/// different protocol version or interface), `sw_errc::unknown_service`.
+caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
+                                       const service_address& addr,
+                                       const std::set<std::string>& interface,
+                                       caf::timespan timeout);
+
+/// Typed form of `lookup_actor`: checks the interface of `Handle`.
+template <class Handle>
+caf::expected<Handle> lookup(caf::actor_system& sys,
+                             const service_address& addr,
+                             caf::timespan timeout = std::chrono::seconds(5)) {
+  auto x = lookup_actor(sys, addr, sys.message_types<Handle>(), timeout);
+  if (!x) return std::move(x.error());
+  return caf::actor_cast<Handle>(std::move(*x));
+}
+
+/// How a service watch retries.
+struct backoff_policy {
+  /// Delay before the first retry; doubled after each failure ...
+  caf::timespan initial = std::chrono::milliseconds(50);
+  /// ... up to this.
+  caf::timespan max = std::chrono::seconds(1);
+  /// Bound on one lookup (connect, handshake and directory request).
+  caf::timespan lookup_timeout = std::chrono::seconds(2);
+};
+
+/// Spawns an actor on CAF's scheduler that keeps the service at `addr`
+/// looked up for `owner`, without ever blocking a thread:
+/// - on a successful lookup it sends `owner` `service_up{name, actor}` and
+///   monitors the actor;
+/// - when a lookup fails, or the actor goes down (its node died or was cut
+///   off: `down_msg` with `remote_link_unreachable`), it sends
+///   `service_down{name, reason}` once per outage, then retries after
+///   `policy.initial`, doubling up to `policy.max`, until the next
+///   `service_up`. The first lookup starts at once.
+/// `owner` must handle both messages. Messages to `owner` keep the order in
+/// which the watch saw the events. The watch exits when `owner` does, or
+/// when sent an exit message.
+caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
+                               service_address addr,
+                               std::set<std::string> interface,
+                               backoff_policy policy = {});
+
+} // namespace shardwire

@@ -1,0 +1,473 @@
+// A sharded key-value store across processes: protocol actors on a front
+// node, storage actors on other nodes, CAF's middleman in between.
+//
+//   kv_cluster node  --port P [--host=127.0.0.1]
+//   kv_cluster front --port P --nodes HOST:PORT,HOST:PORT,... [--timeout-ms=N]
+//
+// A storage node publishes one actor, "kv", on its port (actors/node.hpp).
+// The front accepts TCP clients with shardwire's server; each connection is
+// a line-framing protocol actor speaking
+//
+//   SET k v   -> OK
+//   GET k     -> the value, or NIL
+//   DEL k     -> OK (it existed) or NIL
+//   PING      -> PONG
+//
+// A key lives on node fnv1a64(k) % N (N = the number of --nodes, in their
+// order). Each request is a typed `kv_request` to a per-node link actor,
+// which forwards it to the node's actor and tracks it: when the node dies or
+// is cut off (CAF's down message), every request waiting on it is answered
+// `ERR node unavailable` at once, and so is every new one until the node is
+// back; a service watch looks the node up again with back-off. Replies on a
+// connection keep the order of its requests. `ERR timeout` if a node does not
+// answer within --timeout-ms, `ERR bad request` for anything else.
+//
+// Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
+// ready. docs/distributed.md explains the model.
+#include "actors/errors.hpp"
+#include "actors/node.hpp"
+#include "actors/protocol.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/tcp.hpp"
+
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+using namespace shardwire;
+
+// -- the service's messages ---------------------------------------------------
+
+namespace kv {
+
+enum class op : uint8_t { set, get, del };
+
+/// One request to a storage node.
+struct request {
+  op what = op::get;
+  std::string key;
+  std::string value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request& x) {
+  auto what = static_cast<uint8_t>(x.what);
+  if constexpr (Inspector::reads_state) {
+    return f(caf::meta::type_name("kv::request"), what, x.key, x.value);
+  } else {
+    auto res = f(caf::meta::type_name("kv::request"), what, x.key, x.value);
+    x.what = static_cast<op>(what);
+    return res;
+  }
+}
+
+/// A node's answer: GET's value, or whether SET/DEL found the key.
+struct reply {
+  bool found = false;
+  std::string value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reply& x) {
+  return f(caf::meta::type_name("kv::reply"), x.found, x.value);
+}
+
+/// A storage node's actor (published as "kv").
+using store_actor = caf::typed_actor<caf::replies_to<request>::with<reply>>;
+
+/// The front's per-node link: the store's interface plus the watch's news.
+using link_actor = store_actor::extend<caf::reacts_to<service_up>,
+                                       caf::reacts_to<service_down>>;
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+} // namespace kv
+
+namespace {
+
+// -- configuration ------------------------------------------------------------
+
+struct kv_config : node_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string nodes;
+  size_t timeout_ms = 2000;
+
+  kv_config() {
+    opt_group{custom_options_, "global"}
+        .add(host, "host", "address to listen on")
+        .add(port, "port,p", "port to listen on (node: for the middleman)")
+        .add(nodes, "nodes",
+             "front: storage nodes as HOST:PORT,HOST:PORT,... (key order)")
+        .add(timeout_ms, "timeout-ms", "front: per-request timeout in ms");
+    add_message_type<kv::request>("kv::request");
+    add_message_type<kv::reply>("kv::reply");
+    add_message_type<kv::store_actor>("kv::store_actor");
+  }
+};
+
+// CAF's parser wants --name=value; the documented command lines also use
+// "--name value". Joins those pairs for the options that take a value.
+std::vector<std::string> normalize_args(int argc, char** argv) {
+  static const char* valued[] = {"--port",       "--nodes",  "--host",
+                                 "--timeout-ms", "--shards", "--log-level"};
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool join = false;
+    for (auto* v : valued)
+      if (arg == v) join = true;
+    if (join && i + 1 < argc) {
+      out.push_back(arg + "=" + argv[++i]);
+    } else {
+      out.push_back(arg);
+    }
+  }
+  return out;
+}
+
+// -- storage node -------------------------------------------------------------
+
+struct store_state {
+  std::unordered_map<std::string, std::string> map;
+  static inline const char* name = "kv.store";
+};
+
+kv::store_actor::behavior_type
+store(kv::store_actor::stateful_pointer<store_state> self) {
+  return {
+      [=](kv::request& req) -> kv::reply {
+        auto& map = self->state.map;
+        switch (req.what) {
+        case kv::op::set:
+          map[std::move(req.key)] = std::move(req.value);
+          return {true, {}};
+        case kv::op::get: {
+          auto i = map.find(req.key);
+          if (i == map.end()) return {false, {}};
+          return {true, i->second};
+        }
+        case kv::op::del:
+          return {map.erase(req.key) > 0, {}};
+        }
+        return {false, {}};
+      },
+  };
+}
+
+int run_node(kv_config& cfg) {
+  caf::actor_system sys{cfg};
+  auto kv_store = sys.spawn(store);
+  int rc = 0;
+  {
+    node n{sys};
+    n.add("kv", kv_store);
+    auto port = n.publish(cfg.port, cfg.host);
+    if (!port) {
+      std::cerr << "error: cannot publish on " << cfg.host << ":" << cfg.port
+                << ": " << describe(port.error()) << '\n';
+      rc = 1;
+    } else {
+      std::cerr << "Serving kv node on " << cfg.host << ":" << *port
+                << std::endl;
+      runtime::wait_for_stop_signal();
+      std::cerr << "Shutting down\n";
+    }
+  }
+  caf::anon_send_exit(kv_store, caf::exit_reason::user_shutdown);
+  return rc;
+}
+
+// -- front: one link actor per storage node -----------------------------------
+
+struct link_state {
+  size_t index = 0;
+  std::string where;
+  caf::timespan timeout{0};
+  kv::store_actor service;
+  uint64_t next_id = 0;
+  /// Requests forwarded to `service` and not answered yet.
+  std::map<uint64_t, caf::typed_response_promise<kv::reply>> pending;
+  static inline const char* name = "kv.link";
+};
+
+caf::error unavailable(const link_state& st) {
+  return make_error(sw_errc::node_unavailable, st.where);
+}
+
+kv::link_actor::behavior_type
+link(kv::link_actor::stateful_pointer<link_state> self, size_t index,
+     std::string where, caf::timespan timeout) {
+  self->state.index = index;
+  self->state.where = std::move(where);
+  self->state.timeout = timeout;
+  return {
+      [=](kv::request& req) -> caf::result<kv::reply> {
+        auto& st = self->state;
+        if (!st.service) return unavailable(st); // fail fast while down
+        auto rp = self->make_response_promise<kv::reply>();
+        auto id = st.next_id++;
+        st.pending.emplace(id, rp);
+        self->request(st.service, st.timeout, std::move(req))
+            .then(
+                [=](kv::reply& r) {
+                  auto& pending = self->state.pending;
+                  if (auto i = pending.find(id); i != pending.end()) {
+                    i->second.deliver(std::move(r));
+                    pending.erase(i);
+                  }
+                },
+                [=](caf::error& err) {
+                  auto& pending = self->state.pending;
+                  if (auto i = pending.find(id); i != pending.end()) {
+                    i->second.deliver(std::move(err));
+                    pending.erase(i);
+                  }
+                });
+        return rp;
+      },
+      [=](service_up& up) {
+        auto& st = self->state;
+        st.service = caf::actor_cast<kv::store_actor>(up.actor);
+        std::cerr << "node " << st.index << " (" << st.where << ") up"
+                  << std::endl;
+      },
+      [=](service_down& down) {
+        auto& st = self->state;
+        st.service = nullptr;
+        // Whoever waits on the lost node is answered now, not at its timeout.
+        auto pending = std::move(st.pending);
+        st.pending.clear();
+        for (auto& kvp : pending)
+          kvp.second.deliver(unavailable(st));
+        std::cerr << "node " << st.index << " (" << st.where
+                  << ") unavailable: " << describe(down.reason) << std::endl;
+      },
+  };
+}
+
+// -- front: the client protocol -----------------------------------------------
+
+std::string render(const caf::error& err) {
+  if (is(err, sw_errc::node_unavailable)) return "ERR node unavailable";
+  if (err.category() == caf::atom("system") &&
+      static_cast<caf::sec>(err.code()) == caf::sec::request_timeout)
+    return "ERR timeout";
+  return "ERR " + describe(err);
+}
+
+/// One client connection: lines in, one reply line per request line out, in
+/// request order even when nodes answer out of order.
+class front_protocol : public protocol {
+public:
+  front_protocol(std::vector<kv::link_actor> links, caf::timespan timeout)
+      : links_(std::move(links)), timeout_(timeout) {}
+
+  void data_received(const buffer& bytes) override {
+    in_.append(bytes.view());
+    size_t start = 0;
+    for (;;) {
+      auto nl = in_.find('\n', start);
+      if (nl == std::string::npos) break;
+      auto line = std::string_view{in_}.substr(start, nl - start);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      on_line(line);
+      start = nl + 1;
+    }
+    in_.erase(0, start);
+    if (in_.size() > max_line) {
+      transport().write(std::string_view{"ERR line too long\n"});
+      transport().close();
+    }
+    flush();
+  }
+
+private:
+  static constexpr size_t max_line = 64 * 1024;
+
+  struct slot {
+    bool ready = false;
+    std::string text;
+  };
+
+  void on_line(std::string_view line) {
+    auto word = [&line]() {
+      auto sp = line.find(' ');
+      auto w = line.substr(0, sp);
+      line = sp == std::string_view::npos ? std::string_view{}
+                                          : line.substr(sp + 1);
+      return w;
+    };
+    auto cmd = word();
+    kv::request req;
+    if (cmd == "SET") {
+      req.what = kv::op::set;
+      req.key = word();
+      req.value = line; // the rest of the line, spaces included
+    } else if (cmd == "GET" || cmd == "DEL") {
+      req.what = cmd == "GET" ? kv::op::get : kv::op::del;
+      req.key = word();
+      if (!line.empty()) req.key.clear(); // extra words: malformed
+    } else if (cmd == "PING" && line.empty()) {
+      push_ready("PONG");
+      return;
+    }
+    if (req.key.empty()) {
+      push_ready("ERR bad request");
+      return;
+    }
+    auto seq = base_ + slots_.size();
+    slots_.emplace_back();
+    auto what = req.what;
+    auto& target = links_[kv::fnv1a(req.key) % links_.size()];
+    self()
+        ->request(target, timeout_ * 2, std::move(req))
+        .then(
+            [this, seq, what](kv::reply& r) {
+              if (what == kv::op::get)
+                fill(seq, r.found ? std::move(r.value) : "NIL");
+              else
+                fill(seq, r.found || what == kv::op::set ? "OK" : "NIL");
+            },
+            [this, seq](caf::error& err) { fill(seq, render(err)); });
+  }
+
+  void push_ready(std::string text) {
+    slots_.push_back(slot{true, std::move(text)});
+  }
+
+  void fill(uint64_t seq, std::string text) {
+    auto& s = slots_.at(seq - base_);
+    s.ready = true;
+    s.text = std::move(text);
+    flush();
+  }
+
+  /// Writes the answered prefix of the queue as one buffer.
+  void flush() {
+    std::string out;
+    while (!slots_.empty() && slots_.front().ready) {
+      out += slots_.front().text;
+      out += '\n';
+      slots_.pop_front();
+      ++base_;
+    }
+    if (!out.empty() && !transport().is_closing())
+      transport().write(buffer::adopt(std::move(out)));
+  }
+
+  std::vector<kv::link_actor> links_;
+  caf::timespan timeout_;
+  std::string in_;
+  std::deque<slot> slots_;
+  /// Sequence number of slots_.front().
+  uint64_t base_ = 0;
+};
+
+int run_front(kv_config& cfg) {
+  std::vector<service_address> addrs;
+  std::string_view rest = cfg.nodes;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{}
+                                           : rest.substr(comma + 1);
+    auto addr = parse_service_address(item, "kv");
+    if (!addr) {
+      std::cerr << "error: --nodes: " << describe(addr.error()) << '\n';
+      return 1;
+    }
+    addrs.push_back(std::move(*addr));
+  }
+  if (addrs.empty()) {
+    std::cerr << "error: front needs --nodes HOST:PORT,... (see --help)\n";
+    return 1;
+  }
+  runtime rt{cfg};
+  auto& sys = rt.system();
+  auto timeout = caf::timespan{std::chrono::milliseconds(cfg.timeout_ms)};
+  std::vector<kv::link_actor> links;
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    auto l = sys.spawn(link, i, to_string(addrs[i]), timeout);
+    spawn_service_watch(sys, caf::actor_cast<caf::actor>(l), addrs[i],
+                        sys.message_types<kv::store_actor>());
+    links.push_back(l);
+  }
+  server_options opts;
+  opts.hosts = {cfg.host};
+  opts.port = cfg.port;
+  auto srv =
+      create_server(rt, make_protocol<front_protocol>(links, timeout), opts);
+  int rc = 0;
+  if (!srv) {
+    std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
+              << ": " << describe(srv.error()) << '\n';
+    rc = 1;
+  } else {
+    for (auto& ep : srv->sockets)
+      std::cerr << "Serving on " << to_string(ep) << " with "
+                << rt.shard_count() << " shard(s), " << addrs.size()
+                << " node(s)" << std::endl;
+    runtime::wait_for_stop_signal();
+    std::cerr << "Shutting down\n";
+  }
+  // The links (and with them their watches) run on CAF's scheduler: they go
+  // before the runtime (runtime.hpp, shutdown step 4).
+  for (auto& l : links)
+    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+  rt.shutdown();
+  return rc;
+}
+
+void usage(std::ostream& out) {
+  out << "usage: kv_cluster node  --port P [--host=ADDR]\n"
+         "       kv_cluster front --port P --nodes HOST:PORT,... "
+         "[--timeout-ms=N]\n"
+         "       kv_cluster MODE --help   (all options of a mode)\n"
+         "Clients speak lines: SET k v | GET k | DEL k | PING\n";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 1;
+  }
+  std::string mode = argv[1];
+  if (mode == "--help" || mode == "-h") {
+    usage(std::cout);
+    return 0;
+  }
+  if (mode != "node" && mode != "front") {
+    std::cerr << "error: unknown mode '" << mode << "'\n";
+    usage(std::cerr);
+    return 1;
+  }
+  // The mode word stands in for the program name in CAF's parser.
+  auto args = normalize_args(argc - 1, argv + 1);
+  std::vector<char*> cargs;
+  for (auto& a : args)
+    cargs.push_back(a.data());
+  kv_config cfg;
+  if (auto rc = parse_args(cfg, static_cast<int>(cargs.size()), cargs.data()))
+    return *rc;
+  return mode == "node" ? run_node(cfg) : run_front(cfg);
+}

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Multi-process test of demos/kv_cluster.cpp (docs/distributed.md).
+
+Starts three storage nodes and a front node as separate processes on free
+loopback ports and drives the front with a line-protocol client:
+  1. SET / GET / DEL over keys spread on all three nodes;
+  2. kill -9 one node: its keys answer "ERR node unavailable" at once, the
+     other nodes' keys keep working;
+  3. restart it on the same port: the front looks it up again (back-off) and
+     its keys work again (an empty store: the node kept nothing);
+  4. SIGSTOP one node (cut off, its socket stays open) while a request waits
+     on it: the front's heartbeat timeout drops the connection and the
+     waiting request is answered "ERR node unavailable" long before its own
+     request timeout; after SIGCONT the node is found again.
+  5. SIGINT stops the front and the nodes, each exits 0.
+Waits poll the protocol against deadlines; no fixed sleeps.
+
+Usage: run_kv_cluster.py --kv BIN
+"""
+import argparse
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+DEADLINE = 10.0        # any wait for a state change
+STOP_TIMEOUT = 5.0     # SIGINT -> exit
+# Front: requests time out after 8 s, so an answer in less proves the
+# down message answered it. Heartbeats every 200 ms, a node silent for 1 s
+# is cut off (long enough not to fire on a loaded CI machine).
+FRONT_TIMEOUT_MS = 8000
+NET_OPTS = ['--middleman.heartbeat-interval=200ms',
+            '--middleman.connection-timeout=1s']
+
+failures = []
+
+
+def check(cond, what):
+    print(f'  {"ok" if cond else "FAILED"}: {what}')
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(('127.0.0.1', 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def fnv1a(key):
+    h = 14695981039346656037
+    for b in key.encode():
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+class Proc:
+    """A process whose stderr lines are collected by a thread."""
+
+    def __init__(self, argv, name):
+        self.name = name
+        self.argv = argv
+        print(f'  $ {" ".join(argv)}')
+        env = os.environ.copy()
+        if 'ASAN_OPTIONS' in env:
+            # Under the sanitizer job: CAF 0.17's io module sporadically
+            # leaks its BASP broker state when a node that has just been
+            # reconnected is stopped (about 1 run in 4, only with the
+            # restarted node). Leak checks stay on in the in-process
+            # serialization_test; here they are off for the children.
+            env['ASAN_OPTIONS'] += ':detect_leaks=0'
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.lines = []
+        self.q = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip('\n'))
+            self.q.put(line)
+        self.q.put(None)
+
+    def wait_line(self, marker, timeout=DEADLINE):
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if marker in line:
+                return True
+
+    def stop(self):
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Client:
+    """A blocking line-protocol client; every read has a deadline."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=5)
+        self.buf = b''
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b'\n')
+
+    def read(self, timeout=DEADLINE):
+        until = time.monotonic() + timeout
+        while b'\n' not in self.buf:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise TimeoutError('no reply')
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError('front closed the connection')
+            self.buf += chunk
+        line, self.buf = self.buf.split(b'\n', 1)
+        return line.decode()
+
+    def cmd(self, line, timeout=DEADLINE):
+        self.send(line)
+        return self.read(timeout)
+
+    def pipeline(self, lines):
+        self.sock.sendall(''.join(l + '\n' for l in lines).encode())
+        return [self.read() for _ in lines]
+
+    def close(self):
+        self.sock.close()
+
+
+def poll(what, fn, timeout=DEADLINE):
+    """Calls fn() until it is true or the deadline passes."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if fn():
+            return True
+        time.sleep(0.02)
+    return check(False, f'{what} within {timeout} s')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--kv', required=True, help='path of kv_cluster')
+    args = ap.parse_args()
+    started = time.monotonic()
+
+    fport, *nports = free_ports(4)
+    n_nodes = len(nports)
+    nodes = []
+
+    def start_node(i):
+        p = Proc([args.kv, 'node', '--port', str(nports[i])] + NET_OPTS,
+                 f'node{i}')
+        check(p.wait_line('Serving kv node'), f'node {i} serving')
+        return p
+
+    procs = []
+    try:
+        for i in range(n_nodes):
+            nodes.append(start_node(i))
+        procs.extend(nodes)
+        front = Proc([args.kv, 'front', '--port', str(fport), '--nodes',
+                      ','.join(f'127.0.0.1:{p}' for p in nports),
+                      f'--timeout-ms={FRONT_TIMEOUT_MS}'] + NET_OPTS,
+                     'front')
+        procs.append(front)
+        if not check(front.wait_line('Serving on'), 'front serving'):
+            return 1
+        c = Client(fport)
+
+        keys = [f'key{i}' for i in range(60)]
+        owner = {k: fnv1a(k) % n_nodes for k in keys}
+        check(all(any(o == i for o in owner.values())
+                  for i in range(n_nodes)), 'keys cover every node')
+        probe = {i: next(k for k in keys if owner[k] == i)
+                 for i in range(n_nodes)}
+
+        def node_ok(i):
+            return c.cmd(f'GET {probe[i]}') != 'ERR node unavailable'
+
+        # -- 1. the cluster works --------------------------------------------
+        poll('all nodes reachable', lambda: all(
+            node_ok(i) for i in range(n_nodes)))
+        check(c.cmd('PING') == 'PONG', 'PING -> PONG')
+        replies = c.pipeline([f'SET {k} value of {k}' for k in keys])
+        check(replies == ['OK'] * len(keys), 'SET of 60 keys -> OK (pipelined)')
+        replies = c.pipeline([f'GET {k}' for k in keys])
+        check(replies == [f'value of {k}' for k in keys],
+              'GET returns every value, in request order')
+        check(c.cmd('DEL key0') == 'OK', 'DEL of a present key -> OK')
+        check(c.cmd('GET key0') == 'NIL', 'GET after DEL -> NIL')
+        check(c.cmd('DEL key0') == 'NIL', 'DEL of an absent key -> NIL')
+        check(c.cmd('SET key0 value of key0') == 'OK', 'SET again')
+        check(c.cmd('GET') == 'ERR bad request', 'GET without key -> ERR')
+        check(c.cmd('FROB x') == 'ERR bad request', 'unknown command -> ERR')
+
+        # -- 2. kill -9 a node ------------------------------------------------
+        victim = 1
+        nodes[victim].proc.kill()
+        nodes[victim].proc.wait()
+        poll('the killed node reported unavailable',
+             lambda: not node_ok(victim))
+        t0 = time.monotonic()
+        replies = c.pipeline([f'GET {k}' for k in keys])
+        took = time.monotonic() - t0
+        expect = ['ERR node unavailable' if owner[k] == victim
+                  else f'value of {k}' for k in keys]
+        check(replies == expect,
+              'its keys -> ERR node unavailable, the others keep working')
+        check(took < 1.0, f'answered at once ({took:.3f} s for 60 GETs)')
+        other = probe[0]
+        check(c.cmd(f'SET {other} changed') == 'OK',
+              'SET on a live node while one is down')
+        check(c.cmd(f'SET {probe[victim]} x') == 'ERR node unavailable',
+              'SET on the dead node -> ERR node unavailable')
+
+        # -- 3. restart it on the same port -----------------------------------
+        nodes[victim] = start_node(victim)
+        procs.append(nodes[victim])
+        poll('the restarted node found again', lambda: node_ok(victim))
+        replies = c.pipeline([f'GET {k}' for k in keys])
+        expect = ['NIL' if owner[k] == victim else
+                  ('changed' if k == other else f'value of {k}')
+                  for k in keys]
+        check(replies == expect,
+              'after the restart: its keys are empty (NIL), others kept')
+        check(c.cmd(f'SET {probe[victim]} back') == 'OK' and
+              c.cmd(f'GET {probe[victim]}') == 'back',
+              'SET/GET on the restarted node')
+
+        # -- 4. cut off (SIGSTOP) while a request waits on it -----------------
+        cut = 2
+        nodes[cut].proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            reply = c.cmd(f'GET {probe[cut]}', timeout=DEADLINE)
+            took = time.monotonic() - t0
+            check(reply == 'ERR node unavailable',
+                  f'a request waiting on a cut-off node -> {reply!r}')
+            check(took < FRONT_TIMEOUT_MS / 1000 / 2,
+                  f'answered by the down message after {took:.2f} s, '
+                  f'not by the {FRONT_TIMEOUT_MS} ms timeout')
+            check(c.cmd(f'GET {probe[0]}') == 'changed',
+                  'other nodes unaffected')
+        finally:
+            nodes[cut].proc.send_signal(signal.SIGCONT)
+        poll('the cut-off node found again after SIGCONT',
+             lambda: node_ok(cut))
+        check(c.cmd(f'GET {probe[cut]}') == f'value of {probe[cut]}',
+              'its data survived (the process lived on)')
+        c.close()
+
+        # -- 5. clean stop ----------------------------------------------------
+        rc = front.stop()
+        check(rc == 0, f'front exits 0 on SIGINT (got {rc})')
+        for i, n in enumerate(nodes):
+            rc = n.stop()
+            check(rc == 0, f'node {i} exits 0 on SIGINT (got {rc})')
+    except (OSError, TimeoutError) as e:
+        check(False, f'client error: {e!r}')
+    finally:
+        for p in procs:
+            p.kill()
+        if failures:
+            for p in procs:
+                print(f'--- stderr of {p.name} ---')
+                for line in p.lines[-30:]:
+                    print('    ' + line)
+    took = time.monotonic() - started
+    print(f'{len(failures)} failure(s) in {took:.1f} s')
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
