@@ -70,6 +70,8 @@ struct slot {
   caf::error fail_reason;
   /// Part of a restart group that has not restarted it yet.
   bool restart_pending = false;
+  /// `terminate_child` asked for it: no restart when it goes down.
+  bool terminating = false;
   /// Pool child to forget once its stop completes (terminate_child).
   bool forget_when_down = false;
   /// Requests waiting for this child's start (handle) or stop (child_info).
@@ -101,7 +103,8 @@ public:
     // A non-normal exit message (a parent's shutdown, a linked actor's
     // failure) starts the ordered shutdown instead of killing us at once.
     set_exit_handler([this](caf::exit_msg& em) {
-      if (!em.reason) return;
+      // A child that linked itself to us is handled by its down message.
+      if (!em.reason || by_actor_.count(em.source.id()) > 0) return;
       begin_shutdown(std::move(em.reason));
       advance();
     });
@@ -142,7 +145,12 @@ public:
           if (i == pending_restarts_.end()) return;
           auto keys = std::move(i->second);
           pending_restarts_.erase(i);
-          if (!shutting_down_) enqueue_starts(keys);
+          // A child terminated meanwhile is no longer waiting.
+          std::erase_if(keys, [this](uint64_t k) {
+            auto* s = find(k);
+            return !s || !s->restart_pending;
+          });
+          if (!shutting_down_) enqueue_starts(std::move(keys));
           advance();
         },
         [this](start_child& msg) -> caf::result<caf::actor> {
@@ -168,6 +176,7 @@ public:
           if (!s) return make_error(supervisor_errc::no_such_child, msg.id);
           if (pool()) s->forget_when_down = true;
           // A terminated child is restarted by no one.
+          s->terminating = true;
           s->restart_pending = false;
           drop_queued_starts(s->key);
           if (!s->handle) {
@@ -193,7 +202,9 @@ public:
           if (s->handle && s->state == child_state::running) return s->handle;
           auto rp = make_response_promise();
           s->start_waiters.push_back(rp);
-          if (!s->handle) enqueue_starts({s->key});
+          // After a stop in progress or queued, the start comes next.
+          if (!s->handle || s->state == child_state::stopping || s->terminating)
+            enqueue_starts({s->key});
           advance();
           return rp;
         },
@@ -353,6 +364,7 @@ private:
     if (!s || s->handle || shutting_down_) return;
     const auto& cs = spec_of(*s);
     ++s->generation;
+    s->terminating = false;
     s->failing_start = false;
     s->fail_reason = caf::error{};
     s->run_since.reset();
@@ -464,16 +476,28 @@ private:
       emit(child_exited{s->id, dm.reason, true});
       s->state =
           s->restart_pending ? child_state::restarting : child_state::stopped;
-      auto info = info_of(*s);
-      for (auto& rp : s->stop_waiters)
-        rp.deliver(info);
-      s->stop_waiters.clear();
-      if (s->forget_when_down) forget(key);
+      finish_stop(*s);
     } else {
       emit(child_exited{s->id, dm.reason, false});
-      on_crash(key, dm.reason);
+      if (s->terminating) {
+        // It went down on its own before its requested stop began.
+        s->state = child_state::stopped;
+        finish_stop(*s);
+      } else {
+        on_crash(key, dm.reason);
+      }
     }
     advance();
+  }
+
+  /// Answers the `terminate_child` requests of a child that is down.
+  void finish_stop(slot& s) {
+    s.terminating = false;
+    auto info = info_of(s);
+    for (auto& rp : s.stop_waiters)
+      rp.deliver(info);
+    s.stop_waiters.clear();
+    if (s.forget_when_down) forget(s.key);
   }
 
   void on_start_failed(uint64_t key, caf::error reason) {
@@ -542,7 +566,7 @@ private:
     std::vector<uint64_t> group;
     for (auto& [k, sib] : slots_) {
       bool member = k == key;
-      if (!member && (sib.handle || sib.restart_pending)) {
+      if (!member && !sib.terminating && (sib.handle || sib.restart_pending)) {
         if (spec_.strategy == supervision_strategy::one_for_all)
           member = true;
         else if (spec_.strategy == supervision_strategy::rest_for_one)

@@ -766,3 +766,64 @@ TEST_CASE("supervisor: malformed specs are refused") {
   auto pool = f.spec(supervision_strategy::simple_one_for_one, {});
   CHECK_FALSE(spawn_supervisor(f.rt->system(), pool));
 }
+TEST_CASE("supervisor: failed restarts count towards intensity") {
+  sup_fixture f;
+  auto starts = std::make_shared<std::atomic<int>>(0);
+  auto a = worker_spec("a", f.log);
+  a.start = [starts,
+             first = a.start](child_context& ctx) -> caf::expected<caf::actor> {
+    if ((*starts)++ > 0) return make_error(sw_errc::invalid_argument, "broken");
+    return first(ctx);
+  };
+  auto s =
+      f.spec(supervision_strategy::one_for_one, {a, worker_spec("b", f.log)});
+  s.intensity = {2, milliseconds{1000}};
+  auto sup = f.start(std::move(s));
+  caf::scoped_actor parent{f.rt->system()};
+  parent->monitor(sup);
+  f.crash(sup, "a");
+  CHECK(is(sup_fixture::wait_down(parent, sup),
+           supervisor_errc::max_restarts_exceeded));
+  REQUIRE(f.ev->wait_for_event("escalated:", true));
+  auto evs = f.filter(f.ev->events(), {"exited:a", "restarting:a",
+                                       "start_failed:a", "escalated"});
+  auto broken = describe(make_error(sw_errc::invalid_argument, "broken"));
+  CHECK(evs ==
+        strings{"exited:a:" + describe(caf::sec::runtime_error),
+                "restarting:a:1:0", "start_failed:a:" + broken,
+                "restarting:a:2:0", "start_failed:a:" + broken,
+                "escalated:" +
+                    describe(make_error(supervisor_errc::max_restarts_exceeded,
+                                        "a: " + broken))});
+  CHECK(f.log->count("stop:b:" + user_shutdown_str) == 1);
+}
+
+TEST_CASE("supervisor: terminate_child and restart_child on static "
+          "children") {
+  sup_fixture f;
+  auto sup = f.start(f.spec(supervision_strategy::one_for_all,
+                            {worker_spec("a", f.log), worker_spec("b", f.log),
+                             worker_spec("c", f.log)}));
+  auto info = ask<child_info>(*f.rt, sup, terminate_child{{}, "c"});
+  REQUIRE(info);
+  CHECK(info->state == child_state::stopped);
+  CHECK(f.log->count("stop:c:" + user_shutdown_str) == 1);
+  // A terminated child is left out of the one_for_all group.
+  f.crash(sup, "a");
+  REQUIRE(f.wait_count(f.ev, "started:b", 2));
+  CHECK(f.log->count("start:c") == 1);
+  auto kids = f.children(sup);
+  CHECK(kids[0].state == child_state::running);
+  CHECK(kids[1].state == child_state::running);
+  CHECK(kids[2].state == child_state::stopped);
+  CHECK_FALSE(kids[2].handle);
+  auto h = ask<caf::actor>(*f.rt, sup, restart_child{"c"});
+  REQUIRE(h);
+  CHECK(f.child(sup, "c") == *h);
+  CHECK(f.log->count("start:c") == 2);
+  auto none = ask<caf::actor>(*f.rt, sup, restart_child{"zzz"});
+  CHECK(is(none.error(), supervisor_errc::no_such_child));
+  auto wrong = ask<caf::actor>(*f.rt, sup, start_child{});
+  CHECK(is(wrong.error(), supervisor_errc::wrong_strategy));
+  f.stop(sup);
+}
