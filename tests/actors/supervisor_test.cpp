@@ -10,6 +10,8 @@
 #include "actors/errors.hpp"
 #include "tests/support/fixtures.hpp"
 
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
@@ -826,4 +828,34 @@ TEST_CASE("supervisor: terminate_child and restart_child on static "
   auto wrong = ask<caf::actor>(*f.rt, sup, start_child{});
   CHECK(is(wrong.error(), supervisor_errc::wrong_strategy));
   f.stop(sup);
+}
+TEST_CASE("supervision messages cross a serializer (registered types)") {
+  runtime_fixture f;
+  auto& sys = f.rt->system();
+  auto round_trip = [&](caf::message msg) {
+    std::vector<char> bytes;
+    caf::binary_serializer sink{sys, bytes};
+    REQUIRE_FALSE(sink(msg));
+    caf::message out;
+    caf::binary_deserializer source{sys, bytes};
+    REQUIRE_FALSE(source(out));
+    return out;
+  };
+  auto info = round_trip(caf::make_message(
+      child_info{"w#3", caf::actor{}, child_state::restarting, 7}));
+  REQUIRE(info.match_elements<child_info>());
+  CHECK(info.get_as<child_info>(0).id == "w#3");
+  CHECK(info.get_as<child_info>(0).state == child_state::restarting);
+  CHECK(info.get_as<child_info>(0).restarts == 7);
+  auto ev = round_trip(
+      caf::make_message(child_restarting{"a", caf::timespan{12345}, 3}));
+  REQUIRE(ev.match_elements<child_restarting>());
+  CHECK(ev.get_as<child_restarting>(0).delay == caf::timespan{12345});
+  auto req = round_trip(
+      caf::make_message(start_child{caf::make_message(std::string{"x"})}));
+  REQUIRE(req.match_elements<start_child>());
+  CHECK(req.get_as<start_child>(0).arg.match_elements<std::string>());
+  auto ready = round_trip(caf::make_message(child_ready{"p"}));
+  REQUIRE(ready.match_elements<child_ready>());
+  CHECK(ready.get_as<child_ready>(0).id == "p");
 }
