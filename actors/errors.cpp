@@ -1,6 +1,9 @@
 #include "actors/errors.hpp"
 
+#include "actors/supervision/errors.hpp"
+
 #include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/message.hpp>
 #include <caf/sec.hpp>
 
@@ -82,6 +85,12 @@ std::string render(uint8_t code, caf::atom_value cat, const caf::message& ctx) {
   } else if (cat == sw_category) {
     out = "shardwire: ";
     out += to_string(static_cast<sw_errc>(code));
+  } else if (cat == supervisor_category) {
+    out = "supervisor: ";
+    out += to_string(static_cast<supervisor_errc>(code));
+  } else if (cat == caf::error{caf::exit_reason::kill}.category()) {
+    out = "exit: ";
+    out += caf::to_string(static_cast<caf::exit_reason>(code));
   } else if (cat == caf::atom("system")) {
     out = "system: ";
     out += caf::to_string(static_cast<caf::sec>(code));
@@ -109,6 +118,7 @@ std::string describe(const caf::error& x) {
 void register_error_categories(caf::actor_system_config& cfg) {
   cfg.add_error_category(errno_category, render);
   cfg.add_error_category(sw_category, render);
+  cfg.add_error_category(supervisor_category, render);
 }
 
 } // namespace shardwire

@@ -1,6 +1,7 @@
 #include "actors/messages.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/supervision/messages.hpp"
 
 #include <caf/actor_system_config.hpp>
 
@@ -70,6 +71,7 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<subprocess_transport_actor>(
           "shardwire::subprocess_transport_actor");
   register_error_categories(cfg);
+  register_supervision_types(cfg);
 }
 
 } // namespace shardwire

@@ -3,7 +3,7 @@
 # 1. checkheaders -- STYLE.md rule 3: every public header compiles alone.
 #
 # One generated translation unit per public header in runtime/, actors/ and
-# transports/ (detail/ folders are private and exempt), each including only
+# transports/ (and actors/supervision/; detail/ folders are private and exempt), each including only
 # that header. They form the static library `shardwire_checkheaders`, which is
 # part of ALL: a header that misses an include breaks the normal build, not
 # just a separate check. `checkheaders` builds only this library.
@@ -15,6 +15,7 @@ file(GLOB _sw_public_headers CONFIGURE_DEPENDS
      RELATIVE ${PROJECT_SOURCE_DIR}
      ${PROJECT_SOURCE_DIR}/runtime/*.hpp
      ${PROJECT_SOURCE_DIR}/actors/*.hpp
+     ${PROJECT_SOURCE_DIR}/actors/supervision/*.hpp
      ${PROJECT_SOURCE_DIR}/transports/*.hpp)
 list(SORT _sw_public_headers)
 
