@@ -1,6 +1,7 @@
 #include "transports/process_child.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/supervision/messages.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
 
@@ -211,6 +212,32 @@ caf::actor spawn_process_child(runtime& rt, process_spec spec,
                 : rt.pick_shard();
   return caf::actor_cast<caf::actor>(
       spawn_on<process_child>(s, &rt, std::move(spec), std::move(on_ready)));
+}
+
+child_spec process_child_spec(runtime& rt, process_spec spec,
+                              restart_type restart) {
+  child_spec cs;
+  cs.id = spec.id;
+  cs.restart = restart;
+  cs.shutdown = shutdown_policy::after(spec.stop_timeout +
+                                       std::chrono::seconds(1));
+  if (spec.ready_line)
+    cs.readiness = readiness_policy::ready_message(spec.ready_timeout);
+  else if (spec.ready_after)
+    cs.readiness = readiness_policy::ready_message(*spec.ready_after +
+                                                   spec.ready_timeout);
+  auto* rtp = &rt;
+  cs.start = [rtp, spec](child_context& ctx) -> caf::expected<caf::actor> {
+    auto copy = spec;
+    copy.id = ctx.id; // pool children get "<id>#<n>"
+    bool report = copy.ready_line || copy.ready_after;
+    auto sup = ctx.supervisor;
+    auto id = ctx.id;
+    return spawn_process_child(*rtp, std::move(copy), [report, sup, id] {
+      if (report) caf::anon_send(sup, child_ready{id});
+    });
+  };
+  return cs;
 }
 
 } // namespace shardwire

@@ -22,6 +22,7 @@
 // The actor is pinned to one shard together with its transport and pipes.
 #pragma once
 
+#include "actors/supervisor.hpp"
 #include "transports/subprocess.hpp"
 
 #include <caf/actor.hpp>
@@ -55,6 +56,9 @@ struct process_spec {
   size_t max_line = 64 * 1024;
   std::optional<std::string> ready_line;
   std::optional<std::chrono::milliseconds> ready_after;
+  /// Under a supervisor: how long a child with `ready_line` may take to
+  /// print it before the start counts as failed.
+  std::chrono::milliseconds ready_timeout{30'000};
 };
 
 /// Starts `spec` as a process child on a shard of `rt` and returns its
@@ -63,5 +67,14 @@ struct process_spec {
 /// once, on the shard thread, when the child counts as ready.
 caf::actor spawn_process_child(runtime& rt, process_spec spec,
                                std::function<void()> on_ready = nullptr);
+
+/// A supervisor child spec (actors/supervisor.hpp) running `spec` as an OS
+/// process child. Readiness by ready line or minimum run time is reported to
+/// the supervisor with `child_ready`; the supervisor's shutdown grace is the
+/// child's own stop timeout plus one second, so the SIGTERM -> SIGKILL
+/// escalation always runs before CAF's kill. `rt` must outlive the
+/// supervisor.
+child_spec process_child_spec(runtime& rt, process_spec spec,
+                              restart_type restart = restart_type::permanent);
 
 } // namespace shardwire

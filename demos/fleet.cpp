@@ -1,0 +1,226 @@
+// Supervising a fleet of OS processes, the OTP way.
+//
+// Starts --workers worker processes (this same program in --worker mode)
+// under a one_for_one supervisor. Each worker prints a ready line, works
+// for a while and then crashes at random (exit status 1, or SIGABRT). The
+// supervisor restarts each with exponential backoff and jitter; every start,
+// crash and restart is printed. Ctrl-C (or --duration-ms) stops the fleet:
+// each worker gets SIGTERM to its process group, SIGKILL after
+// --stop-timeout-ms, in reverse start order. The summary lists restarts per
+// worker and checks that no worker process is left running.
+//
+//   fleet [--workers=8] [--duration-ms=0] [--seed=0] [--verbose]
+#include "demos/print.hpp"
+
+#include "actors/config.hpp"
+#include "actors/errors.hpp"
+#include "actors/supervision/messages.hpp"
+#include "actors/supervisor.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/process_child.hpp"
+
+#include <caf/scoped_actor.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+using namespace shardwire;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fleet_config : config {
+  size_t workers = 8;
+  size_t duration_ms = 0;
+  uint64_t seed = 0;
+  size_t stop_timeout_ms = 2000;
+  bool verbose = false;
+  // Worker mode (used by the fleet itself).
+  bool worker = false;
+  uint64_t worker_seed = 0;
+  size_t mean_life_ms = 1500;
+
+  fleet_config() {
+    opt_group{custom_options_, "global"}
+        .add(workers, "workers,w", "number of worker processes")
+        .add(duration_ms, "duration-ms",
+             "stop after this long (0: run until Ctrl-C)")
+        .add(seed, "seed", "seed of the workers' crashes and the jitter")
+        .add(stop_timeout_ms, "stop-timeout-ms",
+             "SIGTERM to SIGKILL escalation when stopping a worker")
+        .add(mean_life_ms, "mean-life-ms", "average worker life before a crash")
+        .add(verbose, "verbose,v", "print every line the workers print")
+        .add(worker, "worker", "(internal) run as a worker process")
+        .add(worker_seed, "worker-seed", "(internal) seed of this worker");
+    shards = 1;
+  }
+};
+
+// -- worker mode --------------------------------------------------------------
+
+int run_worker(const fleet_config& cfg) {
+  std::mt19937_64 rng{cfg.worker_seed ^ static_cast<uint64_t>(::getpid())};
+  auto life_ms = 100 + rng() % (2 * cfg.mean_life_ms);
+  std::printf("ready (pid %d)\n", ::getpid());
+  std::fflush(stdout);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms);
+  int job = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::printf("job %d done\n", ++job);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(100ms);
+  }
+  if (rng() % 4 == 0) {
+    std::printf("crashing with SIGABRT\n");
+    std::fflush(stdout);
+    std::signal(SIGABRT, SIG_DFL);
+    std::abort();
+  }
+  std::printf("crashing with exit status 1\n");
+  std::fflush(stdout);
+  return 1;
+}
+
+// -- the supervisor's observer ------------------------------------------------
+
+struct fleet_stats {
+  std::mutex mtx;
+  std::map<std::string, uint32_t> restarts;
+  std::set<int32_t> pids;
+};
+
+caf::behavior observer(caf::event_based_actor*, std::shared_ptr<fleet_stats> st,
+                       bool verbose) {
+  return {
+      [=](child_started& ev) {
+        demo::println("[fleet] ", ev.id, " started",
+                      ev.restarts ? " (restart " + std::to_string(ev.restarts) + ")"
+                                  : "");
+      },
+      [=](child_exited& ev) {
+        if (ev.requested)
+          demo::println("[fleet] ", ev.id, " stopped");
+        else
+          demo::println("[fleet] ", ev.id, " crashed: ", describe(ev.reason));
+      },
+      [=](child_restarting& ev) {
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          ++st->restarts[ev.id];
+        }
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(ev.delay);
+        demo::println("[fleet] ", ev.id, " restarting in ", ms.count(),
+                      " ms (attempt ", ev.attempt, ")");
+      },
+      [=](child_start_failed& ev) {
+        demo::println("[fleet] ", ev.id, " failed to start: ", describe(ev.reason));
+      },
+      [=](escalated& ev) {
+        demo::println("[fleet] supervisor gave up: ", describe(ev.reason));
+      },
+      [=](supervisor_started&) { demo::println("[fleet] all workers up"); },
+      [=](process_output& out) {
+        auto line = out.bytes.str();
+        if (line.rfind("ready (pid ", 0) == 0) {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          st->pids.insert(std::stoi(line.substr(11)));
+        }
+        if (verbose || line.rfind("crashing", 0) == 0)
+          demo::println("  ", out.id, ": ", line);
+      },
+  };
+}
+
+bool process_alive(int32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  auto p = line.rfind(')');
+  return p != std::string::npos && p + 2 < line.size() && line[p + 2] != 'Z';
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  fleet_config cfg;
+  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (cfg.worker) return run_worker(cfg);
+  if (cfg.workers == 0) {
+    std::cerr << "error: --workers must be at least 1\n";
+    return 2;
+  }
+  runtime rt{cfg};
+  auto& sys = rt.system();
+  auto stats = std::make_shared<fleet_stats>();
+  auto obs = sys.spawn(observer, stats, cfg.verbose);
+  auto self_exe = std::string{"/proc/self/exe"};
+  char exe[4096];
+  auto n = ::readlink(self_exe.c_str(), exe, sizeof(exe) - 1);
+  if (n > 0) self_exe.assign(exe, static_cast<size_t>(n));
+  supervisor_spec spec;
+  spec.strategy = supervision_strategy::one_for_one;
+  spec.observer = obs;
+  spec.seed = cfg.seed;
+  // A crashing fleet is the point of the demo: allow many restarts, but a
+  // worker that keeps crashing backs off (100 ms doubling to 5 s).
+  spec.intensity = restart_intensity{static_cast<uint32_t>(20 * cfg.workers),
+                                     std::chrono::milliseconds{10'000}};
+  spec.backoff.base = 100ms;
+  spec.backoff.max = 5s;
+  spec.backoff.reset_after = 3s;
+  for (size_t i = 1; i <= cfg.workers; ++i) {
+    process_spec ps;
+    ps.id = "worker-" + std::to_string(i);
+    ps.argv = {self_exe, "--worker", "--worker-seed=" + std::to_string(cfg.seed * 1000 + i),
+               "--mean-life-ms=" + std::to_string(cfg.mean_life_ms)};
+    ps.ready_line = "ready";
+    ps.subscriber = obs;
+    ps.stop_timeout = std::chrono::milliseconds{cfg.stop_timeout_ms};
+    spec.children.push_back(process_child_spec(rt, ps));
+  }
+  auto sup = spawn_supervisor(sys, spec);
+  if (!sup) {
+    std::cerr << "error: " << describe(sup.error()) << '\n';
+    return 1;
+  }
+  std::thread timer;
+  if (cfg.duration_ms > 0)
+    timer = std::thread{[ms = cfg.duration_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+      runtime::request_stop();
+    }};
+  runtime::wait_for_stop_signal();
+  demo::println("[fleet] stopping");
+  caf::error reason;
+  {
+    caf::scoped_actor self{sys};
+    self->monitor(*sup);
+    self->send_exit(*sup, caf::exit_reason::user_shutdown);
+    self->receive([&](caf::down_msg& msg) { reason = msg.reason; });
+  }
+  if (timer.joinable()) timer.join();
+  anon_send_exit(obs, caf::exit_reason::user_shutdown);
+  uint32_t total = 0;
+  size_t left = 0;
+  {
+    std::lock_guard<std::mutex> guard{stats->mtx};
+    demo::println("[fleet] summary:");
+    for (size_t i = 1; i <= cfg.workers; ++i) {
+      auto id = "worker-" + std::to_string(i);
+      auto r = stats->restarts[id];
+      total += r;
+      demo::println("  ", id, ": ", r, " restarts");
+    }
+    for (auto pid : stats->pids)
+      if (process_alive(pid)) ++left;
+    demo::println("  total restarts: ", total, ", worker processes started: ",
+                  stats->pids.size(), ", left running: ", left);
+  }
+  return left == 0 ? 0 : 1;
+}
