@@ -49,6 +49,8 @@ network::~network() {
   c.run_ready();
   c.queue.clear();
   c.listeners.clear();
+  c.keep_alive.clear();
+  c.graveyard.clear();
   for (auto& h : c.hosts)
     h.sh->stop();
   c.hosts.clear();

@@ -65,8 +65,20 @@ void core::post(size_t host, std::function<void()> fn) {
   hosts[host].sh->post(std::move(fn));
 }
 
+void core::keep(caf::actor_control_block* ctrl) {
+  keep_alive.emplace(ctrl, caf::strong_actor_ptr{ctrl});
+}
+
+void core::drop(caf::actor_control_block* ctrl) {
+  auto i = keep_alive.find(ctrl);
+  if (i == keep_alive.end()) return;
+  graveyard.push_back(std::move(i->second));
+  keep_alive.erase(i);
+}
+
 bool core::run_ready() {
   bool any = false;
+  graveyard.clear();
   auto& s = sched(*sys);
   for (;;) {
     bool progress = false;
@@ -74,6 +86,7 @@ bool core::run_ready() {
       if (!h.paused && h.sh->poll() > 0) progress = true;
     while (s.try_run_once())
       progress = true;
+    graveyard.clear();
     if (!progress) break;
     any = true;
   }

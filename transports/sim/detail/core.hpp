@@ -219,6 +219,16 @@ public:
   void close_datagram(const endpoint& ep);
   void arrive_datagram(held_entry d);
 
+  // -- lifetime of transports ------------------------------------------------
+  // The network holds a strong reference to every live transport (as a
+  // kernel holds a socket), so a protocol that drops its handle does not
+  // destroy it. Released references go to the graveyard, emptied by the
+  // loop outside any actor (never inside the transport's own on_exit).
+  std::map<caf::actor_control_block*, caf::strong_actor_ptr> keep_alive;
+  std::vector<caf::strong_actor_ptr> graveyard;
+  void keep(caf::actor_control_block* ctrl);
+  void drop(caf::actor_control_block* ctrl);
+
   // -- held messages ---------------------------------------------------------
   std::vector<held_entry> held;
   void hold_or_deliver(held_entry e);

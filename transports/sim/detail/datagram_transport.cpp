@@ -37,6 +37,7 @@ void datagram_transport::report(caf::expected<datagram_endpoint> result) {
 
 datagram_transport::behavior_type datagram_transport::make_behavior() {
   home().add_load();
+  net_->keep(ctrl());
   net_->attach_datagram(ep_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), 1024 * 1024, 256 * 1024);
   try {
@@ -155,6 +156,7 @@ void datagram_transport::on_exit() {
   }
   proto_ = nullptr;
   home().remove_load();
+  net_->drop(ctrl());
 }
 
 bool datagram_transport::should_read() const noexcept {

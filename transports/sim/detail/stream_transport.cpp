@@ -42,6 +42,7 @@ void stream_transport::report(caf::expected<connection> result) {
 
 stream_transport::behavior_type stream_transport::make_behavior() {
   home().add_load();
+  net_->keep(ctrl());
   net_->attach(conn_, side_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
@@ -152,6 +153,7 @@ void stream_transport::on_exit() {
   wq_bytes_ = 0;
   proto_ = nullptr;
   home().remove_load();
+  net_->drop(ctrl());
 }
 
 // -- lifecycle ----------------------------------------------------------------
