@@ -330,9 +330,8 @@ void network::partition_majorities_ring() {
     for (size_t j = 0; j < n; ++j) {
       if (i == j) continue;
       auto d = std::min((i + n - j) % n, (j + n - i) % n);
-      // Visible: within distance reach/2 on either side, plus one more on
-      // the right when reach is odd (keeps the relation symmetric only for
-      // odd n, as in Jepsen, where majorities-ring is defined for n >= 3).
+      // Visible: ring distance <= ceil(reach / 2), a symmetric relation;
+      // for odd n each host sees exactly a bare majority (tested for n = 5).
       bool visible = d <= (reach + 1) / 2;
       if (!visible)
         core_->link(need_host(*core_, ring[i]), need_host(*core_, ring[j]))
