@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   });
   auto seen = std::make_shared<std::map<std::string, int>>();
   auto sink = net.create_datagram_endpoint(
-      {"db", 9999}, datagram_protocol_fun(heartbeat_sink, seen));
+      {"db", 9999, std::nullopt}, datagram_protocol_fun(heartbeat_sink, seen));
   std::map<std::string, datagram_transport_actor> beats;
   for (auto& c : clients) {
     auto ep = net.create_datagram_endpoint(
