@@ -16,7 +16,8 @@ file(GLOB _sw_public_headers CONFIGURE_DEPENDS
      ${PROJECT_SOURCE_DIR}/runtime/*.hpp
      ${PROJECT_SOURCE_DIR}/actors/*.hpp
      ${PROJECT_SOURCE_DIR}/actors/supervision/*.hpp
-     ${PROJECT_SOURCE_DIR}/transports/*.hpp)
+     ${PROJECT_SOURCE_DIR}/transports/*.hpp
+     ${PROJECT_SOURCE_DIR}/transports/sim/*.hpp)
 list(SORT _sw_public_headers)
 
 set(_sw_checkheaders_sources)

@@ -206,6 +206,15 @@ void shard::run_thread() {
   current_shard = nullptr;
 }
 
+void shard::adopt_thread() {
+  thread_id_ = std::this_thread::get_id();
+}
+
+size_t shard::poll() {
+  io_.restart();
+  return io_.poll();
+}
+
 void shard::stop() {
   if (thread_.joinable()) {
     io_.stop();

@@ -121,6 +121,17 @@ public:
   /// released without running.
   void stop();
 
+  // -- driven by hand (deterministic simulation) -----------------------------
+
+  /// Makes the calling thread this shard's thread without starting one, so
+  /// a simulation (transports/sim) can drive it with `poll`. Never combine
+  /// with `start`. Several shards may adopt the same thread.
+  void adopt_thread();
+
+  /// Runs the handlers that are ready now (actor drains included) on the
+  /// adopted thread, without blocking; returns how many ran.
+  size_t poll();
+
 private:
   void run_thread();
   void take_remote();
