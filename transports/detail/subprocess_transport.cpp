@@ -110,6 +110,10 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
       [this](pause) { on_pipe_flow(true); },
       [this](shardwire::resume) { on_pipe_flow(false); },
       [this](lost& msg) { on_pipe_lost(msg); },
+      [this](child_reaped msg) {
+        if (proto_) send(proto_, exited{msg.status});
+        try_finish();
+      },
       // -- from the user --
       [this](shardwire::write& msg) { return to_stdin(std::move(msg)); },
       [this](writelines& msg) { return to_stdin(std::move(msg)); },
@@ -307,10 +311,11 @@ void subprocess_transport::on_child_event() {
     sigchld_->cancel(ignored);
     sigchld_.reset();
   }
-  if (proto_) send(proto_, exited{*returncode_});
-  try_finish();
-  busy.release();
-  finalize_if_quit();
+  // Reported through this actor's own mailbox: `exited` and maybe `lost`
+  // then go out from a message handler, where the protocol may end at once
+  // (fast path) and this actor may quit the regular way.
+  caf::anon_send(caf::actor_cast<caf::actor>(this),
+                 child_reaped{*returncode_});
 }
 
 void subprocess_transport::try_finish() {
@@ -331,14 +336,6 @@ void subprocess_transport::on_protocol_down(const caf::down_msg& msg) {
   // Nobody is left to hear from the child: close kills it; the transport
   // ends once it exited and its pipes closed.
   do_close();
-}
-
-void subprocess_transport::finalize_if_quit() {
-  // quit() from an Asio handler: CAF 0.17 finalizes only after a message
-  // handler (see stream_transport::finalize_if_quit).
-  if (!lost_sent_ || !*alive_) return;
-  caf::strong_actor_ptr keep{ctrl()};
-  finalize();
 }
 
 void subprocess_transport::on_exit() {

@@ -25,12 +25,24 @@
 
 namespace shardwire::detail {
 
+/// The child was reaped with this return code (sent by the transport to
+/// itself from the exit watcher, so the exit is handled as a message).
+struct child_reaped {
+  int32_t status = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_reaped& x) {
+  return f(caf::meta::type_name("shardwire::child_reaped"), x.status);
+}
+
 /// The transport's full interface: the user-facing one plus the protocol
 /// side of its three pipes.
 using subprocess_internal_actor = subprocess_transport_actor::extend<
     caf::reacts_to<connected>, caf::reacts_to<data>,
     caf::replies_to<eof>::with<bool>, caf::reacts_to<pause>,
-    caf::reacts_to<resume>, caf::reacts_to<lost>>;
+    caf::reacts_to<resume>, caf::reacts_to<lost>,
+    caf::reacts_to<child_reaped>>;
 
 class subprocess_transport
     : public pinned<subprocess_internal_actor::base, pinned_role::transport> {
@@ -78,7 +90,6 @@ private:
   void try_finish();
   void report(caf::expected<subprocess> result);
   void on_protocol_down(const caf::down_msg& msg);
-  void finalize_if_quit();
 
   child_request req_;
   subprocess_protocol_factory factory_;
