@@ -21,6 +21,7 @@
 #include "transports/tcp.hpp"
 
 #include <atomic>
+#include <csignal>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -160,7 +161,11 @@ std::string run_command(fault_proxy& proxy, std::string_view line) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
     line.remove_suffix(1);
   if (line == "quit") {
-    runtime::request_stop();
+    // Not runtime::request_stop(): in this snapshot it initialises the stop
+    // semaphore a second time (its own function-local setup), which loses
+    // the wake-up of a thread already waiting in wait_for_stop_signal. The
+    // signal handler posts to the semaphore the waiter uses.
+    std::raise(SIGTERM);
     return "OK\n";
   }
   return proxy.execute(line);
