@@ -94,9 +94,17 @@ constexpr uint8_t upstream_side = 1;
 // A transport's messages, tagged with the side, forwarded to the session.
 // One thin actor per socket because `data` does not name its transport (and
 // on the fast path has no sender at all).
-protocol_actor::behavior_type relay_side(protocol_actor::pointer self,
-                                         caf::actor session, uint8_t side,
-                                         bool pause_first) {
+//
+// `keep` holds the transport handle for as long as this actor object exists
+// (it is a constructor argument, so a member of the pinned function actor,
+// not part of the behavior that `quit` destroys). The transport holds this
+// protocol until its own on_exit, so the pair stays alive while the
+// transport is still inside the handler that delivers `lost`: if the last
+// strong reference to a transport dropped there (the session lets go of it
+// on `lost`), the transport would be freed under its own feet.
+protocol_actor::behavior_type
+relay_side(protocol_actor::pointer self, caf::actor session, uint8_t side,
+           bool pause_first, std::shared_ptr<transport_actor> keep) {
   // The session owns the connection: if it ends, so does this protocol (a
   // normal end lets the transport flush and close, an error aborts it).
   self->monitor(session);
@@ -104,6 +112,7 @@ protocol_actor::behavior_type relay_side(protocol_actor::pointer self,
       [self](caf::down_msg& msg) { self->quit(msg.reason); });
   return {
       [=](connected& msg) {
+        *keep = msg.transport;
         // Sent from the connected handler, so the transport honours it
         // before its first read: the client is not read before the
         // upstream connection exists.
@@ -262,7 +271,8 @@ private:
     async_create_connection(
         *st_->rt, std::move(co),
         [self](shard& sh) -> protocol_actor {
-          return spawn_fun_on(sh, relay_side, self, upstream_side, false);
+          return spawn_fun_on(sh, relay_side, self, upstream_side, false,
+                              std::make_shared<transport_actor>());
         },
         [self](caf::expected<connection> res) {
           // Success needs nothing: the relay forwards `connected`.
@@ -613,7 +623,8 @@ caf::expected<fault_proxy> fault_proxy::start(runtime& rt,
     auto id = st->next_id.fetch_add(1, std::memory_order_relaxed);
     auto session = spawn_on<fault_session>(s, st, id);
     try {
-      return spawn_fun_on(s, relay_side, session, client_side, true);
+      return spawn_fun_on(s, relay_side, session, client_side, true,
+                          std::make_shared<transport_actor>());
     } catch (...) {
       // No relay, no events: the session would wait forever.
       caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
