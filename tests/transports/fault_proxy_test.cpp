@@ -213,6 +213,22 @@ TEST_CASE("latency delays each direction by at least the configured time",
   raw_close(fd);
 }
 
+TEST_CASE("jitter never reorders the stream", "[fault_proxy]") {
+  proxy_fixture fx{with({{"up.latency-ms", "5"},
+                         {"up.jitter-ms", "5"},
+                         {"down.jitter-ms", "3"}})};
+  int fd = fx.connect();
+  std::string all;
+  for (int i = 0; i < 60; ++i) {
+    auto part = std::to_string(i) + ",";
+    all += part;
+    REQUIRE(raw_send_all(fd, part)); // separate sends, separate chunks
+  }
+  auto r = read_from(fd, all.size());
+  CHECK(r.bytes == all);
+  raw_close(fd);
+}
+
 TEST_CASE("bandwidth bounds the rate from above", "[fault_proxy]") {
   proxy_fixture fx{with({{"down.bandwidth", "200000"}})};
   int fd = fx.connect();
@@ -359,10 +375,12 @@ TEST_CASE("a stalled upstream stops the proxy from reading the client",
   int fd = raw_connect(proxy->address().port);
   REQUIRE(fd >= 0);
   // Push until the client's socket stays full. Without flow control the
-  // proxy would take everything into its write queue; with it, the total
-  // is bounded by kernel buffers (a few MiB each way on loopback) plus the
-  // proxy's queue and the transports' limits.
-  constexpr size_t cap = 96u * 1024 * 1024;
+  // proxy would take everything into its write queue and the client would
+  // reach `cap`; with it, the total is bounded by the four kernel buffers
+  // (at most tcp_wmem max + tcp_rmem max per hop: 2 x (4 + 32) MiB on a
+  // default Debian 12 box; about 7.5 MiB was measured) plus the proxy's
+  // queue and the transports' limits (about 1.5 MiB).
+  constexpr size_t cap = 160u * 1024 * 1024;
   std::string chunk(256 * 1024, 'x');
   size_t total = 0;
   while (total < cap) {
@@ -373,6 +391,9 @@ TEST_CASE("a stalled upstream stops the proxy from reading the client",
   }
   CHECK(total < cap);
   CHECK(proxy->stats().bytes_up < cap);
+  if (std::getenv("FAULT_PROXY_TEST_VERBOSE"))
+    std::cerr << "stalled upstream: client pushed " << total
+              << " bytes, proxy forwarded " << proxy->stats().bytes_up << "\n";
   raw_close(fd);
   proxy->stop();
   close_server(*fx.rt, srv->actor);
