@@ -100,6 +100,7 @@ public:
   fault_proxy() = default;
   fault_proxy(fault_proxy&&) noexcept = default;
   fault_proxy& operator=(fault_proxy&&) noexcept;
+  /// Calls `stop`. Destroy the handle before its runtime.
   ~fault_proxy();
 
   /// The bound listening address (port resolved when 0 was asked).
