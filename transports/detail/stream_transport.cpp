@@ -393,6 +393,13 @@ void stream_transport::update_reading() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
+                      // Held only while the handler runs: delivering `lost`
+                      // can let the protocol drop the last strong reference
+                      // to this transport (a protocol that keeps its handle
+                      // in its behavior and quits on `lost`, on the fast
+                      // path), which freed it mid-handler (ASan, found by
+                      // tests/transports/fault_proxy_test.cpp).
+                      caf::strong_actor_ptr keep_alive{ctrl()};
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       read_armed_ = false;
@@ -549,6 +556,13 @@ void stream_transport::arm_write() {
   sock_->async_wait(asio::posix::descriptor_base::wait_write,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
+                      // Held only while the handler runs: delivering `lost`
+                      // can let the protocol drop the last strong reference
+                      // to this transport (a protocol that keeps its handle
+                      // in its behavior and quits on `lost`, on the fast
+                      // path), which freed it mid-handler (ASan, found by
+                      // tests/transports/fault_proxy_test.cpp).
+                      caf::strong_actor_ptr keep_alive{ctrl()};
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       write_armed_ = false;

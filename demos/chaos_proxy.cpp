@@ -1,0 +1,300 @@
+// chaos_proxy: a fault-injecting TCP proxy for out-of-process tests of real
+// programs (transports/fault_proxy.hpp; docs/chaos-proxy.md).
+//
+// Listens on --listen, relays every connection to --upstream, and applies
+// per-direction faults: `up` is client -> upstream, `down` upstream ->
+// client. Faults can be changed while it runs through a line-based control
+// channel (--control=HOST:PORT, e.g. with `nc`) and/or stdin (--stdin).
+//
+//   chaos_proxy --listen=127.0.0.1:0 --upstream=127.0.0.1:8888
+//               [--control=127.0.0.1:0] [--stdin]
+//               [--up.latency-ms=N] [--down.slice-max=N] ... [--seed=N]
+//
+// Prints "listening on HOST:PORT" (and "control on HOST:PORT") on stdout
+// once bound, so a test that asked for port 0 learns the port. Runs until
+// Ctrl-C / SIGTERM or the control command `quit`.
+#include "actors/config.hpp"
+#include "actors/errors.hpp"
+#include "actors/protocol.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/fault_proxy.hpp"
+#include "transports/tcp.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <poll.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+using namespace shardwire;
+
+namespace {
+
+// The command-line form of one fault_spec; -1 turns an optional fault off.
+// Values go through set_fault, so the command line and the control channel
+// accept and reject exactly the same things.
+struct direction_options {
+  size_t latency_ms = 0;
+  size_t jitter_ms = 0;
+  size_t bandwidth = 0;
+  size_t slice_min = 0;
+  size_t slice_max = 0;
+  size_t slice_delay_us = 0;
+  int64_t cut_after = -1;
+  int64_t reset_after = -1;
+  int64_t reset_after_ms = -1;
+  bool black_hole = false;
+
+  void add_to(caf::config_option_set& opts, const char* category) {
+    caf::config_option_adder{opts, category}
+        .add(latency_ms, "latency-ms", "delay added to every byte (ms)")
+        .add(jitter_ms, "jitter-ms", "uniform +/- variation of the delay (ms)")
+        .add(bandwidth, "bandwidth", "bytes per second (0 = unlimited)")
+        .add(slice_min, "slice-min", "smallest slice in bytes")
+        .add(slice_max, "slice-max", "largest slice in bytes (0 = no slicing)")
+        .add(slice_delay_us, "slice-delay-us", "pause between slices (us)")
+        .add(cut_after, "cut-after",
+             "close the connection after N bytes (-1 = off)")
+        .add(reset_after, "reset-after",
+             "reset the connection after N bytes (-1 = off)")
+        .add(reset_after_ms, "reset-after-ms",
+             "reset the connection T ms after it started (-1 = off)")
+        .add(black_hole, "black-hole",
+             "swallow data and EOF, keep the connection open");
+  }
+
+  caf::error apply(fault_spec& spec) const {
+    auto set = [&](const char* key, std::string value) {
+      return set_fault(spec, key, value);
+    };
+    for (auto err : {set("latency-ms", std::to_string(latency_ms)),
+                     set("jitter-ms", std::to_string(jitter_ms)),
+                     set("bandwidth", std::to_string(bandwidth)),
+                     set("slice-max", std::to_string(slice_max)),
+                     set("slice-min", std::to_string(slice_min)),
+                     set("slice-delay-us", std::to_string(slice_delay_us)),
+                     set("cut-after", std::to_string(cut_after)),
+                     set("reset-after", std::to_string(reset_after)),
+                     set("reset-after-ms", std::to_string(reset_after_ms)),
+                     set("black-hole", black_hole ? "1" : "0")})
+      if (err) return err;
+    return {};
+  }
+};
+
+struct proxy_config : config {
+  std::string listen = "127.0.0.1:0";
+  std::string upstream;
+  std::string control;
+  bool use_stdin = false;
+  uint64_t seed = 0;
+  size_t connect_timeout_ms = 5000;
+  direction_options up;
+  direction_options down;
+
+  proxy_config() {
+    opt_group{custom_options_, "global"}
+        .add(listen, "listen,l",
+             "HOST:PORT to accept clients on (port 0 = any)")
+        .add(upstream, "upstream,u", "HOST:PORT every connection is relayed to")
+        .add(control, "control,c",
+             "HOST:PORT of the line-based control channel (empty = none)")
+        .add(use_stdin, "stdin", "also read control commands from stdin")
+        .add(seed, "seed", "seed of jitter and slice sizes (per connection)")
+        .add(connect_timeout_ms, "connect-timeout-ms",
+             "bound on connecting upstream");
+    up.add_to(custom_options_, "up");
+    down.add_to(custom_options_, "down");
+  }
+
+  /// CAF's --help lists only the global category; the fault flags live in
+  /// `up` and `down`, so --help prints every category.
+  /// Only the sections this program's users need (CAF's own categories
+  /// are still accepted; --long-help lists them).
+  std::string full_help() const {
+    auto all = custom_options_.help_text(false);
+    std::string out;
+    size_t pos = 0;
+    while (pos < all.size()) {
+      auto end = all.find("\n\n", pos);
+      if (end == std::string::npos) end = all.size();
+      auto block = all.substr(pos, end - pos);
+      for (const char* keep : {"global options:", "up options:",
+                               "down options:", "shardwire options:"})
+        if (block.rfind(keep, 0) == 0) out += block + "\n\n";
+      pos = end + 2;
+    }
+    return out;
+  }
+};
+
+/// Splits "host:port" / "[v6]:port".
+std::optional<std::pair<std::string, uint16_t>>
+split_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size()) return std::nullopt;
+  auto host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  try {
+    size_t used = 0;
+    auto port = std::stoul(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1 || port > 65535) return std::nullopt;
+    return std::make_pair(host, static_cast<uint16_t>(port));
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+void say(const std::string& text) {
+  static std::mutex mtx;
+  std::lock_guard<std::mutex> guard{mtx};
+  std::cout << text << std::flush;
+}
+
+/// Runs a control line: the library's language plus `quit`.
+std::string run_command(fault_proxy& proxy, std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+    line.remove_suffix(1);
+  if (line == "quit") {
+    // Not runtime::request_stop(): in this snapshot it initialises the stop
+    // semaphore a second time (its own function-local setup), which loses
+    // the wake-up of a thread already waiting in wait_for_stop_signal. The
+    // signal handler posts to the semaphore the waiter uses.
+    std::raise(SIGTERM);
+    return "OK\n";
+  }
+  return proxy.execute(line);
+}
+
+/// One control connection: reads lines, answers each one.
+class control_protocol : public protocol {
+public:
+  explicit control_protocol(fault_proxy* proxy) : proxy_(proxy) {}
+
+  void data_received(const buffer& bytes) override {
+    pending_ += bytes.view();
+    size_t pos;
+    while ((pos = pending_.find('\n')) != std::string::npos) {
+      auto line = pending_.substr(0, pos);
+      pending_.erase(0, pos + 1);
+      transport().write(run_command(*proxy_, line));
+    }
+    // A control line is short; a peer that sends megabytes without a
+    // newline is not a control client.
+    if (pending_.size() > 64 * 1024) {
+      transport().write(std::string_view{"ERR line too long\n"});
+      transport().close();
+    }
+  }
+
+private:
+  fault_proxy* proxy_;
+  std::string pending_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  proxy_config cfg;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg{argv[i]};
+    if (arg == "--help" || arg == "-h" || arg == "-?") {
+      std::cout
+          << "usage: chaos_proxy --upstream=HOST:PORT [--listen=HOST:PORT]"
+             " [options]\n\n"
+          << cfg.full_help()
+          << "\ncontrol commands (--control / --stdin), one per line:\n"
+             "  set <up|down|both>.<key> <value> | get <up|down>.<key> |"
+             " faults | status\n"
+             "  clear | reset-all | sever | help | quit\n";
+      return 0;
+    }
+  }
+  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  auto listen = split_host_port(cfg.listen);
+  auto upstream = split_host_port(cfg.upstream);
+  if (!listen || !upstream) {
+    std::cerr << "error: --listen and --upstream take HOST:PORT (see --help)\n";
+    return 1;
+  }
+  fault_proxy_options opts;
+  opts.listen_host = listen->first;
+  opts.listen_port = listen->second;
+  opts.upstream_host = upstream->first;
+  opts.upstream_port = upstream->second;
+  opts.seed = cfg.seed;
+  opts.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
+  for (auto [dir, name] : {std::pair{&cfg.up, "up"}, {&cfg.down, "down"}}) {
+    auto& spec =
+        std::string_view{name} == "up" ? opts.faults.up : opts.faults.down;
+    if (auto err = dir->apply(spec)) {
+      std::cerr << "error: --" << name << ".*: " << describe(err) << '\n';
+      return 1;
+    }
+  }
+  runtime rt{cfg};
+  auto proxy = fault_proxy::start(rt, opts);
+  if (!proxy) {
+    std::cerr << "error: cannot start the proxy: " << describe(proxy.error())
+              << '\n';
+    return 1;
+  }
+  say("listening on " + to_string(proxy->address()) + "\n");
+  std::cerr << "relaying to " << cfg.upstream
+            << "; up: " << to_string(opts.faults.up)
+            << "; down: " << to_string(opts.faults.down) << '\n';
+  std::optional<server> control;
+  if (!cfg.control.empty()) {
+    auto where = split_host_port(cfg.control);
+    if (!where) {
+      std::cerr << "error: --control takes HOST:PORT\n";
+      return 1;
+    }
+    server_options so;
+    so.hosts = {where->first};
+    so.port = where->second;
+    auto srv = create_server(rt, make_protocol<control_protocol>(&*proxy), so);
+    if (!srv) {
+      std::cerr << "error: cannot open the control channel: "
+                << describe(srv.error()) << '\n';
+      return 1;
+    }
+    control = *srv;
+    say("control on " + to_string(srv->sockets.front()) + "\n");
+  }
+  // stdin commands: a thread that polls with a timeout, so it notices the
+  // stop and never outlives the proxy it talks to.
+  std::atomic<bool> stopping{false};
+  std::thread input;
+  if (cfg.use_stdin) {
+    input = std::thread{[&] {
+      std::string pending;
+      char buf[4096];
+      while (!stopping.load()) {
+        pollfd p{STDIN_FILENO, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        auto n = ::read(STDIN_FILENO, buf, sizeof(buf));
+        if (n <= 0) return; // EOF: no more commands, keep proxying
+        pending.append(buf, static_cast<size_t>(n));
+        size_t pos;
+        while ((pos = pending.find('\n')) != std::string::npos) {
+          auto line = pending.substr(0, pos);
+          pending.erase(0, pos + 1);
+          say(run_command(*proxy, line));
+        }
+      }
+    }};
+  }
+  runtime::wait_for_stop_signal();
+  stopping = true;
+  if (input.joinable()) input.join();
+  std::cerr << "stopping; " << to_string(proxy->stats()) << '\n';
+  proxy->stop();
+  rt.shutdown();
+  return 0;
+}

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Out-of-process test of chaos_proxy in front of tcp_echo_server.
+
+Starts `tcp_echo_server --persistent --port=0` and `chaos_proxy` (listen and
+control on port 0, commands also on stdin), then checks with plain Python
+sockets:
+  1. slicing from the command line: 4000 bytes come back intact, in order,
+     in many small reads;
+  2. the control channel: get/set/faults/status answers, ERR for bad input;
+  3. latency set at run time applies to the live connection (lower bound);
+  4. cut-after: exactly N bytes, then EOF;
+  5. reset-after-ms: the client gets ConnectionResetError;
+  6. stdin commands answer on stdout;
+  7. `quit` stops the proxy with exit code 0; the echo server stops on SIGINT.
+Timing checks are lower bounds only. Every wait has a deadline.
+
+Usage: run_chaos_proxy.py --proxy BIN --server BIN
+"""
+import argparse
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+STEP_TIMEOUT = 10.0
+failures = []
+
+
+def check(cond, what):
+    print(('  ok: ' if cond else '  FAILED: ') + what)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+class Proc:
+    """A child process whose stdout/stderr lines are queued by threads."""
+
+    def __init__(self, argv, stdin=None):
+        print('  $ ' + ' '.join(argv))
+        self.proc = subprocess.Popen(argv, stdin=stdin,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.out = queue.Queue()
+        self.err = queue.Queue()
+        for stream, q in ((self.proc.stdout, self.out),
+                          (self.proc.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, q),
+                             daemon=True).start()
+
+    @staticmethod
+    def _pump(stream, q):
+        for line in stream:
+            q.put(line.rstrip('\n'))
+        q.put(None)
+
+    @staticmethod
+    def wait_line(q, pattern, timeout=STEP_TIMEOUT):
+        """Returns the first match of `pattern` in a line of `q`, or None."""
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = q.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def stop(self, sig=signal.SIGINT, timeout=5.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+class LineClient:
+    """A control-channel client: one command, reply lines up to OK/ERR."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(('127.0.0.1', port),
+                                             timeout=STEP_TIMEOUT)
+        self.buf = b''
+
+    def ask(self, line):
+        self.sock.sendall(line.encode() + b'\n')
+        lines = []
+        while True:
+            while b'\n' not in self.buf:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return lines + ['<closed>']
+                self.buf += chunk
+            raw, self.buf = self.buf.split(b'\n', 1)
+            text = raw.decode()
+            lines.append(text)
+            if text == 'OK' or text.startswith('ERR'):
+                return lines
+
+
+def recv_exact(sock, n):
+    """Reads n bytes; returns (bytes, number of recv calls)."""
+    data, reads = b'', 0
+    while len(data) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        reads += 1
+    return data, reads
+
+
+def recv_to_end(sock):
+    """Reads until EOF or an error; returns (bytes, 'eof' | exception)."""
+    data = b''
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, 'eof'
+            data += chunk
+    except OSError as e:
+        return data, e
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--proxy', required=True)
+    ap.add_argument('--server', required=True)
+    args = ap.parse_args()
+
+    print('chaos_proxy in front of tcp_echo_server')
+    echo = Proc([args.server, '--persistent', '--quiet', '--port=0',
+                 '--shards=2'])
+    m = Proc.wait_line(echo.err, r"Serving on \('127\.0\.0\.1', (\d+)\)")
+    if not check(m is not None, 'echo server started'):
+        echo.stop()
+        return 1
+    echo_port = int(m.group(1))
+
+    proxy = Proc([args.proxy, '--listen=127.0.0.1:0',
+                  f'--upstream=127.0.0.1:{echo_port}',
+                  '--control=127.0.0.1:0', '--stdin', '--shards=2',
+                  '--down.slice-min=1', '--down.slice-max=8',
+                  '--down.slice-delay-us=200'], stdin=subprocess.PIPE)
+    try:
+        m = Proc.wait_line(proxy.out, r'^listening on 127\.0\.0\.1:(\d+)$')
+        check(m is not None, 'proxy prints its bound port')
+        port = int(m.group(1)) if m else 0
+        m = Proc.wait_line(proxy.out, r'^control on 127\.0\.0\.1:(\d+)$')
+        check(m is not None, 'proxy prints its control port')
+        cport = int(m.group(1)) if m else 0
+        if not port or not cport:
+            return 1
+
+        # 1. Slicing from the command line.
+        payload = bytes((i * 7) % 251 for i in range(4000))
+        with socket.create_connection(('127.0.0.1', port),
+                                      timeout=STEP_TIMEOUT) as c:
+            c.sendall(payload)
+            got, reads = recv_exact(c, len(payload))
+            check(got == payload, 'sliced echo is intact and in order')
+            check(reads >= 20, f'sliced echo came in many reads ({reads})')
+
+            # 2. The control channel.
+            ctl = LineClient(cport)
+            check(ctl.ask('get down.slice-max') == ['8', 'OK'],
+                  'get answers the command-line value')
+            check(ctl.ask('set down.slice-max 0') == ['OK'], 'set answers OK')
+            check(ctl.ask('faults') == ['up: clean',
+                                        'down: slice-min=1 slice-delay-us=200',
+                                        'OK'],
+                  'faults lists what is in force')
+            check(ctl.ask('set up.bogus 1')[-1].startswith('ERR'),
+                  'unknown fault is an ERR')
+            check(ctl.ask('set down.latency-ms x')[-1].startswith('ERR'),
+                  'malformed value is an ERR')
+            check(ctl.ask('frobnicate')[-1].startswith('ERR'),
+                  'unknown command is an ERR')
+            status = ctl.ask('status')
+            check(status[-1] == 'OK' and 'connections=1 live=1' in status[0],
+                  f'status counts the live connection ({status[0]})')
+
+            # 3. Latency set at run time applies to the live connection.
+            check(ctl.ask('set both.latency-ms 100') == ['OK'],
+                  'set both.latency-ms')
+            t0 = time.monotonic()
+            c.sendall(b'ping')
+            got, _ = recv_exact(c, 4)
+            took = time.monotonic() - t0
+            check(got == b'ping' and took >= 0.2,
+                  f'round trip took >= 200 ms ({took * 1000:.0f} ms)')
+
+        # 4. cut-after: exactly N bytes, then EOF.
+        check(ctl.ask('reset-all') == ['OK'], 'reset-all')
+        check(ctl.ask('set down.cut-after 10') == ['OK'], 'set cut-after')
+        with socket.create_connection(('127.0.0.1', port),
+                                      timeout=STEP_TIMEOUT) as c:
+            c.sendall(b'x' * 100)
+            got, end = recv_to_end(c)
+            check(got == b'x' * 10 and end == 'eof',
+                  f'cut after 10 bytes, then EOF ({len(got)} bytes, {end})')
+
+        # 5. reset-after-ms on an idle connection.
+        check(ctl.ask('clear') == ['OK'], 'clear')
+        check(ctl.ask('set up.reset-after-ms 50') == ['OK'],
+              'set reset-after-ms')
+        with socket.create_connection(('127.0.0.1', port),
+                                      timeout=STEP_TIMEOUT) as c:
+            got, end = recv_to_end(c)
+            check(isinstance(end, ConnectionResetError),
+                  f'idle connection reset ({end!r})')
+
+        # 6. stdin commands answer on stdout.
+        proxy.proc.stdin.write('get up.reset-after-ms\n')
+        proxy.proc.stdin.flush()
+        m = Proc.wait_line(proxy.out, r'^(\S+)$')
+        check(m is not None and m.group(1) == '50',
+              'stdin command answered on stdout')
+        check(Proc.wait_line(proxy.out, r'^OK$') is not None,
+              'stdin reply ends with OK')
+
+        status = ctl.ask('status')
+        check('cuts=1' in status[0] and 'resets=1' in status[0],
+              f'status counts the cut and the reset ({status[0]})')
+
+        # 7. quit.
+        check(ctl.ask('quit') == ['OK'], 'quit answers OK')
+        try:
+            rc = proxy.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0, f'proxy exited 0 after quit (rc={rc})')
+    finally:
+        proxy.stop()
+        rc = echo.stop()
+        check(rc == 0, f'echo server exited 0 on SIGINT (rc={rc})')
+
+    if failures:
+        print(f'{len(failures)} check(s) failed')
+        return 1
+    print('all checks passed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
