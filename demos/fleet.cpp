@@ -68,7 +68,8 @@ int run_worker(const fleet_config& cfg) {
   auto life_ms = 100 + rng() % (2 * cfg.mean_life_ms);
   std::printf("ready (pid %d)\n", ::getpid());
   std::fflush(stdout);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms);
   int job = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     std::printf("job %d done\n", ++job);
@@ -99,8 +100,9 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<fleet_stats> st,
   return {
       [=](child_started& ev) {
         demo::println("[fleet] ", ev.id, " started",
-                      ev.restarts ? " (restart " + std::to_string(ev.restarts) + ")"
-                                  : "");
+                      ev.restarts
+                          ? " (restart " + std::to_string(ev.restarts) + ")"
+                          : "");
       },
       [=](child_exited& ev) {
         if (ev.requested)
@@ -113,12 +115,14 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<fleet_stats> st,
           std::lock_guard<std::mutex> guard{st->mtx};
           ++st->restarts[ev.id];
         }
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(ev.delay);
+        auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(ev.delay);
         demo::println("[fleet] ", ev.id, " restarting in ", ms.count(),
                       " ms (attempt ", ev.attempt, ")");
       },
       [=](child_start_failed& ev) {
-        demo::println("[fleet] ", ev.id, " failed to start: ", describe(ev.reason));
+        demo::println("[fleet] ", ev.id,
+                      " failed to start: ", describe(ev.reason));
       },
       [=](escalated& ev) {
         demo::println("[fleet] supervisor gave up: ", describe(ev.reason));
@@ -177,7 +181,8 @@ int main(int argc, char** argv) {
   for (size_t i = 1; i <= cfg.workers; ++i) {
     process_spec ps;
     ps.id = "worker-" + std::to_string(i);
-    ps.argv = {self_exe, "--worker", "--worker-seed=" + std::to_string(cfg.seed * 1000 + i),
+    ps.argv = {self_exe, "--worker",
+               "--worker-seed=" + std::to_string(cfg.seed * 1000 + i),
                "--mean-life-ms=" + std::to_string(cfg.mean_life_ms)};
     ps.ready_line = "ready";
     ps.subscriber = obs;
@@ -219,8 +224,9 @@ int main(int argc, char** argv) {
     }
     for (auto pid : stats->pids)
       if (process_alive(pid)) ++left;
-    demo::println("  total restarts: ", total, ", worker processes started: ",
-                  stats->pids.size(), ", left running: ", left);
+    demo::println("  total restarts: ", total,
+                  ", worker processes started: ", stats->pids.size(),
+                  ", left running: ", left);
   }
   return left == 0 ? 0 : 1;
 }

@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
   subprocess_options opts;
   opts.stdin_ = stdio::inherit;
   opts.stderr_ = stdio::inherit;
-  auto sp = subprocess_exec(rt, argv_child,
-                            make_subprocess_protocol<date_protocol>(done), opts);
+  auto sp = subprocess_exec(
+      rt, argv_child, make_subprocess_protocol<date_protocol>(done), opts);
   if (!sp) {
     std::cerr << "error: cannot run " << cfg.program << ": "
               << describe(sp.error()) << '\n';

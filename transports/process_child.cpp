@@ -29,9 +29,10 @@ typename Inspector::result_type inspect(Inspector& f, spawn_failed& x) {
   return f(caf::meta::type_name("shardwire::spawn_failed"), x.reason);
 }
 
-using process_child_actor = subprocess_protocol_actor::extend<
-    caf::reacts_to<stop_deadline>, caf::reacts_to<ready_deadline>,
-    caf::reacts_to<spawn_failed>>;
+using process_child_actor =
+    subprocess_protocol_actor::extend<caf::reacts_to<stop_deadline>,
+                                      caf::reacts_to<ready_deadline>,
+                                      caf::reacts_to<spawn_failed>>;
 
 class process_child : public pinned<process_child_actor::base> {
 public:
@@ -131,9 +132,9 @@ private:
     // The subscriber is dynamically typed: anon_send (a typed actor may not
     // `send` to it).
     if (spec_.subscriber)
-      caf::anon_send(spec_.subscriber, process_output{spec_.id, fd,
-                                                      std::move(bytes),
-                                                      std::move(ticket)});
+      caf::anon_send(
+          spec_.subscriber,
+          process_output{spec_.id, fd, std::move(bytes), std::move(ticket)});
   }
 
   void on_output(pipe_data& msg) {
@@ -219,13 +220,13 @@ child_spec process_child_spec(runtime& rt, process_spec spec,
   child_spec cs;
   cs.id = spec.id;
   cs.restart = restart;
-  cs.shutdown = shutdown_policy::after(spec.stop_timeout +
-                                       std::chrono::seconds(1));
+  cs.shutdown =
+      shutdown_policy::after(spec.stop_timeout + std::chrono::seconds(1));
   if (spec.ready_line)
     cs.readiness = readiness_policy::ready_message(spec.ready_timeout);
   else if (spec.ready_after)
-    cs.readiness = readiness_policy::ready_message(*spec.ready_after +
-                                                   spec.ready_timeout);
+    cs.readiness =
+        readiness_policy::ready_message(*spec.ready_after + spec.ready_timeout);
   auto* rtp = &rt;
   cs.start = [rtp, spec](child_context& ctx) -> caf::expected<caf::actor> {
     auto copy = spec;

@@ -51,8 +51,9 @@ bool collect(caf::scoped_actor& self, std::vector<std::string>& lines,
           lines.push_back(std::to_string(out.fd) + ":" + out.bytes.str());
           got = true;
         },
-        caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(
-            left)) >> [] {});
+        caf::after(
+            std::chrono::duration_cast<std::chrono::milliseconds>(left)) >>
+            [] {});
     if (!got) return false;
   }
   return true;
@@ -94,8 +95,8 @@ TEST_CASE("process child: lines in order, ready on a ready line") {
   std::vector<std::string> out;
   for (auto& l : lines)
     if (l[0] == '1') out.push_back(l);
-  CHECK(out == std::vector<std::string>{"1:starting", "1:partial",
-                                        "1:READY now"});
+  CHECK(out ==
+        std::vector<std::string>{"1:starting", "1:partial", "1:READY now"});
   CHECK(std::count(lines.begin(), lines.end(), "2:oops") == 1);
   self->send_exit(child, caf::exit_reason::user_shutdown);
   CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
@@ -165,8 +166,8 @@ TEST_CASE("process child: graceful stop reaches the group, SIGKILL after") {
   caf::scoped_actor self{fx.rt->system()};
   // The shell ignores SIGTERM (so does its grandchild, which inherits the
   // disposition): only the SIGKILL after the timeout ends them.
-  auto spec = shell("stubborn",
-                    "trap '' TERM; sleep 60 & echo $!; echo ready; wait");
+  auto spec =
+      shell("stubborn", "trap '' TERM; sleep 60 & echo $!; echo ready; wait");
   spec.subscriber = caf::actor_cast<caf::actor>(self);
   spec.stop_timeout = 200ms;
   auto child = spawn_process_child(*fx.rt, spec);
@@ -232,12 +233,13 @@ TEST_CASE("process child: a subscriber that does not read stops the child") {
   // Drain what is queued now (without blocking) and measure it.
   for (;;) {
     bool got = false;
-    self->receive([&](process_output& out) {
-                    queued += out.bytes.size();
-                    ++messages;
-                    got = true;
-                  },
-                  caf::after(0ms) >> [] {});
+    self->receive(
+        [&](process_output& out) {
+          queued += out.bytes.size();
+          ++messages;
+          got = true;
+        },
+        caf::after(0ms) >> [] {});
     if (!got || queued > 64 * 1024 * 1024) break;
     if (messages == last) break; // only what was queued when sampled
   }

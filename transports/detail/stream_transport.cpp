@@ -304,6 +304,9 @@ void stream_transport::watch_hangup() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
+                      // As in the read handler: `lost` may let the protocol
+                      // drop the last reference to this transport.
+                      caf::strong_actor_ptr keep_alive{ctrl()};
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       if (ec || lost_sent_) return;

@@ -274,6 +274,7 @@ void subprocess_transport::watch_exit() {
 
 void subprocess_transport::on_child_event() {
   if (returncode_) return;
+  caf::strong_actor_ptr keep_alive{ctrl()};
   shard::io_scope scope{home()};
   busy_scope busy{*this};
   // Peek first (WNOWAIT): the child stays a zombie, holding its pid and
@@ -314,8 +315,7 @@ void subprocess_transport::on_child_event() {
   // Reported through this actor's own mailbox: `exited` and maybe `lost`
   // then go out from a message handler, where the protocol may end at once
   // (fast path) and this actor may quit the regular way.
-  caf::anon_send(caf::actor_cast<caf::actor>(this),
-                 child_reaped{*returncode_});
+  caf::anon_send(caf::actor_cast<caf::actor>(this), child_reaped{*returncode_});
 }
 
 void subprocess_transport::try_finish() {

@@ -41,8 +41,7 @@ typename Inspector::result_type inspect(Inspector& f, child_reaped& x) {
 using subprocess_internal_actor = subprocess_transport_actor::extend<
     caf::reacts_to<connected>, caf::reacts_to<data>,
     caf::replies_to<eof>::with<bool>, caf::reacts_to<pause>,
-    caf::reacts_to<resume>, caf::reacts_to<lost>,
-    caf::reacts_to<child_reaped>>;
+    caf::reacts_to<resume>, caf::reacts_to<lost>, caf::reacts_to<child_reaped>>;
 
 class subprocess_transport
     : public pinned<subprocess_internal_actor::base, pinned_role::transport> {
