@@ -196,8 +196,11 @@ TEST_CASE("process child: a child that obeys SIGTERM stops without SIGKILL") {
   REQUIRE(collect(self, lines, [](auto& l) { return !l.empty(); }));
   auto start = std::chrono::steady_clock::now();
   self->send_exit(child, caf::exit_reason::user_shutdown);
-  REQUIRE(collect(self, lines, [](auto& l) { return l.size() >= 2; }));
-  CHECK(lines[1] == "1:bye");
+  // The group signal also ends the shell's `sleep` (the shell may report
+  // that on stderr); the trap's line comes on stdout.
+  REQUIRE(collect(self, lines, [](auto& l) {
+    return std::find(l.begin(), l.end(), "1:bye") != l.end();
+  }));
   CHECK(wait_exit(self, child) == caf::exit_reason::user_shutdown);
   CHECK(std::chrono::steady_clock::now() - start < 5s);
 }
