@@ -50,6 +50,11 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   child_ = *spawned;
+  // A running child keeps its transport alive: nobody else has to hold a
+  // handle (a fire-and-forget spawn), and an actor destroyed as unreachable
+  // would skip the orderly end (exited, lost, reaping). Released when the
+  // transport ends (try_finish, on_exit).
+  self_ref_ = ctrl();
   info_.pid = child_.pid;
   info_.pgid = child_.pgid;
   info_.args = req_.argv;
@@ -111,6 +116,7 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
       [this](shardwire::resume) { on_pipe_flow(false); },
       [this](lost& msg) { on_pipe_lost(msg); },
       [this](child_reaped msg) {
+        returncode_ = msg.status;
         if (proto_) send(proto_, exited{msg.status});
         try_finish();
       },
@@ -200,7 +206,7 @@ caf::result<void> subprocess_transport::to_stdin(Msg&& msg) {
 }
 
 caf::result<void> subprocess_transport::do_signal(int signo, bool group) {
-  if (returncode_)
+  if (returncode_ || reaped_)
     return make_error(sw_errc::process_exited,
                       "process " + std::to_string(info_.pid) + " exited");
   if (group && child_.pgid != child_.pid)
@@ -236,7 +242,7 @@ void subprocess_transport::do_close() {
   closing_ = true;
   for (auto& p : pipes_)
     if (p.open) send(p.hdl, shardwire::close{});
-  if (!returncode_) {
+  if (!returncode_ && !reaped_) {
     bool group = opts_.kill_group_on_exit && child_.pgid == child_.pid;
     if (group) ::kill(-child_.pgid, SIGKILL);
     if (pidfd_)
@@ -273,7 +279,7 @@ void subprocess_transport::watch_exit() {
 }
 
 void subprocess_transport::on_child_event() {
-  if (returncode_) return;
+  if (returncode_ || reaped_) return;
   caf::strong_actor_ptr keep_alive{ctrl()};
   shard::io_scope scope{home()};
   busy_scope busy{*this};
@@ -301,7 +307,11 @@ void subprocess_transport::on_child_event() {
   if (opts_.kill_group_on_exit && child_.pgid == child_.pid)
     ::kill(-child_.pgid, SIGKILL);
   auto status = try_reap(child_.pid);
-  returncode_ = status ? *status : 255;
+  // The return code becomes visible (and `lost` possible) only when
+  // child_reaped is handled, so `exited` always precedes `lost`; signals
+  // are refused from now on (the pid may be recycled).
+  reaped_ = true;
+  reaped_status_ = status ? *status : 255;
   if (pidfd_) {
     std::error_code ignored;
     pidfd_->close(ignored);
@@ -315,7 +325,8 @@ void subprocess_transport::on_child_event() {
   // Reported through this actor's own mailbox: `exited` and maybe `lost`
   // then go out from a message handler, where the protocol may end at once
   // (fast path) and this actor may quit the regular way.
-  caf::anon_send(caf::actor_cast<caf::actor>(this), child_reaped{*returncode_});
+  caf::anon_send(caf::actor_cast<caf::actor>(this),
+                 child_reaped{status ? *status : 255});
 }
 
 void subprocess_transport::try_finish() {
@@ -325,6 +336,8 @@ void subprocess_transport::try_finish() {
   lost_sent_ = true;
   if (proto_) send(proto_, lost{});
   quit();
+  // Safe: whoever runs this handler (resume, deliver_now) holds a reference.
+  self_ref_.reset();
 }
 
 void subprocess_transport::on_protocol_down(const caf::down_msg& msg) {
@@ -340,12 +353,14 @@ void subprocess_transport::on_protocol_down(const caf::down_msg& msg) {
 
 void subprocess_transport::on_exit() {
   *alive_ = false;
-  if (child_.pid > 0 && !returncode_) {
+  if (child_.pid > 0 && !returncode_ && !reaped_) {
     // Terminated from outside (runtime shutdown): nothing may outlive the
     // transport. SIGKILL cannot be caught, so the wait is short.
     returncode_ =
         kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
     if (proto_ && !lost_sent_) send(proto_, exited{*returncode_});
+  } else if (reaped_ && !returncode_ && proto_ && !lost_sent_) {
+    send(proto_, exited{reaped_status_}); // child_reaped was still queued
   }
   if (!lost_sent_) {
     lost_sent_ = true;
@@ -378,6 +393,8 @@ void subprocess_transport::on_exit() {
   }
   proto_ = nullptr;
   home().remove_load();
+  // Last: finalize's caller holds its own reference while this runs.
+  self_ref_.reset();
 }
 
 } // namespace shardwire::detail

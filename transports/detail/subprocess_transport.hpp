@@ -96,10 +96,13 @@ private:
   stream_settings settings_;
   subprocess_callback done_;
   std::shared_ptr<bool> alive_;
+  caf::strong_actor_ptr self_ref_;
 
   spawned_child child_;
   process_info info_;
   std::optional<int> returncode_;
+  bool reaped_ = false; // waited for; child_reaped may still be queued
+  int reaped_status_ = 0;
   std::optional<asio::posix::stream_descriptor> pidfd_;
   std::optional<asio::signal_set> sigchld_;
 
