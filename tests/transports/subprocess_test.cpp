@@ -20,6 +20,7 @@ struct sub_recorder {
   event_log_ptr log;
   std::shared_ptr<subprocess_transport_actor> transport =
       std::make_shared<subprocess_transport_actor>();
+  bool keep_transport = true;
   // Things to do in the `subprocess_connected` handler.
   std::function<void(subprocess_protocol_actor::pointer,
                      const subprocess_transport_actor&)>
@@ -33,7 +34,7 @@ subprocess_protocol_actor::behavior_type
 sub_recorder_impl(subprocess_protocol_actor::pointer self, sub_recorder st) {
   return {
       [=](subprocess_connected& msg) {
-        *st.transport = msg.transport;
+        if (st.keep_transport) *st.transport = msg.transport;
         st.log->add("connected");
         if (st.on_connected) st.on_connected(self, msg.transport);
       },
@@ -52,6 +53,7 @@ sub_recorder_impl(subprocess_protocol_actor::pointer self, sub_recorder st) {
       [=](shardwire::resume) { st.log->add("resume"); },
       [=](lost& msg) {
         st.log->add(msg.reason ? "lost:" + describe(msg.reason) : "lost");
+        *st.transport = nullptr;
         self->quit();
       },
   };
@@ -388,5 +390,25 @@ TEST_CASE("many children: each is reaped, no descriptor leaks") {
     REQUIRE(logs[i]->wait_for_event("lost", true));
     CHECK(output(*logs[i], "out:") == std::to_string(i) + "\n");
     CHECK(logs[i]->count("exited:0") == 1);
+  }
+}
+
+TEST_CASE("a fire-and-forget child keeps its transport until it ends") {
+  // Nobody holds the transport's handle (not the caller, not the protocol):
+  // the running child must keep it alive until exited and lost went out.
+  runtime_fixture fx;
+  std::vector<event_log_ptr> logs;
+  for (int i = 0; i < 20; ++i) {
+    auto log = std::make_shared<event_log>();
+    logs.push_back(log);
+    sub_recorder st{log};
+    st.keep_transport = false;
+    async_subprocess_exec(*fx.rt, {"true"}, record(st), {}, nullptr);
+  }
+  for (auto& log : logs) {
+    REQUIRE(log->wait_for_event("lost", true));
+    check_order(log->events());
+    CHECK(log->count("exited:0") == 1);
+    CHECK(log->events().back() == "lost");
   }
 }
