@@ -568,9 +568,11 @@ private:
   void maybe_quit() {
     bool client_done =
         !sides_[client_side].connected || sides_[client_side].lost;
-    bool upstream_done =
-        !connect_pending_ &&
-        (!sides_[upstream_side].connected || sides_[upstream_side].lost);
+    // A connect still under way does not keep the session: once the client
+    // is gone there is nothing to relay, and a late upstream connection's
+    // relay monitors this (then dead) session and closes its transport.
+    bool upstream_done = connect_pending_ || !sides_[upstream_side].connected ||
+                         sides_[upstream_side].lost;
     if (client_done && upstream_done) quit();
   }
 
