@@ -25,8 +25,7 @@
 
 namespace shardwire {
 
-// -- shared state
-// ---------------------------------------------------------------
+// -- shared state ------------------------------------------------------------
 
 namespace detail {
 
@@ -235,8 +234,7 @@ private:
     uint64_t sent = 0; // bytes that left the proxy (cut/reset counting)
   };
 
-  // -- events
-  // ------------------------------------------------------------------
+  // -- events ----------------------------------------------------------------
 
   void on_connected(uint8_t s, connected& msg) {
     auto& side = sides_[s];
@@ -345,8 +343,7 @@ private:
     maybe_quit();
   }
 
-  // -- the pipeline
-  // --------------------------------------------------------------
+  // -- the pipeline ----------------------------------------------------------
 
   // Cuts `bytes` into pieces with their release times: slicing, latency +
   // jitter, slice delay, bandwidth. Release times never go backwards.
@@ -469,8 +466,7 @@ private:
     delayed_send(caf::actor_cast<caf::actor>(this), wait, tick_atom::value, d);
   }
 
-  // -- flow control
-  // --------------------------------------------------------------
+  // -- flow control ----------------------------------------------------------
 
   void update_reading(uint8_t d) {
     auto& src = sides_[d];
@@ -492,8 +488,7 @@ private:
       send(src.t, resume_reading{});
   }
 
-  // -- faults at run time
-  // --------------------------------------------------------
+  // -- faults at run time ----------------------------------------------------
 
   void refresh_faults() {
     if (st_->faults_version.load(std::memory_order_acquire) == version_) return;
@@ -523,8 +518,7 @@ private:
                  reset_timer_atom::value, reset_gen_);
   }
 
-  // -- ending
-  // ---------------------------------------------------------------------
+  // -- ending ----------------------------------------------------------------
 
   // Both directions forwarded their EOF (or their sink is gone): close what
   // is still open; each transport flushes first.
@@ -568,9 +562,11 @@ private:
   void maybe_quit() {
     bool client_done =
         !sides_[client_side].connected || sides_[client_side].lost;
-    bool upstream_done =
-        !connect_pending_ &&
-        (!sides_[upstream_side].connected || sides_[upstream_side].lost);
+    // A connect still under way does not keep the session: once the client
+    // is gone there is nothing to relay, and a late upstream connection's
+    // relay monitors this (then dead) session and closes its transport.
+    bool upstream_done = connect_pending_ || !sides_[upstream_side].connected ||
+                         sides_[upstream_side].lost;
     if (client_done && upstream_done) quit();
   }
 
@@ -590,8 +586,7 @@ private:
 
 } // namespace
 
-// -- the handle
-// -------------------------------------------------------------------
+// -- the handle --------------------------------------------------------------
 
 std::string to_string(const fault_proxy_stats& x) {
   std::ostringstream out;

@@ -136,8 +136,7 @@ public:
   /// still accepted.
   void sever_all();
 
-  // -- control language
-  // --------------------------------------------------------
+  // -- control language ------------------------------------------------------
 
   /// Runs one line of the text control language (chaos_proxy's control
   /// channel and stdin) and returns the reply, one or more lines, the last

@@ -195,6 +195,30 @@ TEST_CASE("slicing cuts the stream into small pieces, intact and in order",
   raw_close(fd);
 }
 
+TEST_CASE("concurrent connections keep their streams apart", "[fault_proxy]") {
+  proxy_fixture fx{with({{"down.slice-min", "1"},
+                         {"down.slice-max", "64"},
+                         {"up.latency-ms", "5"},
+                         {"up.jitter-ms", "5"}})};
+  constexpr int n = 16;
+  std::vector<int> fds;
+  std::vector<std::string> texts;
+  // Everything is sent before anything is read: the 16 sessions (spread
+  // over both shards) run their pipelines at the same time.
+  for (int i = 0; i < n; ++i) {
+    fds.push_back(fx.connect());
+    texts.push_back(std::to_string(i) + ":" + pattern(3000 + 100 * i));
+    REQUIRE(raw_send_all(fds.back(), texts.back()));
+  }
+  for (int i = 0; i < n; ++i) {
+    auto r = read_from(fds[i], texts[i].size());
+    CHECK(r.bytes == texts[i]);
+    raw_close(fds[i]);
+  }
+  CHECK(eventually([&] { return fx.proxy.stats().live_connections == 0; }));
+  CHECK(fx.proxy.stats().connections == n);
+}
+
 TEST_CASE("latency delays each direction by at least the configured time",
           "[fault_proxy]") {
   proxy_fixture fx{with({{"up.latency-ms", "60"},
@@ -318,6 +342,11 @@ TEST_CASE("faults changed at run time apply to live connections",
   auto t0 = steady_clock::now();
   CHECK(round_trip(fd, "slow") == "slow");
   CHECK(steady_clock::now() - t0 >= 160ms);
+  fault_spec slow_down;
+  slow_down.latency = 50ms;
+  fx.proxy.update(fault_direction::down, slow_down);
+  CHECK(fx.proxy.faults().down == slow_down);
+  CHECK(fx.proxy.faults().up.latency == 80ms); // the other direction kept
   CHECK(fx.proxy.execute("reset-all") == "OK\n");
   CHECK(fx.proxy.faults() == fault_set{});
   CHECK(fx.proxy.execute("faults") == "up: clean\ndown: clean\nOK\n");
