@@ -30,6 +30,13 @@ struct stop_signal_setup {
   }
 };
 
+// One setup for both entry points: two function-local statics would each
+// sem_init the semaphore, and a second sem_init under a waiter loses the
+// waiter's wake-up (found by the chaos_proxy work).
+void ensure_stop_setup() {
+  static stop_signal_setup setup;
+}
+
 } // namespace
 
 runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
@@ -91,7 +98,7 @@ void runtime::shutdown() {
 }
 
 int runtime::wait_for_stop_signal() {
-  static stop_signal_setup setup;
+  ensure_stop_setup();
   while (sem_wait(&stop_sem) != 0) {
     // EINTR: keep waiting.
   }
@@ -99,7 +106,7 @@ int runtime::wait_for_stop_signal() {
 }
 
 void runtime::request_stop() noexcept {
-  static stop_signal_setup setup;
+  ensure_stop_setup();
   sem_post(&stop_sem);
 }
 

@@ -295,6 +295,9 @@ void datagram_transport::update_reading() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
+                      // Delivering `lost` may let the protocol drop the
+                      // last reference to this transport mid-handler.
+                      caf::strong_actor_ptr keep_alive{ctrl()};
                       shard::io_scope scope{home()};
                       std::vector<datagram> out;
                       {
@@ -448,6 +451,9 @@ void datagram_transport::arm_write() {
   sock_->async_wait(asio::posix::descriptor_base::wait_write,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
+                      // Delivering `lost` may let the protocol drop the
+                      // last reference to this transport mid-handler.
+                      caf::strong_actor_ptr keep_alive{ctrl()};
                       shard::io_scope scope{home()};
                       busy_scope busy{*this};
                       write_armed_ = false;
