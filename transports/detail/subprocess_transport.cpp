@@ -278,6 +278,18 @@ void subprocess_transport::watch_exit() {
   });
 }
 
+void subprocess_transport::stop_watching() {
+  std::error_code ignored;
+  if (pidfd_) {
+    pidfd_->close(ignored);
+    pidfd_.reset();
+  }
+  if (sigchld_) {
+    sigchld_->cancel(ignored);
+    sigchld_.reset();
+  }
+}
+
 void subprocess_transport::on_child_event() {
   if (returncode_ || reaped_) return;
   caf::strong_actor_ptr keep_alive{ctrl()};
@@ -312,16 +324,7 @@ void subprocess_transport::on_child_event() {
   // are refused from now on (the pid may be recycled).
   reaped_ = true;
   reaped_status_ = status ? *status : 255;
-  if (pidfd_) {
-    std::error_code ignored;
-    pidfd_->close(ignored);
-    pidfd_.reset();
-  }
-  if (sigchld_) {
-    std::error_code ignored;
-    sigchld_->cancel(ignored);
-    sigchld_.reset();
-  }
+  stop_watching();
   // Reported through this actor's own mailbox: `exited` and maybe `lost`
   // then go out from a message handler, where the protocol may end at once
   // (fast path) and this actor may quit the regular way.
@@ -369,16 +372,7 @@ void subprocess_transport::on_exit() {
     if (proto_) send(proto_, lost{std::move(reason)});
   }
   report(make_error(sw_errc::closed, "subprocess transport exited"));
-  if (pidfd_) {
-    std::error_code ignored;
-    pidfd_->close(ignored);
-    pidfd_.reset();
-  }
-  if (sigchld_) {
-    std::error_code ignored;
-    sigchld_->cancel(ignored);
-    sigchld_.reset();
-  }
+  stop_watching();
   for (int& fd : child_.stdio)
     if (fd >= 0) {
       ::close(fd);

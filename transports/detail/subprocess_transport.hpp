@@ -86,6 +86,8 @@ private:
   // ----------------------------------------------------------------
   void watch_exit();
   void on_child_event();
+  /// Closes the pidfd / cancels the SIGCHLD wait.
+  void stop_watching();
   void try_finish();
   void report(caf::expected<subprocess> result);
   void on_protocol_down(const caf::down_msg& msg);
