@@ -95,9 +95,13 @@ struct fleet_stats {
   std::set<int32_t> pids;
 };
 
+// Asks the observer to answer once it handled everything queued before.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
 caf::behavior observer(caf::event_based_actor*, std::shared_ptr<fleet_stats> st,
                        bool verbose) {
   return {
+      [](flush_atom) { return true; },
       [=](child_started& ev) {
         demo::println("[fleet] ", ev.id, " started",
                       ev.restarts
@@ -208,6 +212,10 @@ int main(int argc, char** argv) {
     self->monitor(*sup);
     self->send_exit(*sup, caf::exit_reason::user_shutdown);
     self->receive([&](caf::down_msg& msg) { reason = msg.reason; });
+    // Every event the supervisor sent is in the observer's mailbox by now
+    // (it sent them before it went down): print them before the summary.
+    self->request(obs, std::chrono::seconds(10), flush_atom::value)
+        .receive([](bool) {}, [](caf::error&) {});
   }
   if (timer.joinable()) timer.join();
   anon_send_exit(obs, caf::exit_reason::user_shutdown);
