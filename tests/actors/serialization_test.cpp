@@ -207,9 +207,11 @@ TEST_CASE("every vocabulary type crosses the wire, datagrams and buffer "
     CHECK(wire_round_trip(sys, datagram{}).bytes.empty());
     auto err = make_errno_error(ECONNREFUSED, "recv");
     CHECK(same_error(wire_round_trip(sys, datagram_error{err}).reason, err));
-    auto st = wire_round_trip(sys, shardwire::sendto{buffer::copy_of("q"), peer});
+    auto st =
+        wire_round_trip(sys, shardwire::sendto{buffer::copy_of("q"), peer});
     CHECK((st.bytes.view() == "q" && st.peer && *st.peer == peer));
-    CHECK_FALSE(wire_round_trip(sys, shardwire::sendto{buffer::copy_of("q"), {}}).peer);
+    CHECK_FALSE(
+        wire_round_trip(sys, shardwire::sendto{buffer::copy_of("q"), {}}).peer);
     auto dp = caf::actor_cast<datagram_protocol_actor>(dummy);
     CHECK(wire_round_trip(sys, dp) == dp);
     CHECK(wire_round_trip(sys, dt) == dt);

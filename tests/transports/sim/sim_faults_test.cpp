@@ -337,7 +337,8 @@ TEST_CASE("datagrams: loss, burst loss, duplication, reordering") {
   auto rx = std::make_shared<test::event_log>();
   auto tx = std::make_shared<test::event_log>();
   auto server = net.create_datagram_endpoint(
-      {"b", 53, std::nullopt}, datagram_protocol_fun(dgram_recorder, dgram_state{rx}));
+      {"b", 53, std::nullopt},
+      datagram_protocol_fun(dgram_recorder, dgram_state{rx}));
   REQUIRE(server);
   auto client = net.create_datagram_endpoint(
       {"a", 0, std::make_pair(std::string{"b"}, uint16_t{53})},
