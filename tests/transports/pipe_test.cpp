@@ -172,3 +172,19 @@ TEST_CASE("pipe transports refuse regular files and close them") {
   CHECK((::fcntl(fd, F_GETFD) == -1 && errno == EBADF));
   CHECK(log->events().empty());
 }
+
+TEST_CASE("write pipe: close flushes a big buffer first (C73)") {
+  runtime_fixture fx;
+  pipe_fds p;
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_write_pipe(*fx.rt, p.give_w(), recorder(log));
+  REQUIRE(conn);
+  caf::scoped_actor self{fx.rt->system()};
+  const std::string big(200000, 'z');
+  self->send(conn->transport, shardwire::write{buffer::copy_of(big)});
+  self->send(conn->transport, shardwire::close{});
+  CHECK(read_to_eof(p.r) == big);
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->events() ==
+        std::vector<std::string>{"connected", "pause", "resume", "lost"});
+}

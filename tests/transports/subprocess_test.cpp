@@ -412,3 +412,91 @@ TEST_CASE("a fire-and-forget child keeps its transport until it ends") {
     CHECK(log->events().back() == "lost");
   }
 }
+
+TEST_CASE("stdin to a child that never reads: pause, then EPIPE (C85)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  sub_recorder st{log};
+  st.on_connected = [](auto self, const subprocess_transport_actor& t) {
+    self->send(
+        t, shardwire::write{buffer::copy_of(std::string(2500 * 1024, 'x'))});
+  };
+  // The child never reads; it exits on SIGUSR1, sent once the write is
+  // stuck (`pause`).
+  auto sp = subprocess_shell(
+      *fx.rt, "trap 'exit 0' USR1; while :; do sleep 0.05; done", record(st));
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("pause"));
+  caf::scoped_actor self{fx.rt->system()};
+  self->send(sp->transport, shardwire::signal{SIGUSR1, false});
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("pause") == 1);
+  CHECK(log->count("pipe_lost:0:errno: Broken pipe", true) == 1);
+  CHECK(log->count("exited:0") == 1);
+}
+
+TEST_CASE("no pipes at all: connected, exited, lost (C87)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  subprocess_options opts;
+  opts.stdin_ = stdio::devnull;
+  opts.stdout_ = stdio::devnull;
+  opts.stderr_ = stdio::devnull;
+  auto sp = subprocess_exec(*fx.rt, {"true"}, record({log}), opts);
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->events() ==
+        std::vector<std::string>{"connected", "exited:0", "lost"});
+  auto none =
+      ask<transport_actor>(*fx.rt, sp->transport, get_pipe_transport{1});
+  // The transport is gone after lost; before, fd 1 would have been refused.
+  CHECK(!none);
+}
+
+TEST_CASE("closing the child's stdout early: it dies writing (C89)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  sub_recorder st{log};
+  st.on_connected = [](auto self, const subprocess_transport_actor& t) {
+    self->request(t, deadline, get_pipe_transport{1})
+        .then([=](transport_actor& p) { self->send(p, shardwire::close{}); });
+  };
+  subprocess_options opts;
+  opts.stdin_ = stdio::devnull;
+  opts.stderr_ = stdio::devnull;
+  // `yes` writes until stdout breaks, then exits with status 1 (EPIPE) or
+  // by SIGPIPE, which the child has back at its default.
+  auto sp = subprocess_exec(*fx.rt, {"yes"}, record(st), opts);
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
+  CHECK(log->count("pipe_lost:1") == 1);
+  auto ev = log->events();
+  bool died = std::count(ev.begin(), ev.end(), "exited:1") == 1 ||
+              std::count(ev.begin(), ev.end(), "exited:-13") == 1;
+  CHECK(died);
+}
+
+TEST_CASE("get_pipe_transport: 0 writes, 1 and 2 read, 3 is refused (C84)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_exec(*fx.rt, {"cat"}, record({log}));
+  REQUIRE(sp);
+  for (int fd = 0; fd < 3; ++fd) {
+    auto p =
+        ask<transport_actor>(*fx.rt, sp->transport, get_pipe_transport{fd});
+    REQUIRE(p);
+    auto info = ask<transport_info>(*fx.rt, *p, get_extra_info{});
+    REQUIRE(info);
+    CHECK(info->kind == (fd == 0 ? "write_pipe" : "read_pipe"));
+  }
+  auto none =
+      ask<transport_actor>(*fx.rt, sp->transport, get_pipe_transport{3});
+  REQUIRE(!none);
+  CHECK(is(none.error(), sw_errc::invalid_argument));
+  caf::scoped_actor self{fx.rt->system()};
+  self->send(sp->transport, write_eof{});
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->count("exited:0") == 1);
+}
