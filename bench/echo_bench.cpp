@@ -63,6 +63,7 @@ struct bench_config : caf::actor_system_config {
   std::string csv;
   size_t load_procs = 1;
   size_t shards_sweep = 0;
+  bool no_pin = false;
   std::string udp_sizes = "64,1024";
   double udp_seconds = 1.0;
   size_t spawn_count = 1000;
@@ -95,6 +96,8 @@ struct bench_config : caf::actor_system_config {
              "TCP load generator processes (0: one per server shard)")
         .add(shards_sweep, "shards-sweep",
              "measure 1..N shards and print the scaling table")
+        .add(no_pin, "no-pin",
+             "pin neither servers nor load (same placement for any shards)")
         .add(udp_sizes, "udp-sizes", "comma list of UDP datagram sizes")
         .add(udp_seconds, "udp-seconds", "seconds per UDP measurement")
         .add(spawn_count, "spawn-count", "processes per spawn measurement")
@@ -137,13 +140,15 @@ void pin_to_cpus(const std::vector<int>& cpus) {
 // load process, the server gets CPUs [0, shards) and the load processes the
 // next ones. Otherwise (this project's 2-core machine) a 1-shard server gets
 // CPU 0, a multi-shard server is not pinned, and the load runs on CPU 1.
+// --no-pin leaves everything to the scheduler.
 struct placement {
   std::vector<int> server; // empty: not pinned
   std::vector<int> load;   // empty: not pinned
 };
 
-placement place(size_t server_threads, size_t load_procs) {
+placement place(size_t server_threads, size_t load_procs, bool no_pin) {
   placement p;
+  if (no_pin) return p;
   auto n = static_cast<size_t>(std::thread::hardware_concurrency());
   if (n < 2) return p;
   if (n >= server_threads + load_procs) {
@@ -247,7 +252,7 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
   r.size = size;
   auto threads = kind == "asio" ? size_t{1} : shards;
   r.load_procs = load_procs_for(cfg, threads);
-  auto where = place(threads, r.load_procs);
+  auto where = place(threads, r.load_procs, cfg.no_pin);
   auto c = start_server(kind, shards, where.server, {});
   pin_to_cpus(where.load); // the load runs here when it is one process
   bench::load_options lo;
@@ -300,7 +305,7 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
   for (int i = 0; i < 2; ++i) {
     auto out = "/tmp/echo_bench.callgrind." + kind + "." + std::to_string(i);
     auto threads = kind == "asio" ? size_t{1} : shards;
-    auto where = place(threads, 1);
+    auto where = place(threads, 1, cfg.no_pin);
     auto c = start_server(kind, shards, where.server, out);
     pin_to_cpus(where.load);
     bench::load_options lo;
