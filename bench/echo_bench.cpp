@@ -1,22 +1,35 @@
-// shardwire's echo benchmark: shardwire servers against a plain Asio echo
-// server measured in the same run, each server in its own process on its own
-// core, the load generator on another.
+// shardwire's benchmark program: shardwire against plain baselines measured
+// in the same run. Three parts (--suite, default all):
+//  tcp:   echo servers, each in its own process on its own core(s), the load
+//         generator on others (in --load-procs worker processes);
+//  udp:   UDP echo round trips/s, shardwire vs plain Asio (bench/udp_echo.*);
+//  spawn: processes/s for `true`, shardwire vs a posix_spawn+waitpid loop,
+//         plus a churn check for leaks (bench/spawn_measure.*).
 //
-//   echo_bench                         # 50 conns, 1 KiB, 3 s, 10,000 idle
-//   echo_bench --sizes=64,1024,16384 --shard-counts=1,2 --csv=out.csv
+//   echo_bench                         # all parts, TCP: 50 conns, 1 KiB, 3 s
+//   echo_bench --suite=tcp --sizes=64,1024,16384 --shard-counts=1,2
+//   echo_bench --suite=tcp --shards-sweep=8 --load-procs=0   # 1..8 shards
 //   echo_bench --callgrind             # user-space instructions per echo
 //
 // Figures per server: req/s, MiB/s, p50/p99 latency, server CPU per request
 // (user+sys from /proc), memory per idle connection (server RSS growth over
 // --idle connections), and in --callgrind mode instructions per echo
 // ((Ir(2N) - Ir(N)) / N, all threads). Ratios are against the Asio baseline
-// of the same run.
+// of the same run. --shards-sweep adds a table of throughput and CPU per
+// request by shard count, against N x the 1-shard throughput.
 #include "bench/load_generator.hpp"
+#include "bench/load_procs.hpp"
 #include "bench/proc_stats.hpp"
 #include "bench/servers.hpp"
+#include "bench/spawn_measure.hpp"
+#include "bench/udp_echo.hpp"
+
+#include "actors/config.hpp"
+#include "runtime/runtime.hpp"
 
 #include <caf/actor_system_config.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -35,6 +48,7 @@
 namespace {
 
 struct bench_config : caf::actor_system_config {
+  std::string suite = "tcp,udp,spawn";
   std::string servers = "asio,shardwire";
   size_t connections = 50;
   size_t size = 1024;
@@ -47,6 +61,15 @@ struct bench_config : caf::actor_system_config {
   bool keep_callgrind = false;
   size_t callgrind_requests = 20000;
   std::string csv;
+  size_t load_procs = 1;
+  size_t shards_sweep = 0;
+  bool no_pin = false;
+  std::string udp_sizes = "64,1024";
+  double udp_seconds = 1.0;
+  size_t spawn_count = 1000;
+  size_t spawn_inflight = 16;
+  size_t spawn_churn = 1000;
+  std::string spawn_program = "true";
   // Internal: run one server in this process.
   std::string serve;
   int ready_fd = -1;
@@ -54,6 +77,7 @@ struct bench_config : caf::actor_system_config {
 
   bench_config() {
     opt_group{custom_options_, "global"}
+        .add(suite, "suite", "comma list of parts to run: tcp, udp, spawn")
         .add(servers, "servers",
              "comma list of: asio, shardwire, shardwire-cb (callback style)")
         .add(connections, "connections,c", "concurrent connections")
@@ -68,6 +92,20 @@ struct bench_config : caf::actor_system_config {
         .add(keep_callgrind, "keep-callgrind",
              "keep /tmp/echo_bench.callgrind.* for callgrind_annotate")
         .add(csv, "csv", "append result rows to this CSV file")
+        .add(load_procs, "load-procs",
+             "TCP load generator processes (0: one per server shard)")
+        .add(shards_sweep, "shards-sweep",
+             "measure 1..N shards and print the scaling table")
+        .add(no_pin, "no-pin",
+             "pin neither servers nor load (same placement for any shards)")
+        .add(udp_sizes, "udp-sizes", "comma list of UDP datagram sizes")
+        .add(udp_seconds, "udp-seconds", "seconds per UDP measurement")
+        .add(spawn_count, "spawn-count", "processes per spawn measurement")
+        .add(spawn_inflight, "spawn-inflight",
+             "children at once in the second spawn row and the churn")
+        .add(spawn_churn, "spawn-churn",
+             "children in the churn check (0: skip)")
+        .add(spawn_program, "spawn-program", "what to spawn (no arguments)")
         .add(serve, "serve", "internal: run this server kind here")
         .add(ready_fd, "ready-fd", "internal: fd to report the port on")
         .add(shards, "shards", "internal: shard count for --serve");
@@ -83,12 +121,50 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-void pin_to_cpu(int cpu) {
-  if (std::thread::hardware_concurrency() < 2) return;
+// Pins this process (its future threads included) to `cpus`; an empty list
+// means every CPU.
+void pin_to_cpus(const std::vector<int>& cpus) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
+  if (cpus.empty()) {
+    for (unsigned i = 0; i < std::thread::hardware_concurrency(); ++i)
+      CPU_SET(i, &set);
+  } else {
+    for (int cpu : cpus)
+      CPU_SET(cpu, &set);
+  }
   ::sched_setaffinity(0, sizeof(set), &set);
+}
+
+// Where a TCP measurement runs. With a core for every server shard and every
+// load process, the server gets CPUs [0, shards) and the load processes the
+// next ones. Otherwise (this project's 2-core machine) a 1-shard server gets
+// CPU 0, a multi-shard server is not pinned, and the load runs on CPU 1.
+// --no-pin leaves everything to the scheduler.
+struct placement {
+  std::vector<int> server; // empty: not pinned
+  std::vector<int> load;   // empty: not pinned
+};
+
+placement place(size_t server_threads, size_t load_procs, bool no_pin) {
+  placement p;
+  if (no_pin) return p;
+  auto n = static_cast<size_t>(std::thread::hardware_concurrency());
+  if (n < 2) return p;
+  if (n >= server_threads + load_procs) {
+    for (size_t i = 0; i < server_threads; ++i)
+      p.server.push_back(static_cast<int>(i));
+    for (size_t i = 0; i < load_procs; ++i)
+      p.load.push_back(static_cast<int>(server_threads + i));
+    return p;
+  }
+  if (server_threads <= 1) p.server.push_back(0);
+  p.load.push_back(1);
+  return p;
+}
+
+size_t load_procs_for(const bench_config& cfg, size_t server_threads) {
+  return cfg.load_procs == 0 ? server_threads : cfg.load_procs;
 }
 
 int serve(const std::string& kind, int ready_fd, size_t shards) {
@@ -109,13 +185,13 @@ struct child {
 
 // Starts a server process; under callgrind when `cg_out` is set.
 child start_server(const std::string& kind, size_t shards,
-                   const std::string& cg_out) {
+                   const std::vector<int>& cpus, const std::string& cg_out) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe");
   auto pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
-    if (shards <= 1 || kind == "asio") pin_to_cpu(0);
+    pin_to_cpus(cpus);
     if (cg_out.empty()) ::_exit(serve(kind, fds[1], shards));
     // Resolve our own path now: inside valgrind /proc/self/exe is valgrind.
     char path[4096] = {};
@@ -156,6 +232,7 @@ struct row {
   std::string server;
   size_t shards = 1;
   size_t size = 0;
+  size_t load_procs = 1;
   double req_per_s = 0;
   double mib_per_s = 0;
   double p50_us = 0;
@@ -173,7 +250,11 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
   r.server = kind;
   r.shards = shards;
   r.size = size;
-  auto c = start_server(kind, shards, {});
+  auto threads = kind == "asio" ? size_t{1} : shards;
+  r.load_procs = load_procs_for(cfg, threads);
+  auto where = place(threads, r.load_procs, cfg.no_pin);
+  auto c = start_server(kind, shards, where.server, {});
+  pin_to_cpus(where.load); // the load runs here when it is one process
   bench::load_options lo;
   lo.port = c.port;
   lo.connections = cfg.connections;
@@ -181,10 +262,10 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
   lo.pipeline = cfg.pipeline;
   // Warm-up: connections, pools and caches.
   lo.duration = std::min(0.5, cfg.duration);
-  bench::run_load(lo);
+  bench::run_load_procs(lo, r.load_procs, where.load);
   lo.duration = cfg.duration;
   auto cpu0 = bench::cpu_seconds(c.pid);
-  auto res = bench::run_load(lo);
+  auto res = bench::run_load_procs(lo, r.load_procs, where.load);
   auto cpu1 = bench::cpu_seconds(c.pid);
   r.req_per_s = static_cast<double>(res.requests) / res.seconds;
   r.mib_per_s = static_cast<double>(res.bytes) / res.seconds / 1048576.0;
@@ -223,7 +304,10 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
   uint64_t counts[2] = {cfg.callgrind_requests, 2 * cfg.callgrind_requests};
   for (int i = 0; i < 2; ++i) {
     auto out = "/tmp/echo_bench.callgrind." + kind + "." + std::to_string(i);
-    auto c = start_server(kind, shards, out);
+    auto threads = kind == "asio" ? size_t{1} : shards;
+    auto where = place(threads, 1, cfg.no_pin);
+    auto c = start_server(kind, shards, where.server, out);
+    pin_to_cpus(where.load);
     bench::load_options lo;
     lo.port = c.port;
     lo.connections = cfg.connections;
@@ -283,25 +367,64 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
   }
 }
 
-} // namespace
+// Throughput and CPU per request by shard count, for each shardwire server
+// kind and size: the ratio to N x the 1-shard throughput (target of issue 3:
+// >= 0.8 on N free cores) and the CPU per request against 1 shard.
+void print_scaling(const std::vector<row>& rows) {
+  std::map<std::pair<std::string, size_t>, const row*> one; // 1-shard rows
+  for (auto& r : rows)
+    if (r.server != "asio" && r.shards == 1) one[{r.server, r.size}] = &r;
+  std::printf("\nshard scaling (%u CPUs; ratios against 1 shard of the same "
+              "server and size)\n",
+              std::thread::hardware_concurrency());
+  std::printf("%-14s %7s %6s %5s %10s %9s %9s %9s\n", "server", "size",
+              "shards", "load", "req/s", "cpu us/rq", "cpu ratio", "vs N x 1");
+  for (auto& [key, base] : one)
+    for (auto& r : rows) {
+      if (r.server != key.first || r.size != key.second) continue;
+      auto n = static_cast<double>(r.shards);
+      std::printf(
+          "%-14s %7zu %6zu %5zu %10.0f %9.2f %9.2f %9.2f\n", r.server.c_str(),
+          r.size, r.shards, r.load_procs, r.req_per_s, r.cpu_us_per_req,
+          base->cpu_us_per_req > 0 ? r.cpu_us_per_req / base->cpu_us_per_req
+                                   : 0.0,
+          base->req_per_s > 0 ? r.req_per_s / (n * base->req_per_s) : 0.0);
+    }
+  size_t needed = 0;
+  for (auto& r : rows)
+    needed = std::max(needed, r.shards + r.load_procs);
+  if (std::thread::hardware_concurrency() < needed)
+    std::printf("(fewer CPUs than shards + load processes: they share cores, "
+                "so \"vs N x 1\" measures contention; compare CPU per "
+                "request)\n");
+}
 
-int main(int argc, char** argv) {
-  bench_config cfg;
-  if (auto err = cfg.parse(argc, argv)) {
-    std::cerr << "error: " << caf::to_string(err) << '\n';
-    return 1;
-  }
-  if (cfg.cli_helptext_printed) return 0;
-  if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
-  bench::raise_fd_limit();
-  pin_to_cpu(1);
+std::vector<std::string> bad_suites(const std::vector<std::string>& parts) {
+  std::vector<std::string> bad;
+  for (auto& p : parts)
+    if (p != "tcp" && p != "udp" && p != "spawn") bad.push_back(p);
+  return bad;
+}
+
+bool has(const std::vector<std::string>& parts, const char* name) {
+  return std::find(parts.begin(), parts.end(), name) != parts.end();
+}
+
+// The TCP part; returns false if any measurement saw corrupt bytes or failed
+// connections.
+bool run_tcp(const bench_config& cfg) {
   std::vector<size_t> sizes;
   for (auto& s : split(cfg.sizes))
     sizes.push_back(std::stoul(s));
   if (sizes.empty()) sizes.push_back(cfg.size);
   std::vector<size_t> shard_counts;
-  for (auto& s : split(cfg.shard_counts))
-    shard_counts.push_back(std::stoul(s));
+  if (cfg.shards_sweep > 0) {
+    for (size_t n = 1; n <= cfg.shards_sweep; ++n)
+      shard_counts.push_back(n);
+  } else {
+    for (auto& s : split(cfg.shard_counts))
+      shard_counts.push_back(std::stoul(s));
+  }
   auto kinds = split(cfg.servers);
   std::vector<row> rows;
   bool ok = true;
@@ -325,10 +448,14 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("\n%zu connections, pipeline %zu, %.1f s per point%s\n",
+  std::printf("\nTCP echo: %zu connections, pipeline %zu, %.1f s per point, "
+              "load in %s process(es)%s\n",
               cfg.connections, cfg.pipeline, cfg.duration,
+              cfg.load_procs == 0 ? "<shards>"
+                                  : std::to_string(cfg.load_procs).c_str(),
               cfg.callgrind ? ", callgrind" : "");
   print_rows(rows, cfg.callgrind);
+  if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows);
   if (!cfg.csv.empty()) {
     std::ofstream out(cfg.csv, std::ios::app);
     for (auto& r : rows)
@@ -337,5 +464,73 @@ int main(int argc, char** argv) {
           << r.cpu_us_per_req << ',' << r.idle_bytes_per_conn << ','
           << r.ir_per_echo << '\n';
   }
+  return ok;
+}
+
+// The UDP and spawn parts share one shardwire runtime in this process, with
+// one shard; started after the TCP part, whose load processes are forked.
+bool run_in_process(const bench_config& cfg, bool udp, bool spawn,
+                    char* argv0) {
+  pin_to_cpus({}); // the runtime's threads and the clients share all CPUs
+  shardwire::config rcfg;
+  rcfg.shards = 1;
+  char* args[] = {argv0, nullptr};
+  if (auto rc = shardwire::parse_args(rcfg, 1, args)) return false;
+  shardwire::runtime rt{rcfg};
+  bool ok = true;
+  if (udp) {
+    std::vector<bench::udp_echo_result> rows;
+    for (auto& s : split(cfg.udp_sizes)) {
+      std::cerr << "measuring UDP echo size=" << s << " ...\n";
+      rows.push_back(
+          bench::measure_udp_echo(rt, std::stoul(s), cfg.udp_seconds));
+    }
+    std::printf("\n");
+    bench::print_udp_echo(rows, cfg.udp_seconds);
+  }
+  if (spawn) {
+    std::cerr << "measuring spawn x " << cfg.spawn_count << " ...\n";
+    auto rows = bench::measure_spawn(rt, cfg.spawn_program, cfg.spawn_count,
+                                     {1, cfg.spawn_inflight});
+    std::printf("\nsubprocess spawn: %zu x `%s` per point (stdin/stdout/"
+                "stderr as pipes), 1 shard\n",
+                cfg.spawn_count, cfg.spawn_program.c_str());
+    bench::print_spawn(rows);
+    for (auto& r : rows)
+      ok = ok && r.failed == 0;
+    if (cfg.spawn_churn > 0) {
+      auto churn = bench::spawn_churn(rt, cfg.spawn_program, cfg.spawn_churn,
+                                      cfg.spawn_inflight);
+      bench::print_churn(churn);
+      ok = ok && churn.ok();
+    }
+  }
+  rt.shutdown();
+  return ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bench_config cfg;
+  if (auto err = cfg.parse(argc, argv)) {
+    std::cerr << "error: " << caf::to_string(err) << '\n';
+    return 1;
+  }
+  if (cfg.cli_helptext_printed) return 0;
+  if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
+  auto parts = split(cfg.suite);
+  if (auto bad = bad_suites(parts); !bad.empty() || parts.empty()) {
+    std::cerr << "error: --suite takes a comma list of tcp, udp, spawn\n";
+    return 1;
+  }
+  bench::raise_fd_limit();
+  bool ok = true;
+  // TCP first: it forks servers and load processes, which wants a process
+  // without threads (the runtime of the other parts has some).
+  if (has(parts, "tcp")) ok = run_tcp(cfg) && ok;
+  bool udp = has(parts, "udp") && !cfg.callgrind;
+  bool spawn = has(parts, "spawn") && !cfg.callgrind;
+  if (udp || spawn) ok = run_in_process(cfg, udp, spawn, argv[0]) && ok;
   return ok ? 0 : 1;
 }

@@ -6,14 +6,13 @@
 //    a plain Asio UDP echo server in the same run (16 datagrams in flight).
 //
 //   udp_batch_bench [--seconds=2] [--size=64] [--batch=16] [--echo]
+#include "bench/udp_echo.hpp"
+
 #include "actors/config.hpp"
 #include "actors/datagram_protocol.hpp"
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/udp.hpp"
-
-#include <asio/io_context.hpp>
-#include <asio/ip/udp.hpp>
 
 #include <caf/send.hpp>
 
@@ -105,92 +104,12 @@ double run_once(runtime& rt, const bench_config& cfg, size_t batch) {
   return static_cast<double>(got) / secs;
 }
 
-datagram_protocol_actor::behavior_type
-echoer(datagram_protocol_actor::pointer self) {
-  auto t = std::make_shared<datagram_transport_actor>();
-  return {
-      [t](datagram_connected& msg) { *t = msg.transport; },
-      [self, t](datagram& msg) {
-        self->send(*t, shardwire::sendto{std::move(msg.bytes), msg.peer});
-      },
-      [](datagram_error&) {},
-      [](shardwire::pause) {},
-      [](shardwire::resume) {},
-      [self](lost&) { self->quit(); },
-  };
-}
-
-// A plain Asio UDP echo server (the baseline), on its own thread.
-struct asio_echo {
-  asio::io_context io;
-  asio::ip::udp::socket sock{
-      io, asio::ip::udp::endpoint{asio::ip::make_address("127.0.0.1"), 0}};
-  asio::ip::udp::endpoint from;
-  std::vector<char> buf = std::vector<char>(65536);
-  void start() {
-    sock.async_receive_from(
-        asio::buffer(buf), from, [this](std::error_code ec, size_t n) {
-          if (ec) return;
-          sock.send_to(asio::buffer(buf.data(), n), from, 0, ec);
-          start();
-        });
-  }
-};
-
-// Round trips/s with `window` datagrams in flight to 127.0.0.1:`port`.
-double round_trips(uint16_t port, const bench_config& cfg) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  timeval tv{0, 200 * 1000}; // a lost datagram refills the window
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::vector<char> payload(cfg.size, 'x');
-  std::vector<char> in(65536);
-  constexpr int window = 16;
-  uint64_t done = 0;
-  auto t0 = std::chrono::steady_clock::now();
-  auto until = t0 + std::chrono::seconds{cfg.seconds};
-  for (int i = 0; i < window; ++i)
-    ::send(fd, payload.data(), payload.size(), 0);
-  while (std::chrono::steady_clock::now() < until) {
-    if (::recv(fd, in.data(), in.size(), 0) < 0) {
-      for (int i = 0; i < window; ++i)
-        ::send(fd, payload.data(), payload.size(), 0);
-      continue;
-    }
-    ++done;
-    ::send(fd, payload.data(), payload.size(), 0);
-  }
-  auto secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-          .count();
-  ::close(fd);
-  return static_cast<double>(done) / secs;
-}
-
 int run_echo(runtime& rt, const bench_config& cfg) {
-  datagram_options opts;
-  opts.local_addr = host_port{"127.0.0.1", 0};
-  auto ep = create_datagram_endpoint(rt, datagram_protocol_fun(echoer), opts);
-  if (!ep) {
-    std::fprintf(stderr, "error: %s\n", describe(ep.error()).c_str());
-    return 1;
-  }
-  auto sw = round_trips(ep->info.sockname.port, cfg);
-  caf::anon_send(ep->transport, shardwire::abort{});
-  asio_echo base;
-  base.start();
-  std::thread io([&] { base.io.run(); });
-  auto raw = round_trips(base.sock.local_endpoint().port(), cfg);
-  base.io.stop();
-  io.join();
-  std::printf("UDP echo, payload %zu B, 16 in flight, %zu s per run\n",
-              cfg.size, cfg.seconds);
-  std::printf("plain Asio:  %10.0f round trips/s\n", raw);
-  std::printf("shardwire:   %10.0f round trips/s (%.2fx)\n", sw, sw / raw);
+  // The measurement is shared with echo_bench --suite=udp (bench/udp_echo.*).
+  std::vector<bench::udp_echo_result> rows;
+  rows.push_back(
+      bench::measure_udp_echo(rt, cfg.size, static_cast<double>(cfg.seconds)));
+  bench::print_udp_echo(rows, static_cast<double>(cfg.seconds));
   rt.shutdown();
   return 0;
 }

@@ -1,0 +1,214 @@
+#include "bench/spawn_measure.hpp"
+
+#include "actors/errors.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/subprocess.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <dirent.h>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace bench {
+
+namespace {
+
+using namespace shardwire;
+using clock_type = std::chrono::steady_clock;
+
+// -- baseline: posix_spawn + waitpid ------------------------------------------
+
+struct plain_child {
+  pid_t pid;
+  int out;
+  int err;
+  int in;
+};
+
+plain_child plain_spawn(const std::string& program) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
+      ::pipe2(err, O_CLOEXEC) != 0) {
+    std::perror("pipe2");
+    std::exit(1);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
+  pid_t pid;
+  if (::posix_spawnp(&pid, argv[0], &fa, nullptr, argv, environ) != 0) {
+    std::perror("posix_spawnp");
+    std::exit(1);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  return {pid, out[0], err[0], in[1]};
+}
+
+void plain_finish(const plain_child& c) {
+  char buf[4096];
+  for (int fd : {c.out, c.err}) {
+    while (::read(fd, buf, sizeof(buf)) > 0) {
+    }
+    ::close(fd);
+  }
+  ::close(c.in);
+  int st;
+  while (::waitpid(c.pid, &st, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// -- shardwire ----------------------------------------------------------------
+
+struct gate {
+  std::mutex mtx;
+  std::condition_variable cv;
+  size_t running = 0;
+  size_t failed = 0;
+};
+
+subprocess_protocol_actor::behavior_type
+counting(subprocess_protocol_actor::pointer self, std::shared_ptr<gate> g) {
+  return {
+      [](subprocess_connected&) {},
+      [](pipe_data&) {},
+      [](pipe_lost&) {},
+      [](exited&) {},
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self, g](lost&) {
+        {
+          std::lock_guard<std::mutex> guard{g->mtx};
+          --g->running;
+        }
+        g->cv.notify_one();
+        self->quit();
+      },
+  };
+}
+
+} // namespace
+
+size_t open_fds() {
+  size_t n = 0;
+  if (auto* d = ::opendir("/proc/self/fd")) {
+    while (auto* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n - 1; // the directory's own fd
+}
+
+double spawn_plain_rate(const std::string& program, size_t count,
+                        size_t inflight) {
+  auto start = clock_type::now();
+  std::deque<plain_child> running;
+  for (size_t i = 0; i < count; ++i) {
+    if (running.size() >= inflight) {
+      plain_finish(running.front());
+      running.pop_front();
+    }
+    running.push_back(plain_spawn(program));
+  }
+  while (!running.empty()) {
+    plain_finish(running.front());
+    running.pop_front();
+  }
+  std::chrono::duration<double> secs = clock_type::now() - start;
+  return static_cast<double>(count) / secs.count();
+}
+
+double spawn_shardwire_rate(shardwire::runtime& rt, const std::string& program,
+                            size_t count, size_t inflight, size_t* failed) {
+  auto g = std::make_shared<gate>();
+  auto start = clock_type::now();
+  for (size_t i = 0; i < count; ++i) {
+    {
+      std::unique_lock<std::mutex> lock{g->mtx};
+      g->cv.wait(lock, [&] { return g->running < inflight; });
+      ++g->running;
+    }
+    async_subprocess_exec(rt, {program}, subprocess_protocol_fun(counting, g),
+                          {}, [g](caf::expected<subprocess> sp) {
+                            if (sp) return;
+                            std::lock_guard<std::mutex> guard{g->mtx};
+                            ++g->failed;
+                            --g->running;
+                            g->cv.notify_one();
+                          });
+  }
+  std::unique_lock<std::mutex> lock{g->mtx};
+  g->cv.wait(lock, [&] { return g->running == 0; });
+  std::chrono::duration<double> secs = clock_type::now() - start;
+  if (failed != nullptr) *failed += g->failed;
+  return static_cast<double>(count) / secs.count();
+}
+
+std::vector<spawn_row> measure_spawn(shardwire::runtime& rt,
+                                     const std::string& program, size_t count,
+                                     const std::vector<size_t>& inflights) {
+  std::vector<spawn_row> rows;
+  for (auto inflight : inflights) {
+    spawn_row r;
+    r.inflight = inflight;
+    r.plain_per_s = spawn_plain_rate(program, count, inflight);
+    r.shardwire_per_s =
+        spawn_shardwire_rate(rt, program, count, inflight, &r.failed);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+void print_spawn(const std::vector<spawn_row>& rows) {
+  std::printf("%-10s %-28s %12s %8s\n", "in flight", "server", "processes/s",
+              "ratio");
+  for (auto& r : rows) {
+    std::printf("%-10zu %-28s %12.0f %8.2f\n", r.inflight,
+                "posix_spawn+waitpid loop", r.plain_per_s, 1.0);
+    std::printf("%-10zu %-28s %12.0f %8.2f\n", r.inflight,
+                "shardwire subprocess_exec", r.shardwire_per_s,
+                r.plain_per_s > 0 ? r.shardwire_per_s / r.plain_per_s : 0.0);
+    if (r.failed > 0) std::printf("  !! %zu spawns failed\n", r.failed);
+  }
+}
+
+churn_result spawn_churn(shardwire::runtime& rt, const std::string& program,
+                         size_t children, size_t inflight) {
+  churn_result r;
+  r.children = children;
+  r.fds_before = open_fds();
+  r.per_s = spawn_shardwire_rate(rt, program, children, inflight, &r.failed);
+  r.fds_after = open_fds();
+  // Every child was reaped by its transport: nothing is left to wait for.
+  errno = 0;
+  auto left = ::waitpid(-1, nullptr, WNOHANG);
+  r.no_children = left < 0 && errno == ECHILD;
+  return r;
+}
+
+void print_churn(const churn_result& r) {
+  std::printf("churn: %zu children at %.0f/s; descriptors before %zu, "
+              "after %zu (%s); children left: %s%s\n",
+              r.children, r.per_s, r.fds_before, r.fds_after,
+              r.fds_before == r.fds_after ? "no leak" : "LEAK",
+              r.no_children ? "none" : "SOME",
+              r.failed > 0 ? "; SOME SPAWNS FAILED" : "");
+}
+
+} // namespace bench
