@@ -3,9 +3,15 @@
 //    its protocol with recvmmsg (batch 16) and with plain recvfrom (batch
 //    1), under a sender that floods it from another thread;
 // 2. --echo: round trips/s through a shardwire UDP echo endpoint and through
-//    a plain Asio UDP echo server in the same run (16 datagrams in flight).
+//    a plain Asio UDP echo server in the same run (16 datagrams in flight);
+//    with --rounds=N exactly N round trips, one in flight, shardwire only
+//    (for callgrind: instructions per round trip = (Ir(2N) - Ir(N)) / N);
+// 3. --send: datagrams/s a shardwire Unix datagram endpoint flushes from its
+//    queue (the receiver lags, so sends meet EAGAIN and queue) with plain
+//    sendto (send_batch 1) and with sendmmsg (send_batch 64).
 //
-//   udp_batch_bench [--seconds=2] [--size=64] [--batch=16] [--echo]
+//   udp_batch_bench [--seconds=2] [--size=64] [--batch=16] [--echo|--send]
+//   valgrind --tool=callgrind udp_batch_bench --echo --rounds=20000
 #include "actors/config.hpp"
 #include "actors/datagram_protocol.hpp"
 #include "actors/errors.hpp"
@@ -22,7 +28,9 @@
 #include <chrono>
 #include <cstdio>
 #include <netinet/in.h>
+#include <string>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -36,12 +44,20 @@ struct bench_config : config {
   size_t size = 64;
   size_t batch = 16;
   bool echo = false;
+  size_t rounds = 0;
+  bool send = false;
+  size_t count = 200000;
   bench_config() {
     opt_group{custom_options_, "global"}
         .add(seconds, "seconds", "duration of each run")
         .add(size, "size", "datagram payload bytes")
         .add(batch, "batch", "recvmmsg batch of the second run")
-        .add(echo, "echo", "round trips against shardwire and plain Asio");
+        .add(echo, "echo", "round trips against shardwire and plain Asio")
+        .add(rounds, "rounds",
+             "--echo: exactly this many round trips, 1 in flight, shardwire "
+             "only (0: timed runs)")
+        .add(send, "send", "queued-send flush rate, sendto vs sendmmsg")
+        .add(count, "count", "--send: datagrams per run");
     shards = 1;
   }
 };
@@ -171,6 +187,24 @@ double round_trips(uint16_t port, const bench_config& cfg) {
   return static_cast<double>(done) / secs;
 }
 
+// Exactly `n` round trips, one datagram in flight (deterministic work for
+// callgrind).
+void fixed_round_trips(uint16_t port, const bench_config& cfg, size_t n) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  std::vector<char> payload(cfg.size, 'x');
+  std::vector<char> in(65536);
+  for (size_t i = 0; i < n; ++i) {
+    ::send(fd, payload.data(), payload.size(), 0);
+    ::recv(fd, in.data(), in.size(), 0);
+  }
+  ::close(fd);
+}
+
 int run_echo(runtime& rt, const bench_config& cfg) {
   datagram_options opts;
   opts.local_addr = host_port{"127.0.0.1", 0};
@@ -178,6 +212,13 @@ int run_echo(runtime& rt, const bench_config& cfg) {
   if (!ep) {
     std::fprintf(stderr, "error: %s\n", describe(ep.error()).c_str());
     return 1;
+  }
+  if (cfg.rounds > 0) {
+    fixed_round_trips(ep->info.sockname.port, cfg, cfg.rounds);
+    std::printf("%zu round trips of %zu B done\n", cfg.rounds, cfg.size);
+    caf::anon_send(ep->transport, shardwire::abort{});
+    rt.shutdown();
+    return 0;
   }
   auto sw = round_trips(ep->info.sockname.port, cfg);
   caf::anon_send(ep->transport, shardwire::abort{});
@@ -195,6 +236,78 @@ int run_echo(runtime& rt, const bench_config& cfg) {
   return 0;
 }
 
+// Datagrams/s the transport flushes from its queue: `cfg.count` sendto
+// messages to a Unix datagram socket whose reader drains in batches, so
+// sends meet EAGAIN and the queue builds up (its flush is what differs).
+double flush_rate(runtime& rt, const bench_config& cfg, size_t send_batch) {
+  auto path = "/tmp/udp_batch_bench." + std::to_string(::getpid());
+  ::unlink(path.c_str());
+  int rx = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  sockaddr_un sun = {};
+  sun.sun_family = AF_UNIX;
+  std::snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path.c_str());
+  if (::bind(rx, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    std::perror("bind");
+    std::exit(1);
+  }
+  datagram_options opts;
+  opts.remote_path = path;
+  opts.send_batch = send_batch;
+  auto ep = create_datagram_endpoint(rt, datagram_protocol_fun(counter), opts);
+  if (!ep) {
+    std::fprintf(stderr, "error: %s\n", describe(ep.error()).c_str());
+    std::exit(1);
+  }
+  // Effectively no watermark pause: the counter protocol ignores it anyway.
+  auto payload = buffer::copy_of(std::string(cfg.size, 'x'));
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread driver([&] {
+    for (size_t i = 0; i < cfg.count; ++i)
+      caf::anon_send(ep->transport, shardwire::sendto{payload, caf::none});
+  });
+  constexpr size_t n = 64;
+  std::vector<std::vector<char>> bufs(n, std::vector<char>(cfg.size + 1));
+  std::vector<iovec> iovs(n);
+  std::vector<mmsghdr> hdrs(n);
+  for (size_t i = 0; i < n; ++i) {
+    iovs[i] = iovec{bufs[i].data(), bufs[i].size()};
+    hdrs[i] = mmsghdr{};
+    hdrs[i].msg_hdr.msg_iov = &iovs[i];
+    hdrs[i].msg_hdr.msg_iovlen = 1;
+  }
+  timeval tv{2, 0}; // a stall ends the run rather than hanging it
+  ::setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  size_t got = 0;
+  while (got < cfg.count) {
+    int k = ::recvmmsg(rx, hdrs.data(), n, MSG_WAITFORONE, nullptr);
+    if (k <= 0) break;
+    got += static_cast<size_t>(k);
+  }
+  auto secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  driver.join();
+  caf::anon_send(ep->transport, shardwire::abort{});
+  ::close(rx);
+  ::unlink(path.c_str());
+  if (got < cfg.count)
+    std::fprintf(stderr, "warning: %zu of %zu datagrams arrived\n", got,
+                 cfg.count);
+  return static_cast<double>(got) / secs;
+}
+
+int run_send(runtime& rt, const bench_config& cfg) {
+  auto single = flush_rate(rt, cfg, 1);
+  auto batched = flush_rate(rt, cfg, 64);
+  std::printf("queued sends, payload %zu B, %zu datagrams per run\n", cfg.size,
+              cfg.count);
+  std::printf("sendto   (send_batch 1):  %10.0f datagrams/s\n", single);
+  std::printf("sendmmsg (send_batch 64): %10.0f datagrams/s (%.2fx)\n", batched,
+              batched / single);
+  rt.shutdown();
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -202,6 +315,7 @@ int main(int argc, char** argv) {
   if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
   if (cfg.echo) return run_echo(rt, cfg);
+  if (cfg.send) return run_send(rt, cfg);
   auto single = run_once(rt, cfg, 1);
   auto batched = run_once(rt, cfg, cfg.batch);
   std::printf("payload %zu B, 1 shard, %zu s per run\n", cfg.size, cfg.seconds);
