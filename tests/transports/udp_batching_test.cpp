@@ -71,7 +71,7 @@ datagram_protocol_factory keeper(event_log_ptr log, std::shared_ptr<kept> k,
 /// A keeper transport on one end of a Unix datagram socketpair (delivery to
 /// it is synchronous and lossless, unlike UDP); `peer` is the test's end.
 struct keeper_pair {
-  explicit keeper_pair(runtime& rt) {
+  explicit keeper_pair(runtime& rt, size_t max_size = 256 * 1024) {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
     peer = sv[1];
@@ -80,7 +80,7 @@ struct keeper_pair {
     auto fut = done->get_future();
     datagram_settings ds;
     ds.connected = true;
-    ds.max_size = 256 * 1024;
+    ds.max_size = max_size;
     ds.read_high_water = rt.config().read_high_water;
     ds.read_low_water = rt.config().read_low_water;
     spawn_datagram_transport(rt.shard_at(0), sv[0], "unix_dgram",
@@ -188,6 +188,21 @@ TEST_CASE("datagrams of one batch share one block; their credit adds up to "
   CHECK(total_weight == total_footprint);
   caf::anon_send(p.transport, shardwire::close{});
   CHECK(p.log->wait_for_event("lost"));
+}
+
+TEST_CASE("a datagram longer than its slot arrives whole up to max_size; "
+          "a longer one is truncated to max_size, as before") {
+  runtime_fixture fx;
+  keeper_pair p{*fx.rt, 10000};
+  std::string whole(9000, 'w');
+  std::string longer(12000, 't');
+  REQUIRE(::send(p.peer, whole.data(), whole.size(), 0) == 9000);
+  REQUIRE(::send(p.peer, longer.data(), longer.size(), 0) == 12000);
+  REQUIRE(p.log->wait_for_event("n:2"));
+  std::lock_guard<std::mutex> guard{p.k->mtx};
+  CHECK(p.k->bytes[0].str() == whole);
+  CHECK(p.k->bytes[1].str() == longer.substr(0, 10000));
+  CHECK(p.log->count("error:", true) == 0);
 }
 
 TEST_CASE("read credit returns in full: a flood through a small read window "
