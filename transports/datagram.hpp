@@ -29,6 +29,9 @@ using datagram_callback = std::function<void(caf::expected<datagram_endpoint>)>;
 struct datagram_settings {
   /// Datagrams read per recvmmsg call; 1 uses plain recvfrom.
   size_t recv_batch = 16;
+  /// Queued datagrams (those that met EAGAIN) flushed per sendmmsg call; 1
+  /// uses plain sendto.
+  size_t send_batch = 64;
   /// Largest datagram kept; longer ones are truncated (asyncio reads Unix
   /// datagrams with 256 KiB; UDP payloads never exceed 64 KiB).
   size_t max_size = 64 * 1024;

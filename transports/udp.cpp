@@ -142,6 +142,7 @@ datagram_settings settings_for(const runtime& rt, const datagram_options& opts,
                                const made_socket& s) {
   datagram_settings ds;
   ds.recv_batch = opts.recv_batch == 0 ? 1 : opts.recv_batch;
+  ds.send_batch = opts.send_batch == 0 ? 1 : opts.send_batch;
   // UDP payloads never exceed 65507 bytes; asyncio reads Unix datagrams
   // with 256 KiB and truncates longer ones.
   ds.max_size = s.kind == "udp" ? 64 * 1024 : 256 * 1024;

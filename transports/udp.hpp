@@ -53,6 +53,8 @@ struct datagram_options {
   caf::optional<size_t> shard;
   /// Datagrams read per system call (recvmmsg); 1 uses recvfrom.
   size_t recv_batch = 16;
+  /// Queued datagrams flushed per system call (sendmmsg); 1 uses sendto.
+  size_t send_batch = 64;
 };
 
 /// Creates the socket (binding and connecting it as asked), then transport

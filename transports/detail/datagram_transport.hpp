@@ -37,6 +37,10 @@ public:
   behavior_type make_behavior() override;
   void on_exit() override;
 
+  /// Handles an async `sendto`, the hot message type, without behavior
+  /// dispatch (as stream_transport does for `write`).
+  caf::invoke_message_result consume(caf::mailbox_element& x) override;
+
 private:
   struct queued {
     buffer bytes;
@@ -62,6 +66,9 @@ private:
 
   /// Sends one datagram now; returns 0, EAGAIN, or another errno.
   int send_one(const buffer& bytes, const sockaddr* sa, socklen_t len);
+  /// Sends up to `send_batch` queued datagrams with one sendmmsg; returns
+  /// how many left the queue, or -errno for the front one (it stays queued).
+  int send_batch();
   void arm_write();
   void flush();
   void check_pause();
@@ -83,6 +90,8 @@ private:
   bool user_paused_ = false;
   bool credit_paused_ = false;
   bool read_armed_ = false;
+  /// Capacity of the next receive block (adapts to the batch sizes seen).
+  size_t recv_block_ = 4096;
 
   std::deque<queued> wq_;
   uint64_t wq_bytes_ = 0;
