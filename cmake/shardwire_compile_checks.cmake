@@ -38,10 +38,10 @@ target_link_libraries(shardwire_checkheaders PRIVATE shardwire::transports)
 shardwire_apply_flags(shardwire_checkheaders)
 add_custom_target(checkheaders DEPENDS shardwire_checkheaders)
 
-# 2. The README's two examples (docs/examples/*.cpp) are real programs built
+# 2. The README's examples (docs/examples/*.cpp) are real programs built
 #    with every build, so the documented API cannot drift from the code. They
 #    are not run by the tests (they use the fixed port 8888).
-foreach(example echo_server hello_client)
+foreach(example echo_server hello_client supervised_workers)
   shardwire_add_demo(example_${example}
                      ${PROJECT_SOURCE_DIR}/docs/examples/${example}.cpp)
   set_target_properties(example_${example} PROPERTIES
