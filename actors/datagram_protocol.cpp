@@ -1,5 +1,6 @@
 #include "actors/datagram_protocol.hpp"
 
+#include "actors/detail/logged_callback.hpp"
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 
@@ -70,14 +71,7 @@ callback_datagram_protocol_actor::callback_datagram_protocol_actor(
 template <class F>
 void callback_datagram_protocol_actor::guarded(const char* callback, F&& f) {
   // asyncio (C62): no datagram callback is fatal; the error is logged.
-  try {
-    f();
-  } catch (const std::exception& e) {
-    log::error("datagram_protocol.", callback, "() failed: ", e.what());
-  } catch (...) {
-    log::error("datagram_protocol.", callback,
-               "() threw a non-standard exception");
-  }
+  detail::run_logged("datagram_protocol", callback, std::forward<F>(f));
 }
 
 void callback_datagram_protocol_actor::finish(const caf::error& reason) {

@@ -1,5 +1,6 @@
 #include "actors/subprocess_protocol.hpp"
 
+#include "actors/detail/logged_callback.hpp"
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 
@@ -77,14 +78,7 @@ callback_subprocess_protocol_actor::callback_subprocess_protocol_actor(
 
 template <class F>
 void callback_subprocess_protocol_actor::guarded(const char* callback, F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    log::error("subprocess_protocol.", callback, "() failed: ", e.what());
-  } catch (...) {
-    log::error("subprocess_protocol.", callback,
-               "() threw a non-standard exception");
-  }
+  detail::run_logged("subprocess_protocol", callback, std::forward<F>(f));
 }
 
 void callback_subprocess_protocol_actor::finish(const caf::error& reason) {

@@ -199,6 +199,24 @@ protected:
     pinned* self_;
   };
 
+  /// Everything one I/O (Asio) handler of this actor holds while it runs, in
+  /// this order: a strong reference to the actor (what the handler delivers,
+  /// e.g. `lost` on the fast path, may let its protocol drop the last other
+  /// handle, which would free the actor mid-handler), the shard's io_scope
+  /// (actors woken meanwhile run when the handler ends, before the reference
+  /// goes), and the busy mark (see busy_scope; `release_busy` ends it early).
+  class io_handler_scope {
+  public:
+    explicit io_handler_scope(pinned& self)
+        : keep_(self.ctrl()), scope_(self.home()), busy_(self) {}
+    void release_busy() noexcept { busy_.release(); }
+
+  private:
+    caf::strong_actor_ptr keep_;
+    shard::io_scope scope_;
+    busy_scope busy_;
+  };
+
 public:
   bool deliver_now(caf::mailbox_element_ptr& ptr) override {
     if (busy_ != 0 || !home_->fast_path() ||

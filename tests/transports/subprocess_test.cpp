@@ -17,6 +17,9 @@ namespace {
 // Logs "connected", "out:<bytes>", "err:<bytes>", "pipe_lost:<fd>[:error]",
 // "exited:<status>", "pause", "resume", "lost[:error]".
 struct sub_recorder {
+  // Not an aggregate: `sub_recorder{log}` leaves the hooks empty without
+  // -Wmissing-field-initializers noise.
+  sub_recorder(event_log_ptr l) : log(std::move(l)) {} // NOLINT: implicit
   event_log_ptr log;
   std::shared_ptr<subprocess_transport_actor> transport =
       std::make_shared<subprocess_transport_actor>();

@@ -335,22 +335,15 @@ void datagram_transport::update_reading() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
-                      // Delivering `lost` may let the protocol drop the
-                      // last reference to this transport mid-handler.
-                      caf::strong_actor_ptr keep_alive{ctrl()};
-                      shard::io_scope scope{home()};
+                      io_handler_scope guard{*this};
+                      read_armed_ = false;
+                      if (ec) return;
                       std::vector<datagram> out;
-                      {
-                        busy_scope busy{*this};
-                        read_armed_ = false;
-                        if (ec) return;
-                        on_readable(out);
-                      }
-                      // Delivered after the busy scope: a co-located idle
-                      // protocol runs at once and its `sendto` replies can take
-                      // the fast path too. `keep` holds this actor while the
-                      // protocol may close it.
-                      caf::strong_actor_ptr keep{ctrl()};
+                      on_readable(out);
+                      // Delivered after the busy mark: a co-located idle
+                      // protocol runs at once and its `sendto` replies can
+                      // take the fast path too.
+                      guard.release_busy();
                       for (auto& msg : out) {
                         if (!*alive || lost_sent_ || !proto_) break;
                         if (proto_fast_ == nullptr ||
@@ -418,6 +411,7 @@ void datagram_transport::on_readable(std::vector<datagram>& out) {
   size_t share = sharing > 0 ? cap / sharing : 0;
   size_t rest = sharing > 0 ? cap - share * sharing : 0;
   out.reserve(count);
+  size_t taken = 0;
   for (size_t i = 0; i < count; ++i) {
     auto& h = scratch.hdrs[i];
     auto len = std::min<size_t>(h.msg_len, max_size);
@@ -442,10 +436,13 @@ void datagram_transport::on_readable(std::vector<datagram>& out) {
       bytes = std::move(own).freeze(len);
       weight = bytes.footprint();
     }
-    credit_->take(weight);
+    taken += weight;
     out.push_back(datagram{std::move(bytes), std::move(peer),
                            read_ticket{credit_, weight}});
   }
+  // One atomic add for the whole batch (nothing is delivered before this
+  // function returns).
+  credit_->take(taken);
   if (credit_->must_wait()) credit_paused_ = true;
   update_reading();
 }
@@ -526,14 +523,10 @@ void datagram_transport::arm_write() {
   sock_->async_wait(asio::posix::descriptor_base::wait_write,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
-                      // Delivering `lost` may let the protocol drop the
-                      // last reference to this transport mid-handler.
-                      caf::strong_actor_ptr keep_alive{ctrl()};
-                      shard::io_scope scope{home()};
-                      busy_scope busy{*this};
+                      io_handler_scope guard{*this};
                       write_armed_ = false;
                       if (!ec && !lost_sent_) flush();
-                      busy.release();
+                      guard.release_busy();
                       finalize_if_quit();
                     });
 }

@@ -304,17 +304,13 @@ void stream_transport::watch_hangup() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
-                      // As in the read handler: `lost` may let the protocol
-                      // drop the last reference to this transport.
-                      caf::strong_actor_ptr keep_alive{ctrl()};
-                      shard::io_scope scope{home()};
-                      busy_scope busy{*this};
+                      io_handler_scope guard{*this};
                       if (ec || lost_sent_) return;
                       if (wq_.empty())
                         finish({});
                       else
                         fatal(EPIPE, "write");
-                      busy.release();
+                      guard.release_busy();
                       finalize_if_quit();
                     });
 }
@@ -396,29 +392,19 @@ void stream_transport::update_reading() {
   sock_->async_wait(asio::posix::descriptor_base::wait_read,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
-                      // Held only while the handler runs: delivering `lost`
-                      // can let the protocol drop the last strong reference
-                      // to this transport (a protocol that keeps its handle
-                      // in its behavior and quits on `lost`, on the fast
-                      // path), which freed it mid-handler (ASan, found by
-                      // tests/transports/fault_proxy_test.cpp).
-                      caf::strong_actor_ptr keep_alive{ctrl()};
-                      shard::io_scope scope{home()};
-                      busy_scope busy{*this};
+                      io_handler_scope guard{*this};
                       read_armed_ = false;
                       if (ec) return;
                       auto msg = on_readable();
                       if (!msg) {
-                        busy.release();
+                        guard.release_busy();
                         finalize_if_quit(); // a read error ended it
                         return;
                       }
-                      {
-                        // Tail send: every state change is done, so the
-                        // protocol may run now and write back at once.
-                        busy.release();
-                        send_data(std::move(*msg));
-                      }
+                      // Tail send: every state change is done, so the
+                      // protocol may run now and write back at once.
+                      guard.release_busy();
+                      send_data(std::move(*msg));
                     });
 }
 
@@ -559,18 +545,10 @@ void stream_transport::arm_write() {
   sock_->async_wait(asio::posix::descriptor_base::wait_write,
                     [this, alive = alive_](std::error_code ec) {
                       if (!*alive) return;
-                      // Held only while the handler runs: delivering `lost`
-                      // can let the protocol drop the last strong reference
-                      // to this transport (a protocol that keeps its handle
-                      // in its behavior and quits on `lost`, on the fast
-                      // path), which freed it mid-handler (ASan, found by
-                      // tests/transports/fault_proxy_test.cpp).
-                      caf::strong_actor_ptr keep_alive{ctrl()};
-                      shard::io_scope scope{home()};
-                      busy_scope busy{*this};
+                      io_handler_scope guard{*this};
                       write_armed_ = false;
                       if (!ec && !lost_sent_) flush();
-                      busy.release();
+                      guard.release_busy();
                       finalize_if_quit(); // drained after close, or an error
                     });
 }

@@ -292,9 +292,7 @@ void subprocess_transport::stop_watching() {
 
 void subprocess_transport::on_child_event() {
   if (returncode_ || reaped_) return;
-  caf::strong_actor_ptr keep_alive{ctrl()};
-  shard::io_scope scope{home()};
-  busy_scope busy{*this};
+  io_handler_scope guard{*this};
   // Peek first (WNOWAIT): the child stays a zombie, holding its pid and
   // group id, while what is left of its group is killed.
   siginfo_t si = {};

@@ -237,8 +237,7 @@ void stream_transport::update_reading() {
 
 void stream_transport::sim_readable() {
   if (!read_armed_) return;
-  shard::io_scope scope{home()};
-  busy_scope busy{*this};
+  io_handler_scope guard{*this};
   read_armed_ = false;
   if (!should_read()) return;
   auto r = net_->read(conn_, side_, settings_.read_chunk_size);
@@ -248,7 +247,7 @@ void stream_transport::sim_readable() {
   }
   if (r.error != 0) {
     fatal(r.error, "read");
-    busy.release();
+    guard.release_busy();
     finalize_if_quit();
     return;
   }
@@ -260,7 +259,7 @@ void stream_transport::sim_readable() {
   credit_->take(weight);
   if (credit_->must_wait()) credit_paused_ = true;
   update_reading();
-  busy.release();
+  guard.release_busy();
   send(proto_, data{std::move(r.bytes), read_ticket{credit_, weight}});
 }
 
@@ -326,10 +325,9 @@ void stream_transport::arm_write() {
 
 void stream_transport::sim_writable() {
   if (!write_armed_ || lost_sent_) return;
-  shard::io_scope scope{home()};
-  busy_scope busy{*this};
+  io_handler_scope guard{*this};
   flush();
-  busy.release();
+  guard.release_busy();
   finalize_if_quit();
 }
 
