@@ -1,4 +1,5 @@
 #include "runtime/shard.hpp"
+#include "runtime/fd_poller.hpp"
 
 #include "runtime/log.hpp"
 #include "runtime/pinned.hpp"
@@ -53,6 +54,11 @@ shard::shard(caf::actor_system& sys, size_t id, size_t max_throughput)
 
 shard::~shard() {
   stop();
+}
+
+fd_poller& shard::poller() {
+  if (!poller_) poller_ = std::make_unique<fd_poller>(io_);
+  return *poller_;
 }
 
 shard* shard::current() noexcept {

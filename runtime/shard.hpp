@@ -24,12 +24,15 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 namespace shardwire {
+
+class fd_poller;
 
 class shard final : public caf::execution_unit {
 public:
@@ -48,6 +51,10 @@ public:
   /// The io_context driven by this shard's thread. Objects bound to it must
   /// only be touched on this shard's thread.
   asio::io_context& io() noexcept { return io_; }
+
+  /// The readiness poller for this shard's long-lived descriptors (see
+  /// fd_poller.hpp), created on first use. Shard thread only.
+  fd_poller& poller();
 
   /// True when called from this shard's thread.
   bool on_thread() const noexcept {
@@ -142,6 +149,8 @@ private:
   size_t max_throughput_;
   bool fast_path_ = true;
   asio::io_context io_;
+  // Declared after io_: destroyed before it (it holds an Asio descriptor).
+  std::unique_ptr<fd_poller> poller_;
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
   std::atomic<size_t> load_{0};

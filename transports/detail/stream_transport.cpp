@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <future>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -71,8 +72,8 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    stream_settings settings,
                                    connect_callback done,
                                    stream_direction direction)
-    : pinned(cfg), fd_(fd), alive_(std::make_shared<bool>(true)),
-      factory_(std::move(factory)), settings_(settings), done_(std::move(done)),
+    : pinned(cfg), fd_(fd), factory_(std::move(factory)), settings_(settings),
+      done_(std::move(done)),
       next_read_size_(
           std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
   kind_ = std::move(kind);
@@ -104,15 +105,28 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   // The descriptor is created here, on the home shard, not in the
   // constructor (which runs on the spawning thread).
   is_socket_ = is_stream_socket(fd_);
-  if (auto err = make_nonblocking(fd_); err != 0) {
+  if (auto nb_err = make_nonblocking(fd_); nb_err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(err, "fcntl"));
+    report(make_errno_error(nb_err, "fcntl"));
     lost_sent_ = true;
     quit();
     return behavior_type::make_empty_behavior();
   }
-  sock_.emplace(home().io(), fd_);
+  int err = 0;
+  try {
+    err = watch_.open(home().poller(), fd_, *this, fd_none);
+  } catch (const std::system_error& e) { // no epoll instance (EMFILE)
+    err = e.code().value();
+  }
+  if (err != 0) {
+    close_fd(fd_);
+    fd_ = -1;
+    report(make_errno_error(err, "epoll_ctl"));
+    lost_sent_ = true;
+    quit();
+    return behavior_type::make_empty_behavior();
+  }
   if (is_socket_) set_tcp_nodelay(fd_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
@@ -196,7 +210,9 @@ void stream_transport::do_write_eof() {
 }
 
 void stream_transport::do_pause_reading() {
-  if (!closing_) user_paused_ = true;
+  if (closing_) return;
+  user_paused_ = true;
+  update_reading();
 }
 
 void stream_transport::do_resume_reading() {
@@ -242,7 +258,7 @@ void stream_transport::do_credit_returned() {
 }
 
 void stream_transport::on_exit() {
-  *alive_ = false;
+  exited_ = true;
   if (!lost_sent_) {
     // Terminated from outside (runtime shutdown, a crash): the protocol
     // still gets its one `lost`.
@@ -253,13 +269,8 @@ void stream_transport::on_exit() {
   }
   report(make_error(sw_errc::closed, "transport exited before connecting"));
   if (credit_) credit_->disarm();
-  if (sock_) {
-    std::error_code ignored;
-    sock_->close(ignored);
-    sock_.reset();
-  } else if (fd_ >= 0) {
-    close_fd(fd_);
-  }
+  watch_.close(); // before the fd closes: it may be reused at once
+  if (fd_ >= 0) close_fd(fd_);
   fd_ = -1;
   wq_.clear();
   proto_fast_ = nullptr;
@@ -292,27 +303,52 @@ void stream_transport::on_connected_ack() {
   report(
       connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
   if (direction_ == stream_direction::write_only)
-    watch_hangup();
+    sync_interest(); // watch for the reader going away
   else
     update_reading();
 }
 
-void stream_transport::watch_hangup() {
+void stream_transport::sync_interest() {
+  read_armed_ = should_read();
+  uint8_t want = fd_none;
+  if (read_armed_) want |= fd_read;
+  if (write_armed_) want |= fd_write;
   // A write pipe is never readable; epoll reports EPOLLERR on it once the
-  // reading end is closed, which completes a read wait. asyncio does the
-  // same with a reader callback on the write end.
-  sock_->async_wait(asio::posix::descriptor_base::wait_read,
-                    [this, alive = alive_](std::error_code ec) {
-                      if (!*alive) return;
-                      io_handler_scope guard{*this};
-                      if (ec || lost_sent_) return;
-                      if (wq_.empty())
-                        finish({});
-                      else
-                        fatal(EPIPE, "write");
-                      guard.release_busy();
-                      finalize_if_quit();
-                    });
+  // reading end is closed. asyncio watches for that with a reader callback
+  // on the write end.
+  if (direction_ == stream_direction::write_only && started_ && !lost_sent_)
+    want |= fd_hangup;
+  if (int err = watch_.set_interest(want); err != 0 && !lost_sent_)
+    fatal(err, "epoll_ctl");
+}
+
+void stream_transport::on_fd_ready(uint32_t events) {
+  io_handler_scope guard{*this};
+  const bool failed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (write_armed_ && (failed || (events & EPOLLOUT) != 0)) {
+    write_armed_ = false; // flush arms again if the kernel took too little
+    if (!lost_sent_) flush();
+  }
+  if (direction_ == stream_direction::write_only && failed && !lost_sent_) {
+    // The reader went away (what flush could not report: nothing queued).
+    if (wq_.empty())
+      finish({});
+    else
+      fatal(EPIPE, "write");
+  }
+  std::optional<data> msg;
+  if (read_armed_ && !lost_sent_ &&
+      (failed || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0))
+    msg = on_readable();
+  if (!lost_sent_) sync_interest(); // a no-op unless the interest changed
+  guard.release_busy();
+  if (!msg) {
+    finalize_if_quit(); // an error, or the buffer drained after close
+    return;
+  }
+  // Tail send: every state change is done, so the protocol may run now and
+  // write back at once.
+  send_data(std::move(*msg));
 }
 
 void stream_transport::finish(caf::error reason) {
@@ -334,8 +370,11 @@ void stream_transport::do_close() {
   if (closing_ || lost_sent_) return;
   closing_ = true;
   read_closed_ = true;
-  if (wq_.empty()) finish({});
-  // Otherwise the write handler finishes once the buffer drained.
+  if (wq_.empty()) {
+    finish({});
+    return;
+  }
+  update_reading(); // stop reading; the write handler finishes once drained
 }
 
 void stream_transport::do_abort() {
@@ -374,7 +413,7 @@ void stream_transport::finalize_if_quit() {
   // socket stayed open (the peer never saw EOF) and runtime shutdown hung.
   // Finalize it here, on its home shard while it is idle (Asio handlers never
   // run inside a resume). `keep` holds it alive until finalize returned.
-  if (!lost_sent_ || !*alive_) return;
+  if (!lost_sent_ || exited_) return;
   caf::strong_actor_ptr keep{ctrl()};
   finalize();
 }
@@ -387,25 +426,10 @@ bool stream_transport::should_read() const noexcept {
 }
 
 void stream_transport::update_reading() {
-  if (!should_read() || read_armed_) return;
-  read_armed_ = true;
-  sock_->async_wait(asio::posix::descriptor_base::wait_read,
-                    [this, alive = alive_](std::error_code ec) {
-                      if (!*alive) return;
-                      io_handler_scope guard{*this};
-                      read_armed_ = false;
-                      if (ec) return;
-                      auto msg = on_readable();
-                      if (!msg) {
-                        guard.release_busy();
-                        finalize_if_quit(); // a read error ended it
-                        return;
-                      }
-                      // Tail send: every state change is done, so the
-                      // protocol may run now and write back at once.
-                      guard.release_busy();
-                      send_data(std::move(*msg));
-                    });
+  // Level-triggered interest: while reading goes on it stays registered and
+  // this costs nothing; pausing (by the user or by read credit) and EOF take
+  // it away, so a paused socket never wakes the shard.
+  if (!exited_) sync_interest();
 }
 
 std::optional<data> stream_transport::on_readable() {
@@ -540,17 +564,9 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts, size_t n,
 }
 
 void stream_transport::arm_write() {
-  if (write_armed_ || !sock_) return;
+  if (write_armed_ || !watch_.is_open()) return;
   write_armed_ = true;
-  sock_->async_wait(asio::posix::descriptor_base::wait_write,
-                    [this, alive = alive_](std::error_code ec) {
-                      if (!*alive) return;
-                      io_handler_scope guard{*this};
-                      write_armed_ = false;
-                      if (!ec && !lost_sent_) flush();
-                      guard.release_busy();
-                      finalize_if_quit(); // drained after close, or an error
-                    });
+  sync_interest();
 }
 
 ssize_t stream_transport::write_gathered(iovec* iov, size_t cnt) {

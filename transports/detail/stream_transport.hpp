@@ -1,8 +1,8 @@
 // The actor behind every stream transport (TCP, Unix, adopted fds).
 //
-// Runs pinned to the shard that owns the socket. Socket readiness is waited
-// for with Asio (reactor style: wait, then a non-blocking read or write);
-// the completion handlers run on the same shard thread while the actor is
+// Runs pinned to the shard that owns the socket. Readiness comes from the
+// shard's fd_poller (reactor style: readiness, then one non-blocking read or
+// write); its callbacks run on the same shard thread while the actor is
 // idle, so they touch the actor's state without locks and never re-enter a
 // message handler. Everything the protocol sees is a mailbox message from
 // this actor, in order.
@@ -10,11 +10,10 @@
 
 #include "actors/protocol.hpp"
 #include "actors/read_credit.hpp"
+#include "runtime/fd_poller.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/detail/write_queue.hpp"
 #include "transports/stream.hpp"
-
-#include <asio/posix/stream_descriptor.hpp>
 
 #include <caf/invoke_message_result.hpp>
 
@@ -41,7 +40,8 @@ enum class stream_direction : uint8_t {
 };
 
 class stream_transport
-    : public pinned<stream_transport_actor::base, pinned_role::transport> {
+    : public pinned<stream_transport_actor::base, pinned_role::transport>,
+      private fd_watcher {
 public:
   stream_transport(caf::actor_config& cfg, int fd, std::string kind,
                    protocol_factory factory, stream_settings settings,
@@ -91,8 +91,12 @@ private:
   /// when the protocol can take it at once (co-located and idle).
   void send_data(data&& msg);
   void on_eof();
-  /// Write pipes: waits for the reader to close its end (EPOLLERR).
-  void watch_hangup();
+  /// Readiness from the shard's poller (reading, writing, or for a write
+  /// pipe the reader closing its end).
+  void on_fd_ready(uint32_t events) override;
+  /// Registers what the transport waits for now (read_armed_, write_armed_,
+  /// a write pipe's hang-up) with the poller.
+  void sync_interest();
 
   // -- writing
   // -----------------------------------------------------------------
@@ -114,10 +118,9 @@ private:
   transport_info make_info() const;
 
   int fd_;
-  std::optional<asio::posix::stream_descriptor> sock_;
-  // Shared with pending Asio handlers; false once the actor exited, so a
-  // late completion never touches freed state.
-  std::shared_ptr<bool> alive_;
+  // Registration with the shard's poller; closed in on_exit, after which
+  // on_fd_ready is never called again.
+  fd_watch watch_;
   protocol_factory factory_;
   stream_settings settings_;
   connect_callback done_;
@@ -137,18 +140,19 @@ private:
   bool user_paused_ = false;   // pause_reading
   bool credit_paused_ = false; // read back-pressure
   bool read_closed_ = false;   // EOF seen, close, abort or error
-  bool read_armed_ = false;
+  bool read_armed_ = false;    // read interest registered
 
   // Write state.
   write_queue wq_;
   uint64_t high_ = 64 * 1024;
   uint64_t low_ = 16 * 1024;
-  bool write_paused_ = false; // protocol got `pause`, not yet `resume`
-  bool write_armed_ = false;
+  bool write_paused_ = false;  // protocol got `pause`, not yet `resume`
+  bool write_armed_ = false;   // write interest registered
   bool eof_requested_ = false; // write_eof called
   bool eof_sent_ = false;      // SHUT_WR done
   bool closing_ = false;       // close or abort
   bool lost_sent_ = false;
+  bool exited_ = false; // on_exit ran
   bool is_socket_ = true;
   stream_direction direction_ = stream_direction::both;
   size_t dropped_writes_ = 0;

@@ -1,0 +1,140 @@
+// A per-shard readiness poller for long-lived descriptors (stream sockets,
+// pipes).
+//
+// Why not Asio's own reactor for these: every Asio descriptor carries a
+// ~170-byte per-descriptor state, and an idle connection waiting for input
+// holds a ~160-byte pending wait operation; re-arming a wait costs an
+// epoll_ctl per read. Here a watched descriptor costs one 24-byte slot in a
+// per-shard table and an `fd_watch` (16 bytes) in its owner, and interest
+// stays registered (level-triggered) so the data path makes no epoll_ctl.
+//
+// How it runs: the poller owns one epoll instance, itself waited on through
+// the shard's io_context. When it is readable, one Asio handler takes up to
+// `batch_size` ready descriptors and calls their watchers on the shard
+// thread, then waits again; a descriptor that is still ready is reported
+// again in the next batch (level-triggered), so one watcher cannot starve
+// the others and timers and other Asio handlers run between batches.
+//
+// Guarantees:
+// - Watchers are called on the thread that runs the io_context, one at a
+//   time, never from inside `open`, `set_interest` or `close`.
+// - After `close` (or the fd_watch's destruction) the watcher is never
+//   called again, even for an event already fetched in the current batch.
+// - An error or hang-up on a descriptor whose owner wants nothing now is
+//   not reported over and over: the descriptor is parked (removed from
+//   epoll) until its interest changes, then reported at once.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace shardwire {
+
+/// What a watched descriptor's owner waits for (bit set).
+enum fd_interest : uint8_t {
+  fd_none = 0,
+  /// Readable, end of file, error or hang-up.
+  fd_read = 1,
+  /// Writable, error or hang-up.
+  fd_write = 2,
+  /// Error or hang-up only (a write pipe whose reader may go away).
+  fd_hangup = 4,
+};
+
+/// Receives readiness. Implemented by the owner of an fd_watch.
+class fd_watcher {
+public:
+  /// `events` are the epoll bits reported (EPOLLIN, EPOLLOUT, EPOLLERR,
+  /// EPOLLHUP, ...); at least one matches the current interest.
+  virtual void on_fd_ready(uint32_t events) = 0;
+
+protected:
+  ~fd_watcher() = default;
+};
+
+class fd_watch;
+
+class fd_poller {
+public:
+  /// Ready descriptors handled per Asio handler run.
+  static constexpr int batch_size = 64;
+
+  /// Creates the epoll instance; throws std::system_error if it cannot.
+  /// Must be created, used and destroyed on the thread that runs `io`.
+  explicit fd_poller(asio::io_context& io);
+  ~fd_poller();
+
+  fd_poller(const fd_poller&) = delete;
+  fd_poller& operator=(const fd_poller&) = delete;
+
+  /// Descriptors currently watched (parked ones included).
+  size_t watched() const noexcept { return watched_; }
+
+  /// Batches taken from epoll so far (one per wake-up of the poller).
+  uint64_t batches() const noexcept { return batches_; }
+
+private:
+  friend class fd_watch;
+
+  struct slot {
+    fd_watcher* watcher = nullptr; // null: free
+    int fd = -1;
+    uint32_t gen = 0; // bumped when freed, so stale events are recognized
+    uint8_t interest = fd_none;
+    bool parked = false;   // removed from epoll until the interest changes
+    bool in_epoll = false; // registered (EPOLL_CTL_ADD done, no DEL since)
+    uint32_t next_free = 0;
+  };
+
+  int add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index);
+  int update(uint32_t index, uint8_t interest);
+  void remove(uint32_t index) noexcept;
+  void release(uint32_t index) noexcept;
+  int sync(slot& s, uint32_t index);
+  void arm();
+  void run_batch();
+
+  asio::posix::stream_descriptor epoll_desc_;
+  int epfd_ = -1;
+  std::thread::id owner_;
+  std::vector<slot> slots_;
+  uint32_t free_head_ = UINT32_MAX;
+  size_t watched_ = 0;
+  uint64_t batches_ = 0;
+};
+
+/// One watched descriptor; unregisters itself when closed or destroyed.
+/// The descriptor itself stays owned (and closed) by the caller, after
+/// `close`.
+class fd_watch {
+public:
+  fd_watch() = default;
+  ~fd_watch() { close(); }
+
+  fd_watch(const fd_watch&) = delete;
+  fd_watch& operator=(const fd_watch&) = delete;
+
+  /// Starts watching `fd` for `interest` (fd_interest bits), calling `w`.
+  /// Returns 0, or the errno of epoll_ctl (EPERM: the descriptor cannot be
+  /// polled, e.g. a regular file).
+  int open(fd_poller& p, int fd, fd_watcher& w, uint8_t interest);
+
+  /// Changes what the owner waits for; a system call only when the
+  /// registration really changes. Returns 0 or an errno.
+  int set_interest(uint8_t interest);
+
+  /// Stops watching. Idempotent.
+  void close() noexcept;
+
+  bool is_open() const noexcept { return poller_ != nullptr; }
+
+private:
+  fd_poller* poller_ = nullptr;
+  uint32_t index_ = 0;
+};
+
+} // namespace shardwire
