@@ -10,11 +10,22 @@ namespace shardwire {
 
 void transport_ref::bind(caf::scheduled_actor* self, transport_actor transport,
                          transport_info info) {
+  bind(self, std::move(transport));
+  info_ = std::make_unique<const transport_info>(std::move(info));
+}
+
+void transport_ref::bind(caf::scheduled_actor* self,
+                         transport_actor transport) {
   self_ = self;
   hdl_ = std::move(transport);
   fast_ = pinned_base::of(hdl_);
-  info_ = std::move(info);
+  info_.reset();
   closing_ = false;
+}
+
+const transport_info& transport_ref::info() const noexcept {
+  static const transport_info none;
+  return info_ ? *info_ : none;
 }
 
 template <class T>

@@ -20,14 +20,16 @@ struct echo_state {
   transport_ref transport;
 };
 
-// Actor style: one typed actor per connection, echoing every chunk.
-protocol_actor::behavior_type typed_echo(protocol_actor::pointer self) {
-  auto st = std::make_shared<echo_state>();
+// Actor style: one typed actor per connection, echoing every chunk. Its
+// state lives in the actor object (no separate allocation), and it keeps no
+// transport info: an echo needs no addresses.
+protocol_actor::behavior_type
+typed_echo(protocol_actor::stateful_pointer<echo_state> self) {
   return {
-      [self, st](connected& msg) {
-        st->transport.bind(self, std::move(msg.transport), std::move(msg.info));
+      [self](connected& msg) {
+        self->state.transport.bind(self, std::move(msg.transport));
       },
-      [st](data& msg) { st->transport.write(std::move(msg.bytes)); },
+      [self](data& msg) { self->state.transport.write(std::move(msg.bytes)); },
       [](eof) { return false; },
       [](shardwire::pause) {},
       [](shardwire::resume) {},

@@ -5,6 +5,7 @@
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
+#include <future>
 #include <set>
 
 using namespace shardwire;
@@ -615,5 +616,75 @@ TEST_CASE("accepted and outgoing connections spread over the shards") {
     }));
     for (int fd : accepted)
       raw_close(fd);
+  }
+}
+
+// -- transport_ref ------------------------------------------------------------
+
+namespace {
+
+struct ref_state {
+  transport_ref transport;
+  bool reported = false;
+};
+
+// Echoes through a transport_ref bound with or without the info, and
+// reports what info() held when the first chunk came.
+protocol_actor::behavior_type
+ref_echo(protocol_actor::stateful_pointer<ref_state> self, bool keep_info,
+         std::shared_ptr<std::promise<transport_info>> seen) {
+  return {
+      [=](connected& msg) {
+        if (keep_info)
+          self->state.transport.bind(self, std::move(msg.transport),
+                                     std::move(msg.info));
+        else
+          self->state.transport.bind(self, std::move(msg.transport));
+      },
+      [=](data& msg) {
+        if (!self->state.reported) {
+          self->state.reported = true;
+          seen->set_value(self->state.transport.info());
+        }
+        self->state.transport.write(std::move(msg.bytes));
+      },
+      [](eof) { return false; },
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self](lost&) { self->quit(); },
+  };
+}
+
+} // namespace
+
+TEST_CASE("transport_ref keeps the transport's info only when bound with it") {
+  runtime_fixture fx;
+  for (bool keep : {true, false}) {
+    auto seen = std::make_shared<std::promise<transport_info>>();
+    auto fut = seen->get_future();
+    auto srv = create_server(*fx.rt, protocol_fun(ref_echo, keep, seen), {});
+    REQUIRE(srv);
+    auto log = std::make_shared<event_log>();
+    connect_options co;
+    co.host = "127.0.0.1";
+    co.port = srv->sockets.at(0).port;
+    auto conn = create_connection(*fx.rt, co, recorder(log));
+    REQUIRE(conn);
+    caf::anon_send(conn->transport, shardwire::write{buffer::copy_of("hi")});
+    // Writes go through the ref either way.
+    REQUIRE(log->wait_for([](auto& evs) { return joined_data(evs) == "hi"; }));
+    REQUIRE(fut.wait_for(std::chrono::seconds(10)) ==
+            std::future_status::ready);
+    auto info = fut.get();
+    if (keep) {
+      CHECK(info.kind == "tcp");
+      CHECK(info.peername.port == conn->info.sockname.port);
+      CHECK(info.fd >= 0);
+    } else {
+      CHECK(info.kind.empty());
+      CHECK(info.fd == -1);
+    }
+    caf::anon_send(conn->transport, shardwire::close{});
+    REQUIRE(log->wait_for_event("lost"));
   }
 }

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <climits>
 #include <future>
+#include <mutex>
+#include <set>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -65,6 +67,15 @@ constexpr size_t max_read_size = 256 * 1024;
 // Buffers handed to one writev/sendmsg call.
 constexpr size_t max_iov = 64;
 
+// The one copy of each transport kind name ("tcp", "unix", "pipe", ...);
+// never freed, so the references stay valid.
+const std::string& intern_kind(const std::string& kind) {
+  static std::mutex mtx;
+  static std::set<std::string> names;
+  std::lock_guard<std::mutex> guard{mtx};
+  return *names.insert(kind).first;
+}
+
 } // namespace
 
 stream_transport::stream_transport(caf::actor_config& cfg, int fd,
@@ -72,17 +83,17 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    stream_settings settings,
                                    connect_callback done,
                                    stream_direction direction)
-    : pinned(cfg), fd_(fd), factory_(std::move(factory)), settings_(settings),
-      done_(std::move(done)),
+    : pinned(cfg), fd_(fd),
+      startup_(new startup{std::move(factory), settings, std::move(done)}),
       next_read_size_(
           std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
-  kind_ = std::move(kind);
+  kind_ = &intern_kind(kind);
   direction_ = direction;
 }
 
 transport_info stream_transport::make_info() const {
   transport_info info;
-  info.kind = kind_;
+  info.kind = *kind_;
   if (is_socket_ && fd_ >= 0) {
     info.peername = remote_endpoint(fd_);
     info.sockname = local_endpoint(fd_);
@@ -93,11 +104,10 @@ transport_info stream_transport::make_info() const {
 }
 
 void stream_transport::report(caf::expected<connection> result) {
-  if (done_) {
-    auto f = std::move(done_);
-    done_ = nullptr;
-    f(std::move(result));
-  }
+  if (!startup_) return;
+  auto f = std::move(startup_->done);
+  startup_.reset(); // reported once: the connection is set up or failed
+  if (f) f(std::move(result));
 }
 
 stream_transport::behavior_type stream_transport::make_behavior() {
@@ -128,15 +138,16 @@ stream_transport::behavior_type stream_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   if (is_socket_) set_tcp_nodelay(fd_);
-  credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
-                                           settings_.read_low_water);
+  credit_ = caf::make_counted<read_credit>(address(),
+                                           startup_->settings.read_high_water,
+                                           startup_->settings.read_low_water);
   // The factory runs here so the protocol is born on this shard.
   try {
-    if (factory_) proto_ = factory_(home());
+    if (startup_->factory) proto_ = startup_->factory(home());
   } catch (const std::exception& e) {
     log::debug("protocol factory threw: ", e.what());
   }
-  factory_ = nullptr;
+  startup_->factory = nullptr;
   if (!proto_) {
     // asyncio closes the accepted socket silently (the client sees EOF).
     report(make_error(sw_errc::factory_failed));
@@ -298,6 +309,11 @@ caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
 // -- lifecycle ----------------------------------------------------------------
 
 void stream_transport::on_connected_ack() {
+  // CAF keeps the capacity of its table of pending requests, now empty
+  // (the acknowledgement was taken out of it): give it back, since an idle
+  // connection sends no further request until EOF. (CAF 0.17.6 moves the
+  // handler out of the table before calling it, so it is not in use here.)
+  if (multiplexed_responses_.empty()) multiplexed_responses_ = {};
   if (lost_sent_) return;
   started_ = true;
   report(
@@ -496,7 +512,7 @@ void stream_transport::warn_dropped_write() {
   // tight writer flood the log.
   ++dropped_writes_;
   if (dropped_writes_ == 1 || dropped_writes_ % 1000 == 0)
-    log::warning("write on closed transport (", kind_, ") dropped (",
+    log::warning("write on closed transport (", *kind_, ") dropped (",
                  dropped_writes_, " so far)");
 }
 

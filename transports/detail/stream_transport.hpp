@@ -121,9 +121,14 @@ private:
   // Registration with the shard's poller; closed in on_exit, after which
   // on_fd_ready is never called again.
   fd_watch watch_;
-  protocol_factory factory_;
-  stream_settings settings_;
-  connect_callback done_;
+  // Needed only until the protocol acknowledged `connected`; kept apart and
+  // freed then, so an established connection does not carry it (~90 B).
+  struct startup {
+    protocol_factory factory;
+    stream_settings settings;
+    connect_callback done;
+  };
+  std::unique_ptr<startup> startup_;
   protocol_actor proto_;
   // The pinned protocol behind proto_ (nullptr if it is not one): `data` for
   // it may take the fast path in a reused mailbox element.
@@ -131,7 +136,9 @@ private:
   // Only the kind is kept; addresses are read from the fd when asked (the
   // protocol got a full copy in `connected`). Saves ~200 bytes per idle
   // connection.
-  std::string kind_;
+  // Interned (one shared copy per kind name): a string per connection
+  // would cost 32 bytes for "tcp".
+  const std::string* kind_;
   read_credit_ptr credit_;
 
   // Read state.
