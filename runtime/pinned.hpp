@@ -139,9 +139,17 @@ public:
   template <class... Ts>
   explicit pinned(caf::actor_config& cfg, Ts&&... xs)
       : Base(cfg, std::forward<Ts>(xs)...), home_(detail::checked_home(cfg)) {
-    home_->register_actor(this->ctrl(), Role == pinned_role::transport);
-    this->attach_functor(
-        [home = home_, ctrl = this->ctrl()] { home->unregister_actor(ctrl); });
+    // The registry entry lives in this object (no allocation); it leaves in
+    // on_cleanup, which every termination runs, including that of an actor
+    // whose last handle went without it ever running (CAF's on_destroy).
+    home_->register_actor(reg_node_, this->ctrl(),
+                          Role == pinned_role::transport);
+  }
+
+  ~pinned() override {
+    // Normally already gone (on_cleanup); still linked only when a derived
+    // class's constructor threw, and then no other thread wrote the node.
+    if (reg_node_.linked()) home_->unregister_actor(reg_node_);
   }
 
   /// The shard this actor lives on.
@@ -242,9 +250,19 @@ public:
     return true;
   }
 
+protected:
+  /// Leaves the shard's registry as part of CAF's cleanup (inside the
+  /// actor's critical section, after on_exit, before monitors and links are
+  /// told). Overrides must call this one.
+  void on_cleanup(const caf::error& reason) override {
+    home_->unregister_actor(reg_node_);
+    Base::on_cleanup(reason);
+  }
+
 private:
   shard* home_;
   int busy_ = 0;
+  shard::registry_node reg_node_;
 };
 
 /// Spawns actor class `T` (derived from `pinned<...>`) on shard `s`.

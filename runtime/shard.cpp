@@ -50,7 +50,9 @@ shard::shard(caf::actor_system& sys, size_t id, size_t max_throughput)
       // reactor's per-descriptor locking can go; scheduler and registration
       // locking stay, because CAF workers, the clock thread and other shards
       // post into this context.
-      io_(ASIO_CONCURRENCY_HINT_UNSAFE_IO) {}
+      io_(ASIO_CONCURRENCY_HINT_UNSAFE_IO) {
+  reg_head_.prev_ = reg_head_.next_ = &reg_head_;
+}
 
 shard::~shard() {
   stop();
@@ -140,33 +142,53 @@ void shard::drain() {
 
 // -- registry -----------------------------------------------------------------
 
-void shard::register_actor(caf::actor_control_block* ctrl, bool is_transport) {
+void shard::register_actor(registry_node& node, caf::actor_control_block* ctrl,
+                           bool is_transport) {
   std::lock_guard<std::mutex> guard{reg_mtx_};
-  actors_.insert(ctrl);
-  if (is_transport) transports_.insert(ctrl);
+  if (node.linked_) return;
+  node.ctrl_ = ctrl;
+  node.transport_ = is_transport;
+  node.prev_ = reg_head_.prev_;
+  node.next_ = &reg_head_;
+  reg_head_.prev_->next_ = &node;
+  reg_head_.prev_ = &node;
+  node.linked_ = true;
+  ++reg_actors_;
+  if (is_transport) ++reg_transports_;
 }
 
-void shard::unregister_actor(caf::actor_control_block* ctrl) {
-  {
-    std::lock_guard<std::mutex> guard{reg_mtx_};
-    actors_.erase(ctrl);
-    transports_.erase(ctrl);
-  }
-  reg_cv_.notify_all();
+void shard::unregister_actor(registry_node& node) noexcept {
+  // Notifies under the lock: a waiter in await_actors may destroy this shard
+  // as soon as it can see the count at zero, which is only after the unlock.
+  std::lock_guard<std::mutex> guard{reg_mtx_};
+  if (!node.linked_) return;
+  node.prev_->next_ = node.next_;
+  node.next_->prev_ = node.prev_;
+  node.prev_ = node.next_ = nullptr;
+  node.linked_ = false;
+  bool wake = --reg_actors_ == 0;
+  if (node.transport_ && --reg_transports_ == 0) wake = true;
+  if (wake) reg_cv_.notify_all();
 }
 
 size_t shard::live_actors(bool transports_only) const {
   std::lock_guard<std::mutex> guard{reg_mtx_};
-  return transports_only ? transports_.size() : actors_.size();
+  return transports_only ? reg_transports_ : reg_actors_;
 }
 
 void shard::exit_actors(const caf::error& reason, bool transports_only) {
+  // Weak references taken under the lock: a node's `ctrl_` is valid while
+  // the node is linked, and a weak reference keeps the control block (not
+  // the actor) alive after the lock is gone. Strong references must not be
+  // dropped under the lock: the last one may run the actor's cleanup, which
+  // unregisters it.
   std::vector<caf::actor_addr> targets;
   {
     std::lock_guard<std::mutex> guard{reg_mtx_};
-    auto& set = transports_only ? transports_ : actors_;
-    for (auto* ctrl : set)
-      targets.emplace_back(ctrl->address());
+    targets.reserve(transports_only ? reg_transports_ : reg_actors_);
+    for (auto* n = reg_head_.next_; n != &reg_head_; n = n->next_)
+      if (!transports_only || n->transport_)
+        targets.emplace_back(n->ctrl_->address());
   }
   for (auto& addr : targets)
     if (auto hdl = caf::actor_cast<caf::strong_actor_ptr>(addr))
@@ -178,7 +200,7 @@ bool shard::await_actors(bool transports_only,
                          std::chrono::steady_clock::time_point deadline) const {
   std::unique_lock<std::mutex> guard{reg_mtx_};
   return reg_cv_.wait_until(guard, deadline, [&] {
-    return transports_only ? transports_.empty() : actors_.empty();
+    return (transports_only ? reg_transports_ : reg_actors_) == 0;
   });
 }
 

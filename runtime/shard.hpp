@@ -27,7 +27,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 namespace shardwire {
@@ -105,14 +104,50 @@ public:
 
   // -- registry of pinned actors (shutdown) ----------------------------------
 
-  /// Called by pinned actors when created and when terminated.
-  void register_actor(caf::actor_control_block* ctrl, bool is_transport);
-  void unregister_actor(caf::actor_control_block* ctrl);
+  /// A pinned actor's entry in its home shard's registry: a link of an
+  /// intrusive list that lives inside the actor object, so registering costs
+  /// no allocation. Owned by the actor; it must be unregistered before its
+  /// memory goes (pinned<Base> does so in `on_cleanup` and, as a fallback,
+  /// in its destructor).
+  class registry_node {
+  public:
+    registry_node() noexcept = default;
+    registry_node(const registry_node&) = delete;
+    registry_node& operator=(const registry_node&) = delete;
+
+    /// Whether the node is in a registry. Reading it without the registry's
+    /// lock is only safe on a thread ordered after the node's last
+    /// register/unregister (e.g. the actor's destructor): neighbours never
+    /// write this field, only their links.
+    bool linked() const noexcept { return linked_; }
+
+  private:
+    friend class shard;
+    registry_node* prev_ = nullptr;
+    registry_node* next_ = nullptr;
+    caf::actor_control_block* ctrl_ = nullptr;
+    bool transport_ = false;
+    bool linked_ = false;
+  };
+
+  /// Adds `node`, the entry of the actor behind `ctrl`, to this shard's
+  /// registry. Thread-safe; called from the pinned actor's constructor.
+  /// `ctrl` must stay valid until `unregister_actor(node)`.
+  void register_actor(registry_node& node, caf::actor_control_block* ctrl,
+                      bool is_transport);
+
+  /// Removes `node` from this registry if it is in it (idempotent).
+  /// Thread-safe; called from whichever thread terminates the actor, before
+  /// the node's memory goes. Wakes `await_actors` when a count reaches zero.
+  void unregister_actor(registry_node& node) noexcept;
 
   /// Number of pinned actors alive on this shard (transports only if asked).
+  /// O(1).
   size_t live_actors(bool transports_only = false) const;
 
-  /// Sends an exit message with `reason` to pinned actors of this shard.
+  /// Sends an exit message with `reason` to pinned actors of this shard
+  /// (transports only if asked) that are registered when called. Messages
+  /// are enqueued without holding the registry lock.
   void exit_actors(const caf::error& reason, bool transports_only);
 
   /// Blocks until no pinned actor of the given kind is alive or the deadline
@@ -165,11 +200,13 @@ private:
   std::vector<caf::resumable*> remote_;
   bool remote_posted_ = false;
 
-  // Registry of pinned actors (shutdown bookkeeping, not on the data path).
+  // Registry of pinned actors (shutdown bookkeeping, not on the data path):
+  // a circular list through `reg_head_`, whose nodes live in the actors.
   mutable std::mutex reg_mtx_;
   mutable std::condition_variable reg_cv_;
-  std::unordered_set<caf::actor_control_block*> actors_;
-  std::unordered_set<caf::actor_control_block*> transports_;
+  registry_node reg_head_;
+  size_t reg_actors_ = 0;
+  size_t reg_transports_ = 0;
 };
 
 namespace detail {

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <sys/socket.h>
 #include <thread>
 
@@ -62,6 +63,30 @@ void stop_actor(runtime& rt, const Handle& hdl) {
   caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
   CHECK(await_down(rt, hdl));
 }
+
+/// A pinned actor of role `Role` for the registry test: answers `probe`,
+/// quits normally on `go`.
+template <pinned_role Role>
+class registry_probe : public pinned<caf::event_based_actor, Role> {
+public:
+  using base = pinned<caf::event_based_actor, Role>;
+  using base::base;
+
+  caf::behavior make_behavior() override {
+    return {
+        [](probe_atom) { return true; },
+        [this](go_atom) { this->quit(); },
+    };
+  }
+};
+
+/// Throws from its constructor after pinned<> registered it.
+class throwing_probe : public pinned<caf::event_based_actor> {
+public:
+  explicit throwing_probe(caf::actor_config& cfg) : pinned(cfg) {
+    throw std::runtime_error("throwing_probe");
+  }
+};
 
 } // namespace
 
@@ -399,4 +424,66 @@ TEST_CASE("shutdown kills a pinned actor that ignores everything") {
   REQUIRE(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
   for (size_t i = 0; i < fx.rt->shard_count(); ++i)
     CHECK(fx.rt->shard_at(i).live_actors() == 0);
+}
+
+TEST_CASE("the shard registry counts a pinned actor until it ends, however "
+          "it ends") {
+  runtime_fixture fx;
+  auto& s = fx.rt->shard_at(1);
+  using plain_probe = registry_probe<pinned_role::plain>;
+  using transport_probe = registry_probe<pinned_role::transport>;
+  const size_t all0 = s.live_actors();
+  const size_t tr0 = s.live_actors(true);
+  // A down message is sent after the actor left the registry (on_cleanup
+  // runs before monitors are told), so the counts are exact once it came.
+  auto quits = spawn_on<plain_probe>(s);
+  auto killed = spawn_on<plain_probe>(s);
+  auto bystander = spawn_on<plain_probe>(s);
+  auto transport = spawn_on<transport_probe>(s);
+  CHECK(s.live_actors() == all0 + 4);
+  CHECK(s.live_actors(true) == tr0 + 1);
+  REQUIRE(ask<bool>(*fx.rt, quits, probe_atom::value));
+  REQUIRE(ask<bool>(*fx.rt, transport, probe_atom::value));
+  // Normal quit.
+  caf::anon_send(quits, go_atom::value);
+  CHECK(await_down(*fx.rt, quits));
+  CHECK(s.live_actors() == all0 + 3);
+  // Killed.
+  caf::anon_send_exit(killed, caf::exit_reason::kill);
+  CHECK(await_down(*fx.rt, killed));
+  CHECK(s.live_actors() == all0 + 2);
+  CHECK(s.live_actors(true) == tr0 + 1);
+  // exit_actors(transports only) reaches the transport and nothing else.
+  s.exit_actors(caf::exit_reason::user_shutdown, true);
+  CHECK(await_down(*fx.rt, transport));
+  CHECK(s.live_actors(true) == tr0);
+  CHECK(s.live_actors() == all0 + 1);
+  CHECK(ask<bool>(*fx.rt, bystander, probe_atom::value));
+  stop_actor(*fx.rt, bystander);
+  CHECK(s.live_actors() == all0);
+  // Unreachable: the last handle to an actor that never ran goes. CAF cleans
+  // it up from on_destroy, here on this thread.
+  {
+    auto idle = spawn_on<plain_probe, caf::lazy_init>(s);
+    CHECK(s.live_actors() == all0 + 1);
+  }
+  CHECK(s.live_actors() == all0);
+  // Unreachable after it ran (initialised on the shard, never messaged): the
+  // last reference may go on either thread.
+  {
+    caf::scoped_actor self{fx.rt->system()};
+    auto idle = spawn_on<transport_probe>(s);
+    CHECK(s.live_actors(true) == tr0 + 1);
+    self->monitor(idle);
+    idle = nullptr;
+    caf::error reason;
+    self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                  caf::after(deadline) >> [] {});
+    CHECK(reason == caf::exit_reason::unreachable);
+  }
+  CHECK(s.live_actors(true) == tr0);
+  CHECK(s.live_actors() == all0);
+  // A constructor that throws after pinned<> registered the actor.
+  CHECK_THROWS_AS(spawn_on<throwing_probe>(s), std::runtime_error);
+  CHECK(s.live_actors() == all0);
 }
