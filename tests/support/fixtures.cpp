@@ -1,5 +1,7 @@
 #include "tests/support/fixtures.hpp"
 
+#include <mutex>
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstdlib>
@@ -113,17 +115,29 @@ std::vector<std::thread::id> event_log::threads() const {
 
 namespace {
 
+// Guards `transport_out`: a factory's recorders share it and run on
+// several shard threads (unsynchronized, the handle's reference count can
+// be corrupted).
+std::mutex transport_out_mtx;
+
 protocol_actor::behavior_type recorder_impl(protocol_actor::pointer self,
                                             recorder_state st) {
+  // This connection's transport (echo writes go here, not to whichever
+  // connection published to `transport_out` last).
+  auto mine = std::make_shared<transport_actor>();
   return {
-      [self, st](connected& msg) {
+      [self, st, mine](connected& msg) {
         st.log->add_thread(std::this_thread::get_id());
-        if (st.transport_out) *st.transport_out = msg.transport;
+        *mine = msg.transport;
+        if (st.transport_out) {
+          std::lock_guard<std::mutex> guard{transport_out_mtx};
+          *st.transport_out = msg.transport;
+        }
         if (st.opts.pause_in_connected)
           self->send(msg.transport, pause_reading{});
         st.log->add("connected");
       },
-      [self, st](data& msg) {
+      [self, st, mine](data& msg) {
         st.log->add_thread(std::this_thread::get_id());
         if (st.opts.throw_on_data)
           throw std::runtime_error("recorder: throw_on_data");
@@ -131,8 +145,7 @@ protocol_actor::behavior_type recorder_impl(protocol_actor::pointer self,
           std::this_thread::sleep_for(
               std::chrono::milliseconds(st.opts.slow_ms));
         st.log->add("data:" + msg.bytes.str());
-        if (st.opts.echo && st.transport_out && *st.transport_out)
-          self->send(*st.transport_out, write{msg.bytes});
+        if (st.opts.echo && *mine) self->send(*mine, write{msg.bytes});
       },
       [st](eof) {
         st.log->add("eof");

@@ -688,3 +688,47 @@ TEST_CASE("transport_ref keeps the transport's info only when bound with it") {
     REQUIRE(log->wait_for_event("lost"));
   }
 }
+
+// -- transport lifetime -------------------------------------------------------
+
+namespace {
+
+// Logs what it gets and keeps no handle on its transport.
+protocol_actor::behavior_type handle_less(protocol_actor::pointer self,
+                                          event_log_ptr log) {
+  return {
+      [log](connected&) { log->add("connected"); },
+      [log](data& msg) { log->add("data:" + msg.bytes.str()); },
+      [log](eof) {
+        log->add("eof");
+        return false;
+      },
+      [](shardwire::pause) {},
+      [](shardwire::resume) {},
+      [self, log](lost&) {
+        log->add("lost");
+        self->quit();
+      },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a connection lives on when nobody keeps its transport handle") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto srv = create_server(*fx.rt, protocol_fun(handle_less, log), {});
+  REQUIRE(srv);
+  int c = raw_connect(srv->sockets.at(0).port);
+  REQUIRE(c >= 0);
+  REQUIRE(log->wait_for_event("connected"));
+  // The server actor held the last handle on the accepted transport; once
+  // it is gone, only the transport itself keeps the connection alive (as
+  // asyncio's loop does).
+  REQUIRE(close_server(*fx.rt, srv->actor));
+  REQUIRE(::send(c, "late", 4, MSG_NOSIGNAL) == 4);
+  REQUIRE(log->wait_for([](auto& evs) { return joined_data(evs) == "late"; }));
+  CHECK(log->count("lost") == 0);
+  raw_close(c);
+  REQUIRE(log->wait_for_event("lost"));
+}

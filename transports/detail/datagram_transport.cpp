@@ -180,6 +180,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   monitor(proto_);
+  self_ref_ = ctrl();
   proto_fast_ = pinned_base::of(proto_);
   set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
@@ -253,6 +254,8 @@ void datagram_transport::on_exit() {
   proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
+  // Last: finalize's caller holds its own reference while this runs.
+  self_ref_.reset();
 }
 
 caf::invoke_message_result
@@ -282,6 +285,9 @@ void datagram_transport::finish(caf::error reason) {
   wq_bytes_ = 0;
   if (proto_) send(proto_, lost{std::move(reason)});
   quit();
+  // Safe: whoever runs this (a resume, a fast delivery, an I/O handler)
+  // holds its own reference until the actor is finalized.
+  self_ref_.reset();
 }
 
 void datagram_transport::do_close() {

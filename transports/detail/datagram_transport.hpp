@@ -84,6 +84,10 @@ private:
   datagram_protocol_actor proto_;
   pinned_base* proto_fast_ = nullptr;
   read_credit_ptr credit_;
+  // Held while the endpoint is open, so it cannot die for lack of handles
+  // (then it would end on whatever thread dropped the last one); see
+  // stream_transport.hpp.
+  caf::strong_actor_ptr self_ref_;
   endpoint remote_; // connected endpoints only
 
   bool started_ = false;

@@ -156,6 +156,7 @@ stream_transport::behavior_type stream_transport::make_behavior() {
     return behavior_type::make_empty_behavior();
   }
   monitor(proto_);
+  self_ref_ = ctrl();
   proto_fast_ = pinned_base::of(proto_);
   set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<transport_actor>(this);
@@ -287,6 +288,8 @@ void stream_transport::on_exit() {
   proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
+  // Last: finalize's caller holds its own reference while this runs.
+  self_ref_.reset();
 }
 
 caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
@@ -375,6 +378,9 @@ void stream_transport::finish(caf::error reason) {
   wq_.clear();
   if (proto_) send(proto_, lost{std::move(reason)});
   quit();
+  // Safe: whoever runs this (a resume, a fast delivery, a poller callback)
+  // holds its own reference until the actor is finalized.
+  self_ref_.reset();
 }
 
 void stream_transport::fatal(int err, const char* op) {

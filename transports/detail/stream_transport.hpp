@@ -118,6 +118,13 @@ private:
   transport_info make_info() const;
 
   int fd_;
+  // Held from the moment the protocol exists until the transport ends: a
+  // transport must not die because nobody keeps its handle (asyncio's loop
+  // keeps every transport alive too). Without it, the last handle dropped
+  // on another thread (a server's client table, a protocol that keeps no
+  // handle) would end the transport there, outside its shard, with `lost`
+  // sent on behalf of an actor already being destroyed.
+  caf::strong_actor_ptr self_ref_;
   // Registration with the shard's poller; closed in on_exit, after which
   // on_fd_ready is never called again.
   fd_watch watch_;
