@@ -157,31 +157,20 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
   if (auto err = make_nonblocking(fd_); err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(err, "fcntl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(err, "fcntl"));
     return behavior_type::make_empty_behavior();
   }
   sock_.emplace(home().io(), fd_);
   if (settings_.connected) remote_ = remote_endpoint(fd_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("datagram protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
+  watch_protocol();
   hold_self();
   proto_fast_ = pinned_base::of(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
   request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
       .then(
@@ -193,10 +182,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
                 make_info()});
             update_reading();
           },
-          [this](caf::error& err) {
-            report(err);
-            finish(std::move(err));
-          });
+          [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](sendto& msg) -> caf::result<void> { return do_sendto(msg); },
       [this](close) { do_close(); },

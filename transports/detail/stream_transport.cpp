@@ -118,9 +118,7 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   if (auto nb_err = make_nonblocking(fd_); nb_err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(nb_err, "fcntl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(nb_err, "fcntl"));
     return behavior_type::make_empty_behavior();
   }
   int err = 0;
@@ -132,40 +130,25 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   if (err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(err, "epoll_ctl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(err, "epoll_ctl"));
     return behavior_type::make_empty_behavior();
   }
   if (is_socket_) set_tcp_nodelay(fd_);
   credit_ = caf::make_counted<read_credit>(address(),
                                            startup_->settings.read_high_water,
                                            startup_->settings.read_low_water);
-  // The factory runs here so the protocol is born on this shard.
-  try {
-    if (startup_->factory) proto_ = startup_->factory(home());
-  } catch (const std::exception& e) {
-    log::debug("protocol factory threw: ", e.what());
-  }
-  startup_->factory = nullptr;
-  if (!proto_) {
+  if (!make_protocol(startup_->factory)) {
     // asyncio closes the accepted socket silently (the client sees EOF).
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
+  watch_protocol();
   hold_self();
   proto_fast_ = pinned_base::of(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
       .then([this] { on_connected_ack(); },
-            [this](caf::error& err) {
-              report(err);
-              finish(std::move(err));
-            });
+            [this](caf::error& err) { connect_failed(std::move(err)); });
   // One behavior per shard thread, shared by all its transports (saves a
   // ~600-byte behavior object per connection); see shared_behavior.hpp.
   return thread_shared_behavior<stream_transport, behavior_type>(

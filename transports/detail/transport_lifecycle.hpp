@@ -25,6 +25,7 @@
 #include <caf/system_messages.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <utility>
 
 namespace shardwire::detail {
@@ -72,6 +73,46 @@ protected:
     // element) and in a consume() shortcut that sets current_element_.
     auto* cur = self().current_mailbox_element();
     return cur != nullptr && cur->mid.is_request();
+  }
+
+  // -- starting -----------------------------------------------------------
+
+  /// Runs the protocol factory (here, so the protocol is born on this shard)
+  /// into proto_ and drops the factory; false if it threw or gave nothing.
+  template <class Factory>
+  bool make_protocol(Factory& factory) {
+    auto& d = self();
+    try {
+      if (factory) d.proto_ = factory(d.home());
+    } catch (const std::exception& e) {
+      log::debug("protocol factory threw: ", e.what());
+    }
+    factory = nullptr;
+    return static_cast<bool>(d.proto_);
+  }
+
+  /// Startup failed before a protocol was told of the transport: the connect
+  /// callback gets `err`, no `lost` is due, the actor quits.
+  void abandon_start(caf::error err) {
+    auto& d = self();
+    d.report(std::move(err));
+    lost_sent_ = true;
+    d.on_finishing();
+    d.quit();
+  }
+
+  /// Monitors the new protocol; its down message goes to on_protocol_down.
+  void watch_protocol() {
+    auto& d = self();
+    d.monitor(d.proto_);
+    d.set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  }
+
+  /// The protocol failed the `connected` request: the connect callback and
+  /// `lost` both get the error.
+  void connect_failed(caf::error err) {
+    self().report(err);
+    finish(std::move(err));
   }
 
   // -- ending -------------------------------------------------------------

@@ -40,21 +40,11 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
   net_->keep(ctrl());
   net_->attach_datagram(ep_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), 1024 * 1024, 256 * 1024);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("datagram protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    close_in_net();
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  watch_protocol();
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
   request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
       .then(
@@ -66,10 +56,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
                 make_info()});
             update_reading();
           },
-          [this](caf::error& err) {
-            report(err);
-            finish(std::move(err));
-          });
+          [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](sendto& msg) -> caf::result<void> {
         if (closing_ || lost_sent_) return caf::unit;

@@ -46,28 +46,15 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   net_->attach(conn_, side_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    close_in_net();
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  watch_protocol();
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
       .then([this] { on_connected_ack(); },
-            [this](caf::error& err) {
-              report(err);
-              finish(std::move(err));
-            });
+            [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](write& msg) -> caf::result<void> {
         return enqueue_write(&msg.bytes, 1, handling_request());
