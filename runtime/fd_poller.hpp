@@ -23,6 +23,11 @@
 // - An error or hang-up on a descriptor whose owner wants nothing now is
 //   not reported over and over: the descriptor is parked (removed from
 //   epoll) until its interest changes, then reported at once.
+// - `close` from another thread (an owner destroyed where its last handle
+//   was dropped) removes the descriptor from epoll at once and frees the
+//   slot later on the poller's thread; owners should avoid it (transports
+//   keep themselves alive while open), since a callback already running on
+//   the poller's thread cannot be stopped.
 #pragma once
 
 #include <asio/io_context.hpp>

@@ -120,8 +120,7 @@ datagram_transport::datagram_transport(caf::actor_config& cfg, int fd,
                                        datagram_callback done)
     : pinned(cfg), fd_(fd), alive_(std::make_shared<bool>(true)),
       kind_(std::move(kind)), factory_(std::move(factory)), settings_(settings),
-      done_(std::move(done)), high_(default_high_water),
-      low_(default_low_water) {
+      done_(std::move(done)) {
   if (settings_.recv_batch == 0) settings_.recv_batch = 1;
 }
 
@@ -139,7 +138,7 @@ transport_info datagram_transport::make_info() const {
 
 transport_status datagram_transport::status() const {
   transport_status st;
-  st.closing = closing_ || lost_sent_;
+  st.closing = is_closing();
   st.reading = started_ && !user_paused_ && !closing_ && !lost_sent_;
   st.write_buffer_size = wq_bytes_;
   return st;
@@ -158,31 +157,20 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
   if (auto err = make_nonblocking(fd_); err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(err, "fcntl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(err, "fcntl"));
     return behavior_type::make_empty_behavior();
   }
   sock_.emplace(home().io(), fd_);
   if (settings_.connected) remote_ = remote_endpoint(fd_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("datagram protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  self_ref_ = ctrl();
+  watch_protocol();
+  hold_self();
   proto_fast_ = pinned_base::of(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
   request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
       .then(
@@ -194,10 +182,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
                 make_info()});
             update_reading();
           },
-          [this](caf::error& err) {
-            report(err);
-            finish(std::move(err));
-          });
+          [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](sendto& msg) -> caf::result<void> { return do_sendto(msg); },
       [this](close) { do_close(); },
@@ -211,17 +196,10 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
         update_reading();
       },
       [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-        auto lim = resolve_write_limits(msg);
-        if (!lim) return std::move(lim.error());
-        high_ = lim->high;
-        low_ = lim->low;
-        check_pause();
-        return *lim;
+        return set_limits(msg);
       },
       [this](get_write_buffer_size) -> uint64_t { return wq_bytes_; },
-      [this](get_write_buffer_limits) {
-        return write_buffer_limits{low_, high_};
-      },
+      [this](get_write_buffer_limits) { return limits(); },
       [this](get_extra_info) { return make_info(); },
       [this](get_status) { return status(); },
       [this](read_credit_returned) {
@@ -233,14 +211,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
 
 void datagram_transport::on_exit() {
   *alive_ = false;
-  if (!lost_sent_) {
-    lost_sent_ = true;
-    auto reason = fail_state();
-    if (!reason) reason = make_error(sw_errc::closed);
-    if (proto_) send(proto_, lost{std::move(reason)});
-  }
-  report(make_error(sw_errc::closed, "transport exited before connecting"));
-  if (credit_) credit_->disarm();
+  begin_exit();
   if (sock_) {
     std::error_code ignored;
     sock_->close(ignored);
@@ -254,8 +225,7 @@ void datagram_transport::on_exit() {
   proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
-  // Last: finalize's caller holds its own reference while this runs.
-  self_ref_.reset();
+  end_exit();
 }
 
 caf::invoke_message_result
@@ -273,59 +243,6 @@ datagram_transport::consume(caf::mailbox_element& x) {
     return caf::invoke_message_result::consumed;
   }
   return pinned::consume(x);
-}
-
-// -- lifecycle ----------------------------------------------------------------
-
-void datagram_transport::finish(caf::error reason) {
-  if (lost_sent_) return;
-  lost_sent_ = true;
-  closing_ = true;
-  wq_.clear();
-  wq_bytes_ = 0;
-  if (proto_) send(proto_, lost{std::move(reason)});
-  quit();
-  // Safe: whoever runs this (a resume, a fast delivery, an I/O handler)
-  // holds its own reference until the actor is finalized.
-  self_ref_.reset();
-}
-
-void datagram_transport::do_close() {
-  if (closing_ || lost_sent_) return;
-  closing_ = true;
-  if (wq_.empty()) finish({});
-  // Otherwise the write handler finishes once the queue drained.
-}
-
-void datagram_transport::do_abort() {
-  if (lost_sent_) return;
-  closing_ = true;
-  wq_.clear(); // dropped first: no `resume` follows an abort
-  wq_bytes_ = 0;
-  finish({});
-}
-
-void datagram_transport::on_protocol_down(const caf::down_msg& msg) {
-  if (msg.source != proto_.address()) return;
-  proto_ = nullptr;
-  proto_fast_ = nullptr;
-  if (lost_sent_) return;
-  if (!msg.reason || msg.reason == caf::exit_reason::normal) {
-    if (!closing_) do_close();
-    if (closing_ && !lost_sent_ && wq_.empty()) finish({});
-    return;
-  }
-  log::debug("datagram protocol failed (", describe(msg.reason),
-             "), aborting transport");
-  do_abort();
-}
-
-void datagram_transport::finalize_if_quit() {
-  // As in stream_transport: a quit() from an Asio handler happens outside
-  // any message handler, where CAF 0.17 never finalizes the actor.
-  if (!lost_sent_ || !*alive_) return;
-  caf::strong_actor_ptr keep{ctrl()};
-  finalize();
 }
 
 // -- reading ------------------------------------------------------------------
@@ -460,11 +377,6 @@ void datagram_transport::send_error(int err, const char* op) {
 
 // -- writing ------------------------------------------------------------------
 
-bool datagram_transport::handling_request() {
-  auto* cur = current_mailbox_element();
-  return cur != nullptr && cur->mid.is_request();
-}
-
 caf::result<void> datagram_transport::do_sendto(sendto& msg) {
   auto reject = [&](caf::error err) -> caf::result<void> {
     // Only a request gets the error back: for a plain send, CAF 0.17 would
@@ -596,20 +508,6 @@ void datagram_transport::flush() {
     arm_write();
   else if (closing_)
     finish({});
-}
-
-void datagram_transport::check_pause() {
-  if (!write_paused_ && wq_bytes_ > high_ && !lost_sent_) {
-    write_paused_ = true;
-    send(proto_, pause{});
-  }
-}
-
-void datagram_transport::check_resume() {
-  if (write_paused_ && wq_bytes_ <= low_ && !lost_sent_) {
-    write_paused_ = false;
-    send(proto_, shardwire::resume{});
-  }
 }
 
 } // namespace shardwire::detail

@@ -11,6 +11,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/datagram.hpp"
+#include "transports/detail/transport_lifecycle.hpp"
 
 #include <asio/posix/stream_descriptor.hpp>
 
@@ -28,7 +29,8 @@ using datagram_transport_full_actor =
     datagram_transport_actor::extend<caf::reacts_to<read_credit_returned>>;
 
 class datagram_transport : public pinned<datagram_transport_full_actor::base,
-                                         pinned_role::transport> {
+                                         pinned_role::transport>,
+                           private transport_lifecycle<datagram_transport> {
 public:
   datagram_transport(caf::actor_config& cfg, int fd, std::string kind,
                      datagram_protocol_factory factory,
@@ -42,6 +44,8 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
+  friend class transport_lifecycle<datagram_transport>;
+
   struct queued {
     buffer bytes;
     sockaddr_storage addr;
@@ -49,13 +53,15 @@ private:
   };
 
   caf::result<void> do_sendto(sendto& msg);
-  bool handling_request();
-  void do_close();
-  void do_abort();
-  void finish(caf::error reason);
-  void finalize_if_quit();
-  void on_protocol_down(const caf::down_msg& msg);
   void report(caf::expected<datagram_endpoint> result);
+  // Hooks for transport_lifecycle.
+  void drop_writes() noexcept {
+    wq_.clear();
+    wq_bytes_ = 0;
+  }
+  bool writes_empty() const noexcept { return wq_.empty(); }
+  uint64_t write_bytes() const noexcept { return wq_bytes_; }
+  void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
   transport_info make_info() const;
   transport_status status() const;
 
@@ -71,8 +77,6 @@ private:
   int send_batch();
   void arm_write();
   void flush();
-  void check_pause();
-  void check_resume();
 
   int fd_;
   std::optional<asio::posix::stream_descriptor> sock_;
@@ -84,10 +88,6 @@ private:
   datagram_protocol_actor proto_;
   pinned_base* proto_fast_ = nullptr;
   read_credit_ptr credit_;
-  // Held while the endpoint is open, so it cannot die for lack of handles
-  // (then it would end on whatever thread dropped the last one); see
-  // stream_transport.hpp.
-  caf::strong_actor_ptr self_ref_;
   endpoint remote_; // connected endpoints only
 
   bool started_ = false;
@@ -99,12 +99,7 @@ private:
 
   std::deque<queued> wq_;
   uint64_t wq_bytes_ = 0;
-  uint64_t high_;
-  uint64_t low_;
-  bool write_paused_ = false;
   bool write_armed_ = false;
-  bool closing_ = false;
-  bool lost_sent_ = false;
   size_t dropped_ = 0;
 };
 

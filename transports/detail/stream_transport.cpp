@@ -118,9 +118,7 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   if (auto nb_err = make_nonblocking(fd_); nb_err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(nb_err, "fcntl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(nb_err, "fcntl"));
     return behavior_type::make_empty_behavior();
   }
   int err = 0;
@@ -132,40 +130,25 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   if (err != 0) {
     close_fd(fd_);
     fd_ = -1;
-    report(make_errno_error(err, "epoll_ctl"));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_errno_error(err, "epoll_ctl"));
     return behavior_type::make_empty_behavior();
   }
   if (is_socket_) set_tcp_nodelay(fd_);
   credit_ = caf::make_counted<read_credit>(address(),
                                            startup_->settings.read_high_water,
                                            startup_->settings.read_low_water);
-  // The factory runs here so the protocol is born on this shard.
-  try {
-    if (startup_->factory) proto_ = startup_->factory(home());
-  } catch (const std::exception& e) {
-    log::debug("protocol factory threw: ", e.what());
-  }
-  startup_->factory = nullptr;
-  if (!proto_) {
+  if (!make_protocol(startup_->factory)) {
     // asyncio closes the accepted socket silently (the client sees EOF).
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    quit();
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  self_ref_ = ctrl();
+  watch_protocol();
+  hold_self();
   proto_fast_ = pinned_base::of(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
       .then([this] { on_connected_ack(); },
-            [this](caf::error& err) {
-              report(err);
-              finish(std::move(err));
-            });
+            [this](caf::error& err) { connect_failed(std::move(err)); });
   // One behavior per shard thread, shared by all its transports (saves a
   // ~600-byte behavior object per connection); see shared_behavior.hpp.
   return thread_shared_behavior<stream_transport, behavior_type>(
@@ -190,25 +173,15 @@ stream_transport::behavior_type stream_transport::make_shared_behavior() {
       [](pause_reading) { cur::get().do_pause_reading(); },
       [](resume_reading) { cur::get().do_resume_reading(); },
       [](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-        return cur::get().do_set_limits(msg);
+        return cur::get().set_limits(msg);
       },
       [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
-      [](get_write_buffer_limits) {
-        auto& self = cur::get();
-        return write_buffer_limits{self.low_, self.high_};
-      },
+      [](get_write_buffer_limits) { return cur::get().limits(); },
       [](get_extra_info) { return cur::get().make_info(); },
       [](get_status) { return cur::get().status(); },
       [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
       [](read_credit_returned) { cur::get().do_credit_returned(); },
   };
-}
-
-bool stream_transport::handling_request() {
-  // Valid here: behavior handlers run inside CAF's own consume(), which
-  // maintains the current element.
-  auto* cur = current_mailbox_element();
-  return cur != nullptr && cur->mid.is_request();
 }
 
 void stream_transport::do_write_eof() {
@@ -233,20 +206,9 @@ void stream_transport::do_resume_reading() {
   update_reading();
 }
 
-caf::result<write_buffer_limits>
-stream_transport::do_set_limits(const set_write_buffer_limits& msg) {
-  auto lim = resolve_write_limits(msg);
-  if (!lim) return std::move(lim.error());
-  high_ = lim->high;
-  low_ = lim->low;
-  // Lowering `high` can pause at once; raising never resumes here.
-  check_pause();
-  return *lim;
-}
-
 transport_status stream_transport::status() const {
   transport_status st;
-  st.closing = closing_ || lost_sent_;
+  st.closing = is_closing();
   st.reading = started_ && !user_paused_ && !read_closed_ && !closing_ &&
                direction_ != stream_direction::write_only;
   st.write_buffer_size = wq_.bytes();
@@ -270,17 +232,7 @@ void stream_transport::do_credit_returned() {
 }
 
 void stream_transport::on_exit() {
-  exited_ = true;
-  if (!lost_sent_) {
-    // Terminated from outside (runtime shutdown, a crash): the protocol
-    // still gets its one `lost`.
-    lost_sent_ = true;
-    auto reason = fail_state();
-    if (!reason) reason = make_error(sw_errc::closed);
-    if (proto_) send(proto_, lost{std::move(reason)});
-  }
-  report(make_error(sw_errc::closed, "transport exited before connecting"));
-  if (credit_) credit_->disarm();
+  begin_exit();
   watch_.close(); // before the fd closes: it may be reused at once
   if (fd_ >= 0) close_fd(fd_);
   fd_ = -1;
@@ -288,8 +240,7 @@ void stream_transport::on_exit() {
   proto_fast_ = nullptr;
   proto_ = nullptr;
   home().remove_load();
-  // Last: finalize's caller holds its own reference while this runs.
-  self_ref_.reset();
+  end_exit();
 }
 
 caf::invoke_message_result stream_transport::consume(caf::mailbox_element& x) {
@@ -370,74 +321,14 @@ void stream_transport::on_fd_ready(uint32_t events) {
   send_data(std::move(*msg));
 }
 
-void stream_transport::finish(caf::error reason) {
-  if (lost_sent_) return;
-  lost_sent_ = true;
-  read_closed_ = true;
-  closing_ = true;
-  wq_.clear();
-  if (proto_) send(proto_, lost{std::move(reason)});
-  quit();
-  // Safe: whoever runs this (a resume, a fast delivery, a poller callback)
-  // holds its own reference until the actor is finalized.
-  self_ref_.reset();
-}
-
 void stream_transport::fatal(int err, const char* op) {
   log::debug("transport fd ", fd_, ": ", op, " failed: ", std::strerror(err));
   finish(make_errno_error(err, op));
 }
 
-void stream_transport::do_close() {
-  if (closing_ || lost_sent_) return;
-  closing_ = true;
+void stream_transport::on_close_draining() {
   read_closed_ = true;
-  if (wq_.empty()) {
-    finish({});
-    return;
-  }
   update_reading(); // stop reading; the write handler finishes once drained
-}
-
-void stream_transport::do_abort() {
-  if (lost_sent_) return;
-  closing_ = true;
-  // Dropping the buffer first means no `resume` follows an abort.
-  wq_.clear();
-  finish({});
-}
-
-void stream_transport::on_protocol_down(const caf::down_msg& msg) {
-  if (msg.source != proto_.address())
-    return; // a previous protocol (set_protocol) went away: not ours
-  proto_ = nullptr;
-  proto_fast_ = nullptr;
-  if (lost_sent_) return;
-  if (!msg.reason || msg.reason == caf::exit_reason::normal) {
-    // The protocol finished normally: flush what it wrote, then close.
-    if (!closing_) do_close();
-    if (closing_ && !lost_sent_ && wq_.empty()) finish({});
-    return;
-  }
-  log::debug("protocol failed (", describe(msg.reason),
-             "), aborting transport");
-  do_abort();
-}
-
-void stream_transport::finalize_if_quit() {
-  // BUGFIX (found by tests/transports/stream_semantics_test.cpp, "close
-  // stops reading, flushes the write buffer, then lost" and "peer reset
-  // gives lost with ECONNRESET"): `finish` calls `quit()`, and from an Asio
-  // handler (the write buffer drained after `close`, a read or write error)
-  // that happens outside any message handler. CAF 0.17 finalizes an actor
-  // only after a message handler returns, and `activate()` refuses to run an
-  // actor that has no behavior left, so the transport never terminated: its
-  // socket stayed open (the peer never saw EOF) and runtime shutdown hung.
-  // Finalize it here, on its home shard while it is idle (Asio handlers never
-  // run inside a resume). `keep` holds it alive until finalize returned.
-  if (!lost_sent_ || exited_) return;
-  caf::strong_actor_ptr keep{ctrl()};
-  finalize();
 }
 
 // -- reading ------------------------------------------------------------------
@@ -647,20 +538,6 @@ void stream_transport::after_drain() {
     }
   }
   if (closing_) finish({});
-}
-
-void stream_transport::check_pause() {
-  if (!write_paused_ && wq_.bytes() > high_ && !lost_sent_) {
-    write_paused_ = true;
-    send(proto_, pause{});
-  }
-}
-
-void stream_transport::check_resume() {
-  if (write_paused_ && wq_.bytes() <= low_ && !lost_sent_) {
-    write_paused_ = false;
-    send(proto_, shardwire::resume{});
-  }
 }
 
 } // namespace shardwire::detail

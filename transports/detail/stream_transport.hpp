@@ -12,6 +12,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/fd_poller.hpp"
 #include "runtime/pinned.hpp"
+#include "transports/detail/transport_lifecycle.hpp"
 #include "transports/detail/write_queue.hpp"
 #include "transports/stream.hpp"
 
@@ -41,7 +42,8 @@ enum class stream_direction : uint8_t {
 
 class stream_transport
     : public pinned<stream_transport_actor::base, pinned_role::transport>,
-      private fd_watcher {
+      private fd_watcher,
+      private transport_lifecycle<stream_transport> {
 public:
   stream_transport(caf::actor_config& cfg, int fd, std::string kind,
                    protocol_factory factory, stream_settings settings,
@@ -55,30 +57,30 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
+  friend class transport_lifecycle<stream_transport>;
+
   // -- message handlers (through the per-thread shared behavior)
   // ---------------
   static behavior_type make_shared_behavior();
   void do_write_eof();
   void do_pause_reading();
   void do_resume_reading();
-  caf::result<write_buffer_limits>
-  do_set_limits(const set_write_buffer_limits& msg);
   transport_status status() const;
   void do_set_protocol(set_protocol& msg);
   void do_credit_returned();
 
-  // -- lifecycle
+  // -- lifecycle (the rest is in transport_lifecycle)
   // ---------------------------------------------------------------
   void on_connected_ack();
-  void finish(caf::error reason);
   void fatal(int err, const char* op);
-  void do_close();
-  void do_abort();
-  void on_protocol_down(const caf::down_msg& msg);
   void report(caf::expected<connection> result);
-  /// Completes a `quit()` made from an Asio handler (outside any message
-  /// handler, where CAF 0.17 would never finalize the actor).
-  void finalize_if_quit();
+  // Hooks for transport_lifecycle.
+  void drop_writes() noexcept { wq_.clear(); }
+  bool writes_empty() const noexcept { return wq_.empty(); }
+  uint64_t write_bytes() const noexcept { return wq_.bytes(); }
+  void on_finishing() noexcept { read_closed_ = true; }
+  void on_close_draining();
+  void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
 
   // -- reading
   // -----------------------------------------------------------------
@@ -104,27 +106,16 @@ private:
   /// returned only if `is_request`, logged otherwise.
   caf::result<void> enqueue_write(const buffer* parts, size_t n,
                                   bool is_request);
-  /// Whether the message being handled by the behavior is a request.
-  bool handling_request();
   /// Writes up to `cnt` buffers in one syscall (retrying EINTR); returns
   /// what sendmsg/writev returned.
   ssize_t write_gathered(iovec* iov, size_t cnt);
   void arm_write();
   void flush();
   void after_drain();
-  void check_pause();
-  void check_resume();
   void warn_dropped_write();
   transport_info make_info() const;
 
   int fd_;
-  // Held from the moment the protocol exists until the transport ends: a
-  // transport must not die because nobody keeps its handle (asyncio's loop
-  // keeps every transport alive too). Without it, the last handle dropped
-  // on another thread (a server's client table, a protocol that keeps no
-  // handle) would end the transport there, outside its shard, with `lost`
-  // sent on behalf of an actor already being destroyed.
-  caf::strong_actor_ptr self_ref_;
   // Registration with the shard's poller; closed in on_exit, after which
   // on_fd_ready is never called again.
   fd_watch watch_;
@@ -156,17 +147,12 @@ private:
   bool read_closed_ = false;   // EOF seen, close, abort or error
   bool read_armed_ = false;    // read interest registered
 
-  // Write state.
+  // Write state (watermarks, closing_ and lost_sent_ are in
+  // transport_lifecycle).
   write_queue wq_;
-  uint64_t high_ = 64 * 1024;
-  uint64_t low_ = 16 * 1024;
-  bool write_paused_ = false;  // protocol got `pause`, not yet `resume`
   bool write_armed_ = false;   // write interest registered
   bool eof_requested_ = false; // write_eof called
   bool eof_sent_ = false;      // SHUT_WR done
-  bool closing_ = false;       // close or abort
-  bool lost_sent_ = false;
-  bool exited_ = false; // on_exit ran
   bool is_socket_ = true;
   stream_direction direction_ = stream_direction::both;
   size_t dropped_writes_ = 0;

@@ -40,26 +40,11 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
   net_->keep(ctrl());
   net_->attach_datagram(ep_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), 1024 * 1024, 256 * 1024);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("datagram protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    net_closed_ = true;
-    net_->close_datagram(ep_);
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  set_down_handler([this](caf::down_msg& msg) {
-    if (msg.source != proto_.address()) return;
-    proto_ = nullptr;
-    finish({});
-  });
+  watch_protocol();
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
   request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
       .then(
@@ -71,10 +56,7 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
                 make_info()});
             update_reading();
           },
-          [this](caf::error& err) {
-            report(err);
-            finish(std::move(err));
-          });
+          [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](sendto& msg) -> caf::result<void> {
         if (closing_ || lost_sent_) return caf::unit;
@@ -93,8 +75,8 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
         net_->sendto(ep_, msg.bytes, to);
         return caf::unit;
       },
-      [this](close) { finish({}); },
-      [this](abort) { finish({}); },
+      [this](close) { do_close(); },
+      [this](abort) { do_abort(); },
       [this](pause_reading) {
         if (!closing_) user_paused_ = true;
       },
@@ -104,20 +86,14 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
         update_reading();
       },
       [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-        auto lim = shardwire::detail::resolve_write_limits(msg);
-        if (!lim) return std::move(lim.error());
-        high_ = lim->high;
-        low_ = lim->low;
-        return *lim;
+        return set_limits(msg);
       },
       [](get_write_buffer_size) -> uint64_t { return 0; },
-      [this](get_write_buffer_limits) {
-        return write_buffer_limits{low_, high_};
-      },
+      [this](get_write_buffer_limits) { return limits(); },
       [this](get_extra_info) { return make_info(); },
       [this](get_status) {
         transport_status st;
-        st.closing = closing_ || lost_sent_;
+        st.closing = is_closing();
         st.reading = started_ && !user_paused_ && !closing_;
         return st;
       },
@@ -128,32 +104,16 @@ datagram_transport::behavior_type datagram_transport::make_behavior() {
   };
 }
 
-void datagram_transport::finish(caf::error reason) {
-  if (lost_sent_) return;
-  lost_sent_ = true;
-  closing_ = true;
-  if (!net_closed_) {
-    net_closed_ = true;
-    net_->close_datagram(ep_);
-  }
-  if (proto_) send(proto_, lost{std::move(reason)});
-  quit();
+void datagram_transport::close_in_net() {
+  if (net_closed_) return;
+  net_closed_ = true;
+  net_->close_datagram(ep_);
 }
 
 void datagram_transport::on_exit() {
   *alive_ = false;
-  if (!lost_sent_) {
-    lost_sent_ = true;
-    auto reason = fail_state();
-    if (!reason) reason = make_error(sw_errc::closed);
-    if (proto_) send(proto_, lost{std::move(reason)});
-  }
-  report(make_error(sw_errc::closed, "transport exited before connecting"));
-  if (credit_) credit_->disarm();
-  if (!net_closed_) {
-    net_closed_ = true;
-    net_->close_datagram(ep_);
-  }
+  begin_exit();
+  close_in_net();
   proto_ = nullptr;
   home().remove_load();
   net_->drop(ctrl());

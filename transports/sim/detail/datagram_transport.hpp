@@ -11,6 +11,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/datagram.hpp"
+#include "transports/detail/transport_lifecycle.hpp"
 #include "transports/sim/detail/core.hpp"
 
 #include <memory>
@@ -23,7 +24,8 @@ using sim_datagram_actor =
 
 class datagram_transport final
     : public pinned<sim_datagram_actor::base, pinned_role::transport>,
-      public datagram_hooks {
+      public datagram_hooks,
+      private shardwire::detail::transport_lifecycle<datagram_transport> {
 public:
   datagram_transport(caf::actor_config& cfg, core* net, endpoint ep,
                      std::optional<endpoint> remote,
@@ -36,9 +38,16 @@ public:
   void sim_error(int err) override;
 
 private:
+  friend class shardwire::detail::transport_lifecycle<datagram_transport>;
+
   transport_info make_info() const;
   void report(caf::expected<datagram_endpoint> result);
-  void finish(caf::error reason);
+  // Hooks for transport_lifecycle: there is no write queue (see above).
+  void drop_writes() noexcept {}
+  bool writes_empty() const noexcept { return true; }
+  uint64_t write_bytes() const noexcept { return 0; }
+  void on_finishing() { close_in_net(); }
+  void close_in_net();
   bool should_read() const noexcept;
   void update_reading();
 
@@ -55,11 +64,7 @@ private:
   bool user_paused_ = false;
   bool credit_paused_ = false;
   bool read_armed_ = false;
-  bool closing_ = false;
-  bool lost_sent_ = false;
   bool net_closed_ = false;
-  uint64_t high_ = 64 * 1024;
-  uint64_t low_ = 16 * 1024;
 };
 
 } // namespace shardwire::sim::detail

@@ -46,28 +46,15 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   net_->attach(conn_, side_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
                                            settings_.read_low_water);
-  try {
-    if (factory_) proto_ = factory_(home());
-  } catch (const std::exception& e) {
-    log::debug("protocol factory threw: ", e.what());
-  }
-  factory_ = nullptr;
-  if (!proto_) {
-    report(make_error(sw_errc::factory_failed));
-    lost_sent_ = true;
-    close_in_net();
-    quit();
+  if (!make_protocol(factory_)) {
+    abandon_start(make_error(sw_errc::factory_failed));
     return behavior_type::make_empty_behavior();
   }
-  monitor(proto_);
-  set_down_handler([this](caf::down_msg& msg) { on_protocol_down(msg); });
+  watch_protocol();
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
       .then([this] { on_connected_ack(); },
-            [this](caf::error& err) {
-              report(err);
-              finish(std::move(err));
-            });
+            [this](caf::error& err) { connect_failed(std::move(err)); });
   return {
       [this](write& msg) -> caf::result<void> {
         return enqueue_write(&msg.bytes, 1, handling_request());
@@ -92,21 +79,14 @@ stream_transport::behavior_type stream_transport::make_behavior() {
         update_reading();
       },
       [this](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
-        auto lim = shardwire::detail::resolve_write_limits(msg);
-        if (!lim) return std::move(lim.error());
-        high_ = lim->high;
-        low_ = lim->low;
-        check_pause();
-        return *lim;
+        return set_limits(msg);
       },
       [this](get_write_buffer_size) -> uint64_t { return wq_bytes_; },
-      [this](get_write_buffer_limits) {
-        return write_buffer_limits{low_, high_};
-      },
+      [this](get_write_buffer_limits) { return limits(); },
       [this](get_extra_info) { return make_info(); },
       [this](get_status) {
         transport_status st;
-        st.closing = closing_ || lost_sent_;
+        st.closing = is_closing();
         st.reading = started_ && !user_paused_ && !read_closed_ && !closing_;
         st.write_buffer_size = wq_bytes_;
         return st;
@@ -127,11 +107,6 @@ stream_transport::behavior_type stream_transport::make_behavior() {
   };
 }
 
-bool stream_transport::handling_request() {
-  auto* cur = current_mailbox_element();
-  return cur != nullptr && cur->mid.is_request();
-}
-
 void stream_transport::close_in_net() {
   if (net_closed_) return;
   net_closed_ = true;
@@ -140,14 +115,7 @@ void stream_transport::close_in_net() {
 
 void stream_transport::on_exit() {
   *alive_ = false;
-  if (!lost_sent_) {
-    lost_sent_ = true;
-    auto reason = fail_state();
-    if (!reason) reason = make_error(sw_errc::closed);
-    if (proto_) send(proto_, lost{std::move(reason)});
-  }
-  report(make_error(sw_errc::closed, "transport exited before connecting"));
-  if (credit_) credit_->disarm();
+  begin_exit();
   close_in_net();
   wq_.clear();
   wq_bytes_ = 0;
@@ -166,56 +134,8 @@ void stream_transport::on_connected_ack() {
   update_reading();
 }
 
-void stream_transport::finish(caf::error reason) {
-  if (lost_sent_) return;
-  lost_sent_ = true;
-  read_closed_ = true;
-  closing_ = true;
-  wq_.clear();
-  wq_bytes_ = 0;
-  // The FIN goes out now (after what was already accepted by the network).
-  close_in_net();
-  if (proto_) send(proto_, lost{std::move(reason)});
-  quit();
-}
-
 void stream_transport::fatal(int err, const char* op) {
   finish(make_errno_error(err, op));
-}
-
-void stream_transport::do_close() {
-  if (closing_ || lost_sent_) return;
-  closing_ = true;
-  read_closed_ = true;
-  if (wq_.empty()) finish({});
-}
-
-void stream_transport::do_abort() {
-  if (lost_sent_) return;
-  closing_ = true;
-  wq_.clear();
-  wq_bytes_ = 0;
-  finish({});
-}
-
-void stream_transport::on_protocol_down(const caf::down_msg& msg) {
-  if (msg.source != proto_.address()) return;
-  proto_ = nullptr;
-  if (lost_sent_) return;
-  if (!msg.reason || msg.reason == caf::exit_reason::normal) {
-    if (!closing_) do_close();
-    if (closing_ && !lost_sent_ && wq_.empty()) finish({});
-    return;
-  }
-  do_abort();
-}
-
-void stream_transport::finalize_if_quit() {
-  // Same reason as the real transport: quit() from outside a message
-  // handler needs an explicit finalize in CAF 0.17.
-  if (!lost_sent_ || !*alive_) return;
-  caf::strong_actor_ptr keep{ctrl()};
-  finalize();
 }
 
 // -- reading ------------------------------------------------------------------
@@ -362,20 +282,6 @@ void stream_transport::after_drain() {
     net_->shutdown_write(conn_, side_);
   }
   if (closing_) finish({});
-}
-
-void stream_transport::check_pause() {
-  if (!write_paused_ && wq_bytes_ > high_ && !lost_sent_) {
-    write_paused_ = true;
-    send(proto_, pause{});
-  }
-}
-
-void stream_transport::check_resume() {
-  if (write_paused_ && wq_bytes_ <= low_ && !lost_sent_) {
-    write_paused_ = false;
-    send(proto_, shardwire::resume{});
-  }
 }
 
 } // namespace shardwire::sim::detail

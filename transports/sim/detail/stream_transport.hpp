@@ -1,7 +1,8 @@
 // The actor behind one end of a simulated stream connection.
 //
-// A copy of transports/detail/stream_transport's state machine with the
-// socket replaced by the simulation engine: the same messages to the
+// transports/detail/stream_transport's behaviour with the socket replaced
+// by the simulation engine (the lifecycle is the shared
+// transport_lifecycle): the same messages to the
 // protocol in the same order (connected first and acknowledged before
 // reading; data with read credit; eof with keep-open reply; pause/resume on
 // the write buffer watermarks; close flushes, abort drops; lost exactly once
@@ -13,6 +14,7 @@
 #include "actors/protocol.hpp"
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
+#include "transports/detail/transport_lifecycle.hpp"
 #include "transports/sim/detail/core.hpp"
 #include "transports/stream.hpp"
 
@@ -26,7 +28,8 @@ using sim_stream_actor =
 
 class stream_transport final
     : public pinned<sim_stream_actor::base, pinned_role::transport>,
-      public stream_hooks {
+      public stream_hooks,
+      private shardwire::detail::transport_lifecycle<stream_transport> {
 public:
   stream_transport(caf::actor_config& cfg, core* net, uint64_t conn, int side,
                    protocol_factory factory, connect_callback done);
@@ -38,26 +41,33 @@ public:
   void sim_writable() override;
 
 private:
+  friend class shardwire::detail::transport_lifecycle<stream_transport>;
+
   transport_info make_info() const;
   void report(caf::expected<connection> result);
   void on_connected_ack();
-  void finish(caf::error reason);
   void fatal(int err, const char* op);
-  void do_close();
-  void do_abort();
-  void on_protocol_down(const caf::down_msg& msg);
-  void finalize_if_quit();
+  // Hooks for transport_lifecycle.
+  void drop_writes() noexcept {
+    wq_.clear();
+    wq_bytes_ = 0;
+  }
+  bool writes_empty() const noexcept { return wq_.empty(); }
+  uint64_t write_bytes() const noexcept { return wq_bytes_; }
+  void on_finishing() {
+    read_closed_ = true;
+    // The FIN goes out now (after what was already accepted by the network).
+    close_in_net();
+  }
+  void on_close_draining() noexcept { read_closed_ = true; }
   bool should_read() const noexcept;
   void update_reading();
   void on_eof();
   caf::result<void> enqueue_write(const buffer* parts, size_t n,
                                   bool is_request);
-  bool handling_request();
   void arm_write();
   void flush();
   void after_drain();
-  void check_pause();
-  void check_resume();
   void close_in_net();
 
   core* net_;
@@ -79,14 +89,9 @@ private:
 
   std::deque<buffer> wq_;
   uint64_t wq_bytes_ = 0;
-  uint64_t high_ = 64 * 1024;
-  uint64_t low_ = 16 * 1024;
-  bool write_paused_ = false;
   bool write_armed_ = false;
   bool eof_requested_ = false;
   bool eof_sent_ = false;
-  bool closing_ = false;
-  bool lost_sent_ = false;
   bool net_closed_ = false;
 };
 
