@@ -12,6 +12,7 @@
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
+#include <future>
 
 namespace shardwire {
 
@@ -207,15 +208,33 @@ bool shard::await_actors(bool transports_only,
 // -- lifecycle ----------------------------------------------------------------
 
 void shard::start() {
-  thread_ = std::thread{[this] { run_thread(); }};
+  // Returns once the thread is set up (its poller's descriptor exists), so
+  // that a runtime is complete when its constructor returns: nothing of it
+  // appears later behind the caller's back (an fd count taken right after,
+  // a first connection).
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread{[this, &ready] { run_thread(ready); }};
+  started.wait();
 }
 
-void shard::run_thread() {
+void shard::run_thread(std::promise<void>& ready) {
   thread_id_ = std::this_thread::get_id();
   current_shard = this;
   sys_.thread_started();
   detail::spare_store spare_elements;
   detail::spares = &spare_elements;
+  // The poller's epoll descriptor is made now, while descriptors are
+  // plentiful: made on first use, it could be the one descriptor an accept
+  // under EMFILE pressure leaves no room for, failing every connection the
+  // shard gets until the pressure ends (accept_emfile_test).
+  try {
+    poller();
+  } catch (const std::exception& e) {
+    log::error("shard ", id_, ": no readiness poller yet (", e.what(),
+               "); trying again on first use");
+  }
+  ready.set_value(); // `ready` is gone after this
   auto guard = asio::make_work_guard(io_);
   for (;;) {
     try {

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -52,7 +53,9 @@ public:
   asio::io_context& io() noexcept { return io_; }
 
   /// The readiness poller for this shard's long-lived descriptors (see
-  /// fd_poller.hpp), created on first use. Shard thread only.
+  /// fd_poller.hpp), created when the shard thread starts (or on first use
+  /// if that failed; throws std::system_error if it still cannot be made).
+  /// Shard thread only.
   fd_poller& poller();
 
   /// True when called from this shard's thread.
@@ -175,7 +178,7 @@ public:
   size_t poll();
 
 private:
-  void run_thread();
+  void run_thread(std::promise<void>& ready);
   void take_remote();
   void post_drain();
 

@@ -426,10 +426,15 @@ TEST_CASE("stdin to a child that never reads: pause, then EPIPE (C85)") {
   };
   // The child never reads; it exits on SIGUSR1, sent once the write is
   // stuck (`pause`).
+  // It says when its trap is set: the pipe fills (and `pause` comes) before
+  // the shell may even have run `trap`, and a signal before it would kill
+  // the child instead of ending it with status 0.
   auto sp = subprocess_shell(
-      *fx.rt, "trap 'exit 0' USR1; while :; do sleep 0.05; done", record(st));
+      *fx.rt, "trap 'exit 0' USR1; echo armed; while :; do sleep 0.05; done",
+      record(st));
   REQUIRE(sp);
   REQUIRE(log->wait_for_event("pause"));
+  REQUIRE(log->wait_for_event("out:armed", true));
   caf::scoped_actor self{fx.rt->system()};
   self->send(sp->transport, shardwire::signal{SIGUSR1, false});
   REQUIRE(log->wait_for_event("lost", true));
