@@ -339,9 +339,9 @@ bool stream_transport::should_read() const noexcept {
 }
 
 void stream_transport::update_reading() {
-  // Level-triggered interest: while reading goes on it stays registered and
-  // this costs nothing; pausing (by the user or by read credit) and EOF take
-  // it away, so a paused socket never wakes the shard.
+  // Interest lives in the poller's table: changing it costs no system call
+  // for reading. Pausing (by the user or by read credit) and EOF take it
+  // away; readiness seen meanwhile is kept and served on resume.
   if (!exited_) sync_interest();
 }
 
@@ -357,6 +357,9 @@ std::optional<data> stream_transport::on_readable() {
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     auto got = static_cast<size_t>(n);
+    // A short read emptied the socket: the next data brings a new edge.
+    // A full one may have left more: the poller calls again next round.
+    if (got < chunk.capacity()) watch_.clear_ready(fd_read);
     // Adapt the read size: grow while reads fill the buffer, shrink when
     // they use little of it (keeps memory per in-flight message small).
     if (got == chunk.capacity() && next_read_size_ < max_read_size)
@@ -370,11 +373,12 @@ std::optional<data> stream_transport::on_readable() {
     update_reading();
     return data{std::move(bytes), read_ticket{credit_, weight}};
   }
-  if (n == 0)
+  if (n == 0) {
     on_eof();
-  else if (errno == EAGAIN || errno == EWOULDBLOCK)
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    watch_.clear_ready(fd_read);
     update_reading();
-  else
+  } else
     fatal(errno, "read");
   return std::nullopt;
 }
@@ -511,7 +515,10 @@ void stream_transport::flush() {
     auto cnt = wq_.fill(iov, max_iov);
     auto sent = write_gathered(iov, cnt);
     if (sent < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        watch_.clear_ready(fd_write); // full: wait for the next edge
+        break;
+      }
       fatal(errno, "write");
       return;
     }
@@ -519,8 +526,11 @@ void stream_transport::flush() {
     for (size_t i = 0; i < cnt; ++i)
       offered += iov[i].iov_len;
     wq_.consume(static_cast<size_t>(sent));
-    if (static_cast<size_t>(sent) < offered)
-      break; // the kernel took less than offered: wait for writability
+    if (static_cast<size_t>(sent) < offered) {
+      // The kernel took less than offered: full, wait for writability.
+      watch_.clear_ready(fd_write);
+      break;
+    }
   }
   check_resume();
   if (wq_.empty())
