@@ -369,15 +369,13 @@ std::optional<data> stream_transport::on_readable() {
     auto bytes = std::move(chunk).freeze(got);
     auto weight = bytes.footprint();
     credit_->take(weight);
-    if (credit_->must_wait()) credit_paused_ = true;
-    update_reading();
+    if (credit_->must_wait()) credit_paused_ = true; // on_fd_ready syncs
     return data{std::move(bytes), read_ticket{credit_, weight}};
   }
   if (n == 0) {
     on_eof();
   } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    watch_.clear_ready(fd_read);
-    update_reading();
+    watch_.clear_ready(fd_read); // nothing after all: wait for the next edge
   } else
     fatal(errno, "read");
   return std::nullopt;
