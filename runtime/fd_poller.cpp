@@ -75,9 +75,30 @@ void fd_poller::run_batch() {
     auto& s = slots_[index];
     if (s.watcher == nullptr || s.gen != gen || !s.in_epoll) continue;
     s.ready |= events[i].events;
-    consider(index);
+    // Served at once, unless it already waits in pending_ for a round (it
+    // was not drained last time): then that round serves it, once.
+    if (!s.queued) serve(index, gen);
   }
-  run_round();
+  if (!pending_.empty()) schedule_round();
+}
+
+void fd_poller::serve(uint32_t index, uint32_t gen) {
+  auto* s = &slots_[index];
+  auto fire = s->ready & wanted_bits(s->interest);
+  if (fire == 0) return; // not wanted now: kept for when it is
+  s->watcher->on_fd_ready(fire);
+  // The watcher may have closed this watch (the slot may even be reused)
+  // or opened others (the table may have moved): look again.
+  s = &slots_[index];
+  if (s->gen != gen || s->watcher == nullptr) return;
+  // Not drained (no clear_ready): call it again next round, edge or not.
+  // A reader also comes back while end of input or an error is pending:
+  // that is only seen by reading on (a short read can leave a FIN behind,
+  // and no new edge follows it); reading ends there. Otherwise errors do
+  // not repeat on their own.
+  uint32_t again = EPOLLIN | EPOLLPRI | EPOLLOUT;
+  if (s->interest & fd_read) again |= EPOLLRDHUP | error_bits;
+  if ((s->ready & wanted_bits(s->interest) & again) != 0) consider(index);
 }
 
 void fd_poller::consider(uint32_t index) {
@@ -93,23 +114,10 @@ void fd_poller::run_round() {
   for (auto [index, gen] : round_) {
     // A watcher earlier in this round may have closed this one (and its
     // slot may even be reused): the generation tells.
-    auto* s = &slots_[index];
-    if (s->gen != gen || s->watcher == nullptr) continue;
-    s->queued = false;
-    auto fire = s->ready & wanted_bits(s->interest);
-    if (fire == 0) continue; // interest changed since it was queued
-    s->watcher->on_fd_ready(fire);
-    // The table may have grown (a watcher can open watches): look again.
-    s = &slots_[index];
-    if (s->gen != gen || s->watcher == nullptr) continue;
-    // Not drained (no clear_ready): call it again next round, edge or not.
-    // A reader also comes back while end of input or an error is pending:
-    // that is only seen by reading on (a short read can leave a FIN behind,
-    // and no new edge follows it); reading ends there. Otherwise errors do
-    // not repeat on their own.
-    uint32_t again = EPOLLIN | EPOLLPRI | EPOLLOUT;
-    if (s->interest & fd_read) again |= EPOLLRDHUP | error_bits;
-    if ((s->ready & wanted_bits(s->interest) & again) != 0) consider(index);
+    auto& s = slots_[index];
+    if (s.gen != gen || s.watcher == nullptr) continue;
+    s.queued = false;
+    serve(index, gen);
   }
   round_.clear();
   in_round_ = false;
@@ -146,7 +154,7 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
   // Input is always registered (a pause costs no system call); output only
   // while wanted, since some sockets (AF_UNIX) signal writability on every
   // buffer the peer consumes.
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (s.out_in_epoll ? EPOLLOUT : 0);
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (s.out_in_epoll ? uint32_t{EPOLLOUT} : 0U);
   ev.data.u64 = cookie(index, s.gen);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int err = errno;
@@ -160,7 +168,7 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
 
 int fd_poller::register_out(slot& s, uint32_t index, bool on) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0);
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? uint32_t{EPOLLOUT} : 0U);
   ev.data.u64 = cookie(index, s.gen);
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, s.fd, &ev) != 0) return errno;
   s.out_in_epoll = on;
@@ -180,13 +188,6 @@ int fd_poller::update(uint32_t index, uint8_t interest) {
   consider(index);
   if (!pending_.empty()) schedule_round();
   return 0;
-}
-
-void fd_poller::clear_ready(uint32_t index, uint8_t what) noexcept {
-  auto& s = slots_[index];
-  // End of input and errors stay: they are facts, not edges.
-  if (what & fd_read) s.ready &= ~(EPOLLIN | EPOLLPRI);
-  if (what & fd_write) s.ready &= ~write_bits;
 }
 
 void fd_poller::remove(uint32_t index) noexcept {
@@ -223,10 +224,6 @@ int fd_watch::open(fd_poller& p, int fd, fd_watcher& w, uint8_t interest) {
 
 int fd_watch::set_interest(uint8_t interest) {
   return poller_ != nullptr ? poller_->update(index_, interest) : EBADF;
-}
-
-void fd_watch::clear_ready(uint8_t what) noexcept {
-  if (poller_ != nullptr) poller_->clear_ready(index_, what);
 }
 
 void fd_watch::close() noexcept {

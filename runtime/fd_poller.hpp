@@ -40,6 +40,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
+#include <sys/epoll.h>
 #include <thread>
 #include <vector>
 
@@ -110,10 +111,19 @@ private:
 
   int add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index);
   int update(uint32_t index, uint8_t interest);
-  void clear_ready(uint32_t index, uint8_t what) noexcept;
+  void clear_ready(uint32_t index, uint8_t what) noexcept {
+    // Inline: called on every short read. End of input and errors stay:
+    // they are facts, not edges.
+    auto& s = slots_[index];
+    if (what & fd_read) s.ready &= ~uint32_t{EPOLLIN | EPOLLPRI};
+    if (what & fd_write) s.ready &= ~uint32_t{EPOLLOUT};
+  }
   void remove(uint32_t index) noexcept;
   void release(uint32_t index) noexcept;
   int register_out(slot& s, uint32_t index, bool on);
+  /// Calls slot `index`'s watcher if it is ready for what it wants, and
+  /// queues it for the next round if it did not drain its descriptor.
+  void serve(uint32_t index, uint32_t gen);
   /// Queues slot `index` for a call if it is ready for what it wants.
   void consider(uint32_t index);
   void arm();
@@ -171,5 +181,9 @@ private:
   fd_poller* poller_ = nullptr;
   uint32_t index_ = 0;
 };
+
+inline void fd_watch::clear_ready(uint8_t what) noexcept {
+  if (poller_ != nullptr) poller_->clear_ready(index_, what);
+}
 
 } // namespace shardwire
