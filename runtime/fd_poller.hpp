@@ -16,9 +16,11 @@
 // EAGAIN or a partial write). Until it does, the poller calls it again in
 // the next round, so a watcher may do one bounded read per call without
 // losing the rest (level-triggered behaviour at edge-triggered cost: no
-// re-polling of every ready socket by the kernel on each wait). One round
-// serves each ready watcher once; Asio handlers (timers, other sockets) run
-// between rounds.
+// re-polling of every ready socket by the kernel on each wait). Watchers
+// with a fresh event are called straight from the epoll batch; those left
+// undrained wait for a round posted to the io_context, which calls each of
+// them once, so Asio handlers (timers, other sockets) run in between and a
+// busy descriptor cannot starve the others.
 //
 // Guarantees:
 // - Watchers are called on the thread that runs the io_context, one at a
