@@ -89,6 +89,7 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
           std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
   kind_ = &intern_kind(kind);
   direction_ = direction;
+  never_uses_receive_timeouts(); // its behavior has no `after` clause
 }
 
 transport_info stream_transport::make_info() const {
