@@ -84,19 +84,30 @@ struct reading_watcher : fd_watcher {
   }
 };
 
-} // namespace
-
-TEST_CASE("a watcher is called again until it reports the descriptor "
-          "drained") {
+/// A poller on its own io_context watching one end of a socket pair with a
+/// reading_watcher that reads `chunk` bytes per call.
+struct reading_setup {
   asio::io_context io;
   fd_poller poller{io};
   socket_pair sp;
   reading_watcher w;
   fd_watch watch;
-  w.fd = sp.a;
-  w.watch = &watch;
-  w.chunk = 1; // one byte per call: never a short read while data is left
-  REQUIRE(watch.open(poller, sp.a, w, fd_read) == 0);
+
+  explicit reading_setup(size_t chunk) {
+    w.fd = sp.a;
+    w.watch = &watch;
+    w.chunk = chunk;
+    REQUIRE(watch.open(poller, sp.a, w, fd_read) == 0);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a watcher is called again until it reports the descriptor "
+          "drained") {
+  // One byte per call: never a short read while data is left.
+  reading_setup setup{1};
+  auto& [io, poller, sp, w, watch] = setup;
   CHECK(poller.watched() == 1);
   io.poll_one();
   CHECK(w.calls == 0); // nothing to read yet
@@ -119,15 +130,8 @@ TEST_CASE("a watcher is called again until it reports the descriptor "
 }
 
 TEST_CASE("end of input left behind a short read is still delivered") {
-  asio::io_context io;
-  fd_poller poller{io};
-  socket_pair sp;
-  reading_watcher w;
-  fd_watch watch;
-  w.fd = sp.a;
-  w.watch = &watch;
-  w.chunk = 64;
-  REQUIRE(watch.open(poller, sp.a, w, fd_read) == 0);
+  reading_setup setup{64};
+  auto& [io, poller, sp, w, watch] = setup;
   // Data and FIN arrive before the first read: one edge for both.
   sp.send_byte();
   REQUIRE(::shutdown(sp.b, SHUT_WR) == 0);
