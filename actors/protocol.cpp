@@ -118,6 +118,9 @@ callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
     : pinned<protocol_actor::base>(cfg), impl_(std::move(impl)) {
   impl_->transport_ = &transport_;
   impl_->self_ = this;
+  // Its shared behavior has no `after` clause (and protocols may not
+  // replace it: see protocol::self).
+  never_uses_receive_timeouts();
 }
 
 template <class F>

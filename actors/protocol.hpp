@@ -134,7 +134,10 @@ protected:
   /// The transport of this connection (valid from connection_made on).
   transport_ref& transport() noexcept { return *transport_; }
 
-  /// The actor hosting this protocol: send messages, start timers, spawn.
+  /// The actor hosting this protocol: send messages, start timers
+  /// (`delayed_send`), spawn. Its behavior belongs to the adapter: do not
+  /// `become` another one (the adapter also relies on it having no receive
+  /// timeout, see pinned::never_uses_receive_timeouts).
   callback_protocol_actor* self() noexcept { return self_; }
 
 private:

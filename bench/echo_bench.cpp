@@ -56,6 +56,7 @@ struct bench_config : caf::actor_system_config {
   std::string shard_counts = "1";
   size_t pipeline = 1;
   double duration = 3.0;
+  size_t rounds = 1;
   size_t idle = 10000;
   bool callgrind = false;
   bool keep_callgrind = false;
@@ -86,6 +87,9 @@ struct bench_config : caf::actor_system_config {
         .add(shard_counts, "shard-counts", "comma list of shard counts")
         .add(pipeline, "pipeline", "messages in flight per connection")
         .add(duration, "duration,d", "seconds of load per measurement")
+        .add(rounds, "rounds",
+             "repeat the server list this many times, alternating servers; "
+             "report medians and the per-round CPU ratios")
         .add(idle, "idle", "idle connections for the memory figure (0: skip)")
         .add(callgrind, "callgrind", "count instructions per echo instead")
         .add(callgrind_requests, "callgrind-requests", "echoes per run (N)")
@@ -245,7 +249,7 @@ struct row {
 };
 
 row measure(const bench_config& cfg, const std::string& kind, size_t shards,
-            size_t size) {
+            size_t size, bool with_idle) {
   row r;
   r.server = kind;
   r.shards = shards;
@@ -276,7 +280,7 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
                        : 0;
   r.corrupt = res.corrupt;
   r.failed = res.failed;
-  if (cfg.idle > 0) {
+  if (with_idle && cfg.idle > 0) {
     auto rss0 = bench::rss_bytes(c.pid);
     auto fds = bench::open_idle(c.port, cfg.idle);
     auto rss1 = bench::rss_bytes(c.pid);
@@ -367,6 +371,60 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
   }
 }
 
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  auto n = xs.size();
+  return n == 0 ? 0 : n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+// One row from the rounds of one point: the median of each measured figure
+// (each on its own), counts of bad bytes and connections summed.
+row median_row(const std::vector<const row*>& same) {
+  row m = *same.front();
+  auto med = [&](double row::*field) {
+    std::vector<double> xs;
+    for (auto* r : same)
+      xs.push_back(r->*field);
+    return median(xs);
+  };
+  m.req_per_s = med(&row::req_per_s);
+  m.mib_per_s = med(&row::mib_per_s);
+  m.p50_us = med(&row::p50_us);
+  m.p99_us = med(&row::p99_us);
+  m.cpu_us_per_req = med(&row::cpu_us_per_req);
+  m.ir_per_echo = med(&row::ir_per_echo);
+  m.corrupt = m.failed = 0;
+  for (auto* r : same) {
+    m.corrupt += r->corrupt;
+    m.failed += r->failed;
+  }
+  return m; // idle memory: from the first round, the only one measuring it
+}
+
+// CPU per request against asio of the same round, per round: how far the
+// ratio moves on this machine, which a single run does not show.
+void print_round_ratios(const std::vector<std::vector<row>>& by_round) {
+  std::printf("\nCPU per request / asio's, per round (median last)\n");
+  for (size_t i = 0; i < by_round[0].size(); ++i) {
+    auto& first = by_round[0][i];
+    if (first.server == "asio") continue;
+    std::vector<double> ratios;
+    for (auto& rr : by_round) {
+      auto base = std::find_if(rr.begin(), rr.end(), [&](const row& r) {
+        return r.server == "asio" && r.size == first.size;
+      });
+      if (base != rr.end() && base->cpu_us_per_req > 0)
+        ratios.push_back(rr[i].cpu_us_per_req / base->cpu_us_per_req);
+    }
+    if (ratios.empty()) continue;
+    std::printf("%-14s %6zu %7zu  ", first.server.c_str(), first.shards,
+                first.size);
+    for (double r : ratios)
+      std::printf(" %.2f", r);
+    std::printf("   median %.2f\n", median(ratios));
+  }
+}
+
 // Throughput and CPU per request by shard count, for each shardwire server
 // kind and size: the ratio to N x the 1-shard throughput (target of issue 3:
 // >= 0.8 on N free cores) and the CPU per request against 1 shard.
@@ -426,35 +484,57 @@ bool run_tcp(const bench_config& cfg) {
       shard_counts.push_back(std::stoul(s));
   }
   auto kinds = split(cfg.servers);
-  std::vector<row> rows;
   bool ok = true;
+  // Per round, every server once (alternating, so slow drifts of a shared
+  // machine hit all servers alike); the table shows per-metric medians.
+  std::vector<std::vector<row>> by_round;
   for (auto size : sizes) {
-    for (auto& kind : kinds) {
-      auto counts = kind == "asio" ? std::vector<size_t>{1} : shard_counts;
-      for (auto shards : counts) {
-        std::cerr << "measuring " << kind << " shards=" << shards
-                  << " size=" << size << " ...\n";
-        row r;
-        if (cfg.callgrind) {
-          r.server = kind;
-          r.shards = shards;
-          r.size = size;
-          r.ir_per_echo = measure_ir(cfg, kind, shards, size);
-        } else {
-          r = measure(cfg, kind, shards, size);
+    for (size_t round = 0; round < cfg.rounds; ++round) {
+      if (by_round.size() <= round) by_round.emplace_back();
+      for (auto& kind : kinds) {
+        auto counts = kind == "asio" ? std::vector<size_t>{1} : shard_counts;
+        for (auto shards : counts) {
+          std::cerr << "measuring " << kind << " shards=" << shards
+                    << " size=" << size;
+          if (cfg.rounds > 1)
+            std::cerr << " round " << round + 1 << '/' << cfg.rounds;
+          std::cerr << " ...\n";
+          row r;
+          if (cfg.callgrind) {
+            r.server = kind;
+            r.shards = shards;
+            r.size = size;
+            r.ir_per_echo = measure_ir(cfg, kind, shards, size);
+          } else {
+            // Memory is measured once: it does not drift between rounds.
+            r = measure(cfg, kind, shards, size, round == 0);
+          }
+          ok = ok && r.corrupt == 0 && r.failed == 0;
+          by_round[round].push_back(r);
         }
-        ok = ok && r.corrupt == 0 && r.failed == 0;
-        rows.push_back(r);
       }
     }
   }
+  // by_round[k] lists the same points in the same order for every k.
+  std::vector<row> rows;
+  for (size_t i = 0; i < by_round[0].size(); ++i) {
+    std::vector<const row*> same;
+    for (auto& rr : by_round)
+      same.push_back(&rr[i]);
+    rows.push_back(median_row(same));
+  }
   std::printf("\nTCP echo: %zu connections, pipeline %zu, %.1f s per point, "
-              "load in %s process(es)%s\n",
+              "load in %s process(es)%s%s\n",
               cfg.connections, cfg.pipeline, cfg.duration,
               cfg.load_procs == 0 ? "<shards>"
                                   : std::to_string(cfg.load_procs).c_str(),
-              cfg.callgrind ? ", callgrind" : "");
+              cfg.callgrind ? ", callgrind" : "",
+              cfg.rounds > 1
+                  ? (", median of " + std::to_string(cfg.rounds) + " rounds")
+                        .c_str()
+                  : "");
   print_rows(rows, cfg.callgrind);
+  if (cfg.rounds > 1 && !cfg.callgrind) print_round_ratios(by_round);
   if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows);
   if (!cfg.csv.empty()) {
     std::ofstream out(cfg.csv, std::ios::app);

@@ -3,7 +3,6 @@
 #include <asio/post.hpp>
 
 #include <cerrno>
-#include <cstring>
 #include <sys/epoll.h>
 #include <system_error>
 #include <unistd.h>
@@ -13,21 +12,15 @@ namespace shardwire {
 namespace {
 
 constexpr uint32_t error_bits = EPOLLERR | EPOLLHUP;
+constexpr uint32_t read_bits = EPOLLIN | EPOLLRDHUP | EPOLLPRI;
+constexpr uint32_t write_bits = EPOLLOUT;
 
 // The epoll bits that count as "ready" for an interest.
 uint32_t wanted_bits(uint8_t interest) noexcept {
   uint32_t bits = 0;
-  if (interest & fd_read) bits |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
-  if (interest & fd_write) bits |= EPOLLOUT;
+  if (interest & fd_read) bits |= read_bits;
+  if (interest & fd_write) bits |= write_bits;
   if (interest != fd_none) bits |= error_bits;
-  return bits;
-}
-
-// What to register: errors and hang-ups are always reported by epoll.
-uint32_t registered_bits(uint8_t interest) noexcept {
-  uint32_t bits = 0;
-  if (interest & fd_read) bits |= EPOLLIN;
-  if (interest & fd_write) bits |= EPOLLOUT;
   return bits;
 }
 
@@ -56,8 +49,6 @@ fd_poller::~fd_poller() {
 }
 
 void fd_poller::arm() {
-  // Asio re-registers the epoll descriptor on every wait (EPOLL_CTL_MOD),
-  // which reports it again at once if descriptors are still ready.
   epoll_desc_.async_wait(asio::posix::descriptor_base::wait_read,
                          [this](const std::error_code& ec) {
                            if (!ec) run_batch();
@@ -65,40 +56,83 @@ void fd_poller::arm() {
 }
 
 void fd_poller::run_batch() {
-  epoll_event events[batch_size];
-  int n;
-  do {
-    n = ::epoll_wait(epfd_, events, batch_size, 0);
-  } while (n < 0 && errno == EINTR);
-  ++batches_;
   // Wait again however this batch ends (a watcher that throws must not
   // silence every other descriptor of the shard).
   struct rearm {
     fd_poller* self;
     ~rearm() { self->arm(); }
   } again{this};
+  epoll_event events[batch_size];
+  int n;
+  do {
+    n = ::epoll_wait(epfd_, events, batch_size, 0);
+  } while (n < 0 && errno == EINTR);
+  ++batches_;
   for (int i = 0; i < n; ++i) {
     auto index = static_cast<uint32_t>(events[i].data.u64);
     auto gen = static_cast<uint32_t>(events[i].data.u64 >> 32);
-    // A watcher earlier in this batch may have closed this one (and its
-    // slot may even be reused): the generation tells.
     if (index >= slots_.size()) continue;
     auto& s = slots_[index];
     if (s.watcher == nullptr || s.gen != gen || !s.in_epoll) continue;
-    auto ev = events[i].events;
-    if ((ev & wanted_bits(s.interest)) == 0) {
-      // Level-triggered errors and hang-ups repeat until the descriptor is
-      // closed; nobody wants them now, so stop polling it for a while.
-      if (ev & error_bits) {
-        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, s.fd, nullptr);
-        s.in_epoll = false;
-        s.parked = true;
-      }
-      continue;
-    }
-    // `s` may move (a watcher can open new watches): not used after this.
-    s.watcher->on_fd_ready(ev);
+    s.ready |= events[i].events;
+    // Served at once, unless it already waits in pending_ for a round (it
+    // was not drained last time): then that round serves it, once.
+    if (!s.queued) serve(index, gen);
   }
+  if (!pending_.empty()) schedule_round();
+}
+
+void fd_poller::serve(uint32_t index, uint32_t gen) {
+  auto* s = &slots_[index];
+  auto fire = s->ready & wanted_bits(s->interest);
+  if (fire == 0) return; // not wanted now: kept for when it is
+  s->watcher->on_fd_ready(fire);
+  // The watcher may have closed this watch (the slot may even be reused)
+  // or opened others (the table may have moved): look again.
+  s = &slots_[index];
+  if (s->gen != gen || s->watcher == nullptr) return;
+  // Not drained (no clear_ready): call it again next round, edge or not.
+  // A reader also comes back while end of input or an error is pending:
+  // that is only seen by reading on (a short read can leave a FIN behind,
+  // and no new edge follows it); reading ends there. Otherwise errors do
+  // not repeat on their own.
+  uint32_t again = EPOLLIN | EPOLLPRI | EPOLLOUT;
+  if (s->interest & fd_read) again |= EPOLLRDHUP | error_bits;
+  if ((s->ready & wanted_bits(s->interest) & again) != 0) consider(index);
+}
+
+void fd_poller::consider(uint32_t index) {
+  auto& s = slots_[index];
+  if (s.queued || (s.ready & wanted_bits(s.interest)) == 0) return;
+  s.queued = true;
+  pending_.push_back({index, s.gen});
+}
+
+void fd_poller::run_round() {
+  in_round_ = true;
+  round_.swap(pending_);
+  for (auto [index, gen] : round_) {
+    // A watcher earlier in this round may have closed this one (and its
+    // slot may even be reused): the generation tells.
+    auto& s = slots_[index];
+    if (s.gen != gen || s.watcher == nullptr) continue;
+    s.queued = false;
+    serve(index, gen);
+  }
+  round_.clear();
+  in_round_ = false;
+  if (!pending_.empty()) schedule_round();
+}
+
+void fd_poller::schedule_round() {
+  // A separate handler, not a loop here: timers and other sockets of the
+  // shard get their turn between rounds.
+  if (round_posted_ || in_round_) return;
+  round_posted_ = true;
+  asio::post(epoll_desc_.get_executor(), [this] {
+    round_posted_ = false;
+    run_round();
+  });
 }
 
 int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
@@ -113,39 +147,47 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
   s.watcher = &w;
   s.fd = fd;
   s.interest = interest;
-  s.parked = false;
-  s.in_epoll = false;
-  if (int err = sync(s, index); err != 0) {
+  s.ready = 0;
+  s.queued = false;
+  s.out_in_epoll = (interest & fd_write) != 0;
+  epoll_event ev{};
+  // Input is always registered (a pause costs no system call); output only
+  // while wanted, since some sockets (AF_UNIX) signal writability on every
+  // buffer the peer consumes.
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (s.out_in_epoll ? uint32_t{EPOLLOUT} : 0U);
+  ev.data.u64 = cookie(index, s.gen);
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
     release(index);
     return err;
   }
+  s.in_epoll = true;
   ++watched_;
   return 0;
 }
 
-int fd_poller::sync(slot& s, uint32_t index) {
+int fd_poller::register_out(slot& s, uint32_t index, bool on) {
   epoll_event ev{};
-  ev.events = registered_bits(s.interest);
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? uint32_t{EPOLLOUT} : 0U);
   ev.data.u64 = cookie(index, s.gen);
-  if (s.in_epoll)
-    return ::epoll_ctl(epfd_, EPOLL_CTL_MOD, s.fd, &ev) == 0 ? 0 : errno;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, s.fd, &ev) != 0) return errno;
-  s.in_epoll = true;
-  s.parked = false;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, s.fd, &ev) != 0) return errno;
+  s.out_in_epoll = on;
+  if (!on) s.ready &= ~write_bits; // stale once nobody watches it
   return 0;
 }
 
 int fd_poller::update(uint32_t index, uint8_t interest) {
   auto& s = slots_[index];
   if (s.interest == interest) return 0;
-  auto old_bits = registered_bits(s.interest);
   s.interest = interest;
-  if (s.parked) {
-    // Only come back when someone wants something: an error is pending.
-    return interest == fd_none ? 0 : sync(s, index);
-  }
-  if (registered_bits(interest) == old_bits) return 0; // e.g. hangup only
-  return sync(s, index);
+  bool want_out = (interest & fd_write) != 0;
+  if (want_out != s.out_in_epoll && s.in_epoll)
+    if (int err = register_out(s, index, want_out); err != 0) return err;
+  // Already ready for what is wanted now (data that arrived while paused,
+  // an error): no new edge will come, so queue it.
+  consider(index);
+  if (!pending_.empty()) schedule_round();
+  return 0;
 }
 
 void fd_poller::remove(uint32_t index) noexcept {
@@ -157,8 +199,7 @@ void fd_poller::remove(uint32_t index) noexcept {
     release(index);
     return;
   }
-  // Closed from another thread (an actor destroyed where its last handle
-  // was dropped): the table belongs to the poller's thread.
+  // Closed from another thread: the table belongs to the poller's thread.
   asio::post(epoll_desc_.get_executor(), [this, index] { release(index); });
 }
 
@@ -166,7 +207,8 @@ void fd_poller::release(uint32_t index) noexcept {
   auto& s = slots_[index];
   s.watcher = nullptr;
   s.fd = -1;
-  ++s.gen;
+  s.ready = 0;
+  ++s.gen; // pending entries and fetched events for it are now stale
   s.next_free = free_head_;
   free_head_ = index;
 }

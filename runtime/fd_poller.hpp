@@ -4,25 +4,33 @@
 // Why not Asio's own reactor for these: every Asio descriptor carries a
 // ~170-byte per-descriptor state, and an idle connection waiting for input
 // holds a ~160-byte pending wait operation; re-arming a wait costs an
-// epoll_ctl per read. Here a watched descriptor costs one 24-byte slot in a
-// per-shard table and an `fd_watch` (16 bytes) in its owner, and interest
-// stays registered (level-triggered) so the data path makes no epoll_ctl.
+// epoll_ctl per read. Here a watched descriptor costs one slot in a
+// per-shard table and an `fd_watch` (16 bytes) in its owner, and the data
+// path makes no epoll_ctl.
 //
 // How it runs: the poller owns one epoll instance, itself waited on through
-// the shard's io_context. When it is readable, one Asio handler takes up to
-// `batch_size` ready descriptors and calls their watchers on the shard
-// thread, then waits again; a descriptor that is still ready is reported
-// again in the next batch (level-triggered), so one watcher cannot starve
-// the others and timers and other Asio handlers run between batches.
+// the shard's io_context. Descriptors are registered edge-triggered, and the
+// poller remembers what each one is ready for. A watcher is called when its
+// descriptor is ready for something it wants; it tells the poller when it
+// found the descriptor drained (`fd_watch::clear_ready`, on a short read,
+// EAGAIN or a partial write). Until it does, the poller calls it again in
+// the next round, so a watcher may do one bounded read per call without
+// losing the rest (level-triggered behaviour at edge-triggered cost: no
+// re-polling of every ready socket by the kernel on each wait). Watchers
+// with a fresh event are called straight from the epoll batch; those left
+// undrained wait for a round posted to the io_context, which calls each of
+// them once, so Asio handlers (timers, other sockets) run in between and a
+// busy descriptor cannot starve the others.
 //
 // Guarantees:
 // - Watchers are called on the thread that runs the io_context, one at a
-//   time, never from inside `open`, `set_interest` or `close`.
+//   time, never from inside `open`, `set_interest`, `clear_ready` or
+//   `close`.
 // - After `close` (or the fd_watch's destruction) the watcher is never
-//   called again, even for an event already fetched in the current batch.
-// - An error or hang-up on a descriptor whose owner wants nothing now is
-//   not reported over and over: the descriptor is parked (removed from
-//   epoll) until its interest changes, then reported at once.
+//   called again, even for an event already fetched in the current round.
+// - Readiness that nobody wants now is kept, not reported: an error or
+//   hang-up on a paused descriptor costs nothing until its owner wants
+//   something again, and is then reported at once.
 // - `close` from another thread (an owner destroyed where its last handle
 //   was dropped) removes the descriptor from epoll at once and frees the
 //   slot later on the poller's thread; owners should avoid it (transports
@@ -34,6 +42,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
+#include <sys/epoll.h>
 #include <thread>
 #include <vector>
 
@@ -65,7 +74,7 @@ class fd_watch;
 
 class fd_poller {
 public:
-  /// Ready descriptors handled per Asio handler run.
+  /// Events taken from epoll per wake-up.
   static constexpr int batch_size = 64;
 
   /// Creates the epoll instance; throws std::system_error if it cannot.
@@ -76,7 +85,7 @@ public:
   fd_poller(const fd_poller&) = delete;
   fd_poller& operator=(const fd_poller&) = delete;
 
-  /// Descriptors currently watched (parked ones included).
+  /// Descriptors currently watched.
   size_t watched() const noexcept { return watched_; }
 
   /// Batches taken from epoll so far (one per wake-up of the poller).
@@ -88,28 +97,54 @@ private:
   struct slot {
     fd_watcher* watcher = nullptr; // null: free
     int fd = -1;
-    uint32_t gen = 0; // bumped when freed, so stale events are recognized
-    uint8_t interest = fd_none;
-    bool parked = false;   // removed from epoll until the interest changes
-    bool in_epoll = false; // registered (EPOLL_CTL_ADD done, no DEL since)
+    uint32_t gen = 0;   // bumped when freed, so stale events are recognized
+    uint32_t ready = 0; // epoll bits seen and not yet cleared by the owner
     uint32_t next_free = 0;
+    uint8_t interest = fd_none;
+    bool in_epoll = false;     // registered (EPOLL_CTL_ADD done, no DEL since)
+    bool out_in_epoll = false; // EPOLLOUT registered (only while wanted)
+    bool queued = false;       // in pending_
+  };
+
+  struct pending_entry {
+    uint32_t index;
+    uint32_t gen;
   };
 
   int add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index);
   int update(uint32_t index, uint8_t interest);
+  void clear_ready(uint32_t index, uint8_t what) noexcept {
+    // Inline: called on every short read. End of input and errors stay:
+    // they are facts, not edges.
+    auto& s = slots_[index];
+    if (what & fd_read) s.ready &= ~uint32_t{EPOLLIN | EPOLLPRI};
+    if (what & fd_write) s.ready &= ~uint32_t{EPOLLOUT};
+  }
   void remove(uint32_t index) noexcept;
   void release(uint32_t index) noexcept;
-  int sync(slot& s, uint32_t index);
+  int register_out(slot& s, uint32_t index, bool on);
+  /// Calls slot `index`'s watcher if it is ready for what it wants, and
+  /// queues it for the next round if it did not drain its descriptor.
+  void serve(uint32_t index, uint32_t gen);
+  /// Queues slot `index` for a call if it is ready for what it wants.
+  void consider(uint32_t index);
   void arm();
   void run_batch();
+  /// Calls every watcher queued before this round started, once.
+  void run_round();
+  void schedule_round();
 
   asio::posix::stream_descriptor epoll_desc_;
   int epfd_ = -1;
   std::thread::id owner_;
   std::vector<slot> slots_;
+  std::vector<pending_entry> pending_;
+  std::vector<pending_entry> round_; // reused storage for run_round
   uint32_t free_head_ = UINT32_MAX;
   size_t watched_ = 0;
   uint64_t batches_ = 0;
+  bool round_posted_ = false;
+  bool in_round_ = false;
 };
 
 /// One watched descriptor; unregisters itself when closed or destroyed.
@@ -128,9 +163,16 @@ public:
   /// polled, e.g. a regular file).
   int open(fd_poller& p, int fd, fd_watcher& w, uint8_t interest);
 
-  /// Changes what the owner waits for; a system call only when the
-  /// registration really changes. Returns 0 or an errno.
+  /// Changes what the owner waits for; a system call only when write
+  /// interest comes or goes. If the descriptor is already ready for what is
+  /// now wanted, the watcher is called in the next round. Returns 0 or an
+  /// errno.
   int set_interest(uint8_t interest);
+
+  /// Tells the poller the descriptor was found drained for `what` (fd_read:
+  /// a short read, EOF or EAGAIN; fd_write: a partial write or EAGAIN):
+  /// the watcher is called again only after the next edge.
+  void clear_ready(uint8_t what) noexcept;
 
   /// Stops watching. Idempotent.
   void close() noexcept;
@@ -141,5 +183,9 @@ private:
   fd_poller* poller_ = nullptr;
   uint32_t index_ = 0;
 };
+
+inline void fd_watch::clear_ready(uint8_t what) noexcept {
+  if (poller_ != nullptr) poller_->clear_ready(index_, what);
+}
 
 } // namespace shardwire

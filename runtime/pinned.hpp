@@ -236,10 +236,16 @@ public:
     caf::strong_actor_ptr keep{this->ctrl()};
     ++busy_;
     ++detail::fast_path_depth;
-    auto res = this->activate(home_, *ptr);
+    using result = typename Base::activation_result;
+    result res;
+    if (!no_receive_timeouts_)
+      res = this->activate(home_, *ptr);
+    else if (!this->activate(home_)) // what activate(home_, *ptr) does,
+      res = result::terminated;      // minus re-arming a receive timeout
+    else
+      res = this->reactivate(*ptr);
     --detail::fast_path_depth;
     --busy_;
-    using result = typename Base::activation_result;
     if (res == result::skipped) {
       // The behavior stashes it: hand it to the mailbox like any message.
       auto* prev = detail::pinned_marker;
@@ -251,6 +257,13 @@ public:
   }
 
 protected:
+  /// Declares that this actor's behaviors never have a receive timeout
+  /// (`caf::after`). Fast deliveries then skip CAF's timeout bookkeeping
+  /// after each message (~35 instructions and a cache miss per message on
+  /// the data path), which for such an actor only ever finds nothing to do.
+  /// Call from the constructor of actor classes that keep the promise.
+  void never_uses_receive_timeouts() noexcept { no_receive_timeouts_ = true; }
+
   /// Leaves the shard's registry as part of CAF's cleanup (inside the
   /// actor's critical section, after on_exit, before monitors and links are
   /// told). Overrides must call this one.
@@ -262,6 +275,7 @@ protected:
 private:
   shard* home_;
   int busy_ = 0;
+  bool no_receive_timeouts_ = false;
   shard::registry_node reg_node_;
 };
 

@@ -1,20 +1,22 @@
 // The per-shard readiness poller (runtime/fd_poller.hpp), driven by hand on
-// the test thread: level-triggered reports, interest changes, stale events
-// after a close in the same batch, parked hang-ups, batches, bad fds.
-// `poll_one` runs at most one handler: one batch of the poller. (`poll`
-// would never return while a descriptor stays readable: level-triggered,
-// every batch makes the next one ready.)
+// the test thread: calls until the watcher reports the descriptor drained,
+// kept readiness, interest changes, stale events after a close in the same
+// round, hang-ups nobody waits for, a FIN behind a short read, batches, bad
+// fds. `poll_one` runs at most one handler: one batch or one round.
+
 #include "runtime/fd_poller.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <asio/io_context.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
 #include <functional>
 #include <memory>
+#include <string>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -56,29 +58,88 @@ struct counting_watcher : fd_watcher {
   }
 };
 
-} // namespace
+// Does what a transport does: one bounded read per call, and tells the
+// poller when the descriptor was drained (short read, EOF or EAGAIN).
+struct reading_watcher : fd_watcher {
+  int fd = -1;
+  fd_watch* watch = nullptr;
+  int calls = 0;
+  std::string got;
+  bool eof = false;
+  size_t chunk = 1;
+  void on_fd_ready(uint32_t) override {
+    ++calls;
+    char buf[64];
+    auto n = ::read(fd, buf, std::min(chunk, sizeof(buf)));
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < chunk) watch->clear_ready(fd_read);
+    } else if (n == 0) {
+      eof = true;
+      watch->clear_ready(fd_read);
+      watch->set_interest(fd_none);
+    } else {
+      watch->clear_ready(fd_read); // EAGAIN
+    }
+  }
+};
 
-TEST_CASE("a readable descriptor is reported until it is drained") {
+/// A poller on its own io_context watching one end of a socket pair with a
+/// reading_watcher that reads `chunk` bytes per call.
+struct reading_setup {
   asio::io_context io;
   fd_poller poller{io};
   socket_pair sp;
-  counting_watcher w;
+  reading_watcher w;
   fd_watch watch;
-  REQUIRE(watch.open(poller, sp.a, w, fd_read) == 0);
+
+  explicit reading_setup(size_t chunk) {
+    w.fd = sp.a;
+    w.watch = &watch;
+    w.chunk = chunk;
+    REQUIRE(watch.open(poller, sp.a, w, fd_read) == 0);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a watcher is called again until it reports the descriptor "
+          "drained") {
+  // One byte per call: never a short read while data is left.
+  reading_setup setup{1};
+  auto& [io, poller, sp, w, watch] = setup;
   CHECK(poller.watched() == 1);
   io.poll_one();
   CHECK(w.calls == 0); // nothing to read yet
+  REQUIRE(::write(sp.b, "abc", 3) == 3);
+  // One edge, three bytes: called once per round without a new edge...
+  for (int i = 0; i < 10 && w.got.size() < 3; ++i)
+    io.poll_one();
+  CHECK(w.got == "abc");
+  // ...until a read finds the socket empty and clears it.
+  for (int i = 0; i < 3; ++i)
+    io.poll_one();
+  CHECK(w.calls == 4);       // three bytes, then EAGAIN
+  CHECK(io.poll_one() == 0); // nothing left to run: no busy loop
+  // New data is a new edge.
   sp.send_byte();
   io.poll_one();
-  CHECK(w.calls == 1);
-  CHECK((w.last & EPOLLIN) != 0);
-  io.poll_one(); // level-triggered: still readable, reported again
-  CHECK(w.calls == 2);
-  sp.drain();
-  io.poll_one();
-  CHECK(w.calls == 2);
+  CHECK(w.got == "abcx");
   watch.close();
   CHECK(poller.watched() == 0);
+}
+
+TEST_CASE("end of input left behind a short read is still delivered") {
+  reading_setup setup{64};
+  auto& [io, poller, sp, w, watch] = setup;
+  // Data and FIN arrive before the first read: one edge for both.
+  sp.send_byte();
+  REQUIRE(::shutdown(sp.b, SHUT_WR) == 0);
+  for (int i = 0; i < 10 && !w.eof; ++i)
+    io.poll_one();
+  CHECK(w.got == "x");
+  CHECK(w.eof); // the short read did not hide the FIN
+  CHECK(io.poll_one() == 0);
 }
 
 TEST_CASE("no interest, no reports; restoring it reports what is pending") {
@@ -97,7 +158,7 @@ TEST_CASE("no interest, no reports; restoring it reports what is pending") {
   CHECK(w.calls == 1);
 }
 
-TEST_CASE("a watch closed earlier in the same batch is never called") {
+TEST_CASE("a watch closed earlier in the same round is never called") {
   asio::io_context io;
   fd_poller poller{io};
   socket_pair one;
@@ -131,7 +192,7 @@ TEST_CASE("a watch closed earlier in the same batch is never called") {
   CHECK(poller.watched() == 2);
 }
 
-TEST_CASE("a hang-up nobody waits for is parked, not reported in a loop") {
+TEST_CASE("a hang-up nobody waits for is kept, not reported in a loop") {
   asio::io_context io;
   fd_poller poller{io};
   socket_pair sp;
@@ -144,8 +205,7 @@ TEST_CASE("a hang-up nobody waits for is parked, not reported in a loop") {
   CHECK(w.calls == 0);
   auto batches = poller.batches();
   CHECK(batches >= 1);
-  // Level-triggered EPOLLHUP would wake the poller on every turn; parked,
-  // it does not wake it at all.
+  // Kept as a fact of the slot, it does not wake the poller again.
   CHECK(io.poll_one() == 0);
   CHECK(poller.batches() == batches);
   // Once someone reads again, the hang-up is reported at once.
@@ -185,7 +245,11 @@ TEST_CASE("many ready descriptors are served in bounded batches") {
     watchers.push_back(std::make_unique<counting_watcher>());
     watches.push_back(std::make_unique<fd_watch>());
     auto* sp = pairs.back().get();
-    watchers.back()->on_call = [sp] { sp->drain(); };
+    auto* watch = watches.back().get();
+    watchers.back()->on_call = [sp, watch] {
+      sp->drain();
+      watch->clear_ready(fd_read);
+    };
     REQUIRE(watches.back()->open(poller, sp->a, *watchers.back(), fd_read) ==
             0);
     sp->send_byte();
@@ -204,7 +268,7 @@ TEST_CASE("many ready descriptors are served in bounded batches") {
   }
   CHECK(served == n);
   for (auto& w : watchers)
-    CHECK(w->calls == 1); // drained in its callback: never reported twice
+    CHECK(w->calls == 1); // drained and cleared in its callback: once
   watches.clear();
   CHECK(poller.watched() == 0);
 }

@@ -172,6 +172,46 @@ TEST_CASE("a pinned actor runs only on its home shard, whoever sends") {
   stop_actor(*fx.rt, sender);
 }
 
+TEST_CASE("a pinned actor's receive timeout stays armed across fast-path "
+          "deliveries") {
+  // CAF disarms an actor's receive timeout while it handles an ordinary
+  // message and re-arms it afterwards. The fast path may skip the re-arming
+  // only for actors that declare they have no receive timeout; any other
+  // actor must find its `after` clause armed again right after a message,
+  // however it was delivered (else its idle timeout fires late or never).
+  runtime_fixture fx;
+  auto& home = fx.rt->shard_at(0);
+  auto watcher = spawn_fun_on(home, [](caf::event_based_actor*) {
+    return caf::behavior{
+        [](tick_atom, int) {},
+        caf::after(std::chrono::seconds(3600)) >> [] {},
+    };
+  });
+  // A co-located sender: its send to the idle watcher is handled inside
+  // the send when the fast path is on, so the flag read right after it
+  // shows what that delivery left (queued, the tick has not run yet and
+  // the flag is still the one set at spawn).
+  auto* target = static_cast<caf::scheduled_actor*>(
+      caf::actor_cast<caf::abstract_actor*>(watcher));
+  auto armed = std::make_shared<std::promise<bool>>();
+  auto sender = spawn_fun_on(
+      home, [watcher, target, armed](caf::event_based_actor* self) {
+        return caf::behavior{
+            [=](go_atom) {
+              self->send(watcher, tick_atom::value, 1);
+              armed->set_value(
+                  target->getf(caf::abstract_actor::has_timeout_flag));
+            },
+        };
+      });
+  auto result = armed->get_future();
+  caf::anon_send(sender, go_atom::value);
+  REQUIRE(result.wait_for(deadline) == std::future_status::ready);
+  CHECK(result.get());
+  stop_actor(*fx.rt, watcher);
+  stop_actor(*fx.rt, sender);
+}
+
 TEST_CASE("an ordinary actor spawned by a pinned actor runs on CAF's "
           "scheduler") {
   runtime_fixture fx;

@@ -88,6 +88,8 @@ private:
   void update_reading();
   /// Reads once; returns the `data` to send (sent by the caller after it
   /// stopped being busy, so the protocol's reply can take the fast path).
+  /// Leaves the poller interest to the caller (on_fd_ready syncs it once
+  /// per event, after reading and writing).
   std::optional<data> on_readable();
   /// Sends `msg` to the protocol, in this thread's reused mailbox element
   /// when the protocol can take it at once (co-located and idle).
