@@ -523,16 +523,15 @@ bool run_tcp(const bench_config& cfg) {
       same.push_back(&rr[i]);
     rows.push_back(median_row(same));
   }
-  std::printf("\nTCP echo: %zu connections, pipeline %zu, %.1f s per point, "
-              "load in %s process(es)%s%s\n",
-              cfg.connections, cfg.pipeline, cfg.duration,
-              cfg.load_procs == 0 ? "<shards>"
-                                  : std::to_string(cfg.load_procs).c_str(),
-              cfg.callgrind ? ", callgrind" : "",
-              cfg.rounds > 1
-                  ? (", median of " + std::to_string(cfg.rounds) + " rounds")
-                        .c_str()
-                  : "");
+  std::printf(
+      "\nTCP echo: %zu connections, pipeline %zu, %.1f s per point, "
+      "load in %s process(es)%s%s\n",
+      cfg.connections, cfg.pipeline, cfg.duration,
+      cfg.load_procs == 0 ? "<shards>" : std::to_string(cfg.load_procs).c_str(),
+      cfg.callgrind ? ", callgrind" : "",
+      cfg.rounds > 1
+          ? (", median of " + std::to_string(cfg.rounds) + " rounds").c_str()
+          : "");
   print_rows(rows, cfg.callgrind);
   if (cfg.rounds > 1 && !cfg.callgrind) print_round_ratios(by_round);
   if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows);

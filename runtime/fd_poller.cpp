@@ -154,7 +154,8 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
   // Input is always registered (a pause costs no system call); output only
   // while wanted, since some sockets (AF_UNIX) signal writability on every
   // buffer the peer consumes.
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (s.out_in_epoll ? uint32_t{EPOLLOUT} : 0U);
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
+              (s.out_in_epoll ? uint32_t{EPOLLOUT} : 0U);
   ev.data.u64 = cookie(index, s.gen);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int err = errno;

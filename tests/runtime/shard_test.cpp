@@ -194,16 +194,15 @@ TEST_CASE("a pinned actor's receive timeout stays armed across fast-path "
   auto* target = static_cast<caf::scheduled_actor*>(
       caf::actor_cast<caf::abstract_actor*>(watcher));
   auto armed = std::make_shared<std::promise<bool>>();
-  auto sender = spawn_fun_on(
-      home, [watcher, target, armed](caf::event_based_actor* self) {
-        return caf::behavior{
-            [=](go_atom) {
-              self->send(watcher, tick_atom::value, 1);
-              armed->set_value(
-                  target->getf(caf::abstract_actor::has_timeout_flag));
-            },
-        };
-      });
+  auto sender = spawn_fun_on(home, [watcher, target,
+                                    armed](caf::event_based_actor* self) {
+    return caf::behavior{
+        [=](go_atom) {
+          self->send(watcher, tick_atom::value, 1);
+          armed->set_value(target->getf(caf::abstract_actor::has_timeout_flag));
+        },
+    };
+  });
   auto result = armed->get_future();
   caf::anon_send(sender, go_atom::value);
   REQUIRE(result.wait_for(deadline) == std::future_status::ready);
