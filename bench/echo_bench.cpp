@@ -468,6 +468,23 @@ bool has(const std::vector<std::string>& parts, const char* name) {
   return std::find(parts.begin(), parts.end(), name) != parts.end();
 }
 
+// One point of the TCP table in one round: timed, or under callgrind.
+row measure_point(const bench_config& cfg, const std::string& kind,
+                  size_t shards, size_t size, size_t round) {
+  std::cerr << "measuring " << kind << " shards=" << shards << " size=" << size;
+  if (cfg.rounds > 1) std::cerr << " round " << round + 1 << '/' << cfg.rounds;
+  std::cerr << " ...\n";
+  if (!cfg.callgrind)
+    // Memory is measured once: it does not drift between rounds.
+    return measure(cfg, kind, shards, size, round == 0);
+  row r;
+  r.server = kind;
+  r.shards = shards;
+  r.size = size;
+  r.ir_per_echo = measure_ir(cfg, kind, shards, size);
+  return r;
+}
+
 // The TCP part; returns false if any measurement saw corrupt bytes or failed
 // connections.
 bool run_tcp(const bench_config& cfg) {
@@ -488,33 +505,17 @@ bool run_tcp(const bench_config& cfg) {
   // Per round, every server once (alternating, so slow drifts of a shared
   // machine hit all servers alike); the table shows per-metric medians.
   std::vector<std::vector<row>> by_round;
-  for (auto size : sizes) {
+  for (auto size : sizes)
     for (size_t round = 0; round < cfg.rounds; ++round) {
       if (by_round.size() <= round) by_round.emplace_back();
-      for (auto& kind : kinds) {
-        auto counts = kind == "asio" ? std::vector<size_t>{1} : shard_counts;
-        for (auto shards : counts) {
-          std::cerr << "measuring " << kind << " shards=" << shards
-                    << " size=" << size;
-          if (cfg.rounds > 1)
-            std::cerr << " round " << round + 1 << '/' << cfg.rounds;
-          std::cerr << " ...\n";
-          row r;
-          if (cfg.callgrind) {
-            r.server = kind;
-            r.shards = shards;
-            r.size = size;
-            r.ir_per_echo = measure_ir(cfg, kind, shards, size);
-          } else {
-            // Memory is measured once: it does not drift between rounds.
-            r = measure(cfg, kind, shards, size, round == 0);
-          }
+      for (auto& kind : kinds)
+        for (auto shards :
+             kind == "asio" ? std::vector<size_t>{1} : shard_counts) {
+          auto r = measure_point(cfg, kind, shards, size, round);
           ok = ok && r.corrupt == 0 && r.failed == 0;
           by_round[round].push_back(r);
         }
-      }
     }
-  }
   // by_round[k] lists the same points in the same order for every k.
   std::vector<row> rows;
   for (size_t i = 0; i < by_round[0].size(); ++i) {
@@ -601,6 +602,10 @@ int main(int argc, char** argv) {
   auto parts = split(cfg.suite);
   if (auto bad = bad_suites(parts); !bad.empty() || parts.empty()) {
     std::cerr << "error: --suite takes a comma list of tcp, udp, spawn\n";
+    return 1;
+  }
+  if (cfg.rounds == 0) {
+    std::cerr << "error: --rounds must be at least 1\n";
     return 1;
   }
   bench::raise_fd_limit();

@@ -28,6 +28,16 @@ uint64_t cookie(uint32_t index, uint32_t gen) noexcept {
   return (static_cast<uint64_t>(gen) << 32) | index;
 }
 
+// What a slot registers. Input is always registered (a pause costs no
+// system call); output only while wanted, since some sockets (AF_UNIX)
+// signal writability on every buffer the peer consumes.
+epoll_event registration(uint32_t index, uint32_t gen, bool out) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? write_bits : 0U);
+  ev.data.u64 = cookie(index, gen);
+  return ev;
+}
+
 int make_epoll() {
   int fd = ::epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0)
@@ -150,13 +160,7 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
   s.ready = 0;
   s.queued = false;
   s.out_in_epoll = (interest & fd_write) != 0;
-  epoll_event ev{};
-  // Input is always registered (a pause costs no system call); output only
-  // while wanted, since some sockets (AF_UNIX) signal writability on every
-  // buffer the peer consumes.
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
-              (s.out_in_epoll ? uint32_t{EPOLLOUT} : 0U);
-  ev.data.u64 = cookie(index, s.gen);
+  auto ev = registration(index, s.gen, s.out_in_epoll);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int err = errno;
     release(index);
@@ -168,9 +172,7 @@ int fd_poller::add(int fd, fd_watcher& w, uint8_t interest, uint32_t& index) {
 }
 
 int fd_poller::register_out(slot& s, uint32_t index, bool on) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? uint32_t{EPOLLOUT} : 0U);
-  ev.data.u64 = cookie(index, s.gen);
+  auto ev = registration(index, s.gen, on);
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, s.fd, &ev) != 0) return errno;
   s.out_in_epoll = on;
   if (!on) s.ready &= ~write_bits; // stale once nobody watches it
