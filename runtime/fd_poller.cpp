@@ -1,7 +1,11 @@
 #include "runtime/fd_poller.hpp"
 
+#include <asio/detail/epoll_reactor.hpp>
+#include <asio/detail/reactor_op.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <sys/epoll.h>
 #include <system_error>
@@ -47,37 +51,103 @@ int make_epoll() {
 
 } // namespace
 
-fd_poller::fd_poller(asio::io_context& io)
-    : epoll_desc_(io, make_epoll()), owner_(std::this_thread::get_id()) {
-  epfd_ = epoll_desc_.native_handle();
-  arm();
+// The poller's registration with the shard's Asio reactor.
+struct fd_poller::reactor_link {
+  asio::detail::epoll_reactor& reactor;
+  // Internal descriptors are not work to Asio; the poller waits for as
+  // long as it exists, as a pending async_wait would, so the io_context
+  // does not run out of work under it.
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  asio::detail::epoll_reactor::per_descriptor_data data = nullptr;
+};
+
+// Runs the poller each time the reactor finds its epoll readable, and stays
+// queued (`not_done`): Asio's descriptor_state keeps it in its read queue
+// and calls it again on the next edge, without a re-arm. Asio destroys it
+// (do_complete without an owner) when the registration goes.
+class fd_poller::wakeup_op : public asio::detail::reactor_op {
+public:
+  explicit wakeup_op(fd_poller& p)
+      : reactor_op(asio::error_code(), &wakeup_op::do_perform,
+                   &wakeup_op::do_complete),
+        poller_(p) {}
+
+private:
+  static status do_perform(reactor_op* base) {
+    static_cast<wakeup_op*>(base)->poller_.drain_epoll();
+    return not_done;
+  }
+
+  static void do_complete(void*, asio::detail::operation* base,
+                          const asio::error_code&, std::size_t) {
+    delete static_cast<wakeup_op*>(base);
+  }
+
+  fd_poller& poller_;
+};
+
+fd_poller::fd_poller(asio::io_context& io, size_t events_per_wakeup)
+    : io_(io), epfd_(make_epoll()),
+      link_(new reactor_link{asio::use_service<asio::detail::epoll_reactor>(io),
+                             asio::make_work_guard(io)}),
+      owner_(std::this_thread::get_id()),
+      events_per_wakeup_(std::max<size_t>(events_per_wakeup, 1)) {
+  // Makes the reactor the io_context's blocking task, as Asio's own
+  // descriptor services do when they are created.
+  link_->reactor.init_task();
+  // The registration is edge-triggered: every event that reaches the
+  // poller's epoll after it was last drained wakes the reactor once.
+  int err = link_->reactor.register_internal_descriptor(
+      asio::detail::epoll_reactor::read_op, epfd_, link_->data,
+      new wakeup_op(*this));
+  if (err != 0) {
+    // Frees the operation it queued, then the descriptor state.
+    link_->reactor.deregister_internal_descriptor(epfd_, link_->data);
+    link_->reactor.cleanup_descriptor_data(link_->data);
+    ::close(epfd_);
+    throw std::system_error(err, std::generic_category(),
+                            "registering the poller with the reactor");
+  }
 }
 
 fd_poller::~fd_poller() {
-  std::error_code ignored;
-  epoll_desc_.close(ignored); // cancels the pending wait; closes epfd_
+  // Destroys the wakeup operation now: it is never called again.
+  link_->reactor.deregister_internal_descriptor(epfd_, link_->data);
+  link_->reactor.cleanup_descriptor_data(link_->data);
+  ::close(epfd_);
 }
 
-void fd_poller::arm() {
-  epoll_desc_.async_wait(asio::posix::descriptor_base::wait_read,
-                         [this](const std::error_code& ec) {
-                           if (!ec) run_batch();
-                         });
+void fd_poller::drain_epoll() {
+  ++wakeups_;
+  size_t served = 0;
+  for (;;) {
+    // Until epoll comes back empty: events that arrived while the last
+    // batch was served are taken now, not after another trip through the
+    // reactor. Once it is empty, the next event is a new edge for it.
+    int n = take_batch();
+    if (n <= 0) return;
+    served += static_cast<size_t>(n);
+    if (served >= events_per_wakeup_) {
+      // No new edge comes for what is still in epoll: a round takes it.
+      epoll_left_ = true;
+      schedule_round();
+      return;
+    }
+  }
 }
 
-void fd_poller::run_batch() {
-  // Wait again however this batch ends (a watcher that throws must not
-  // silence every other descriptor of the shard).
-  struct rearm {
-    fd_poller* self;
-    ~rearm() { self->arm(); }
-  } again{this};
+int fd_poller::take_batch() {
   epoll_event events[batch_size];
   int n;
   do {
     n = ::epoll_wait(epfd_, events, batch_size, 0);
   } while (n < 0 && errno == EINTR);
+  if (n <= 0) return n;
   ++batches_;
+  // Readiness is recorded for the whole batch before any watcher runs: a
+  // watcher that throws must not lose the edges fetched with its own.
+  pending_entry fresh[batch_size];
+  int m = 0;
   for (int i = 0; i < n; ++i) {
     auto index = static_cast<uint32_t>(events[i].data.u64);
     auto gen = static_cast<uint32_t>(events[i].data.u64 >> 32);
@@ -87,9 +157,21 @@ void fd_poller::run_batch() {
     s.ready |= events[i].events;
     // Served at once, unless it already waits in pending_ for a round (it
     // was not drained last time): then that round serves it, once.
-    if (!s.queued) serve(index, gen);
+    if (!s.queued) fresh[m++] = {index, gen};
+  }
+  int i = 0;
+  try {
+    for (; i < m; ++i)
+      serve(fresh[i].index, fresh[i].gen);
+  } catch (...) {
+    for (++i; i < m; ++i)
+      if (slots_[fresh[i].index].gen == fresh[i].gen) consider(fresh[i].index);
+    epoll_left_ = true; // the rest of this wake-up's events
+    schedule_round();
+    throw;
   }
   if (!pending_.empty()) schedule_round();
+  return n;
 }
 
 void fd_poller::serve(uint32_t index, uint32_t gen) {
@@ -121,16 +203,32 @@ void fd_poller::consider(uint32_t index) {
 void fd_poller::run_round() {
   in_round_ = true;
   round_.swap(pending_);
-  for (auto [index, gen] : round_) {
-    // A watcher earlier in this round may have closed this one (and its
-    // slot may even be reused): the generation tells.
-    auto& s = slots_[index];
-    if (s.gen != gen || s.watcher == nullptr) continue;
-    s.queued = false;
-    serve(index, gen);
+  size_t next = 0;
+  try {
+    while (next < round_.size()) {
+      // A watcher earlier in this round may have closed this one (and its
+      // slot may even be reused): the generation tells.
+      auto [index, gen] = round_[next++];
+      auto& s = slots_[index];
+      if (s.gen != gen || s.watcher == nullptr) continue;
+      s.queued = false;
+      serve(index, gen);
+    }
+  } catch (...) {
+    // The entries not reached stay queued (their slots still say so).
+    pending_.insert(pending_.end(), round_.begin() + static_cast<long>(next),
+                    round_.end());
+    round_.clear();
+    in_round_ = false;
+    schedule_round();
+    throw;
   }
   round_.clear();
   in_round_ = false;
+  if (epoll_left_) {
+    epoll_left_ = false;
+    drain_epoll();
+  }
   if (!pending_.empty()) schedule_round();
 }
 
@@ -139,7 +237,7 @@ void fd_poller::schedule_round() {
   // shard get their turn between rounds.
   if (round_posted_ || in_round_) return;
   round_posted_ = true;
-  asio::post(epoll_desc_.get_executor(), [this] {
+  asio::post(io_, [this] {
     round_posted_ = false;
     run_round();
   });
@@ -203,7 +301,7 @@ void fd_poller::remove(uint32_t index) noexcept {
     return;
   }
   // Closed from another thread: the table belongs to the poller's thread.
-  asio::post(epoll_desc_.get_executor(), [this, index] { release(index); });
+  asio::post(io_, [this, index] { release(index); });
 }
 
 void fd_poller::release(uint32_t index) noexcept {

@@ -8,19 +8,29 @@
 // per-shard table and an `fd_watch` (16 bytes) in its owner, and the data
 // path makes no epoll_ctl.
 //
-// How it runs: the poller owns one epoll instance, itself waited on through
-// the shard's io_context. Descriptors are registered edge-triggered, and the
-// poller remembers what each one is ready for. A watcher is called when its
-// descriptor is ready for something it wants; it tells the poller when it
-// found the descriptor drained (`fd_watch::clear_ready`, on a short read,
-// EAGAIN or a partial write). Until it does, the poller calls it again in
-// the next round, so a watcher may do one bounded read per call without
-// losing the rest (level-triggered behaviour at edge-triggered cost: no
-// re-polling of every ready socket by the kernel on each wait). Watchers
-// with a fresh event are called straight from the epoll batch; those left
-// undrained wait for a round posted to the io_context, which calls each of
-// them once, so Asio handlers (timers, other sockets) run in between and a
-// busy descriptor cannot starve the others.
+// How it runs: the poller owns one epoll instance, registered once with the
+// shard's Asio reactor together with a reactor operation that never
+// completes (the idiom Asio's own signal_set uses for its pipe). Whenever
+// the reactor finds the poller's epoll readable it runs that operation,
+// which drains the poller's epoll in batches until it is empty (or a budget
+// is spent) and calls the watchers; the operation stays queued, so a
+// wake-up costs no epoll_ctl, no allocation and no handler post. Waiting
+// with Asio's `async_wait` instead would re-arm the descriptor with an
+// epoll_ctl on every wake-up, and each re-arm polls the nested epoll.
+//
+// Descriptors are registered edge-triggered, and the poller remembers what
+// each one is ready for. A watcher is called when its descriptor is ready
+// for something it wants; it tells the poller when it found the descriptor
+// drained (`fd_watch::clear_ready`, on a short read, EAGAIN or a partial
+// write). Until it does, the poller calls it again in the next round, so a
+// watcher may do one bounded read per call without losing the rest
+// (level-triggered behaviour at edge-triggered cost: no re-polling of every
+// ready socket by the kernel on each wait). Watchers with a fresh event are
+// called straight from the epoll batch; those left undrained wait for a
+// round posted to the io_context, which calls each of them once, so Asio
+// handlers (timers, other sockets) run in between and a busy descriptor
+// cannot starve the others. For the same reason one wake-up serves at most
+// `events_per_wakeup` events; the rest are taken in a posted round.
 //
 // Guarantees:
 // - Watchers are called on the thread that runs the io_context, one at a
@@ -31,6 +41,9 @@
 // - Readiness that nobody wants now is kept, not reported: an error or
 //   hang-up on a paused descriptor costs nothing until its owner wants
 //   something again, and is then reported at once.
+// - A watcher that throws does not lose the events fetched with its own:
+//   they are served in the next round, and the exception propagates to
+//   whoever runs the io_context.
 // - `close` from another thread (an owner destroyed where its last handle
 //   was dropped) removes the descriptor from epoll at once and frees the
 //   slot later on the poller's thread; owners should avoid it (transports
@@ -39,9 +52,9 @@
 #pragma once
 
 #include <asio/io_context.hpp>
-#include <asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <sys/epoll.h>
 #include <thread>
 #include <vector>
@@ -74,12 +87,18 @@ class fd_watch;
 
 class fd_poller {
 public:
-  /// Events taken from epoll per wake-up.
+  /// Events taken from epoll per system call.
   static constexpr int batch_size = 64;
 
-  /// Creates the epoll instance; throws std::system_error if it cannot.
-  /// Must be created, used and destroyed on the thread that runs `io`.
-  explicit fd_poller(asio::io_context& io);
+  /// Events served per wake-up by default before other handlers of the
+  /// io_context get a turn.
+  static constexpr size_t default_events_per_wakeup = 4 * batch_size;
+
+  /// Creates the epoll instance and registers it with `io`'s reactor;
+  /// throws std::system_error if it cannot. Must be created, used and
+  /// destroyed on the thread that runs `io`, and destroyed before `io`.
+  explicit fd_poller(asio::io_context& io,
+                     size_t events_per_wakeup = default_events_per_wakeup);
   ~fd_poller();
 
   fd_poller(const fd_poller&) = delete;
@@ -88,11 +107,17 @@ public:
   /// Descriptors currently watched.
   size_t watched() const noexcept { return watched_; }
 
-  /// Batches taken from epoll so far (one per wake-up of the poller).
+  /// Times the reactor found the poller's epoll readable and the poller
+  /// drained it.
+  uint64_t wakeups() const noexcept { return wakeups_; }
+
+  /// Epoll batches taken so far (system calls that returned events).
   uint64_t batches() const noexcept { return batches_; }
 
 private:
   friend class fd_watch;
+  class wakeup_op;
+  struct reactor_link;
 
   struct slot {
     fd_watcher* watcher = nullptr; // null: free
@@ -128,23 +153,32 @@ private:
   void serve(uint32_t index, uint32_t gen);
   /// Queues slot `index` for a call if it is ready for what it wants.
   void consider(uint32_t index);
-  void arm();
-  void run_batch();
-  /// Calls every watcher queued before this round started, once.
+  /// Takes events from epoll until none is left or the budget is spent
+  /// (then the rest waits for a round). Run by the reactor operation.
+  void drain_epoll();
+  /// Takes one batch from epoll and serves it; returns how many events
+  /// it took.
+  int take_batch();
+  /// Calls every watcher queued before this round started, once, then
+  /// takes what a budgeted wake-up left in epoll.
   void run_round();
   void schedule_round();
 
-  asio::posix::stream_descriptor epoll_desc_;
+  asio::io_context& io_;
   int epfd_ = -1;
+  std::unique_ptr<reactor_link> link_;
   std::thread::id owner_;
+  size_t events_per_wakeup_;
   std::vector<slot> slots_;
   std::vector<pending_entry> pending_;
   std::vector<pending_entry> round_; // reused storage for run_round
   uint32_t free_head_ = UINT32_MAX;
   size_t watched_ = 0;
+  uint64_t wakeups_ = 0;
   uint64_t batches_ = 0;
   bool round_posted_ = false;
   bool in_round_ = false;
+  bool epoll_left_ = false; // a wake-up stopped at its budget
 };
 
 /// One watched descriptor; unregisters itself when closed or destroyed.
