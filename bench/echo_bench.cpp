@@ -6,7 +6,8 @@
 //  spawn: processes/s for `true`, shardwire vs a posix_spawn+waitpid loop,
 //         plus a churn check for leaks (bench/spawn_measure.*).
 //
-//   echo_bench                         # all parts, TCP: 50 conns, 1 KiB, 3 s
+//   echo_bench                         # all parts, TCP: 50 conns, 1 KiB,
+//                                      # 10 rounds of 0.3 s per server
 //   echo_bench --suite=tcp --sizes=64,1024,16384 --shard-counts=1,2
 //   echo_bench --suite=tcp --shards-sweep=8 --load-procs=0   # 1..8 shards
 //   echo_bench --callgrind             # user-space instructions per echo
@@ -17,6 +18,13 @@
 // ((Ir(2N) - Ir(N)) / N, all threads). Ratios are against the Asio baseline
 // of the same run. --shards-sweep adds a table of throughput and CPU per
 // request by shard count, against N x the 1-shard throughput.
+//
+// Timing method: the servers of one message size run side by side (idle
+// but for the one measured) with their connections open, and are measured
+// in short alternating windows (--rounds x --duration), because this kind
+// of machine drifts by 20 % and more over a few seconds: windows a few
+// hundred milliseconds apart see the same drift. The CPU ratio is the
+// median over rounds of each round's ratio to that round's Asio window.
 #include "bench/load_generator.hpp"
 #include "bench/load_procs.hpp"
 #include "bench/proc_stats.hpp"
@@ -55,8 +63,8 @@ struct bench_config : caf::actor_system_config {
   std::string sizes;
   std::string shard_counts = "1";
   size_t pipeline = 1;
-  double duration = 3.0;
-  size_t rounds = 1;
+  double duration = 0.3;
+  size_t rounds = 10;
   size_t idle = 10000;
   bool callgrind = false;
   bool keep_callgrind = false;
@@ -86,10 +94,12 @@ struct bench_config : caf::actor_system_config {
         .add(sizes, "sizes", "comma list of sizes to sweep (overrides --size)")
         .add(shard_counts, "shard-counts", "comma list of shard counts")
         .add(pipeline, "pipeline", "messages in flight per connection")
-        .add(duration, "duration,d", "seconds of load per measurement")
+        .add(duration, "duration,d",
+             "seconds of load per measurement (one window of one round)")
         .add(rounds, "rounds",
-             "repeat the server list this many times, alternating servers; "
-             "report medians and the per-round CPU ratios")
+             "measure every server this many times, alternating servers "
+             "(kept running, connections open); report medians and the "
+             "per-round CPU ratios")
         .add(idle, "idle", "idle connections for the memory figure (0: skip)")
         .add(callgrind, "callgrind", "count instructions per echo instead")
         .add(callgrind_requests, "callgrind-requests", "echoes per run (N)")
@@ -244,19 +254,52 @@ struct row {
   double cpu_us_per_req = 0;
   double idle_bytes_per_conn = 0;
   double ir_per_echo = 0;
+  // CPU per request against asio's: the median of the paired per-round
+  // ratios when there are rounds (0: compute from the medians).
+  double cpu_ratio = 0;
   uint64_t corrupt = 0;
   uint64_t failed = 0;
 };
 
-row measure(const bench_config& cfg, const std::string& kind, size_t shards,
-            size_t size, bool with_idle) {
+// A row from one timed run of the load against a server.
+row make_row(const std::string& kind, size_t shards, size_t size,
+             size_t load_procs, const bench::load_result& res,
+             double cpu_seconds) {
   row r;
   r.server = kind;
   r.shards = shards;
   r.size = size;
+  r.load_procs = load_procs;
+  r.req_per_s = static_cast<double>(res.requests) / res.seconds;
+  r.mib_per_s = static_cast<double>(res.bytes) / res.seconds / 1048576.0;
+  r.p50_us = res.percentile(50);
+  r.p99_us = res.percentile(99);
+  r.cpu_us_per_req = res.requests > 0
+                         ? cpu_seconds * 1e6 / static_cast<double>(res.requests)
+                         : 0;
+  r.corrupt = res.corrupt;
+  r.failed = res.failed;
+  return r;
+}
+
+// Server RSS growth per connection while `cfg.idle` more connections are
+// opened and pinged once; they are closed again before this returns.
+double idle_bytes_per_conn(const bench_config& cfg, const child& c) {
+  auto rss0 = bench::rss_bytes(c.pid);
+  auto fds = bench::open_idle(c.port, cfg.idle);
+  auto rss1 = bench::rss_bytes(c.pid);
+  for (int fd : fds)
+    ::close(fd);
+  return static_cast<double>(rss1 - rss0) / static_cast<double>(cfg.idle);
+}
+
+// One server, started for this measurement and stopped after it: for
+// points whose load runs in several processes (forked per run).
+row measure(const bench_config& cfg, const std::string& kind, size_t shards,
+            size_t size, bool with_idle) {
   auto threads = kind == "asio" ? size_t{1} : shards;
-  r.load_procs = load_procs_for(cfg, threads);
-  auto where = place(threads, r.load_procs, cfg.no_pin);
+  auto load_procs = load_procs_for(cfg, threads);
+  auto where = place(threads, load_procs, cfg.no_pin);
   auto c = start_server(kind, shards, where.server, {});
   pin_to_cpus(where.load); // the load runs here when it is one process
   bench::load_options lo;
@@ -265,32 +308,58 @@ row measure(const bench_config& cfg, const std::string& kind, size_t shards,
   lo.size = size;
   lo.pipeline = cfg.pipeline;
   // Warm-up: connections, pools and caches.
-  lo.duration = std::min(0.5, cfg.duration);
-  bench::run_load_procs(lo, r.load_procs, where.load);
+  lo.duration = 0.5;
+  bench::run_load_procs(lo, load_procs, where.load);
   lo.duration = cfg.duration;
   auto cpu0 = bench::cpu_seconds(c.pid);
-  auto res = bench::run_load_procs(lo, r.load_procs, where.load);
+  auto res = bench::run_load_procs(lo, load_procs, where.load);
   auto cpu1 = bench::cpu_seconds(c.pid);
-  r.req_per_s = static_cast<double>(res.requests) / res.seconds;
-  r.mib_per_s = static_cast<double>(res.bytes) / res.seconds / 1048576.0;
-  r.p50_us = res.percentile(50);
-  r.p99_us = res.percentile(99);
-  r.cpu_us_per_req =
-      res.requests > 0 ? (cpu1 - cpu0) * 1e6 / static_cast<double>(res.requests)
-                       : 0;
-  r.corrupt = res.corrupt;
-  r.failed = res.failed;
-  if (with_idle && cfg.idle > 0) {
-    auto rss0 = bench::rss_bytes(c.pid);
-    auto fds = bench::open_idle(c.port, cfg.idle);
-    auto rss1 = bench::rss_bytes(c.pid);
-    r.idle_bytes_per_conn =
-        static_cast<double>(rss1 - rss0) / static_cast<double>(cfg.idle);
-    for (int fd : fds)
-      ::close(fd);
-  }
+  auto r = make_row(kind, shards, size, load_procs, res, cpu1 - cpu0);
+  if (with_idle && cfg.idle > 0)
+    r.idle_bytes_per_conn = idle_bytes_per_conn(cfg, c);
   stop_server(c);
   return r;
+}
+
+// A server kept running for all rounds of one message size, with its
+// connections open, so that its measurement windows can alternate with
+// those of the other servers a few hundred milliseconds apart: this
+// machine's speed drifts by 20 % and more over seconds, and windows close
+// in time see the same drift.
+struct live_server {
+  std::string kind;
+  size_t shards = 1;
+  placement where;
+  child proc;
+  std::unique_ptr<bench::load_session> session;
+};
+
+std::unique_ptr<live_server> start_live(const bench_config& cfg,
+                                        const std::string& kind, size_t shards,
+                                        size_t size) {
+  auto ls = std::make_unique<live_server>();
+  ls->kind = kind;
+  ls->shards = shards;
+  ls->where = place(kind == "asio" ? size_t{1} : shards, 1, cfg.no_pin);
+  ls->proc = start_server(kind, shards, ls->where.server, {});
+  pin_to_cpus(ls->where.load);
+  bench::load_options lo;
+  lo.port = ls->proc.port;
+  lo.connections = cfg.connections;
+  lo.size = size;
+  lo.pipeline = cfg.pipeline;
+  ls->session = std::make_unique<bench::load_session>(lo);
+  // Warm-up: pools and caches; connection failures show in the first row.
+  ls->session->run(0.5);
+  return ls;
+}
+
+row measure_window(const bench_config& cfg, live_server& ls, size_t size) {
+  pin_to_cpus(ls.where.load);
+  auto cpu0 = bench::cpu_seconds(ls.proc.pid);
+  auto res = ls.session->run(cfg.duration);
+  auto cpu1 = bench::cpu_seconds(ls.proc.pid);
+  return make_row(ls.kind, ls.shards, size, 1, res, cpu1 - cpu0);
 }
 
 uint64_t callgrind_total(const std::string& file) {
@@ -360,8 +429,10 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
         "%6s %6s %9.0f %6s\n",
         r.server.c_str(), r.shards, r.size, r.req_per_s, r.mib_per_s, r.p50_us,
         r.p99_us, r.cpu_us_per_req,
-        ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(), r.p99_us,
-        ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
+        r.cpu_ratio > 0
+            ? ratio(r.cpu_ratio, 1).c_str()
+            : ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(),
+        r.p99_us, ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
         ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(), r.idle_bytes_per_conn,
         ratio(r.idle_bytes_per_conn, b ? b->idle_bytes_per_conn : 0).c_str());
     if (r.corrupt != 0 || r.failed != 0)
@@ -401,27 +472,48 @@ row median_row(const std::vector<const row*>& same) {
   return m; // idle memory: from the first round, the only one measuring it
 }
 
+// The CPU per request of point i against asio's of the same size, in each
+// round (empty without an asio point).
+std::vector<double>
+round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+  std::vector<double> ratios;
+  for (auto& rr : by_round) {
+    auto base = std::find_if(rr.begin(), rr.end(), [&](const row& r) {
+      return r.server == "asio" && r.size == rr[i].size;
+    });
+    if (base != rr.end() && base->cpu_us_per_req > 0)
+      ratios.push_back(rr[i].cpu_us_per_req / base->cpu_us_per_req);
+  }
+  return ratios;
+}
+
+// The q-quantile of xs (0 <= q <= 1), interpolated.
+double quantile(std::vector<double> xs, double q) {
+  if (xs.empty()) return 0;
+  std::sort(xs.begin(), xs.end());
+  auto pos = q * static_cast<double>(xs.size() - 1);
+  auto lo = static_cast<size_t>(pos);
+  auto hi = std::min(lo + 1, xs.size() - 1);
+  return xs[lo] + (pos - static_cast<double>(lo)) * (xs[hi] - xs[lo]);
+}
+
 // CPU per request against asio of the same round, per round: how far the
-// ratio moves on this machine, which a single run does not show.
+// ratio moves on this machine, which a single run does not show. The
+// median of these paired ratios is the table's CPU ratio.
 void print_round_ratios(const std::vector<std::vector<row>>& by_round) {
-  std::printf("\nCPU per request / asio's, per round (median last)\n");
+  std::printf("\nCPU per request / asio's, per round (median and quartiles "
+              "last)\n");
   for (size_t i = 0; i < by_round[0].size(); ++i) {
     auto& first = by_round[0][i];
     if (first.server == "asio") continue;
-    std::vector<double> ratios;
-    for (auto& rr : by_round) {
-      auto base = std::find_if(rr.begin(), rr.end(), [&](const row& r) {
-        return r.server == "asio" && r.size == first.size;
-      });
-      if (base != rr.end() && base->cpu_us_per_req > 0)
-        ratios.push_back(rr[i].cpu_us_per_req / base->cpu_us_per_req);
-    }
+    auto ratios = round_cpu_ratios(by_round, i);
     if (ratios.empty()) continue;
     std::printf("%-14s %6zu %7zu  ", first.server.c_str(), first.shards,
                 first.size);
     for (double r : ratios)
       std::printf(" %.2f", r);
-    std::printf("   median %.2f\n", median(ratios));
+    std::printf("   median %.3f (%.2f-%.2f)\n", median(ratios),
+                quantile(ratios, 0.25), quantile(ratios, 0.75));
   }
 }
 
@@ -468,21 +560,68 @@ bool has(const std::vector<std::string>& parts, const char* name) {
   return std::find(parts.begin(), parts.end(), name) != parts.end();
 }
 
-// One point of the TCP table in one round: timed, or under callgrind.
-row measure_point(const bench_config& cfg, const std::string& kind,
-                  size_t shards, size_t size, size_t round) {
-  std::cerr << "measuring " << kind << " shards=" << shards << " size=" << size;
-  if (cfg.rounds > 1) std::cerr << " round " << round + 1 << '/' << cfg.rounds;
-  std::cerr << " ...\n";
-  if (!cfg.callgrind)
-    // Memory is measured once: it does not drift between rounds.
-    return measure(cfg, kind, shards, size, round == 0);
-  row r;
-  r.server = kind;
-  r.shards = shards;
-  r.size = size;
-  r.ir_per_echo = measure_ir(cfg, kind, shards, size);
-  return r;
+// One point of the TCP table: the server kind and its shard count.
+struct point {
+  std::string kind;
+  size_t shards;
+};
+
+// Every round of every point of one message size, timed: by_round[k][i] is
+// point i in round k. Points whose load runs in one process are measured
+// on live servers in alternating windows (see live_server), the order of
+// the points rotating from round to round; the others are started and
+// stopped per measurement. Memory is measured once per point.
+void measure_size(const bench_config& cfg, const std::vector<point>& points,
+                  size_t size, std::vector<std::vector<row>>& by_round) {
+  std::vector<std::unique_ptr<live_server>> live(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    auto& p = points[i];
+    auto threads = p.kind == "asio" ? size_t{1} : p.shards;
+    if (load_procs_for(cfg, threads) == 1)
+      live[i] = start_live(cfg, p.kind, p.shards, size);
+  }
+  for (size_t round = 0; round < cfg.rounds; ++round) {
+    std::vector<row> rows(points.size());
+    for (size_t k = 0; k < points.size(); ++k) {
+      auto i = (k + round) % points.size();
+      auto& p = points[i];
+      std::cerr << "measuring " << p.kind << " shards=" << p.shards
+                << " size=" << size;
+      if (cfg.rounds > 1)
+        std::cerr << " round " << round + 1 << '/' << cfg.rounds;
+      std::cerr << " ...\n";
+      rows[i] = live[i] ? measure_window(cfg, *live[i], size)
+                        : measure(cfg, p.kind, p.shards, size, round == 0);
+    }
+    by_round.push_back(std::move(rows));
+  }
+  // Memory last: 10,000 more connections would change the windows after.
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (!live[i]) continue;
+    if (cfg.idle > 0)
+      by_round.front()[i].idle_bytes_per_conn =
+          idle_bytes_per_conn(cfg, live[i]->proc);
+    live[i]->session.reset();
+    stop_server(live[i]->proc);
+  }
+}
+
+// The callgrind rows of one message size (one round: instruction counts do
+// not drift).
+std::vector<row> count_size(const bench_config& cfg,
+                            const std::vector<point>& points, size_t size) {
+  std::vector<row> rows;
+  for (auto& p : points) {
+    std::cerr << "counting " << p.kind << " shards=" << p.shards
+              << " size=" << size << " ...\n";
+    row r;
+    r.server = p.kind;
+    r.shards = p.shards;
+    r.size = size;
+    r.ir_per_echo = measure_ir(cfg, p.kind, p.shards, size);
+    rows.push_back(r);
+  }
+  return rows;
 }
 
 // The TCP part; returns false if any measurement saw corrupt bytes or failed
@@ -500,39 +639,49 @@ bool run_tcp(const bench_config& cfg) {
     for (auto& s : split(cfg.shard_counts))
       shard_counts.push_back(std::stoul(s));
   }
-  auto kinds = split(cfg.servers);
+  std::vector<point> points;
+  for (auto& kind : split(cfg.servers))
+    for (auto shards : kind == "asio" ? std::vector<size_t>{1} : shard_counts)
+      points.push_back({kind, shards});
   bool ok = true;
-  // Per round, every server once (alternating, so slow drifts of a shared
-  // machine hit all servers alike); the table shows per-metric medians.
-  std::vector<std::vector<row>> by_round;
-  for (auto size : sizes)
-    for (size_t round = 0; round < cfg.rounds; ++round) {
-      if (by_round.size() <= round) by_round.emplace_back();
-      for (auto& kind : kinds)
-        for (auto shards :
-             kind == "asio" ? std::vector<size_t>{1} : shard_counts) {
-          auto r = measure_point(cfg, kind, shards, size, round);
-          ok = ok && r.corrupt == 0 && r.failed == 0;
-          by_round[round].push_back(r);
-        }
+  // Timed: per size, every round measures every point once (alternating,
+  // so drifts of a shared machine hit all servers alike); the table shows
+  // per-metric medians. by_round[k] holds every point of every size.
+  std::vector<std::vector<row>> by_round(cfg.callgrind ? 1 : cfg.rounds);
+  for (auto size : sizes) {
+    if (cfg.callgrind) {
+      for (auto& r : count_size(cfg, points, size))
+        by_round[0].push_back(r);
+      continue;
     }
-  // by_round[k] lists the same points in the same order for every k.
+    std::vector<std::vector<row>> rounds;
+    measure_size(cfg, points, size, rounds);
+    for (size_t k = 0; k < rounds.size(); ++k)
+      for (auto& r : rounds[k]) {
+        ok = ok && r.corrupt == 0 && r.failed == 0;
+        by_round[k].push_back(r);
+      }
+  }
   std::vector<row> rows;
   for (size_t i = 0; i < by_round[0].size(); ++i) {
     std::vector<const row*> same;
     for (auto& rr : by_round)
       same.push_back(&rr[i]);
     rows.push_back(median_row(same));
+    if (by_round.size() > 1 && rows.back().server != "asio")
+      rows.back().cpu_ratio = median(round_cpu_ratios(by_round, i));
   }
-  std::printf(
-      "\nTCP echo: %zu connections, pipeline %zu, %.1f s per point, "
-      "load in %s process(es)%s%s\n",
-      cfg.connections, cfg.pipeline, cfg.duration,
-      cfg.load_procs == 0 ? "<shards>" : std::to_string(cfg.load_procs).c_str(),
-      cfg.callgrind ? ", callgrind" : "",
-      cfg.rounds > 1
-          ? (", median of " + std::to_string(cfg.rounds) + " rounds").c_str()
-          : "");
+  auto load = cfg.load_procs == 0 ? std::string{"<shards>"}
+                                  : std::to_string(cfg.load_procs);
+  if (cfg.callgrind)
+    std::printf("\nTCP echo: %zu connections, pipeline %zu, load in %s "
+                "process(es), callgrind\n",
+                cfg.connections, cfg.pipeline, load.c_str());
+  else
+    std::printf("\nTCP echo: %zu connections, pipeline %zu, load in %s "
+                "process(es), %zu round(s) of %.2f s per server, medians\n",
+                cfg.connections, cfg.pipeline, load.c_str(), cfg.rounds,
+                cfg.duration);
   print_rows(rows, cfg.callgrind);
   if (cfg.rounds > 1 && !cfg.callgrind) print_round_ratios(by_round);
   if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows);

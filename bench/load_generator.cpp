@@ -63,40 +63,65 @@ double load_result::percentile(double p) const {
   return v[k];
 }
 
-load_result run_load(const load_options& opts) {
-  load_result res;
-  int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  std::vector<conn_state> conns(opts.connections);
-  for (size_t i = 0; i < conns.size(); ++i) {
-    auto& c = conns[i];
-    c.id = i;
-    c.fd = connect_blocking(opts.port);
-    if (c.fd < 0) {
-      c.dead = true;
-      ++res.failed;
-      continue;
+struct load_session::impl {
+  load_options opts;
+  int ep = -1;
+  std::vector<conn_state> conns;
+  std::vector<char> out;
+  std::vector<char> in;
+  uint64_t failed_at_connect = 0;
+
+  explicit impl(const load_options& o)
+      : opts(o), conns(o.connections),
+        out(o.size * std::max<size_t>(o.pipeline, 1)), in(256 * 1024) {
+    ep = ::epoll_create1(EPOLL_CLOEXEC);
+    for (size_t i = 0; i < conns.size(); ++i) {
+      auto& c = conns[i];
+      c.id = i;
+      c.fd = connect_blocking(opts.port);
+      if (c.fd < 0) {
+        c.dead = true;
+        ++failed_at_connect;
+        continue;
+      }
+      int fl = 1;
+      ::ioctl(c.fd, FIONBIO, &fl);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = i;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
     }
-    int fl = 1;
-    ::ioctl(c.fd, FIONBIO, &fl);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
   }
+
+  ~impl() {
+    for (auto& c : conns)
+      if (c.fd >= 0) ::close(c.fd);
+    if (ep >= 0) ::close(ep);
+  }
+
+  load_result run(double duration, uint64_t requests);
+};
+
+load_result load_session::impl::run(double duration, uint64_t requests) {
+  load_result res;
+  res.failed = failed_at_connect;
+  failed_at_connect = 0; // reported once
+  // Per connection: at most this many more messages in this run.
   uint64_t per_conn_limit =
-      opts.requests == 0
-          ? UINT64_MAX
-          : (opts.requests + opts.connections - 1) / opts.connections;
-  std::vector<char> out(opts.size * std::max<size_t>(opts.pipeline, 1));
-  std::vector<char> in(256 * 1024);
+      requests == 0 ? UINT64_MAX
+                    : (requests + opts.connections - 1) / opts.connections;
+  std::vector<uint64_t> limit(conns.size());
+  for (auto& c : conns)
+    limit[c.id] =
+        per_conn_limit == UINT64_MAX ? UINT64_MAX : c.next_msg + per_conn_limit;
   auto t0 = clock_type::now();
   auto stop_at = t0 + std::chrono::duration_cast<clock_type::duration>(
-                          std::chrono::duration<double>(opts.duration));
+                          std::chrono::duration<double>(duration));
   bool running = true;
 
   auto queue_messages = [&](conn_state& c) {
     while (running && c.started.size() < opts.pipeline &&
-           c.next_msg < per_conn_limit) {
+           c.next_msg < limit[c.id]) {
       c.started.push_back(clock_type::now());
       c.queued_bytes += opts.size;
       ++c.next_msg;
@@ -138,14 +163,13 @@ load_result run_load(const load_options& opts) {
       flush(c);
     }
 
-  size_t active = 0;
   std::vector<epoll_event> events(1024);
   for (;;) {
-    active = 0;
+    size_t active = 0;
     for (auto& c : conns)
       if (!c.dead && !c.started.empty()) ++active;
     if (active == 0) break;
-    if (opts.requests == 0 && running && clock_type::now() >= stop_at)
+    if (requests == 0 && running && clock_type::now() >= stop_at)
       running = false; // let in-flight messages finish, queue no more
     int n =
         ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
@@ -187,10 +211,21 @@ load_result run_load(const load_options& opts) {
     }
   }
   res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-  for (auto& c : conns)
-    if (c.fd >= 0) ::close(c.fd);
-  ::close(ep);
   return res;
+}
+
+load_session::load_session(const load_options& opts)
+    : impl_(std::make_unique<impl>(opts)) {}
+
+load_session::~load_session() = default;
+
+load_result load_session::run(double duration, uint64_t requests) {
+  return impl_->run(duration, requests);
+}
+
+load_result run_load(const load_options& opts) {
+  load_session session{opts};
+  return session.run(opts.duration, opts.requests);
 }
 
 std::vector<int> open_idle(uint16_t port, size_t n) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace bench {
@@ -35,7 +36,31 @@ struct load_result {
   double percentile(double p) const;
 };
 
+/// Connects, runs `opts` once, closes.
 load_result run_load(const load_options& opts);
+
+/// Connections to one server that stay open across runs, so that a server
+/// can be measured in several short windows, interleaved with other
+/// servers, without connection set-up inside any window. Every run ends
+/// with the messages it started echoed (none in flight between runs), and
+/// the byte pattern carries on, so every byte of every run is verified.
+class load_session {
+public:
+  /// Opens `opts.connections` connections to `opts.port`; the ones that
+  /// fail are reported in the first run's `failed`.
+  explicit load_session(const load_options& opts);
+  ~load_session();
+
+  load_session(const load_session&) = delete;
+  load_session& operator=(const load_session&) = delete;
+
+  /// Runs `duration` seconds of load, or `requests` echoes if non-zero.
+  load_result run(double duration, uint64_t requests = 0);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 /// Opens `n` connections, sends one byte on each and waits for its echo, so
 /// the server has fully set each one up; returns the fds (caller closes).

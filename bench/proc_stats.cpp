@@ -6,11 +6,15 @@
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace bench {
 
-double cpu_seconds(pid_t pid) {
+namespace {
+
+// From /proc/PID/stat: in clock ticks (10 ms), so coarse for short windows.
+double cpu_seconds_from_stat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(in, line);
@@ -26,6 +30,20 @@ double cpu_seconds(pid_t pid) {
   }
   return static_cast<double>(utime + stime) /
          static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+} // namespace
+
+double cpu_seconds(pid_t pid) {
+  // The process's CPU clock counts the scheduler's exact runtime of all its
+  // threads, in nanoseconds: short measurement windows need that precision.
+  clockid_t clock;
+  timespec ts{};
+  if (::clock_getcpuclockid(pid, &clock) == 0 &&
+      ::clock_gettime(clock, &ts) == 0)
+    return static_cast<double>(ts.tv_sec) +
+           static_cast<double>(ts.tv_nsec) * 1e-9;
+  return cpu_seconds_from_stat(pid);
 }
 
 long rss_bytes(pid_t pid) {

@@ -6,7 +6,8 @@
 
 namespace bench {
 
-/// User + system CPU seconds consumed so far by process `pid` (all threads).
+/// User + system CPU seconds consumed so far by process `pid` (all threads),
+/// to the nanosecond where the process CPU clock can be read.
 double cpu_seconds(pid_t pid);
 
 /// Resident set size of `pid` in bytes.
