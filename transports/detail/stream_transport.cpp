@@ -83,10 +83,10 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    stream_settings settings,
                                    connect_callback done,
                                    stream_direction direction)
-    : pinned(cfg), fd_(fd),
+    : pinned(cfg),
       startup_(new startup{std::move(factory), settings, std::move(done)}),
-      next_read_size_(
-          std::clamp(settings.read_chunk_size, min_read_size, max_read_size)) {
+      fd_(fd), next_read_size_(static_cast<uint32_t>(std::clamp(
+                   settings.read_chunk_size, min_read_size, max_read_size))) {
   kind_ = &intern_kind(kind);
   direction_ = direction;
   never_uses_receive_timeouts(); // its behavior has no `after` clause

@@ -117,7 +117,6 @@ private:
   void warn_dropped_write();
   transport_info make_info() const;
 
-  int fd_;
   // Registration with the shard's poller; closed in on_exit, after which
   // on_fd_ready is never called again.
   fd_watch watch_;
@@ -140,24 +139,26 @@ private:
   // would cost 32 bytes for "tcp".
   const std::string* kind_;
   read_credit_ptr credit_;
+  write_queue wq_;
 
+  // The small fields together, so they pack into three words (every idle
+  // connection carries them).
+  int fd_;
+  uint32_t next_read_size_; // bytes asked of the pool per read (<= 256 KiB)
+  uint32_t dropped_writes_ = 0;
   // Read state.
-  size_t next_read_size_;
   bool started_ = false;       // protocol handled `connected`
   bool user_paused_ = false;   // pause_reading
   bool credit_paused_ = false; // read back-pressure
   bool read_closed_ = false;   // EOF seen, close, abort or error
   bool read_armed_ = false;    // read interest registered
-
   // Write state (watermarks, closing_ and lost_sent_ are in
   // transport_lifecycle).
-  write_queue wq_;
   bool write_armed_ = false;   // write interest registered
   bool eof_requested_ = false; // write_eof called
   bool eof_sent_ = false;      // SHUT_WR done
   bool is_socket_ = true;
   stream_direction direction_ = stream_direction::both;
-  size_t dropped_writes_ = 0;
 };
 
 } // namespace shardwire::detail
