@@ -472,19 +472,36 @@ row median_row(const std::vector<const row*>& same) {
   return m; // idle memory: from the first round, the only one measuring it
 }
 
-// The CPU per request of point i against asio's of the same size, in each
-// round (empty without an asio point).
+// The CPU per request of point i against that of the point `base_of`
+// picks in the same round, in each round (none where it picks nothing).
+template <class BaseOf>
 std::vector<double>
-round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+paired_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i,
+                  BaseOf base_of) {
   std::vector<double> ratios;
   for (auto& rr : by_round) {
-    auto base = std::find_if(rr.begin(), rr.end(), [&](const row& r) {
-      return r.server == "asio" && r.size == rr[i].size;
-    });
+    auto base = std::find_if(rr.begin(), rr.end(),
+                             [&](const row& r) { return base_of(r, rr[i]); });
     if (base != rr.end() && base->cpu_us_per_req > 0)
       ratios.push_back(rr[i].cpu_us_per_req / base->cpu_us_per_req);
   }
   return ratios;
+}
+
+// Against asio of the same size.
+std::vector<double>
+round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+  return paired_cpu_ratios(by_round, i, [](const row& r, const row& x) {
+    return r.server == "asio" && r.size == x.size;
+  });
+}
+
+// Against 1 shard of the same server and size.
+std::vector<double>
+shard_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+  return paired_cpu_ratios(by_round, i, [](const row& r, const row& x) {
+    return r.server == x.server && r.size == x.size && r.shards == 1;
+  });
 }
 
 // The q-quantile of xs (0 <= q <= 1), interpolated.
@@ -519,27 +536,29 @@ void print_round_ratios(const std::vector<std::vector<row>>& by_round) {
 
 // Throughput and CPU per request by shard count, for each shardwire server
 // kind and size: the ratio to N x the 1-shard throughput (target of issue 3:
-// >= 0.8 on N free cores) and the CPU per request against 1 shard.
-void print_scaling(const std::vector<row>& rows) {
-  std::map<std::pair<std::string, size_t>, const row*> one; // 1-shard rows
-  for (auto& r : rows)
-    if (r.server != "asio" && r.shards == 1) one[{r.server, r.size}] = &r;
+// >= 0.8 on N free cores) and the CPU per request against 1 shard (with
+// rounds, the median of the per-round paired ratios, as for asio).
+void print_scaling(const std::vector<row>& rows,
+                   const std::vector<std::vector<row>>& by_round) {
   std::printf("\nshard scaling (%u CPUs; ratios against 1 shard of the same "
               "server and size)\n",
               std::thread::hardware_concurrency());
   std::printf("%-14s %7s %6s %5s %10s %9s %9s %9s\n", "server", "size",
               "shards", "load", "req/s", "cpu us/rq", "cpu ratio", "vs N x 1");
-  for (auto& [key, base] : one)
-    for (auto& r : rows) {
-      if (r.server != key.first || r.size != key.second) continue;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    auto& base = rows[b];
+    if (base.server == "asio" || base.shards != 1) continue;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto& r = rows[i];
+      if (r.server != base.server || r.size != base.size) continue;
       auto n = static_cast<double>(r.shards);
+      auto cpu = median(shard_cpu_ratios(by_round, i));
       std::printf(
           "%-14s %7zu %6zu %5zu %10.0f %9.2f %9.2f %9.2f\n", r.server.c_str(),
-          r.size, r.shards, r.load_procs, r.req_per_s, r.cpu_us_per_req,
-          base->cpu_us_per_req > 0 ? r.cpu_us_per_req / base->cpu_us_per_req
-                                   : 0.0,
-          base->req_per_s > 0 ? r.req_per_s / (n * base->req_per_s) : 0.0);
+          r.size, r.shards, r.load_procs, r.req_per_s, r.cpu_us_per_req, cpu,
+          base.req_per_s > 0 ? r.req_per_s / (n * base.req_per_s) : 0.0);
     }
+  }
   size_t needed = 0;
   for (auto& r : rows)
     needed = std::max(needed, r.shards + r.load_procs);
@@ -684,7 +703,7 @@ bool run_tcp(const bench_config& cfg) {
                 cfg.duration);
   print_rows(rows, cfg.callgrind);
   if (cfg.rounds > 1 && !cfg.callgrind) print_round_ratios(by_round);
-  if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows);
+  if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows, by_round);
   if (!cfg.csv.empty()) {
     std::ofstream out(cfg.csv, std::ios::app);
     for (auto& r : rows)
