@@ -23,8 +23,9 @@
 // but for the one measured) with their connections open, and are measured
 // in short alternating windows (--rounds x --duration), because this kind
 // of machine drifts by 20 % and more over a few seconds: windows a few
-// hundred milliseconds apart see the same drift. The CPU ratio is the
-// median over rounds of each round's ratio to that round's Asio window.
+// hundred milliseconds apart see the same drift. Each server is measured
+// between two Asio windows (A x A y A ...), and its CPU ratio in a round is
+// against their mean; the table's ratio is the median over rounds.
 #include "bench/load_generator.hpp"
 #include "bench/load_procs.hpp"
 #include "bench/proc_stats.hpp"
@@ -257,6 +258,9 @@ struct row {
   // CPU per request against asio's: the median of the paired per-round
   // ratios when there are rounds (0: compute from the medians).
   double cpu_ratio = 0;
+  // Asio's CPU per request around this measurement (the mean of the Asio
+  // windows just before and just after it; 0: none).
+  double base_cpu_us_per_req = 0;
   uint64_t corrupt = 0;
   uint64_t failed = 0;
 };
@@ -354,12 +358,47 @@ std::unique_ptr<live_server> start_live(const bench_config& cfg,
   return ls;
 }
 
-row measure_window(const bench_config& cfg, live_server& ls, size_t size) {
+// One timed window of load against a live server.
+struct window {
+  bench::load_result res;
+  double cpu_seconds = 0;
+};
+
+window run_window(const bench_config& cfg, live_server& ls) {
   pin_to_cpus(ls.where.load);
+  window w;
   auto cpu0 = bench::cpu_seconds(ls.proc.pid);
-  auto res = ls.session->run(cfg.duration);
-  auto cpu1 = bench::cpu_seconds(ls.proc.pid);
-  return make_row(ls.kind, ls.shards, size, 1, res, cpu1 - cpu0);
+  w.res = ls.session->run(cfg.duration);
+  w.cpu_seconds = bench::cpu_seconds(ls.proc.pid) - cpu0;
+  return w;
+}
+
+row window_row(const live_server& ls, size_t size, const window& w) {
+  return make_row(ls.kind, ls.shards, size, 1, w.res, w.cpu_seconds);
+}
+
+// One row from several windows of the same server.
+row merged_row(const live_server& ls, size_t size,
+               const std::vector<window>& ws) {
+  window all;
+  for (auto& w : ws) {
+    all.res.requests += w.res.requests;
+    all.res.bytes += w.res.bytes;
+    all.res.seconds += w.res.seconds;
+    all.res.corrupt += w.res.corrupt;
+    all.res.failed += w.res.failed;
+    all.res.latencies_us.insert(all.res.latencies_us.end(),
+                                w.res.latencies_us.begin(),
+                                w.res.latencies_us.end());
+    all.cpu_seconds += w.cpu_seconds;
+  }
+  return window_row(ls, size, all);
+}
+
+double cpu_us_per_req(const window& w) {
+  return w.res.requests > 0
+             ? w.cpu_seconds * 1e6 / static_cast<double>(w.res.requests)
+             : 0;
 }
 
 uint64_t callgrind_total(const std::string& file) {
@@ -488,9 +527,15 @@ paired_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i,
   return ratios;
 }
 
-// Against asio of the same size.
+// Against asio of the same size: the Asio windows around it where it was
+// measured between two, else Asio's row of the round.
 std::vector<double>
 round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+  std::vector<double> ratios;
+  for (auto& rr : by_round)
+    if (rr[i].base_cpu_us_per_req > 0)
+      ratios.push_back(rr[i].cpu_us_per_req / rr[i].base_cpu_us_per_req);
+  if (!ratios.empty()) return ratios;
   return paired_cpu_ratios(by_round, i, [](const row& r, const row& x) {
     return r.server == "asio" && r.size == x.size;
   });
@@ -587,31 +632,58 @@ struct point {
 
 // Every round of every point of one message size, timed: by_round[k][i] is
 // point i in round k. Points whose load runs in one process are measured
-// on live servers in alternating windows (see live_server), the order of
-// the points rotating from round to round; the others are started and
-// stopped per measurement. Memory is measured once per point.
+// on live servers in alternating windows (see live_server); the others are
+// started and stopped per measurement. With a live Asio point, each other
+// point is measured between two Asio windows (A x A y A ...) and its CPU
+// ratio taken against their mean, so a drift over the three windows
+// cancels; the order of the other points rotates from round to round.
+// Memory is measured once per point, after the windows.
 void measure_size(const bench_config& cfg, const std::vector<point>& points,
                   size_t size, std::vector<std::vector<row>>& by_round) {
   std::vector<std::unique_ptr<live_server>> live(points.size());
+  auto base = points.size(); // the live Asio point, if any
   for (size_t i = 0; i < points.size(); ++i) {
     auto& p = points[i];
     auto threads = p.kind == "asio" ? size_t{1} : p.shards;
-    if (load_procs_for(cfg, threads) == 1)
+    if (load_procs_for(cfg, threads) == 1) {
       live[i] = start_live(cfg, p.kind, p.shards, size);
+      if (p.kind == "asio" && base == points.size()) base = i;
+    }
   }
+  std::vector<size_t> others;
+  for (size_t i = 0; i < points.size(); ++i)
+    if (i != base) others.push_back(i);
+  auto say = [&](size_t i, size_t round) {
+    std::cerr << "measuring " << points[i].kind
+              << " shards=" << points[i].shards << " size=" << size;
+    if (cfg.rounds > 1)
+      std::cerr << " round " << round + 1 << '/' << cfg.rounds;
+    std::cerr << " ...\n";
+  };
   for (size_t round = 0; round < cfg.rounds; ++round) {
     std::vector<row> rows(points.size());
-    for (size_t k = 0; k < points.size(); ++k) {
-      auto i = (k + round) % points.size();
-      auto& p = points[i];
-      std::cerr << "measuring " << p.kind << " shards=" << p.shards
-                << " size=" << size;
-      if (cfg.rounds > 1)
-        std::cerr << " round " << round + 1 << '/' << cfg.rounds;
-      std::cerr << " ...\n";
-      rows[i] = live[i] ? measure_window(cfg, *live[i], size)
-                        : measure(cfg, p.kind, p.shards, size, round == 0);
+    std::vector<window> base_windows;
+    auto measure_base = [&] {
+      say(base, round);
+      base_windows.push_back(run_window(cfg, *live[base]));
+    };
+    if (base < points.size()) measure_base();
+    for (size_t k = 0; k < others.size(); ++k) {
+      auto i = others[(k + round) % others.size()];
+      say(i, round);
+      rows[i] = live[i] ? window_row(*live[i], size, run_window(cfg, *live[i]))
+                        : measure(cfg, points[i].kind, points[i].shards, size,
+                                  round == 0);
+      if (base < points.size()) {
+        measure_base();
+        auto n = base_windows.size();
+        rows[i].base_cpu_us_per_req = (cpu_us_per_req(base_windows[n - 2]) +
+                                       cpu_us_per_req(base_windows[n - 1])) /
+                                      2;
+      }
     }
+    if (base < points.size())
+      rows[base] = merged_row(*live[base], size, base_windows);
     by_round.push_back(std::move(rows));
   }
   // Memory last: 10,000 more connections would change the windows after.
@@ -710,7 +782,7 @@ bool run_tcp(const bench_config& cfg) {
       out << r.server << ',' << r.shards << ',' << r.size << ',' << r.req_per_s
           << ',' << r.mib_per_s << ',' << r.p50_us << ',' << r.p99_us << ','
           << r.cpu_us_per_req << ',' << r.idle_bytes_per_conn << ','
-          << r.ir_per_echo << '\n';
+          << r.ir_per_echo << ',' << r.cpu_ratio << '\n';
   }
   return ok;
 }

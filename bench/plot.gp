@@ -1,7 +1,8 @@
 # Plots echo_bench CSV output (see docs/performance.md).
 #   gnuplot -e "csv='docs/perf-results.csv'; out='docs/perf'" bench/plot.gp
 # Columns: server,shards,size,req_s,mib_s,p50_us,p99_us,cpu_us_per_req,
-#          idle_bytes_per_conn,ir_per_echo
+#          idle_bytes_per_conn,ir_per_echo,cpu_ratio (median of the per-round
+#          ratios to Asio's CPU per request; 0 for Asio)
 if (!exists("csv")) csv = 'results.csv'
 if (!exists("out")) out = 'perf'
 set datafile separator ','
@@ -19,11 +20,14 @@ set ylabel 'round trips per second'
 plot series('asio,1,') using 3:4 with linespoints title 'raw Asio (baseline)', \
      series('shardwire,1,') using 3:4 with linespoints title 'shardwire, typed protocol', \
      series('shardwire-cb,1,') using 3:4 with linespoints title 'shardwire, callback protocol'
-set key top left
-set ylabel 'server CPU per round trip (us, user+sys)'
-plot series('asio,1,') using 3:8 with linespoints title 'raw Asio (baseline)', \
-     series('shardwire,1,') using 3:8 with linespoints title 'shardwire, typed protocol', \
-     series('shardwire-cb,1,') using 3:8 with linespoints title 'shardwire, callback protocol'
+set key top right
+set ylabel 'server CPU per round trip / raw Asio''s (paired rounds)'
+set yrange [0.8:1.3]
+plot 1.0 with lines dt 2 lc 'black' title 'raw Asio (baseline)', \
+     1.1 with lines dt 3 lc 'red' title 'target (1.10)', \
+     series('shardwire,1,') using 3:11 with linespoints title 'shardwire, typed protocol', \
+     series('shardwire-cb,1,') using 3:11 with linespoints title 'shardwire, callback protocol'
+set yrange [0:*]
 unset multiplot
 
 set output out.'-shards.png'
@@ -36,7 +40,8 @@ set multiplot layout 1,2 title 'by shard count, 1 KiB echo: on 2 cores the 2nd s
 set ylabel 'round trips per second'
 plot series('shardwire,[0-9]*,1024,') using 2:4 with linespoints title 'typed protocol', \
      series('shardwire-cb,[0-9]*,1024,') using 2:4 with linespoints title 'callback protocol'
-set ylabel 'server CPU per round trip (us)'
-plot series('shardwire,[0-9]*,1024,') using 2:8 with linespoints title 'typed protocol', \
-     series('shardwire-cb,[0-9]*,1024,') using 2:8 with linespoints title 'callback protocol'
+set ylabel 'server CPU per round trip / raw Asio''s (1 shard)'
+set yrange [0.8:1.3]
+plot series('shardwire,[0-9]*,1024,') using 2:11 with linespoints title 'typed protocol', \
+     series('shardwire-cb,[0-9]*,1024,') using 2:11 with linespoints title 'callback protocol'
 unset multiplot
