@@ -24,8 +24,9 @@
 // in short alternating windows (--rounds x --duration), because this kind
 // of machine drifts by 20 % and more over a few seconds: windows a few
 // hundred milliseconds apart see the same drift. Each server is measured
-// between two Asio windows (A x A y A ...), and its CPU ratio in a round is
-// against their mean; the table's ratio is the median over rounds.
+// between two Asio windows (A x A y A ...), and its ratios in a round (CPU
+// per request, p99, throughput) are against their mean; the table's ratios
+// are the medians over rounds.
 #include "bench/load_generator.hpp"
 #include "bench/load_procs.hpp"
 #include "bench/proc_stats.hpp"
@@ -255,12 +256,16 @@ struct row {
   double cpu_us_per_req = 0;
   double idle_bytes_per_conn = 0;
   double ir_per_echo = 0;
-  // CPU per request against asio's: the median of the paired per-round
-  // ratios when there are rounds (0: compute from the medians).
+  // Against Asio: the medians of the per-round paired ratios when there
+  // are rounds (0: the ratio of the medians is shown).
   double cpu_ratio = 0;
-  // Asio's CPU per request around this measurement (the mean of the Asio
-  // windows just before and just after it; 0: none).
+  double p99_ratio = 0;
+  double thrpt_ratio = 0;
+  // Asio's figures around this measurement: the means of the Asio windows
+  // just before and just after it (0: it was not measured between two).
   double base_cpu_us_per_req = 0;
+  double base_p99_us = 0;
+  double base_req_per_s = 0;
   uint64_t corrupt = 0;
   uint64_t failed = 0;
 };
@@ -395,12 +400,6 @@ row merged_row(const live_server& ls, size_t size,
   return window_row(ls, size, all);
 }
 
-double cpu_us_per_req(const window& w) {
-  return w.res.requests > 0
-             ? w.cpu_seconds * 1e6 / static_cast<double>(w.res.requests)
-             : 0;
-}
-
 uint64_t callgrind_total(const std::string& file) {
   std::ifstream in(file);
   std::string line;
@@ -471,8 +470,12 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
         r.cpu_ratio > 0
             ? ratio(r.cpu_ratio, 1).c_str()
             : ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(),
-        r.p99_us, ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
-        ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(), r.idle_bytes_per_conn,
+        r.p99_us,
+        r.p99_ratio > 0 ? ratio(r.p99_ratio, 1).c_str()
+                        : ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
+        r.thrpt_ratio > 0 ? ratio(r.thrpt_ratio, 1).c_str()
+                          : ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(),
+        r.idle_bytes_per_conn,
         ratio(r.idle_bytes_per_conn, b ? b->idle_bytes_per_conn : 0).c_str());
     if (r.corrupt != 0 || r.failed != 0)
       std::printf("  !! %s: %llu corrupt bytes, %llu failed connections\n",
@@ -511,42 +514,51 @@ row median_row(const std::vector<const row*>& same) {
   return m; // idle memory: from the first round, the only one measuring it
 }
 
-// The CPU per request of point i against that of the point `base_of`
-// picks in the same round, in each round (none where it picks nothing).
+// Point i's `field` against that of the point `base_of` picks in the same
+// round, in each round (none where it picks nothing).
 template <class BaseOf>
-std::vector<double>
-paired_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i,
-                  BaseOf base_of) {
+std::vector<double> paired_ratios(const std::vector<std::vector<row>>& by_round,
+                                  size_t i, double row::*field,
+                                  BaseOf base_of) {
   std::vector<double> ratios;
   for (auto& rr : by_round) {
     auto base = std::find_if(rr.begin(), rr.end(),
                              [&](const row& r) { return base_of(r, rr[i]); });
-    if (base != rr.end() && base->cpu_us_per_req > 0)
-      ratios.push_back(rr[i].cpu_us_per_req / base->cpu_us_per_req);
+    if (base != rr.end() && (*base).*field > 0)
+      ratios.push_back(rr[i].*field / (*base).*field);
   }
   return ratios;
 }
 
-// Against asio of the same size: the Asio windows around it where it was
-// measured between two, else Asio's row of the round.
-std::vector<double>
-round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+// Point i's `field` against Asio's, per round: against the Asio windows
+// around it (`base_field`) where it was measured between two, else against
+// Asio's row of the round.
+std::vector<double> asio_ratios(const std::vector<std::vector<row>>& by_round,
+                                size_t i, double row::*field,
+                                double row::*base_field) {
   std::vector<double> ratios;
   for (auto& rr : by_round)
-    if (rr[i].base_cpu_us_per_req > 0)
-      ratios.push_back(rr[i].cpu_us_per_req / rr[i].base_cpu_us_per_req);
+    if (rr[i].*base_field > 0)
+      ratios.push_back(rr[i].*field / rr[i].*base_field);
   if (!ratios.empty()) return ratios;
-  return paired_cpu_ratios(by_round, i, [](const row& r, const row& x) {
+  return paired_ratios(by_round, i, field, [](const row& r, const row& x) {
     return r.server == "asio" && r.size == x.size;
   });
+}
+
+std::vector<double>
+round_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
+  return asio_ratios(by_round, i, &row::cpu_us_per_req,
+                     &row::base_cpu_us_per_req);
 }
 
 // Against 1 shard of the same server and size.
 std::vector<double>
 shard_cpu_ratios(const std::vector<std::vector<row>>& by_round, size_t i) {
-  return paired_cpu_ratios(by_round, i, [](const row& r, const row& x) {
-    return r.server == x.server && r.size == x.size && r.shards == 1;
-  });
+  return paired_ratios(
+      by_round, i, &row::cpu_us_per_req, [](const row& r, const row& x) {
+        return r.server == x.server && r.size == x.size && r.shards == 1;
+      });
 }
 
 // The q-quantile of xs (0 <= q <= 1), interpolated.
@@ -677,9 +689,14 @@ void measure_size(const bench_config& cfg, const std::vector<point>& points,
       if (base < points.size()) {
         measure_base();
         auto n = base_windows.size();
-        rows[i].base_cpu_us_per_req = (cpu_us_per_req(base_windows[n - 2]) +
-                                       cpu_us_per_req(base_windows[n - 1])) /
-                                      2;
+        auto before = window_row(*live[base], size, base_windows[n - 2]);
+        auto after = window_row(*live[base], size, base_windows[n - 1]);
+        auto mean = [&](double row::*field) {
+          return (before.*field + after.*field) / 2;
+        };
+        rows[i].base_cpu_us_per_req = mean(&row::cpu_us_per_req);
+        rows[i].base_p99_us = mean(&row::p99_us);
+        rows[i].base_req_per_s = mean(&row::req_per_s);
       }
     }
     if (base < points.size())
@@ -759,8 +776,14 @@ bool run_tcp(const bench_config& cfg) {
     for (auto& rr : by_round)
       same.push_back(&rr[i]);
     rows.push_back(median_row(same));
-    if (by_round.size() > 1 && rows.back().server != "asio")
-      rows.back().cpu_ratio = median(round_cpu_ratios(by_round, i));
+    if (by_round.size() > 1 && rows.back().server != "asio") {
+      auto& r = rows.back();
+      r.cpu_ratio = median(round_cpu_ratios(by_round, i));
+      r.p99_ratio =
+          median(asio_ratios(by_round, i, &row::p99_us, &row::base_p99_us));
+      r.thrpt_ratio = median(
+          asio_ratios(by_round, i, &row::req_per_s, &row::base_req_per_s));
+    }
   }
   auto load = cfg.load_procs == 0 ? std::string{"<shards>"}
                                   : std::to_string(cfg.load_procs);
