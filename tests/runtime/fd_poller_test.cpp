@@ -102,6 +102,24 @@ struct reading_setup {
   }
 };
 
+/// A poller on its own io_context watching two socket pairs for reading,
+/// each with a counting_watcher.
+struct two_watched {
+  asio::io_context io;
+  fd_poller poller{io};
+  socket_pair one;
+  socket_pair two;
+  counting_watcher w1;
+  counting_watcher w2;
+  fd_watch watch1;
+  fd_watch watch2;
+
+  two_watched() {
+    REQUIRE(watch1.open(poller, one.a, w1, fd_read) == 0);
+    REQUIRE(watch2.open(poller, two.a, w2, fd_read) == 0);
+  }
+};
+
 } // namespace
 
 TEST_CASE("a watcher is called again until it reports the descriptor "
@@ -160,19 +178,11 @@ TEST_CASE("no interest, no reports; restoring it reports what is pending") {
 }
 
 TEST_CASE("a watch closed earlier in the same round is never called") {
-  asio::io_context io;
-  fd_poller poller{io};
-  socket_pair one;
-  socket_pair two;
+  two_watched setup;
+  auto& [io, poller, one, two, w1, w2, watch1, watch2] = setup;
   socket_pair three; // never readable
-  counting_watcher w1;
-  counting_watcher w2;
   counting_watcher w3;
-  fd_watch watch1;
-  fd_watch watch2;
   fd_watch watch3;
-  REQUIRE(watch1.open(poller, one.a, w1, fd_read) == 0);
-  REQUIRE(watch2.open(poller, two.a, w2, fd_read) == 0);
   // Whichever runs first closes the other and reuses its slot for a quiet
   // descriptor: the other's event, already fetched, must reach nobody.
   auto close_other = [&](fd_watch& other) {
@@ -291,16 +301,8 @@ TEST_CASE("a descriptor epoll cannot watch is refused with its errno") {
 
 TEST_CASE("a watcher that throws does not lose the events fetched with its "
           "own") {
-  asio::io_context io;
-  fd_poller poller{io};
-  socket_pair one;
-  socket_pair two;
-  counting_watcher w1;
-  counting_watcher w2;
-  fd_watch watch1;
-  fd_watch watch2;
-  REQUIRE(watch1.open(poller, one.a, w1, fd_read) == 0);
-  REQUIRE(watch2.open(poller, two.a, w2, fd_read) == 0);
+  two_watched setup;
+  auto& [io, poller, one, two, w1, w2, watch1, watch2] = setup;
   // Whichever is called first throws (once); both edges come in one batch.
   bool thrown = false;
   auto throw_once = [&](const socket_pair& sp, fd_watch& watch) {
