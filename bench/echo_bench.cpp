@@ -90,7 +90,9 @@ struct bench_config : caf::actor_system_config {
     opt_group{custom_options_, "global"}
         .add(suite, "suite", "comma list of parts to run: tcp, udp, spawn")
         .add(servers, "servers",
-             "comma list of: asio, shardwire, shardwire-cb (callback style)")
+             "comma list of: asio, shardwire, shardwire-cb (callback style), "
+             "asio-mt (Asio with an io_context per thread, as many threads as "
+             "shards: the multi-core baseline)")
         .add(connections, "connections,c", "concurrent connections")
         .add(size, "size", "message size in bytes")
         .add(sizes, "sizes", "comma list of sizes to sweep (overrides --size)")
@@ -185,7 +187,8 @@ size_t load_procs_for(const bench_config& cfg, size_t server_threads) {
 
 int serve(const std::string& kind, int ready_fd, size_t shards) {
   bench::raise_fd_limit();
-  if (kind == "asio") return bench::run_asio_server(ready_fd, 0);
+  if (kind == "asio") return bench::run_asio_server(ready_fd, 1);
+  if (kind == "asio-mt") return bench::run_asio_server(ready_fd, shards);
   if (kind == "shardwire")
     return bench::run_shardwire_server(ready_fd, shards, false);
   if (kind == "shardwire-cb")
@@ -625,6 +628,11 @@ void print_scaling(const std::vector<row>& rows,
                 "request)\n");
 }
 
+bool known_server(const std::string& kind) {
+  return kind == "asio" || kind == "asio-mt" || kind == "shardwire" ||
+         kind == "shardwire-cb";
+}
+
 std::vector<std::string> bad_suites(const std::vector<std::string>& parts) {
   std::vector<std::string> bad;
   for (auto& p : parts)
@@ -869,6 +877,12 @@ int main(int argc, char** argv) {
   }
   if (cfg.rounds == 0) {
     std::cerr << "error: --rounds must be at least 1\n";
+    return 1;
+  }
+  auto kinds = split(cfg.servers);
+  if (kinds.empty() || !std::all_of(kinds.begin(), kinds.end(), known_server)) {
+    std::cerr << "error: --servers takes a comma list of asio, asio-mt, "
+                 "shardwire, shardwire-cb\n";
     return 1;
   }
   bench::raise_fd_limit();

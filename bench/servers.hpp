@@ -6,11 +6,14 @@
 
 namespace bench {
 
-/// Plain Asio: one io_context, one thread, async_read_some + async_write
-/// with a 16 KiB buffer per connection. The in-run baseline.
+/// Plain Asio: async_read_some + async_write with a 16 KiB buffer per
+/// connection. With `threads` <= 1 one io_context on this thread (the
+/// in-run baseline); otherwise one io_context per thread, connections
+/// accepted on the first and dealt out round-robin, each staying on its
+/// thread (the baseline for shard counts).
 /// Listens on 127.0.0.1:0, writes the port to `ready_fd`, serves until
 /// SIGTERM.
-int run_asio_server(int ready_fd, size_t max_connections);
+int run_asio_server(int ready_fd, size_t threads);
 
 /// shardwire: `shards` shards, a transport actor and a protocol actor per
 /// connection, the protocol spawned on the connection's shard.

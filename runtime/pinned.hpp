@@ -128,9 +128,11 @@ bool try_deliver_now(pinned_base& target, T& msg) {
   return delivered;
 }
 
-/// Marks the role of a pinned actor for shutdown ordering: transports are
-/// stopped first so that every protocol still receives its `lost`.
-enum class pinned_role { plain, transport };
+/// The role of a pinned actor. Transports and listeners are stopped first at
+/// shutdown, so that every protocol still receives its `lost`. A transport
+/// (one connection, endpoint or child process) also counts in its shard's
+/// load, the input of placement (`runtime::pick_shard`).
+enum class pinned_role { plain, transport, listener };
 
 /// A CAF actor class `Base` whose every resume happens on its home shard.
 template <class Base, pinned_role Role = pinned_role::plain>
@@ -142,14 +144,21 @@ public:
     // The registry entry lives in this object (no allocation); it leaves in
     // on_cleanup, which every termination runs, including that of an actor
     // whose last handle went without it ever running (CAF's on_destroy).
-    home_->register_actor(reg_node_, this->ctrl(),
-                          Role == pinned_role::transport);
+    home_->register_actor(reg_node_, this->ctrl(), Role != pinned_role::plain);
+    // Counted from here, on the spawning thread, not from its first run on
+    // the shard: a burst of placements (an accept loop) sees each one made
+    // before it, or it would pile connections onto the shards whose new
+    // transports have not run yet.
+    if constexpr (Role == pinned_role::transport) home_->add_load();
   }
 
   ~pinned() override {
     // Normally already gone (on_cleanup); still linked only when a derived
     // class's constructor threw, and then no other thread wrote the node.
-    if (reg_node_.linked()) home_->unregister_actor(reg_node_);
+    if (reg_node_.linked()) {
+      home_->unregister_actor(reg_node_);
+      if constexpr (Role == pinned_role::transport) home_->remove_load();
+    }
   }
 
   /// The shard this actor lives on.
@@ -269,6 +278,7 @@ protected:
   /// told). Overrides must call this one.
   void on_cleanup(const caf::error& reason) override {
     home_->unregister_actor(reg_node_);
+    if constexpr (Role == pinned_role::transport) home_->remove_load();
     Base::on_cleanup(reason);
   }
 

@@ -71,7 +71,9 @@ public:
   bool fast_path() const noexcept { return fast_path_; }
   void set_fast_path(bool on) noexcept { fast_path_ = on; }
 
-  /// Number of live connections placed on this shard (placement input).
+  /// Number of live transports on this shard (placement input): each one
+  /// counts from its construction, on the thread that spawns it, until its
+  /// cleanup (pinned<..., pinned_role::transport> does both).
   size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
   void add_load() noexcept { load_.fetch_add(1, std::memory_order_relaxed); }
   void remove_load() noexcept { load_.fetch_sub(1, std::memory_order_relaxed); }

@@ -526,3 +526,33 @@ TEST_CASE("the shard registry counts a pinned actor until it ends, however "
   CHECK_THROWS_AS(spawn_on<throwing_probe>(s), std::runtime_error);
   CHECK(s.live_actors() == all0);
 }
+
+TEST_CASE("a transport counts in its shard's load from its spawn until its "
+          "cleanup; listeners and plain actors do not count") {
+  runtime_fixture fx;
+  auto& s = fx.rt->shard_at(1);
+  const size_t load0 = s.load();
+  const size_t stopped_first0 = s.live_actors(true);
+  auto plain = spawn_on<registry_probe<pinned_role::plain>>(s);
+  auto listener = spawn_on<registry_probe<pinned_role::listener>>(s);
+  CHECK(s.load() == load0);
+  // Counted when spawn_on returns, on this thread, before the shard ran it:
+  // the next placement decision must see it.
+  auto transport = spawn_on<registry_probe<pinned_role::transport>>(s);
+  CHECK(s.load() == load0 + 1);
+  // Lazily initialised (never ran) counts too, until its last handle goes.
+  {
+    auto idle =
+        spawn_on<registry_probe<pinned_role::transport>, caf::lazy_init>(s);
+    CHECK(s.load() == load0 + 2);
+  }
+  CHECK(s.load() == load0 + 1);
+  // The listener is stopped with the transports at shutdown all the same.
+  CHECK(s.live_actors(true) == stopped_first0 + 2);
+  caf::anon_send(transport, go_atom::value);
+  CHECK(await_down(*fx.rt, transport));
+  CHECK(s.load() == load0);
+  stop_actor(*fx.rt, plain);
+  stop_actor(*fx.rt, listener);
+  CHECK(s.load() == load0);
+}

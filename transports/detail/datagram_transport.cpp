@@ -153,7 +153,6 @@ void datagram_transport::report(caf::expected<datagram_endpoint> result) {
 }
 
 datagram_transport::behavior_type datagram_transport::make_behavior() {
-  home().add_load();
   if (auto err = make_nonblocking(fd_); err != 0) {
     close_fd(fd_);
     fd_ = -1;
@@ -224,7 +223,6 @@ void datagram_transport::on_exit() {
   wq_bytes_ = 0;
   proto_fast_ = nullptr;
   proto_ = nullptr;
-  home().remove_load();
   end_exit();
 }
 

@@ -47,7 +47,7 @@ struct listener_settings {
   stream_settings stream;
 };
 
-class listener : public pinned<server_actor::base, pinned_role::transport> {
+class listener : public pinned<server_actor::base, pinned_role::listener> {
 public:
   listener(caf::actor_config& cfg, runtime* rt,
            std::vector<listener_socket> sockets, protocol_factory factory,

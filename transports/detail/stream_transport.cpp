@@ -112,7 +112,6 @@ void stream_transport::report(caf::expected<connection> result) {
 }
 
 stream_transport::behavior_type stream_transport::make_behavior() {
-  home().add_load();
   // The descriptor is created here, on the home shard, not in the
   // constructor (which runs on the spawning thread).
   is_socket_ = is_stream_socket(fd_);
@@ -240,7 +239,6 @@ void stream_transport::on_exit() {
   wq_.clear();
   proto_fast_ = nullptr;
   proto_ = nullptr;
-  home().remove_load();
   end_exit();
 }
 

@@ -39,7 +39,6 @@ void subprocess_transport::report(caf::expected<subprocess> result) {
 }
 
 subprocess_transport::behavior_type subprocess_transport::make_behavior() {
-  home().add_load();
   // Spawn first: a spawn failure reaches the caller before any protocol
   // exists (asyncio raises before protocol callbacks).
   auto spawned = spawn_child(req_);
@@ -384,7 +383,6 @@ void subprocess_transport::on_exit() {
     p = pipe_slot{};
   }
   proto_ = nullptr;
-  home().remove_load();
   // Last: finalize's caller holds its own reference while this runs.
   self_ref_.reset();
 }

@@ -36,7 +36,6 @@ void datagram_transport::report(caf::expected<datagram_endpoint> result) {
 }
 
 datagram_transport::behavior_type datagram_transport::make_behavior() {
-  home().add_load();
   net_->keep(ctrl());
   net_->attach_datagram(ep_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), 1024 * 1024, 256 * 1024);
@@ -115,7 +114,6 @@ void datagram_transport::on_exit() {
   begin_exit();
   close_in_net();
   proto_ = nullptr;
-  home().remove_load();
   net_->drop(ctrl());
 }
 

@@ -41,7 +41,6 @@ void stream_transport::report(caf::expected<connection> result) {
 }
 
 stream_transport::behavior_type stream_transport::make_behavior() {
-  home().add_load();
   net_->keep(ctrl());
   net_->attach(conn_, side_, this, alive_);
   credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
@@ -120,7 +119,6 @@ void stream_transport::on_exit() {
   wq_.clear();
   wq_bytes_ = 0;
   proto_ = nullptr;
-  home().remove_load();
   net_->drop(ctrl());
 }
 
