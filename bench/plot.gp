@@ -35,16 +35,18 @@ unset multiplot
 
 set output out.'-shards.png'
 unset logscale x
-set xlabel 'shards'
+set xlabel 'shards (threads for Asio)'
 set xtics 1
 set xrange [0.8:2.2]
 set key bottom left
 set multiplot layout 1,2 title 'by shard count, 1 KiB echo, nothing pinned: on 2 cores the 2nd shard shares a core with the load generator'
 set ylabel 'round trips per second'
-plot by_shards('shardwire,[0-9]*,1024,') using 2:4 with linespoints title 'typed protocol', \
+plot by_shards('asio-mt,[0-9]*,1024,') using 2:4 with linespoints title 'Asio, an io_context per thread' noenhanced, \
+     by_shards('shardwire,[0-9]*,1024,') using 2:4 with linespoints title 'typed protocol', \
      by_shards('shardwire-cb,[0-9]*,1024,') using 2:4 with linespoints title 'callback protocol'
 set ylabel 'server CPU per round trip / raw Asio''s (1 shard)'
 set yrange [0.8:1.3]
-plot by_shards('shardwire,[0-9]*,1024,') using 2:11 with linespoints title 'typed protocol', \
+plot by_shards('asio-mt,[0-9]*,1024,') using 2:11 with linespoints title 'Asio, an io_context per thread' noenhanced, \
+     by_shards('shardwire,[0-9]*,1024,') using 2:11 with linespoints title 'typed protocol', \
      by_shards('shardwire-cb,[0-9]*,1024,') using 2:11 with linespoints title 'callback protocol'
 unset multiplot
