@@ -471,11 +471,13 @@ void measure_size(const bench_config& cfg, const std::vector<point>& points,
   for (size_t round = 0; round < cfg.rounds; ++round) {
     std::vector<row> rows(points.size());
     std::vector<window> base_windows;
+    row before; // the row of the last Asio window
     auto measure_base = [&] {
       say(base, round);
       base_windows.push_back(run_window(cfg, *live[base]));
+      return window_row(*live[base], size, base_windows.back());
     };
-    if (base < points.size()) measure_base();
+    if (base < points.size()) before = measure_base();
     for (size_t k = 0; k < others.size(); ++k) {
       auto i = others[(k + round) % others.size()];
       say(i, round);
@@ -483,16 +485,14 @@ void measure_size(const bench_config& cfg, const std::vector<point>& points,
                         : measure(cfg, points[i].kind, points[i].shards, size,
                                   round == 0);
       if (base < points.size()) {
-        measure_base();
-        auto n = base_windows.size();
-        auto before = window_row(*live[base], size, base_windows[n - 2]);
-        auto after = window_row(*live[base], size, base_windows[n - 1]);
+        auto after = measure_base();
         auto mean = [&](double row::*field) {
           return (before.*field + after.*field) / 2;
         };
         rows[i].base_cpu_us_per_req = mean(&row::cpu_us_per_req);
         rows[i].base_p99_us = mean(&row::p99_us);
         rows[i].base_req_per_s = mean(&row::req_per_s);
+        before = std::move(after);
       }
     }
     if (base < points.size())

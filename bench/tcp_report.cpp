@@ -140,21 +140,20 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
               "ratio");
   for (auto& r : rows) {
     auto* b = base.count(r.size) ? base[r.size] : nullptr;
-    std::printf(
-        "%-14s %6zu %7zu %10.0f %9.1f %8.1f %8.1f %9.2f %6s %8.1f "
-        "%6s %6s %9.0f %6s\n",
-        r.server.c_str(), r.shards, r.size, r.req_per_s, r.mib_per_s, r.p50_us,
-        r.p99_us, r.cpu_us_per_req,
-        r.cpu_ratio > 0
-            ? ratio(r.cpu_ratio, 1).c_str()
-            : ratio(r.cpu_us_per_req, b ? b->cpu_us_per_req : 0).c_str(),
-        r.p99_us,
-        r.p99_ratio > 0 ? ratio(r.p99_ratio, 1).c_str()
-                        : ratio(r.p99_us, b ? b->p99_us : 0).c_str(),
-        r.thrpt_ratio > 0 ? ratio(r.thrpt_ratio, 1).c_str()
-                          : ratio(r.req_per_s, b ? b->req_per_s : 0).c_str(),
-        r.idle_bytes_per_conn,
-        ratio(r.idle_bytes_per_conn, b ? b->idle_bytes_per_conn : 0).c_str());
+    // The paired ratio where there is one, else this row's figure against
+    // Asio's row.
+    auto against_asio = [&](double paired, double row::*field) {
+      return paired > 0 ? ratio(paired, 1) : ratio(r.*field, b ? b->*field : 0);
+    };
+    std::printf("%-14s %6zu %7zu %10.0f %9.1f %8.1f %8.1f %9.2f %6s %8.1f "
+                "%6s %6s %9.0f %6s\n",
+                r.server.c_str(), r.shards, r.size, r.req_per_s, r.mib_per_s,
+                r.p50_us, r.p99_us, r.cpu_us_per_req,
+                against_asio(r.cpu_ratio, &row::cpu_us_per_req).c_str(),
+                r.p99_us, against_asio(r.p99_ratio, &row::p99_us).c_str(),
+                against_asio(r.thrpt_ratio, &row::req_per_s).c_str(),
+                r.idle_bytes_per_conn,
+                against_asio(0, &row::idle_bytes_per_conn).c_str());
     if (r.corrupt != 0 || r.failed != 0)
       std::printf("  !! %s: %llu corrupt bytes, %llu failed connections\n",
                   r.server.c_str(), static_cast<unsigned long long>(r.corrupt),

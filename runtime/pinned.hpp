@@ -155,10 +155,7 @@ public:
   ~pinned() override {
     // Normally already gone (on_cleanup); still linked only when a derived
     // class's constructor threw, and then no other thread wrote the node.
-    if (reg_node_.linked()) {
-      home_->unregister_actor(reg_node_);
-      if constexpr (Role == pinned_role::transport) home_->remove_load();
-    }
+    if (reg_node_.linked()) leave_home();
   }
 
   /// The shard this actor lives on.
@@ -277,12 +274,17 @@ protected:
   /// actor's critical section, after on_exit, before monitors and links are
   /// told). Overrides must call this one.
   void on_cleanup(const caf::error& reason) override {
-    home_->unregister_actor(reg_node_);
-    if constexpr (Role == pinned_role::transport) home_->remove_load();
+    leave_home();
     Base::on_cleanup(reason);
   }
 
 private:
+  // Undoes what the constructor did with the shard: registry and load.
+  void leave_home() noexcept {
+    home_->unregister_actor(reg_node_);
+    if constexpr (Role == pinned_role::transport) home_->remove_load();
+  }
+
   shard* home_;
   int busy_ = 0;
   bool no_receive_timeouts_ = false;
