@@ -29,6 +29,7 @@
 // are the medians over rounds.
 #include "bench/load_generator.hpp"
 #include "bench/load_procs.hpp"
+#include "bench/number_list.hpp"
 #include "bench/proc_stats.hpp"
 #include "bench/servers.hpp"
 #include "bench/spawn_measure.hpp"
@@ -531,17 +532,15 @@ std::vector<row> count_size(const bench_config& cfg,
 // The TCP part; returns false if any measurement saw corrupt bytes or failed
 // connections.
 bool run_tcp(const bench_config& cfg) {
-  std::vector<size_t> sizes;
-  for (auto& s : split(cfg.sizes))
-    sizes.push_back(std::stoul(s));
+  // Both lists were checked in main.
+  auto sizes = *bench::positive_list(cfg.sizes);
   if (sizes.empty()) sizes.push_back(cfg.size);
   std::vector<size_t> shard_counts;
   if (cfg.shards_sweep > 0) {
     for (size_t n = 1; n <= cfg.shards_sweep; ++n)
       shard_counts.push_back(n);
   } else {
-    for (auto& s : split(cfg.shard_counts))
-      shard_counts.push_back(std::stoul(s));
+    shard_counts = *bench::positive_list(cfg.shard_counts);
   }
   std::vector<point> points;
   for (auto& kind : split(cfg.servers))
@@ -598,10 +597,12 @@ bool run_in_process(const bench_config& cfg, bool udp, bool spawn,
   bool ok = true;
   if (udp) {
     std::vector<bench::udp_echo_result> rows;
-    for (auto& s : split(cfg.udp_sizes)) {
-      std::cerr << "measuring UDP echo size=" << s << " ...\n";
-      rows.push_back(
-          bench::measure_udp_echo(rt, std::stoul(s), cfg.udp_seconds));
+    // Checked in main. Held here: a range-for over a member of the
+    // temporary optional would outlive it.
+    auto sizes = *bench::positive_list(cfg.udp_sizes);
+    for (auto size : sizes) {
+      std::cerr << "measuring UDP echo size=" << size << " ...\n";
+      rows.push_back(bench::measure_udp_echo(rt, size, cfg.udp_seconds));
     }
     std::printf("\n");
     bench::print_udp_echo(rows, cfg.udp_seconds);
@@ -644,6 +645,20 @@ int main(int argc, char** argv) {
   }
   if (cfg.rounds == 0) {
     std::cerr << "error: --rounds must be at least 1\n";
+    return 1;
+  }
+  for (auto [list, what] : {std::pair{&cfg.sizes, "--sizes"},
+                            {&cfg.shard_counts, "--shard-counts"},
+                            {&cfg.udp_sizes, "--udp-sizes"}})
+    if (!bench::positive_list(*list)) {
+      std::cerr << "error: " << what
+                << " takes a comma list of positive integers, not '" << *list
+                << "'\n";
+      return 1;
+    }
+  if (cfg.size == 0 || cfg.connections == 0 || !(cfg.duration > 0)) {
+    std::cerr << "error: --size, --connections and --duration must be "
+                 "greater than 0\n";
     return 1;
   }
   auto kinds = split(cfg.servers);

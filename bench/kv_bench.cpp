@@ -11,6 +11,7 @@
 //
 //   kv_bench [--kv=PATH] [--node-counts=1,3] [--connections=8] [--depth=1]
 //            [--seconds=3] [--keys=10000] [--front-shards=0]
+#include "bench/number_list.hpp"
 #include "runtime/config.hpp"
 
 #include <algorithm>
@@ -248,13 +249,15 @@ int main(int argc, char** argv) {
     std::cerr << "error: depth, connections and keys must be > 0\n";
     return 1;
   }
-  std::vector<size_t> counts;
-  for (size_t pos = 0; pos < cfg.node_counts.size();) {
-    auto comma = cfg.node_counts.find(',', pos);
-    if (comma == std::string::npos) comma = cfg.node_counts.size();
-    counts.push_back(std::stoul(cfg.node_counts.substr(pos, comma - pos)));
-    pos = comma + 1;
+  auto node_counts = bench::positive_list(cfg.node_counts);
+  if (!node_counts || node_counts->empty()) {
+    std::cerr
+        << "error: --node-counts takes a comma list of positive integers, "
+           "not '"
+        << cfg.node_counts << "'\n";
+    return 1;
   }
+  auto& counts = *node_counts;
   std::cout << "# kv_bench: " << cfg.connections << " connections, depth "
             << cfg.depth << ", " << cfg.seconds << " s, " << cfg.keys
             << " keys, 50% GET / 50% SET, front shards " << cfg.front_shards
