@@ -2,15 +2,25 @@
 //
 // `runtime_config` is a `caf::actor_system_config`: command-line options use
 // CAF's `--name=value` syntax (short forms `-x value`), `--help` prints CAF's
-// generated help text, and programs add their own options with `opt_group`.
+// generated help text on stdout, and programs add their own options with
+// `opt_group`.
+//
+// Validation happens in one place, `parse_args`, before a program binds or
+// prints anything: a value out of range, a contradictory pair, an unknown log
+// level, a stray positional argument or a value CAF cannot parse is refused
+// with one line per problem on stderr,
+//   error: --NAME: what is wrong; accepted values (see --help)
+// and the program exits with code 1.
 #pragma once
 
 #include <caf/actor_system_config.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace shardwire {
 
@@ -18,7 +28,8 @@ class runtime_config : public caf::actor_system_config {
 public:
   runtime_config();
 
-  /// Number of shards; 0 means one per hardware thread.
+  /// Number of shards; 0 means one per hardware thread. At most
+  /// `max_shards()`.
   size_t shards = 0;
 
   /// Messages a pinned actor handles per resume before yielding its shard.
@@ -29,9 +40,15 @@ public:
 
   /// Read back-pressure: a transport stops reading while more than
   /// `read_high_water` bytes of `data` sit unprocessed at its protocol, and
-  /// resumes at `read_low_water`.
+  /// resumes at `read_low_water` (which must not exceed the high mark).
   size_t read_high_water = 1024 * 1024;
   size_t read_low_water = 256 * 1024;
+
+  /// Hard cap on one stream transport's write buffer: a write that takes the
+  /// unsent bytes past it aborts the connection, whose protocol gets
+  /// `lost{sw_errc::write_buffer_overflow}` (see docs/flow-control.md).
+  /// 0 = no cap.
+  size_t write_buffer_cap = 64 * 1024 * 1024;
 
   /// Deliver messages between idle co-located pinned actors synchronously
   /// (see pinned.hpp). Default on; the environment variable
@@ -49,9 +66,34 @@ public:
   size_t effective_shards() const;
 };
 
-/// Parses the command line into `cfg`. Returns nothing to continue, or the
-/// exit code the program should return now: 0 after `--help` printed CAF's
-/// help text, 1 (with a message on stderr) for a bad option.
-std::optional<int> parse_args(runtime_config& cfg, int argc, char** argv);
+/// The largest shard count `--shards` accepts on this machine: 16 per
+/// hardware thread, and no more than the open-file limit allows (each shard
+/// holds a few descriptors; at most a sixteenth of the limit goes to them so
+/// that connections keep the rest).
+size_t max_shards();
+
+/// Prints `error: --NAME: MESSAGE (see --help)` on stderr unless `ok`, and
+/// returns `ok`. For program-specific checks inside a `parse_args`
+/// validator: `return check_option(port != 0, "port", "must be 1-65535");`.
+bool check_option(bool ok, std::string_view name, std::string_view message);
+
+/// Checks the options every shardwire program has (shards, log level, read
+/// watermarks, ...); prints one error line per problem, returns true if none.
+bool validate_runtime_options(const runtime_config& cfg);
+
+/// Parses the command line into `cfg` with CAF's parser and validates it.
+/// Returns nothing to continue, or the exit code the program should return
+/// now: 0 after `--help` printed CAF's help text (on stdout), 1 after error
+/// lines on stderr for a value CAF cannot parse, a stray positional
+/// argument, or a value `validate` refuses (it prints its own lines, with
+/// `check_option`, and returns false). Works for any CAF config; for a
+/// `runtime_config` use the overload below, which adds the runtime checks.
+std::optional<int> parse_options(caf::actor_system_config& cfg, int argc,
+                                 char** argv,
+                                 const std::function<bool()>& validate = {});
+
+/// `parse_options` plus `validate_runtime_options`.
+std::optional<int> parse_args(runtime_config& cfg, int argc, char** argv,
+                              const std::function<bool()>& validate = {});
 
 } // namespace shardwire

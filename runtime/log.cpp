@@ -31,12 +31,13 @@ void set_level(level x) noexcept {
   global_level.store(static_cast<int>(x), std::memory_order_relaxed);
 }
 
-level parse_level(std::string_view name) noexcept {
+std::optional<level> parse_level(std::string_view name) noexcept {
   if (name == "quiet") return level::quiet;
   if (name == "error") return level::error;
+  if (name == "warning") return level::warning;
   if (name == "info") return level::info;
   if (name == "debug") return level::debug;
-  return level::warning;
+  return std::nullopt;
 }
 
 void write(level lvl, std::string_view line) {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,8 +28,9 @@ level current() noexcept;
 /// Sets the global level; lines above it are discarded cheaply.
 void set_level(level x) noexcept;
 
-/// Parses "quiet", "error", "warning", "info" or "debug"; unknown -> warning.
-level parse_level(std::string_view name) noexcept;
+/// Parses "quiet", "error", "warning", "info" or "debug"; nothing for any
+/// other text (parse_args refuses it before a runtime starts).
+std::optional<level> parse_level(std::string_view name) noexcept;
 
 /// Writes one line (already formatted) at `lvl`.
 void write(level lvl, std::string_view line);

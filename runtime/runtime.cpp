@@ -5,6 +5,8 @@
 #include <caf/exit_reason.hpp>
 
 #include <csignal>
+#include <string>
+#include <system_error>
 #include <semaphore.h>
 
 namespace shardwire {
@@ -40,18 +42,28 @@ void ensure_stop_setup() {
 } // namespace
 
 runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
-  log::set_level(log::parse_level(cfg.log_level));
+  log::set_level(log::parse_level(cfg.log_level).value_or(log::level::warning));
   // A peer that closes while we write must produce EPIPE, not kill the
   // process (Python ignores SIGPIPE for the same reason).
   std::signal(SIGPIPE, SIG_IGN);
   auto n = cfg.effective_shards();
   shards_.reserve(n);
-  for (size_t i = 0; i < n; ++i)
-    shards_.emplace_back(
-        std::make_unique<shard>(system_, i, cfg.max_throughput));
-  for (auto& s : shards_) {
-    s->set_fast_path(cfg.fast_path);
-    s->start();
+  size_t i = 0;
+  try {
+    for (; i < n; ++i) {
+      shards_.emplace_back(
+          std::make_unique<shard>(system_, i, cfg.max_throughput));
+      shards_.back()->set_fast_path(cfg.fast_path);
+      shards_.back()->start();
+    }
+  } catch (const std::system_error& e) {
+    // Typically EMFILE: each shard needs a few descriptors. The shards
+    // started so far hold no actors yet; stopping them joins their threads.
+    shards_.clear();
+    throw std::system_error(e.code(), "cannot start shard " +
+                                          std::to_string(i + 1) + " of " +
+                                          std::to_string(n) + " (" +
+                                          e.what() + ")");
   }
 }
 

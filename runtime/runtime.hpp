@@ -25,7 +25,10 @@ namespace shardwire {
 class runtime {
 public:
   /// Starts the actor system and `cfg.effective_shards()` shards. `cfg` must
-  /// outlive the runtime (CAF keeps a reference to it).
+  /// outlive the runtime (CAF keeps a reference to it). Throws
+  /// `std::system_error` naming the shard when one cannot start (typically
+  /// EMFILE: each shard needs a few descriptors); the shards started before
+  /// it are stopped and joined first, so nothing is left running.
   explicit runtime(runtime_config& cfg);
   ~runtime();
 

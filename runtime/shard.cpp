@@ -215,7 +215,12 @@ void shard::start() {
   std::promise<void> ready;
   auto started = ready.get_future();
   thread_ = std::thread{[this, &ready] { run_thread(ready); }};
-  started.wait();
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join(); // the thread ends at once after a failed setup
+    throw;
+  }
 }
 
 void shard::run_thread(std::promise<void>& ready) {
@@ -228,11 +233,16 @@ void shard::run_thread(std::promise<void>& ready) {
   // plentiful: made on first use, it could be the one descriptor an accept
   // under EMFILE pressure leaves no room for, failing every connection the
   // shard gets until the pressure ends (accept_emfile_test).
+  // Without it the shard cannot serve a socket: the start fails (the
+  // runtime reports it) rather than every later connection.
   try {
     poller();
-  } catch (const std::exception& e) {
-    log::error("shard ", id_, ": no readiness poller yet (", e.what(),
-               "); trying again on first use");
+  } catch (...) {
+    sys_.thread_terminates();
+    detail::spares = nullptr;
+    current_shard = nullptr;
+    ready.set_exception(std::current_exception()); // `ready` is gone now
+    return;
   }
   ready.set_value(); // `ready` is gone after this
   auto guard = asio::make_work_guard(io_);

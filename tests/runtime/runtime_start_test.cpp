@@ -1,0 +1,85 @@
+// runtime/runtime.hpp: a runtime that cannot start all its shards fails
+// with an error naming the shard, and leaves nothing running behind it.
+#include "runtime/runtime.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <string>
+#include <sys/resource.h>
+#include <system_error>
+
+using namespace shardwire;
+
+namespace {
+
+size_t open_fds() {
+  size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr)
+      ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+size_t thread_count() {
+  size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (::readdir(d) != nullptr)
+      ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// Lowers the soft open-file limit for the life of the object.
+class fd_limit {
+public:
+  explicit fd_limit(rlim_t soft) {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit rl = saved_;
+    rl.rlim_cur = soft;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ~fd_limit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+
+private:
+  rlimit saved_{};
+};
+
+} // namespace
+
+TEST_CASE("a runtime whose shards run out of descriptors fails cleanly") {
+  runtime_config cfg;
+  cfg.shards = 8;
+  // CAF's actor system takes a few descriptors of its own; the room left
+  // is enough for some shards but not for eight.
+  auto fds_before = open_fds();
+  auto threads_before = thread_count();
+  std::string what;
+  {
+    fd_limit limit{static_cast<rlim_t>(fds_before + 12)};
+    try {
+      runtime rt{cfg};
+      FAIL("eight shards started with 12 spare descriptors");
+    } catch (const std::system_error& e) {
+      what = e.what();
+      CHECK(e.code().value() == EMFILE);
+    }
+  }
+  INFO(what);
+  CHECK(what.find("cannot start shard") != std::string::npos);
+  CHECK(what.find(" of 8") != std::string::npos);
+  // Every descriptor and shard thread of the failed start is gone (CAF's
+  // own threads are stopped with its actor system).
+  CHECK(open_fds() == fds_before);
+  CHECK(thread_count() == threads_before);
+}
+
+TEST_CASE("the same configuration starts once descriptors are available") {
+  runtime_config cfg;
+  cfg.shards = 8;
+  runtime rt{cfg};
+  CHECK(rt.shard_count() == 8);
+}
