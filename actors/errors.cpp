@@ -41,6 +41,8 @@ std::string to_string(sw_errc x) {
     return "incompatible_node";
   case sw_errc::unknown_service:
     return "unknown_service";
+  case sw_errc::write_buffer_overflow:
+    return "write_buffer_overflow";
   }
   return "unknown";
 }

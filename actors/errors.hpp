@@ -52,6 +52,11 @@ enum class sw_errc : uint8_t {
   incompatible_node,
   /// A node has no actor published under the name asked for.
   unknown_service,
+  /// A stream transport's unsent bytes passed its hard cap
+  /// (`--shardwire.write-buffer-cap`): the peer does not read as fast as the
+  /// protocol writes, and the protocol did not stop on `pause`. The
+  /// connection was aborted.
+  write_buffer_overflow,
 };
 
 std::string to_string(sw_errc x);

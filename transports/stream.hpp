@@ -26,11 +26,18 @@ struct connection {
 /// keep it short, never block in it.
 using connect_callback = std::function<void(caf::expected<connection>)>;
 
-/// Per-transport settings, taken from the runtime's configuration.
+/// Per-transport settings, taken from the runtime's configuration (and, for
+/// `reads_follow_writes`, from the server or connect options).
 struct stream_settings {
   size_t read_chunk_size = 16 * 1024;
   size_t read_high_water = 1024 * 1024;
   size_t read_low_water = 256 * 1024;
+  /// Unsent bytes past which the connection is aborted with
+  /// `sw_errc::write_buffer_overflow`; 0 = no cap.
+  uint64_t write_buffer_cap = 0;
+  /// Reading stops while the transport's writes are paused (its write
+  /// buffer is above the high-water mark) and resumes with them.
+  bool reads_follow_writes = false;
 
   static stream_settings from(const runtime& rt);
 };

@@ -20,9 +20,10 @@ shard& choose(runtime& rt, const caf::optional<size_t>& which) {
 void async_create_connection(runtime& rt, connect_options opts,
                              protocol_factory factory, connect_callback done) {
   detail::tcp_target target{opts.host, opts.port, opts.family, opts.timeout};
+  auto settings = stream_settings::from(rt);
+  settings.reads_follow_writes = opts.reads_follow_writes;
   detail::start_tcp_connect(choose(rt, opts.shard), std::move(target),
-                            std::move(factory), stream_settings::from(rt),
-                            std::move(done));
+                            std::move(factory), settings, std::move(done));
 }
 
 caf::expected<connection> create_connection(runtime& rt, connect_options opts,
@@ -64,8 +65,10 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
   server result;
   for (auto& s : socks)
     result.sockets.push_back(s.address);
+  auto settings = stream_settings::from(rt);
+  settings.reads_follow_writes = opts.reads_follow_writes;
   detail::listener_settings ls{"tcp", opts.backlog, opts.start_serving,
-                               stream_settings::from(rt)};
+                               settings};
   auto& home = rt.shard_at(opts.listener_shard % rt.shard_count());
   result.actor = spawn_on<detail::listener>(home, &rt, std::move(socks),
                                             std::move(factory), std::move(ls));

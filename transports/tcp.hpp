@@ -23,6 +23,12 @@ struct connect_options {
   std::chrono::milliseconds timeout{0};
   /// Shard for the connection; default: the least loaded.
   caf::optional<size_t> shard;
+  /// Reads follow writes: while a connection's write buffer is above its
+  /// high-water mark (its protocol got `pause`), its transport reads
+  /// nothing, and it reads again with `resume`. What an echo, a proxy or a
+  /// request/response protocol wants: a peer that sends without reading
+  /// then fills its own socket buffers instead of this process's memory.
+  bool reads_follow_writes = false;
 };
 
 /// Resolves and connects, then creates transport and protocol on one shard.
@@ -52,6 +58,12 @@ struct server_options {
   bool start_serving = true;
   /// Shard the listener actor runs on.
   size_t listener_shard = 0;
+  /// Reads follow writes: while an accepted connection's write buffer is above its
+  /// high-water mark (its protocol got `pause`), its transport reads
+  /// nothing, and it reads again with `resume`. What an echo, a proxy or a
+  /// request/response protocol wants: a peer that sends without reading
+  /// then fills its own socket buffers instead of this process's memory.
+  bool reads_follow_writes = false;
 };
 
 /// A running server: its actor (see `server_actor` in actors/messages.hpp)

@@ -78,8 +78,10 @@ caf::expected<server> create_unix_server(runtime& rt, protocol_factory factory,
       *fd, detail::local_endpoint(*fd), abstract ? std::string{} : opts.path});
   server result;
   result.sockets.push_back(socks.front().address);
+  auto settings = stream_settings::from(rt);
+  settings.reads_follow_writes = opts.reads_follow_writes;
   detail::listener_settings ls{"unix", opts.backlog, opts.start_serving,
-                               stream_settings::from(rt)};
+                               settings};
   auto& home = rt.shard_at(opts.listener_shard % rt.shard_count());
   result.actor = spawn_on<detail::listener>(home, &rt, std::move(socks),
                                             std::move(factory), std::move(ls));

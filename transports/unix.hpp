@@ -12,6 +12,8 @@ struct unix_server_options {
   int backlog = 100;
   bool start_serving = true;
   size_t listener_shard = 0;
+  /// See `server_options::reads_follow_writes`.
+  bool reads_follow_writes = false;
 };
 
 /// Connects to the socket at `path`; see `async_create_connection`.

@@ -25,6 +25,7 @@ stream_settings stream_settings::from(const runtime& rt) {
   s.read_chunk_size = cfg.read_chunk_size;
   s.read_high_water = cfg.read_high_water;
   s.read_low_water = std::min(cfg.read_low_water, cfg.read_high_water);
+  s.write_buffer_cap = cfg.write_buffer_cap;
   return s;
 }
 
@@ -85,9 +86,10 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    stream_direction direction)
     : pinned(cfg),
       startup_(new startup{std::move(factory), settings, std::move(done)}),
-      fd_(fd), next_read_size_(static_cast<uint32_t>(std::clamp(
+      write_cap_(settings.write_buffer_cap), fd_(fd), next_read_size_(static_cast<uint32_t>(std::clamp(
                    settings.read_chunk_size, min_read_size, max_read_size))) {
   kind_ = &intern_kind(kind);
+  reads_follow_writes_ = settings.reads_follow_writes;
   direction_ = direction;
   never_uses_receive_timeouts(); // its behavior has no `after` clause
 }
@@ -334,7 +336,8 @@ void stream_transport::on_close_draining() {
 
 bool stream_transport::should_read() const noexcept {
   return direction_ != stream_direction::write_only && started_ &&
-         !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_;
+         !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_ &&
+         !(reads_follow_writes_ && write_paused_);
 }
 
 void stream_transport::update_reading() {
@@ -474,9 +477,30 @@ caf::result<void> stream_transport::enqueue_write(const buffer* parts, size_t n,
   }
   if (!wq_.empty()) {
     arm_write();
-    check_pause();
+    after_queue_grew();
   }
   return caf::unit;
+}
+
+void stream_transport::after_queue_grew() {
+  if (write_cap_ != 0 && wq_.bytes() > write_cap_) {
+    // A protocol that ignores `pause` against a peer that does not read
+    // would grow this queue without bound: end it here, loudly.
+    auto queued = wq_.bytes();
+    log::warning("transport fd ", fd_, " (", *kind_, "): write buffer at ",
+                 queued, " bytes passed its cap of ", write_cap_,
+                 "; connection aborted");
+    finish(make_error(sw_errc::write_buffer_overflow,
+                      std::to_string(queued) +
+                          " unsent bytes passed the write buffer cap of " +
+                          std::to_string(write_cap_) +
+                          " (--shardwire.write-buffer-cap): the peer does "
+                          "not read and the protocol ignored pause"));
+    return;
+  }
+  check_pause();
+  // Reading stops with the next readiness check (on_readable asks
+  // should_read first); no interest change is needed until then.
 }
 
 void stream_transport::arm_write() {
@@ -529,7 +553,9 @@ void stream_transport::flush() {
       break;
     }
   }
+  bool was_paused = write_paused_;
   check_resume();
+  if (reads_follow_writes_ && was_paused && !write_paused_) update_reading();
   if (wq_.empty())
     after_drain();
   else

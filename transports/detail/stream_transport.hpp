@@ -114,6 +114,9 @@ private:
   void arm_write();
   void flush();
   void after_drain();
+  /// After the queue grew: `pause` above high (and, when reads follow
+  /// writes, stop reading), abort past the hard cap.
+  void after_queue_grew();
   void warn_dropped_write();
   transport_info make_info() const;
 
@@ -140,6 +143,8 @@ private:
   const std::string* kind_;
   read_credit_ptr credit_;
   write_queue wq_;
+  // Hard cap on wq_.bytes(); 0 = none.
+  uint64_t write_cap_ = 0;
 
   // The small fields together, so they pack into three words (every idle
   // connection carries them).
@@ -158,6 +163,7 @@ private:
   bool eof_requested_ = false; // write_eof called
   bool eof_sent_ = false;      // SHUT_WR done
   bool is_socket_ = true;
+  bool reads_follow_writes_ = false; // no reading while writes are paused
   stream_direction direction_ = stream_direction::both;
 };
 
