@@ -245,10 +245,16 @@ bool validate_runtime_options(const runtime_config& cfg) {
                          " is above --shardwire.read-high-water (" +
                          std::to_string(cfg.read_high_water) +
                          "); the low mark must not exceed the high mark");
-  ok &= check_option(cfg.write_buffer_cap <= max_bytes,
+  // Below asyncio's default high-water mark the cap would abort
+  // connections before their protocols were ever told to pause.
+  constexpr size_t min_cap = 64 * 1024;
+  ok &= check_option(cfg.write_buffer_cap == 0 ||
+                         (cfg.write_buffer_cap >= min_cap &&
+                          cfg.write_buffer_cap <= max_bytes),
                      "shardwire.write-buffer-cap",
                      std::to_string(cfg.write_buffer_cap) +
-                         " is out of range; accepted 0 (no cap) to " +
+                         " is out of range; accepted 0 (no cap) or " +
+                         std::to_string(min_cap) + " to " +
                          std::to_string(max_bytes) + " bytes");
   ok &= check_range(cfg.shutdown_grace_ms, 0, 3'600'000,
                     "shardwire.shutdown-grace-ms", " ms");

@@ -208,3 +208,17 @@ TEST_CASE("a validator that accepts lets the program continue") {
   CHECK_FALSE(r.rc);
   CHECK(r.err.empty());
 }
+
+TEST_CASE("a write buffer cap below the default high-water mark is refused") {
+  {
+    runtime_config cfg;
+    auto r = parse_captured(cfg, {"--shardwire.write-buffer-cap=1000"});
+    CHECK(r.rc == 1);
+    CHECK(contains(r.err, "error: --shardwire.write-buffer-cap: 1000"));
+  }
+  for (auto ok : {"0", "65536", "1073741824"}) {
+    runtime_config cfg;
+    auto r = parse_captured(cfg, {std::string{"--shardwire.write-buffer-cap="} + ok});
+    CHECK_FALSE(r.rc);
+  }
+}
