@@ -13,9 +13,10 @@ using namespace shardwire;
 
 namespace {
 
-size_t open_fds() {
+// Entries in a /proc/self directory (fd, task), "." and ".." included.
+size_t entries(const char* dir) {
   size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
+  if (DIR* d = ::opendir(dir)) {
     while (::readdir(d) != nullptr)
       ++n;
     ::closedir(d);
@@ -23,14 +24,12 @@ size_t open_fds() {
   return n;
 }
 
+size_t open_fds() {
+  return entries("/proc/self/fd");
+}
+
 size_t thread_count() {
-  size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/task")) {
-    while (::readdir(d) != nullptr)
-      ++n;
-    ::closedir(d);
-  }
-  return n;
+  return entries("/proc/self/task");
 }
 
 // Lowers the soft open-file limit for the life of the object.

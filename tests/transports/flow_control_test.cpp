@@ -68,6 +68,24 @@ std::string read_n(int fd, size_t n) {
   return out;
 }
 
+/// A transport over one end of a socketpair whose other end (`peer`) the
+/// test drives; the transport's protocol records into `log`.
+struct pair_connection {
+  explicit pair_connection(runtime& rt) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    peer = sv[1];
+    auto c = connect_accepted_socket(rt, sv[0], recorder(log));
+    REQUIRE(c);
+    transport = c->transport;
+  }
+  ~pair_connection() { raw_close(peer); }
+
+  event_log_ptr log = std::make_shared<event_log>();
+  transport_actor transport;
+  int peer = -1;
+};
+
 struct echo_run {
   size_t sent = 0;
   uint64_t write_buffer = 0;
@@ -135,15 +153,12 @@ TEST_CASE("a write buffer past its hard cap aborts the connection with "
           "write_buffer_overflow") {
   constexpr size_t cap = 1024 * 1024;
   runtime_fixture fx{2, [](test_config& cfg) { cfg.write_buffer_cap = cap; }};
-  int sv[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  auto log = std::make_shared<event_log>();
-  auto conn = connect_accepted_socket(*fx.rt, sv[0], recorder(log));
-  REQUIRE(conn);
-  // The peer (sv[1]) never reads; the writer ignores `pause`.
+  pair_connection pc{*fx.rt};
+  auto& log = pc.log;
+  // The peer never reads; the writer ignores `pause`.
   auto chunk = buffer::copy_of(pattern(128 * 1024));
   for (int i = 0; i < 200 && log->count("lost", true) == 0; ++i)
-    caf::anon_send(conn->transport, shardwire::write{chunk});
+    caf::anon_send(pc.transport, shardwire::write{chunk});
   REQUIRE(log->wait_for_event("lost", true));
   auto evs = log->events();
   INFO(evs.back());
@@ -152,26 +167,20 @@ TEST_CASE("a write buffer past its hard cap aborts the connection with "
   // The protocol was told to stop first.
   CHECK(log->count("pause") == 1);
   // Nothing follows `lost`, and the transport is gone.
-  auto st = ask<transport_status>(*fx.rt, conn->transport, get_status{});
+  auto st = ask<transport_status>(*fx.rt, pc.transport, get_status{});
   CHECK_FALSE(st);
-  raw_close(sv[1]);
 }
 
 TEST_CASE("below the cap a slow peer loses nothing") {
   constexpr size_t cap = 8 * 1024 * 1024;
   runtime_fixture fx{2, [](test_config& cfg) { cfg.write_buffer_cap = cap; }};
-  int sv[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-  auto log = std::make_shared<event_log>();
-  auto conn = connect_accepted_socket(*fx.rt, sv[0], recorder(log));
-  REQUIRE(conn);
+  pair_connection pc{*fx.rt};
   auto payload = pattern(4 * 1024 * 1024);
-  caf::anon_send(conn->transport,
-                 shardwire::write{buffer::copy_of(payload)});
-  caf::anon_send(conn->transport, shardwire::close{});
-  REQUIRE(::fcntl(sv[1], F_SETFL, ::fcntl(sv[1], F_GETFL) | O_NONBLOCK) == 0);
-  CHECK(read_n(sv[1], payload.size()) == payload);
-  REQUIRE(log->wait_for_event("lost", true));
-  CHECK(log->events().back() == "lost");
-  raw_close(sv[1]);
+  caf::anon_send(pc.transport, shardwire::write{buffer::copy_of(payload)});
+  caf::anon_send(pc.transport, shardwire::close{});
+  REQUIRE(::fcntl(pc.peer, F_SETFL, ::fcntl(pc.peer, F_GETFL) | O_NONBLOCK) ==
+          0);
+  CHECK(read_n(pc.peer, payload.size()) == payload);
+  REQUIRE(pc.log->wait_for_event("lost", true));
+  CHECK(pc.log->events().back() == "lost");
 }
