@@ -7,6 +7,8 @@
 #   make test    deps + build, then the whole test suite with CTest
 #   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
 #   make bench   deps + build, then run build/bench/echo_bench (when it exists)
+#   make soak    deps + build, then the soak run (tests/soak, docs/soak.md):
+#                demo servers under random clients and faults, SOAK_SECONDS
 #   make format  clang-format -i over every source folder
 #   make clean   remove build/ and build-asan/
 #
@@ -31,6 +33,11 @@ CTEST_TIMEOUT ?= 300
 CTEST_ARGS    ?=
 DEMO_ARGS     ?=
 BENCH_ARGS    ?=
+# Soak run length in seconds (CTest's soak_test runs 60) and extra
+# arguments of tests/soak/run_soak.py (e.g. SOAK_ARGS='--seed=7 --scale=2').
+SOAK_SECONDS  ?= 1800
+SOAK_ARGS     ?=
+
 
 # Exactly what a fresh Debian 12 needs to build and test shardwire.
 PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3
@@ -97,6 +104,12 @@ bench: build
 	  echo "bench: $(BUILD_DIR)/bench/echo_bench not built yet (no echo_bench" \
 	       "target in bench/CMakeLists.txt); nothing to run"; \
 	fi
+
+.PHONY: soak
+soak: build
+	python3 tests/soak/run_soak.py --build-dir $(BUILD_DIR) \
+	  --seconds $(SOAK_SECONDS) --report $(BUILD_DIR)/soak-report.json \
+	  $(SOAK_ARGS)
 
 format:
 	@command -v clang-format >/dev/null 2>&1 || { \

@@ -67,24 +67,32 @@ struct direction_options {
              "swallow data and EOF, keep the connection open");
   }
 
-  caf::error apply(fault_spec& spec) const {
-    auto set = [&](const char* key, std::string value) {
-      return set_fault(spec, key, value);
-    };
-    for (auto err : {set("latency-ms", std::to_string(latency_ms)),
-                     set("jitter-ms", std::to_string(jitter_ms)),
-                     set("bandwidth", std::to_string(bandwidth)),
-                     set("slice-max", std::to_string(slice_max)),
-                     set("slice-min", std::to_string(slice_min)),
-                     set("slice-delay-us", std::to_string(slice_delay_us)),
-                     set("cut-after", std::to_string(cut_after)),
-                     set("reset-after", std::to_string(reset_after)),
-                     set("reset-after-ms", std::to_string(reset_after_ms)),
-                     set("black-hole", black_hole ? "1" : "0")})
-      if (err) return err;
-    return {};
+  /// Sets every field of `spec`; prints `error: --CATEGORY.KEY: ...` for
+  /// each value set_fault refuses and returns false if there was one.
+  bool apply(fault_spec& spec, std::string_view category) const {
+    std::pair<const char*, std::string> fields[] = {
+        {"latency-ms", std::to_string(latency_ms)},
+        {"jitter-ms", std::to_string(jitter_ms)},
+        {"bandwidth", std::to_string(bandwidth)},
+        {"slice-max", std::to_string(slice_max)},
+        {"slice-min", std::to_string(slice_min)},
+        {"slice-delay-us", std::to_string(slice_delay_us)},
+        {"cut-after", std::to_string(cut_after)},
+        {"reset-after", std::to_string(reset_after)},
+        {"reset-after-ms", std::to_string(reset_after_ms)},
+        {"black-hole", black_hole ? "1" : "0"}};
+    bool ok = true;
+    for (auto& [key, value] : fields)
+      if (auto err = set_fault(spec, key, value))
+        ok &= check_option(false, std::string{category} + "." + key,
+                           describe(err));
+    return ok;
   }
 };
+
+// Bound of --connect-timeout-ms: a day, far below where the milliseconds
+// would overflow.
+constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
 
 struct proxy_config : config {
   std::string listen = "127.0.0.1:0";
@@ -132,7 +140,7 @@ struct proxy_config : config {
   }
 };
 
-/// Splits "host:port" / "[v6]:port".
+/// Splits "host:port" / "[v6]:port"; the host must not be empty.
 std::optional<std::pair<std::string, uint16_t>>
 split_host_port(const std::string& s) {
   auto colon = s.rfind(':');
@@ -140,6 +148,7 @@ split_host_port(const std::string& s) {
   auto host = s.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
+  if (host.empty()) return std::nullopt;
   try {
     size_t used = 0;
     auto port = std::stoul(s.substr(colon + 1), &used);
@@ -204,7 +213,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg{argv[i]};
     if (arg == "--help" || arg == "-h" || arg == "-?") {
-      std::cout
+      // On stderr, as every shardwire program's --help (CAF's own text says
+      // so).
+      std::cerr
           << "usage: chaos_proxy --upstream=HOST:PORT [--listen=HOST:PORT]"
              " [options]\n\n"
           << cfg.full_help()
@@ -215,28 +226,45 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
-  auto listen = split_host_port(cfg.listen);
-  auto upstream = split_host_port(cfg.upstream);
-  if (!listen || !upstream) {
-    std::cerr << "error: --listen and --upstream take HOST:PORT (see --help)\n";
-    return 1;
-  }
+  // Every option is checked before anything is bound or printed.
   fault_proxy_options opts;
-  opts.listen_host = listen->first;
-  opts.listen_port = listen->second;
-  opts.upstream_host = upstream->first;
-  opts.upstream_port = upstream->second;
+  std::optional<std::pair<std::string, uint16_t>> control_at;
+  auto validate = [&] {
+    // Checks one HOST:PORT flag, naming it and its value.
+    auto address = [](std::string_view name, const std::string& value) {
+      auto hp = split_host_port(value);
+      check_option(hp.has_value(), name,
+                   value.empty() ? std::string{"required: HOST:PORT"}
+                                 : "expected HOST:PORT (port 0-65535), got '" +
+                                       value + "'");
+      return hp;
+    };
+    auto listen = address("listen", cfg.listen);
+    auto upstream = address("upstream", cfg.upstream);
+    bool ok = listen && upstream;
+    if (!cfg.control.empty()) {
+      control_at = address("control", cfg.control);
+      ok &= control_at.has_value();
+    }
+    if (listen) {
+      opts.listen_host = listen->first;
+      opts.listen_port = listen->second;
+    }
+    if (upstream) {
+      opts.upstream_host = upstream->first;
+      opts.upstream_port = upstream->second;
+    }
+    ok &= check_option(cfg.connect_timeout_ms >= 1 &&
+                           cfg.connect_timeout_ms <= max_timeout_ms,
+                       "connect-timeout-ms",
+                       "must be 1-" + std::to_string(max_timeout_ms));
+    ok &= cfg.up.apply(opts.faults.up, "up");
+    ok &= cfg.down.apply(opts.faults.down, "down");
+    return ok;
+  };
+  if (auto rc = parse_args(cfg, argc, argv, validate)) return *rc;
   opts.seed = cfg.seed;
   opts.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
-  for (auto [dir, name] : {std::pair{&cfg.up, "up"}, {&cfg.down, "down"}}) {
-    auto& spec =
-        std::string_view{name} == "up" ? opts.faults.up : opts.faults.down;
-    if (auto err = dir->apply(spec)) {
-      std::cerr << "error: --" << name << ".*: " << describe(err) << '\n';
-      return 1;
-    }
-  }
   runtime rt{cfg};
   auto proxy = fault_proxy::start(rt, opts);
   if (!proxy) {
@@ -244,29 +272,29 @@ int main(int argc, char** argv) {
               << '\n';
     return 1;
   }
-  say("listening on " + to_string(proxy->address()) + "\n");
-  std::cerr << "relaying to " << cfg.upstream
-            << "; up: " << to_string(opts.faults.up)
-            << "; down: " << to_string(opts.faults.down) << '\n';
+  // The control channel is bound before either address is printed, so a
+  // failure there is not preceded by a "listening on" line.
   std::optional<server> control;
   if (!cfg.control.empty()) {
-    auto where = split_host_port(cfg.control);
-    if (!where) {
-      std::cerr << "error: --control takes HOST:PORT\n";
-      return 1;
-    }
     server_options so;
-    so.hosts = {where->first};
-    so.port = where->second;
+    so.hosts = {control_at->first};
+    so.port = control_at->second;
+    so.reads_follow_writes = true; // request/response
     auto srv = create_server(rt, make_protocol<control_protocol>(&*proxy), so);
     if (!srv) {
-      std::cerr << "error: cannot open the control channel: "
-                << describe(srv.error()) << '\n';
+      std::cerr << "error: cannot open the control channel on "
+                << cfg.control << ": " << describe(srv.error()) << '\n';
+      proxy->stop();
+      rt.shutdown();
       return 1;
     }
     control = *srv;
-    say("control on " + to_string(srv->sockets.front()) + "\n");
   }
+  say("listening on " + to_string(proxy->address()) + "\n");
+  if (control) say("control on " + to_string(control->sockets.front()) + "\n");
+  std::cerr << "relaying to " << cfg.upstream
+            << "; up: " << to_string(opts.faults.up)
+            << "; down: " << to_string(opts.faults.down) << '\n';
   // stdin commands: a thread that polls with a timeout, so it notices the
   // stop and never outlives the proxy it talks to.
   std::atomic<bool> stopping{false};

@@ -9,7 +9,7 @@
 // --stop-timeout-ms, in reverse start order. The summary lists restarts per
 // worker and checks that no worker process is left running.
 //
-//   fleet [--workers=8] [--duration-ms=0] [--seed=0] [--verbose]
+//   fleet [--workers=8 (1-1000)] [--duration-ms=0] [--seed=0] [--verbose]
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -22,10 +22,14 @@
 #include <caf/scoped_actor.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <set>
 #include <thread>
 #include <unistd.h>
 
@@ -33,6 +37,11 @@ using namespace shardwire;
 using namespace std::chrono_literals;
 
 namespace {
+
+// Bounds of the options: enough for any demo run, small enough that no
+// duration overflows std::chrono and no count exhausts the machine.
+constexpr size_t max_workers = 1000;
+constexpr size_t max_ms = 30ull * 24 * 3600 * 1000; // 30 days
 
 struct fleet_config : config {
   size_t workers = 8;
@@ -59,6 +68,49 @@ struct fleet_config : config {
         .add(worker_seed, "worker-seed", "(internal) seed of this worker");
     shards = 1;
   }
+
+  /// Checks the fleet's own options (parse_args' validator).
+  bool validate() const {
+    auto ms_range = "must be 0-" + std::to_string(max_ms);
+    bool ok = check_option(workers >= 1 && workers <= max_workers, "workers",
+                           "must be 1-" + std::to_string(max_workers));
+    ok &= check_option(duration_ms <= max_ms, "duration-ms", ms_range);
+    ok &= check_option(stop_timeout_ms <= max_ms, "stop-timeout-ms", ms_range);
+    ok &= check_option(mean_life_ms >= 1 && mean_life_ms <= max_ms,
+                       "mean-life-ms", "must be 1-" + std::to_string(max_ms));
+    return ok;
+  }
+};
+
+// Calls runtime::request_stop() after `after` unless cancelled first. Its
+// thread waits on a condition variable, not in a sleep, so cancelling (on
+// Ctrl-C) ends it at once and the destructor's join never holds up the exit.
+class stop_timer {
+public:
+  explicit stop_timer(std::chrono::milliseconds after)
+      : thread_{[this, after] {
+          std::unique_lock<std::mutex> lock{mtx_};
+          if (!cv_.wait_for(lock, after, [this] { return cancelled_; }))
+            runtime::request_stop();
+        }} {}
+
+  stop_timer(const stop_timer&) = delete;
+  stop_timer& operator=(const stop_timer&) = delete;
+
+  ~stop_timer() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      cancelled_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool cancelled_ = false;
+  std::thread thread_; // last: starts after the members it uses exist
 };
 
 // -- worker mode --------------------------------------------------------------
@@ -157,12 +209,9 @@ bool process_alive(int32_t pid) {
 
 int main(int argc, char** argv) {
   fleet_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
+    return *rc;
   if (cfg.worker) return run_worker(cfg);
-  if (cfg.workers == 0) {
-    std::cerr << "error: --workers must be at least 1\n";
-    return 2;
-  }
   runtime rt{cfg};
   auto& sys = rt.system();
   auto stats = std::make_shared<fleet_stats>();
@@ -198,13 +247,11 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << describe(sup.error()) << '\n';
     return 1;
   }
-  std::thread timer;
+  std::optional<stop_timer> timer;
   if (cfg.duration_ms > 0)
-    timer = std::thread{[ms = cfg.duration_ms] {
-      std::this_thread::sleep_for(std::chrono::milliseconds{ms});
-      runtime::request_stop();
-    }};
+    timer.emplace(std::chrono::milliseconds{cfg.duration_ms});
   runtime::wait_for_stop_signal();
+  timer.reset(); // Ctrl-C before the duration: the timer ends now
   demo::println("[fleet] stopping");
   caf::error reason;
   {
@@ -217,7 +264,6 @@ int main(int argc, char** argv) {
     self->request(obs, std::chrono::seconds(10), flush_atom::value)
         .receive([](bool) {}, [](caf::error&) {});
   }
-  if (timer.joinable()) timer.join();
   anon_send_exit(obs, caf::exit_reason::user_shutdown);
   uint32_t total = 0;
   size_t left = 0;

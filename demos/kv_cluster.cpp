@@ -24,6 +24,8 @@
 //
 // Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
 // ready. docs/distributed.md explains the model.
+#include "demos/kv_line_protocol.hpp"
+
 #include "actors/errors.hpp"
 #include "actors/node.hpp"
 #include "actors/protocol.hpp"
@@ -35,6 +37,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -44,13 +47,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 using namespace shardwire;
 
 // -- the service's messages ---------------------------------------------------
 
 namespace kv {
 
-enum class op : uint8_t { set, get, del };
+// `op` and the line parser live in kv_line_protocol.hpp (no CAF there, so a
+// fuzz target can use them alone).
 
 /// One request to a storage node.
 struct request {
@@ -104,11 +112,17 @@ namespace {
 
 // -- configuration ------------------------------------------------------------
 
+// The front's request timeout: at least 1 ms (0 would time out every
+// request), at most a day (twice it must fit a caf::timespan).
+constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
+
 struct kv_config : node_config {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string nodes;
   size_t timeout_ms = 2000;
+  /// --nodes, parsed by `validate`.
+  std::vector<service_address> node_addrs;
 
   kv_config() {
     opt_group{custom_options_, "global"}
@@ -121,7 +135,68 @@ struct kv_config : node_config {
     add_message_type<kv::reply>("kv::reply");
     add_message_type<kv::store_actor>("kv::store_actor");
   }
+
+  /// Checks the options of `mode` ("node" or "front") and parses --nodes;
+  /// prints one error line per problem (parse_args' validator).
+  bool validate(const std::string& mode) {
+    if (mode == "node")
+      return check_option(nodes.empty(), "nodes", "only for front mode");
+    bool ok = check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
+                           "timeout-ms",
+                           "must be 1-" + std::to_string(max_timeout_ms));
+    std::string_view rest = nodes;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{}
+                                             : rest.substr(comma + 1);
+      auto addr = parse_service_address(item, "kv");
+      if (!addr)
+        return check_option(false, "nodes", describe(addr.error()));
+      node_addrs.push_back(std::move(*addr));
+    }
+    ok &= check_option(!node_addrs.empty(), "nodes",
+                       "required in front mode: HOST:PORT,HOST:PORT,...");
+    return ok;
+  }
 };
+
+// CAF's middleman reports a failed listen as "tcp socket creation failed"
+// and drops the OS's reason. Binding a socket the way it does (SO_REUSEADDR
+// when `reuse`) finds the reason again; called only to explain a failure, so
+// the race with whatever holds the port does not matter. Empty if the probe
+// binds fine.
+std::string bind_failure_reason(const std::string& host, uint16_t port,
+                                bool reuse) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  auto service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(),
+                             service.c_str(), &hints, &res);
+      rc != 0)
+    return std::string{::gai_strerror(rc)} + " (resolving the host)";
+  std::string reason;
+  for (auto* ai = res; ai != nullptr && reason.empty(); ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) {
+      reason = std::string{std::strerror(errno)} + " (socket)";
+      continue;
+    }
+    int one = 1;
+    if (reuse)
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+      reason = std::string{std::strerror(errno)} + " (bind)";
+    else if (::listen(fd, 1) != 0)
+      reason = std::string{std::strerror(errno)} + " (listen)";
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return reason;
+}
 
 // CAF's parser wants --name=value; the documented command lines also use
 // "--name value". Joins those pairs for the options that take a value.
@@ -181,8 +256,10 @@ int run_node(kv_config& cfg) {
     n.add("kv", kv_store);
     auto port = n.publish(cfg.port, cfg.host);
     if (!port) {
+      auto why = bind_failure_reason(cfg.host, cfg.port, true);
       std::cerr << "error: cannot publish on " << cfg.host << ":" << cfg.port
-                << ": " << describe(port.error()) << '\n';
+                << ": " << (why.empty() ? describe(port.error()) : why)
+                << '\n';
       rc = 1;
     } else {
       std::cerr << "Serving kv node on " << cfg.host << ":" << *port
@@ -281,58 +358,49 @@ public:
       : links_(std::move(links)), timeout_(timeout) {}
 
   void data_received(const buffer& bytes) override {
-    in_.append(bytes.view());
-    size_t start = 0;
-    for (;;) {
-      auto nl = in_.find('\n', start);
-      if (nl == std::string::npos) break;
-      auto line = std::string_view{in_}.substr(start, nl - start);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      on_line(line);
-      start = nl + 1;
-    }
-    in_.erase(0, start);
-    if (in_.size() > max_line) {
-      transport().write(std::string_view{"ERR line too long\n"});
-      transport().close();
+    if (too_long_) return; // closing once the earlier replies are out
+    bool fits = lines_.feed(bytes.view(),
+                            [this](std::string_view line) { on_line(line); });
+    if (!fits) {
+      // Answers what came before the long line, then the error, then closes.
+      push_ready("ERR line too long");
+      too_long_ = true;
     }
     flush();
   }
 
-private:
-  static constexpr size_t max_line = 64 * 1024;
+  /// The client half-closed: every request that arrived before is still
+  /// answered (an unterminated last line counts as a line), then the
+  /// connection closes once the last reply is written.
+  bool eof_received() override {
+    if (!too_long_)
+      lines_.finish([this](std::string_view line) { on_line(line); });
+    flush();
+    // Returning false closes the transport now (after the writes above);
+    // otherwise the flush after the last reply closes it.
+    eof_ = true;
+    return !slots_.empty();
+  }
 
+private:
   struct slot {
     bool ready = false;
     std::string text;
   };
 
   void on_line(std::string_view line) {
-    auto word = [&line]() {
-      auto sp = line.find(' ');
-      auto w = line.substr(0, sp);
-      line = sp == std::string_view::npos ? std::string_view{}
-                                          : line.substr(sp + 1);
-      return w;
-    };
-    auto cmd = word();
-    kv::request req;
-    if (cmd == "SET") {
-      req.what = kv::op::set;
-      req.key = word();
-      req.value = line; // the rest of the line, spaces included
-    } else if (cmd == "GET" || cmd == "DEL") {
-      req.what = cmd == "GET" ? kv::op::get : kv::op::del;
-      req.key = word();
-      if (!line.empty()) req.key.clear(); // extra words: malformed
-    } else if (cmd == "PING" && line.empty()) {
+    if (too_long_ || transport().is_closing()) return;
+    auto parsed = kv::parse_line(line);
+    if (parsed.kind == kv::parsed_line::ping) {
       push_ready("PONG");
       return;
     }
-    if (req.key.empty()) {
+    if (parsed.kind != kv::parsed_line::request) {
       push_ready("ERR bad request");
       return;
     }
+    kv::request req{parsed.what, std::move(parsed.key),
+                    std::move(parsed.value)};
     auto seq = base_ + slots_.size();
     slots_.emplace_back();
     auto what = req.what;
@@ -360,8 +428,10 @@ private:
     flush();
   }
 
-  /// Writes the answered prefix of the queue as one buffer.
+  /// Writes the answered prefix of the queue as one buffer; closes once
+  /// nothing more will be answered (after EOF or a too-long line).
   void flush() {
+    if (transport().is_closing()) return;
     std::string out;
     while (!slots_.empty() && slots_.front().ready) {
       out += slots_.front().text;
@@ -369,37 +439,26 @@ private:
       slots_.pop_front();
       ++base_;
     }
-    if (!out.empty() && !transport().is_closing())
-      transport().write(buffer::adopt(std::move(out)));
+    if (!out.empty()) transport().write(buffer::adopt(std::move(out)));
+    // Nothing more will be asked: close once the last reply is out (close
+    // flushes the writes queued before it).
+    if ((too_long_ || eof_) && slots_.empty()) transport().close();
   }
 
   std::vector<kv::link_actor> links_;
   caf::timespan timeout_;
-  std::string in_;
+  kv::line_reader lines_;
+  /// The client half-closed (eof_received kept the connection open).
+  bool eof_ = false;
+  /// A line passed line_reader's bound: no more requests are read.
+  bool too_long_ = false;
   std::deque<slot> slots_;
   /// Sequence number of slots_.front().
   uint64_t base_ = 0;
 };
 
 int run_front(kv_config& cfg) {
-  std::vector<service_address> addrs;
-  std::string_view rest = cfg.nodes;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    auto item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{}
-                                           : rest.substr(comma + 1);
-    auto addr = parse_service_address(item, "kv");
-    if (!addr) {
-      std::cerr << "error: --nodes: " << describe(addr.error()) << '\n';
-      return 1;
-    }
-    addrs.push_back(std::move(*addr));
-  }
-  if (addrs.empty()) {
-    std::cerr << "error: front needs --nodes HOST:PORT,... (see --help)\n";
-    return 1;
-  }
+  const auto& addrs = cfg.node_addrs;
   runtime rt{cfg};
   auto& sys = rt.system();
   auto timeout = caf::timespan{std::chrono::milliseconds(cfg.timeout_ms)};
@@ -413,6 +472,9 @@ int run_front(kv_config& cfg) {
   server_options opts;
   opts.hosts = {cfg.host};
   opts.port = cfg.port;
+  // Request/response: a client that pipelines without reading the replies
+  // is not read further until it does, so it cannot grow the front.
+  opts.reads_follow_writes = true;
   auto srv =
       create_server(rt, make_protocol<front_protocol>(links, timeout), opts);
   int rc = 0;
@@ -453,7 +515,7 @@ int main(int argc, char** argv) {
   }
   std::string mode = argv[1];
   if (mode == "--help" || mode == "-h") {
-    usage(std::cout);
+    usage(std::cerr); // --help goes to stderr in every shardwire program
     return 0;
   }
   if (mode != "node" && mode != "front") {
@@ -467,7 +529,8 @@ int main(int argc, char** argv) {
   for (auto& a : args)
     cargs.push_back(a.data());
   kv_config cfg;
-  if (auto rc = parse_args(cfg, static_cast<int>(cargs.size()), cargs.data()))
+  if (auto rc = parse_args(cfg, static_cast<int>(cargs.size()), cargs.data(),
+                           [&] { return cfg.validate(mode); }))
     return *rc;
   return mode == "node" ? run_node(cfg) : run_front(cfg);
 }

@@ -10,7 +10,7 @@
 // a verdict: every client got an answer to each of its requests, in order,
 // exactly once. The same --seed prints the same output, byte for byte.
 //
-//   netsim_demo [--seed=N] [--requests=N] [--trace]
+//   netsim_demo [--seed=N] [--requests=N (0-1000000)] [--trace]
 #include "actors/config.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/config.hpp"
@@ -28,6 +28,11 @@ using namespace shardwire;
 using namespace std::chrono_literals;
 
 namespace {
+
+// A count above what the 60 s tick cap lets a client finish (one request
+// per 200 ms, so about 290) ends in a FAIL verdict, not an error; the bound
+// only refuses absurd values.
+constexpr int max_requests = 1000000;
 
 struct demo_config : config {
   uint64_t seed = 1;
@@ -59,6 +64,31 @@ private:
   std::string buf_;
 };
 
+// The timeline printed at the end. Shared (not a local of main) because
+// client connections outlive main's loop: the network kills them in its
+// destructor, and their connection_lost still reports. Once `close`d it
+// records nothing and no longer reads the network's clock, so it is safe to
+// use while and after the network is destroyed.
+class timeline {
+public:
+  explicit timeline(const sim::network& net) : net_(&net) {}
+
+  void add(const std::string& what) {
+    if (net_)
+      lines_.push_back("[" + sim::format_time(net_->now()) + "] " + what);
+  }
+
+  /// Stops recording; returns the lines recorded so far.
+  std::vector<std::string> close() {
+    net_ = nullptr;
+    return std::move(lines_);
+  }
+
+private:
+  const sim::network* net_;
+  std::vector<std::string> lines_;
+};
+
 // What a client has seen, shared by its successive connections.
 struct client_book {
   std::string name;
@@ -67,8 +97,10 @@ struct client_book {
   int connections = 0;
   bool done = false;
   bool connected = false;
-  std::vector<std::string>* timeline = nullptr;
-  sim::network* net = nullptr;
+  /// Set when the run ends: the client sends nothing more and closes, so no
+  /// timer of its is pending when the network is destroyed.
+  bool stopped = false;
+  std::shared_ptr<timeline> log;
 };
 
 // A client connection: sends the next unanswered request every 200 ms.
@@ -80,6 +112,11 @@ public:
   void connection_made(transport_ref&) override {
     book_->connected = true;
     ++book_->connections;
+    if (static_cast<int>(book_->answers.size()) >= total_) {
+      book_->done = true; // --requests=0: nothing to ask
+      transport().close();
+      return;
+    }
     // Resend what was not answered on the previous connection.
     book_->next = static_cast<int>(book_->answers.size());
     send_next();
@@ -103,15 +140,17 @@ public:
 
   void connection_lost(const caf::error& reason) override {
     book_->connected = false;
-    if (!book_->done)
-      book_->timeline->push_back("[" + sim::format_time(book_->net->now()) +
-                                 "] " + book_->name + ": connection lost (" +
-                                 (reason ? "reset" : "closed") +
-                                 "), will reconnect");
+    if (!book_->done && !book_->stopped)
+      book_->log->add(book_->name + ": connection lost (" +
+                      (reason ? "reset" : "closed") + "), will reconnect");
   }
 
 private:
   void send_next() {
+    if (book_->stopped) {
+      transport().close();
+      return;
+    }
     auto k = book_->next++;
     self()->delayed_send(
         transport().handle(), 200ms,
@@ -150,12 +189,17 @@ heartbeat_source(datagram_protocol_actor::pointer self) {
 
 int main(int argc, char** argv) {
   demo_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] {
+        return check_option(cfg.requests >= 0 && cfg.requests <= max_requests,
+                            "requests",
+                            "must be 0-" + std::to_string(max_requests));
+      }))
+    return *rc;
   sim::network net{cfg.seed};
-  std::vector<std::string> timeline;
+  auto log = std::make_shared<timeline>(net);
   auto say = [&](const std::string& what) {
     net.note(what);
-    timeline.push_back("[" + sim::format_time(net.now()) + "] " + what);
+    log->add(what);
   };
   std::vector<std::string> clients{"c1", "c2", "c3"};
   net.add_host("db");
@@ -190,17 +234,14 @@ int main(int argc, char** argv) {
     auto& book = books[c];
     net.async_create_connection(
         {c, "db", 6379, 1s}, make_protocol<kv_client>(book, cfg.requests),
-        [&, c](caf::expected<connection> r) {
-          if (!r)
-            timeline.push_back("[" + sim::format_time(net.now()) + "] " + c +
-                               ": connect failed");
+        [log, c](caf::expected<connection> r) {
+          if (!r) log->add(c + ": connect failed");
         });
   };
   for (auto& c : clients) {
     auto b = std::make_shared<client_book>();
     b->name = c;
-    b->timeline = &timeline;
-    b->net = &net;
+    b->log = log;
     books[c] = b;
     connect(c);
   }
@@ -253,9 +294,14 @@ int main(int argc, char** argv) {
     }
   }
   say("end");
+  // Unfinished clients stop at their next step (within 200 ms of virtual
+  // time plus a round trip) and close; the second lets them.
+  for (auto& [c, b] : books)
+    b->stopped = true;
   net.run_for(1s);
 
-  for (auto& line : timeline)
+  // Connections still open are killed with the network, after this point.
+  for (auto& line : log->close())
     std::cout << line << '\n';
   bool ok = true;
   for (auto& c : clients) {

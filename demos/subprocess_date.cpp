@@ -86,7 +86,11 @@ private:
 
 int main(int argc, char** argv) {
   date_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] {
+        return check_option(!cfg.program.empty(), "program",
+                            "must name a program");
+      }))
+    return *rc;
   runtime rt{cfg};
   auto done = std::make_shared<std::promise<result>>();
   auto finished = done->get_future();

@@ -2,9 +2,11 @@
 //
 // Sends 'Hello World!' in connection_made, prints what comes back, and exits
 // 0 once the server closed the connection. A refused or failed connect
-// prints the error and exits 1.
+// prints the error and exits 1; so does an exchange (connect, echo, close)
+// that takes longer than --timeout-ms, e.g. a server that never answers.
 //
 //   tcp_echo_client [--host=127.0.0.1] [--port=8888] [--message=...]
+//                   [--timeout-ms=10000]
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -13,6 +15,8 @@
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
 
@@ -31,12 +35,35 @@ struct client_config : config {
         .add(host, "host", "server address")
         .add(port, "port,p", "server port")
         .add(message, "message,m", "text to send")
-        .add(timeout_ms, "timeout-ms", "connect timeout in milliseconds");
+        .add(timeout_ms, "timeout-ms",
+             "bound on the whole exchange (connect, echo, close) in ms "
+             "(1-86400000)");
     shards = 1;
   }
+
+  /// Checks the client's own options (parse_args' validator).
+  bool validate() const {
+    bool ok = check_option(port != 0, "port", "must be 1-65535");
+    ok &= check_option(!message.empty(), "message", "must not be empty");
+    ok &= check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
+                       "timeout-ms",
+                       "must be 1-" + std::to_string(max_timeout_ms));
+    return ok;
+  }
+
+  // A day: far below where the milliseconds overflow.
+  static constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
 };
 
-using done_promise = std::shared_ptr<std::promise<void>>;
+/// Shared by main and the protocol, which may outlive main's wait.
+struct exchange_state {
+  std::promise<void> done;
+  /// Set by main when --timeout-ms passed: the connection then ends at
+  /// shutdown, and that end is not the exchange's outcome to print.
+  std::atomic<bool> gave_up{false};
+};
+
+using done_promise = std::shared_ptr<exchange_state>;
 
 class echo_client_protocol : public protocol {
 public:
@@ -53,11 +80,14 @@ public:
   }
 
   void connection_lost(const caf::error& reason) override {
-    if (reason)
+    if (done_->gave_up.load()) {
+      // main already reported the timeout.
+    } else if (reason) {
       demo::println("The connection failed: ", describe(reason));
-    else
+    } else {
       demo::println("The server closed the connection");
-    done_->set_value();
+    }
+    done_->done.set_value();
   }
 
 private:
@@ -69,14 +99,18 @@ private:
 
 int main(int argc, char** argv) {
   client_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
+    return *rc;
+  // One deadline for the whole exchange: connect, echo and close.
+  auto timeout = std::chrono::milliseconds{cfg.timeout_ms};
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   runtime rt{cfg};
-  auto done = std::make_shared<std::promise<void>>();
-  auto finished = done->get_future();
+  auto done = std::make_shared<exchange_state>();
+  auto finished = done->done.get_future();
   connect_options opts;
   opts.host = cfg.host;
   opts.port = cfg.port;
-  opts.timeout = std::chrono::milliseconds{cfg.timeout_ms};
+  opts.timeout = timeout;
   auto conn = create_connection(
       rt, opts, make_protocol<echo_client_protocol>(cfg.message, done));
   if (!conn) {
@@ -84,6 +118,13 @@ int main(int argc, char** argv) {
               << ": " << describe(conn.error()) << '\n';
     return 1;
   }
-  finished.wait();
+  if (finished.wait_until(deadline) != std::future_status::ready) {
+    done->gave_up = true;
+    std::cerr << "error: " << cfg.host << ":" << cfg.port
+              << " did not finish the exchange within " << cfg.timeout_ms
+              << " ms (--timeout-ms)\n";
+    rt.shutdown(); // closes the connection
+    return 1;
+  }
   return 0;
 }

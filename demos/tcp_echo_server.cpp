@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
   server_options opts;
   opts.hosts = {cfg.host};
   opts.port = cfg.port;
+  // An echo: a client that sends without reading fills its own socket
+  // buffers, not this server's memory.
+  opts.reads_follow_writes = true;
   auto srv = create_server(
       rt, make_protocol<echo_server_protocol>(cfg.persistent, cfg.quiet), opts);
   if (!srv) {

@@ -39,16 +39,33 @@ using namespace shardwire;
 
 namespace {
 
+// --timeout-ms bounds each exchange: 0 would fail every one at once, and a
+// day is far below where the milliseconds overflow.
+constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
+
 struct tour_config : config {
   std::string message = "Hello from the shardwire tour!";
   size_t timeout_ms = 5000;
 
   tour_config() {
     opt_group{custom_options_, "global"}
-        .add(message, "message,m", "text each client sends and expects back")
+        .add(message, "message,m",
+             "text each client sends and expects back (not empty)")
         .add(timeout_ms, "timeout-ms",
-             "bound on each exchange in milliseconds");
+             "bound on each exchange in milliseconds (1-86400000)");
     shards = 2;
+  }
+
+  /// Checks the tour's own options (parse_args' validator).
+  bool validate() const {
+    bool ok = check_option(!message.empty(), "message",
+                           "must not be empty (an echo of nothing proves "
+                           "nothing)");
+    ok &= check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
+                       "timeout-ms",
+                       "must be 1-" + std::to_string(max_timeout_ms) +
+                           " (0 would time out every exchange)");
+    return ok;
   }
 };
 
@@ -220,6 +237,7 @@ exchange tour_tcp(runtime& rt, const tour_config& cfg) {
   auto sf = server_done->future();
   auto cf = client_done->future();
   server_options so; // 127.0.0.1, port 0
+  so.reads_follow_writes = true; // an echo: memory bounded by the client
   auto srv = create_server(
       rt, make_protocol<echo_protocol>("tcp server", server_done), so);
   if (!srv) return exchange{"tcp", false, {}, {}, describe(srv.error())};
@@ -255,6 +273,7 @@ exchange tour_unix(runtime& rt, const tour_config& cfg) {
   unix_server_options uo;
   uo.path = path;
   uo.listener_shard = 1;
+  uo.reads_follow_writes = true;
   auto srv = create_unix_server(
       rt, make_protocol<echo_protocol>("unix server", server_done), uo);
   exchange ex{"unix", false, {}, {}, {}};
@@ -318,7 +337,8 @@ exchange tour_socketpair(runtime& rt, const tour_config& cfg) {
 
 int main(int argc, char** argv) {
   tour_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
+    return *rc;
   runtime rt{cfg};
   demo::println("shardwire tour: ", rt.shard_count(),
                 " shard(s); servers use callback-style protocols, clients "

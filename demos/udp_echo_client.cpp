@@ -39,9 +39,22 @@ struct client_config : config {
         .add(port, "port,p", "server port")
         .add(message, "message,m", "text to send")
         .add(timeout_ms, "timeout-ms",
-             "give up after this many milliseconds without a reply");
+             "give up after this many milliseconds without a reply "
+             "(1-86400000)");
     shards = 1;
   }
+
+  /// Checks the client's own options (parse_args' validator).
+  bool validate() const {
+    bool ok = check_option(port != 0, "port", "must be 1-65535");
+    ok &= check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
+                       "timeout-ms",
+                       "must be 1-" + std::to_string(max_timeout_ms));
+    return ok;
+  }
+
+  // A day: far below where the milliseconds overflow.
+  static constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
 };
 
 using done_promise = std::shared_ptr<std::promise<void>>;
@@ -85,7 +98,8 @@ private:
 
 int main(int argc, char** argv) {
   client_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
+    return *rc;
   runtime rt{cfg};
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();

@@ -2,7 +2,7 @@
 //
 // `runtime_config` is a `caf::actor_system_config`: command-line options use
 // CAF's `--name=value` syntax (short forms `-x value`), `--help` prints CAF's
-// generated help text on stdout, and programs add their own options with
+// generated help text on stderr, and programs add their own options with
 // `opt_group`.
 //
 // Validation happens in one place, `parse_args`, before a program binds or
@@ -83,7 +83,7 @@ bool validate_runtime_options(const runtime_config& cfg);
 
 /// Parses the command line into `cfg` with CAF's parser and validates it.
 /// Returns nothing to continue, or the exit code the program should return
-/// now: 0 after `--help` printed CAF's help text (on stdout), 1 after error
+/// now: 0 after `--help` printed CAF's help text (on stderr), 1 after error
 /// lines on stderr for a value CAF cannot parse, a stray positional
 /// argument, or a value `validate` refuses (it prints its own lines, with
 /// `check_option`, and returns false). Works for any CAF config; for a

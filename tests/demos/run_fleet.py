@@ -2,7 +2,11 @@
 """The fleet demo under Ctrl-C: start it, wait (by its output) until every
 worker is up and at least one crash was restarted, send SIGINT, and check
 that it exits 0 with no worker process left (its own summary, plus a scan
-of /proc for processes running the demo binary in --worker mode)."""
+of /proc for processes running the demo binary in --worker mode).
+
+Then again with a long --duration-ms: SIGINT must end it promptly (it once
+joined a thread sleeping out the whole duration, issue 15), and an option
+out of range is refused with an error naming it."""
 import argparse
 import os
 import signal
@@ -68,6 +72,63 @@ def main():
     if left:
         sys.exit(f"fleet: worker processes still running: {left}")
     print("fleet: stopped cleanly on SIGINT, no worker left")
+    check_prompt_exit(args.fleet)
+    check_refused(args.fleet)
+
+
+# SIGINT -> exit with --duration-ms far away: stopping 2 workers (SIGTERM,
+# they exit at once) takes well under a second; the bound leaves room for a
+# loaded CI machine and is far below the 30 s duration.
+PROMPT_EXIT_S = 2.0
+
+
+def check_prompt_exit(fleet):
+    proc = subprocess.Popen(
+        [fleet, "--workers=2", "--mean-life-ms=60000", "--seed=3",
+         "--duration-ms=30000", "--stop-timeout-ms=500"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "all workers up" in line:
+            break
+    if not lines or "all workers up" not in lines[-1]:
+        proc.kill()
+        print("".join(lines))
+        sys.exit("fleet --duration-ms: workers never came up")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        sys.exit("fleet --duration-ms: did not stop within 30 s of SIGINT")
+    took = time.monotonic() - t0
+    if proc.returncode != 0:
+        print("".join(lines) + rest)
+        sys.exit(f"fleet --duration-ms: exit code {proc.returncode}")
+    if took > PROMPT_EXIT_S:
+        sys.exit(f"fleet --duration-ms=30000: exited {took:.2f} s after "
+                 f"SIGINT (bound {PROMPT_EXIT_S} s)")
+    print(f"fleet --duration-ms=30000: exited {took:.2f} s after SIGINT")
+
+
+def check_refused(fleet):
+    for arg, name in [("--workers=0", "--workers"),
+                      ("--mean-life-ms=0", "--mean-life-ms"),
+                      ("--duration-ms=18446744073709551615", "--duration-ms")]:
+        r = subprocess.run([fleet, arg], capture_output=True, text=True,
+                           timeout=10)
+        if r.returncode != 1 or not r.stderr.startswith(f"error: {name}:") \
+                or r.stdout:
+            sys.exit(f"fleet {arg}: expected exit 1 and 'error: {name}:' "
+                     f"before any output, got {r.returncode}, "
+                     f"stdout {r.stdout!r}, stderr {r.stderr!r}")
+    print("fleet: out-of-range options refused")
 
 
 if __name__ == "__main__":

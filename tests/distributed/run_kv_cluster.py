@@ -3,7 +3,12 @@
 
 Starts three storage nodes and a front node as separate processes on free
 loopback ports and drives the front with a line-protocol client:
-  1. SET / GET / DEL over keys spread on all three nodes;
+  0. refused before anything is served: a node on a port in use (the error
+     names the address and the OS's reason, exit 1), a stray positional
+     argument, a front without --nodes;
+  1. SET / GET / DEL over keys spread on all three nodes; a client that
+     half-closes after its requests (as `nc -N` does) gets every reply,
+     then EOF;
   2. kill -9 one node: its keys answer "ERR node unavailable" at once, the
      other nodes' keys keep working;
   3. restart it on the same port: the front looks it up again (back-off) and
@@ -163,6 +168,71 @@ class Client:
         self.sock.close()
 
 
+def half_close_exchange(port, payload, timeout=DEADLINE):
+    """Sends `payload`, half-closes (SHUT_WR) and reads until the front
+    closes. Returns (reply lines, whether EOF came within the deadline)."""
+    sock = socket.create_connection(('127.0.0.1', port), timeout=5)
+    try:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        data = b''
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return data.decode().split('\n'), False
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                lines = data.decode().split('\n')
+                if lines and lines[-1] == '':
+                    lines.pop()  # the last reply's newline
+                return lines, True
+            data += chunk
+    finally:
+        sock.close()
+
+
+def refused_at_start(args, port):
+    """Option and bind errors: exit 1 with a clear message, nothing served."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(('127.0.0.1', 0))
+    blocker.listen(1)
+    busy = blocker.getsockname()[1]
+    try:
+        for argv, expect in [
+                ([args.kv, 'node', '--port', str(busy)],
+                 [f'127.0.0.1:{busy}', 'Address already in use']),
+                ([args.kv, 'front', '--port', str(busy), '--nodes',
+                  f'127.0.0.1:{port}'],
+                 [f'127.0.0.1:{busy}', 'Address already in use']),
+                ([args.kv, 'node', str(port)],
+                 ['error: unexpected argument', f"'{port}'"]),
+                ([args.kv, 'node', '--port', str(port), 'front'],
+                 ['error: unexpected argument', "'front'"]),
+                ([args.kv, 'front', '--port', str(port)],
+                 ['error: --nodes:']),
+                ([args.kv, 'front', '--port', str(port), '--nodes',
+                  f'127.0.0.1:{busy}', '--timeout-ms=0'],
+                 ['error: --timeout-ms:'])]:
+            print(f'  $ {" ".join(argv)}')
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True,
+                                   timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                check(False, f'{argv[1:]} exits at once')
+                continue
+            check(r.returncode == 1 and 'Serving' not in r.stderr and
+                  all(e in r.stderr for e in expect),
+                  f'{" ".join(argv[1:])}: exit 1 and {expect} in stderr '
+                  f'(got {r.returncode}, {r.stderr.strip()!r})')
+    finally:
+        blocker.close()
+
+
 def poll(what, fn, timeout=DEADLINE):
     """Calls fn() until it is true or the deadline passes."""
     until = time.monotonic() + timeout
@@ -191,6 +261,9 @@ def main():
 
     procs = []
     try:
+        # -- 0. refused at start ----------------------------------------------
+        refused_at_start(args, fport)
+
         for i in range(n_nodes):
             nodes.append(start_node(i))
         procs.extend(nodes)
@@ -228,6 +301,23 @@ def main():
         check(c.cmd('SET key0 value of key0') == 'OK', 'SET again')
         check(c.cmd('GET') == 'ERR bad request', 'GET without key -> ERR')
         check(c.cmd('FROB x') == 'ERR bad request', 'unknown command -> ERR')
+
+        # A half-closing client: every request before its EOF is answered,
+        # in order, then the front closes. The last line has no '\n'.
+        hc_keys = [f'halfclose{i}' for i in range(6)]
+        payload = ''.join(f'SET {k} half {k}\nGET {k}\n' for k in hc_keys)
+        payload += 'FROB\nDEL nokey\nPING'
+        replies, eof = half_close_exchange(fport, payload.encode())
+        expect = []
+        for k in hc_keys:
+            expect += ['OK', f'half {k}']
+        expect += ['ERR bad request', 'NIL', 'PONG']
+        check(replies == expect,
+              f'half-closed client gets every reply (got {replies!r})')
+        check(eof, 'then the front closes the connection')
+        replies, eof = half_close_exchange(fport, b'')
+        check(replies == [] and eof,
+              'a client that half-closes at once is closed at once')
 
         # -- 2. kill -9 a node ------------------------------------------------
         victim = 1

@@ -7,11 +7,15 @@ sockets:
   1. slicing from the command line: 4000 bytes come back intact, in order,
      in many small reads;
   2. the control channel: get/set/faults/status answers, ERR for bad input;
+     a client that half-closes after its commands gets every answer;
   3. latency set at run time applies to the live connection (lower bound);
   4. cut-after: exactly N bytes, then EOF;
   5. reset-after-ms: the client gets ConnectionResetError;
   6. stdin commands answer on stdout;
-  7. `quit` stops the proxy with exit code 0; the echo server stops on SIGINT.
+  7. `quit` stops the proxy with exit code 0; the echo server stops on SIGINT;
+  8. bad options are refused before anything is bound or printed: the error
+     names the flag and its value (--listen, --upstream, --control, a fault
+     key), and a control port in use fails without a "listening on" line.
 Timing checks are lower bounds only. Every wait has a deadline.
 
 Usage: run_chaos_proxy.py --proxy BIN --server BIN
@@ -136,6 +140,44 @@ def recv_to_end(sock):
         return data, e
 
 
+def refused_options(proxy_bin, echo_port):
+    """Each bad command line: exit 1, nothing on stdout, the flag named."""
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(('127.0.0.1', 0))
+    busy.listen(1)
+    busy_port = busy.getsockname()[1]
+    up = f'--upstream=127.0.0.1:{echo_port}'
+    cases = [
+        ([], ['error: --upstream:']),
+        (['--upstream=nowhere'], ['error: --upstream:', "'nowhere'"]),
+        ([up, '--listen=127.0.0.1'], ['error: --listen:', "'127.0.0.1'"]),
+        ([up, '--listen=127.0.0.1:70000'], ['error: --listen:', '70000']),
+        ([up, '--control=garbage'], ['error: --control:', "'garbage'"]),
+        ([up, '--down.slice-min=9', '--down.slice-max=2'],
+         ['error: --down.slice-min:']),
+        ([up, '--connect-timeout-ms=0'], ['error: --connect-timeout-ms:']),
+        ([up, f'--control=127.0.0.1:{busy_port}'],
+         [f'127.0.0.1:{busy_port}', 'Address already in use']),
+    ]
+    try:
+        for extra, expect in cases:
+            argv = [proxy_bin, '--shards=1'] + extra
+            print('  $ ' + ' '.join(argv))
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True,
+                                   timeout=STEP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                check(False, f'{extra}: exits at once')
+                continue
+            check(r.returncode == 1 and r.stdout == '' and
+                  all(e in r.stderr for e in expect),
+                  f'{extra}: exit 1, nothing on stdout, {expect} on stderr '
+                  f'(got {r.returncode}, stdout {r.stdout!r}, '
+                  f'stderr {r.stderr.strip()!r})')
+    finally:
+        busy.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--proxy', required=True)
@@ -193,6 +235,17 @@ def main():
             status = ctl.ask('status')
             check(status[-1] == 'OK' and 'connections=1 live=1' in status[0],
                   f'status counts the live connection ({status[0]})')
+            # A control client that half-closes after its commands (as
+            # `nc -N` does) still gets every answer, then EOF.
+            with socket.create_connection(('127.0.0.1', cport),
+                                          timeout=STEP_TIMEOUT) as hc:
+                hc.sendall(b'get down.slice-min\nfrobnicate\n')
+                hc.shutdown(socket.SHUT_WR)
+                got, end = recv_to_end(hc)
+                lines = got.decode().splitlines()
+                check(len(lines) == 3 and lines[:2] == ['1', 'OK'] and
+                      lines[2].startswith('ERR') and end == 'eof',
+                      f'half-closed control client answered ({lines}, {end})')
 
             # 3. Latency set at run time applies to the live connection.
             check(ctl.ask('set both.latency-ms 100') == ['OK'],
@@ -244,6 +297,8 @@ def main():
         except subprocess.TimeoutExpired:
             rc = None
         check(rc == 0, f'proxy exited 0 after quit (rc={rc})')
+        # 8. Bad options (the echo server is a valid upstream).
+        refused_options(args.proxy, echo_port)
     finally:
         proxy.stop()
         rc = echo.stop()

@@ -8,6 +8,11 @@ Runs, each bounded in time:
   4. shardwire tcp_echo_server --persistent with a Python client streaming
      1 MiB and checking every byte
   5. shardwire tcp_echo_client with no server: exits 1, no protocol output
+  6. shardwire tcp_echo_client against a server that accepts and never
+     answers: --timeout-ms bounds the whole exchange, exit 1 with an error
+     naming the option
+  7. half-closing clients (send, then SHUT_WR, as `nc -N` does) get their
+     whole echo from tcp_echo_server, plain and --persistent, then EOF
 and checks the exact printed lines of both sides (asyncio-semantics.md 6.1,
 6.2, 6.5). Servers are stopped with SIGINT and must exit 0 promptly.
 
@@ -301,6 +306,80 @@ def case_refused(args):
     check('refused' in res.stderr, 'the error says the connection was refused')
 
 
+def case_client_timeout(args):
+    print('[6] shardwire tcp_echo_client against a server that never answers')
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(1)  # the kernel accepts; nobody reads or answers
+    port = silent.getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        res = run([args.client, '--host=127.0.0.1', f'--port={port}',
+                   '--timeout-ms=500'], timeout=STEP_TIMEOUT)
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    show('out', res.stdout.splitlines())
+    show('err', res.stderr.splitlines())
+    check(res.returncode == 1,
+          f'exit code 1 after the timeout (rc={res.returncode})')
+    check(took < 5.0, f'gave up after {took:.2f} s (--timeout-ms=500)')
+    check(res.stderr.startswith('error:') and '--timeout-ms' in res.stderr,
+          'the error names --timeout-ms')
+    check('closed the connection' not in res.stdout,
+          'no "server closed" line after the timeout')
+
+
+def half_close_echo(port, payload):
+    """Sends `payload` from a thread, then SHUT_WR; reads until EOF.
+    Returns (bytes read, 'eof' or the exception that ended the read)."""
+    sock = socket.create_connection(('127.0.0.1', port), timeout=STEP_TIMEOUT)
+
+    def sender():
+        try:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    got = bytearray()
+    end = 'eof'
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    except OSError as e:
+        end = e
+    t.join(timeout=STEP_TIMEOUT)
+    sock.close()
+    return bytes(got), end
+
+
+def case_half_close(args):
+    print('[7] half-closing clients against shardwire tcp_echo_server')
+    for extra, payload in [([], b'Hello half-close'),
+                           (['--persistent'],
+                            bytes((i * 13) & 0xFF for i in range(300000)))]:
+        port = free_port()
+        srv = Server([args.server, '--host=127.0.0.1', f'--port={port}',
+                      '--quiet', '--shards=2'] + extra)
+        try:
+            if not check(srv.wait_ready(), 'shardwire server is listening'):
+                continue
+            got, end = half_close_echo(port, payload)
+            check(got == payload,
+                  f'{extra}: the whole echo of {len(payload)} bytes after '
+                  f'SHUT_WR (got {len(got)})')
+            check(end == 'eof', f'{extra}: then EOF ({end!r})')
+        finally:
+            rc, _ = srv.stop()
+        check(rc == 0, f'{extra}: server exited 0 on SIGINT (rc={rc})')
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--server', required=True)
@@ -309,7 +388,8 @@ def main():
     args = parser.parse_args()
     for case in (case_shardwire_client_python_server,
                  case_python_client_shardwire_server, case_socketpair,
-                 case_persistent_stream, case_refused):
+                 case_persistent_stream, case_refused, case_client_timeout,
+                 case_half_close):
         case(args)
     if failures:
         print(f'{len(failures)} check(s) failed:')

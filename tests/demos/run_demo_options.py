@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Every demo's command line (issue 15): refused input never starts anything.
+
+For each demo program (kv_cluster in both modes):
+  - a stray positional argument (`tcp_echo_server 18997` once listened on
+    8888) is refused: exit 1, the argument named on stderr, nothing on
+    stdout, nothing served;
+  - --help prints the help text on stdout and exits 0 (GNU convention);
+and program-specific values that make no sense are refused with
+`error: --NAME: ...` and exit 1, e.g. `tour --timeout-ms=0` (which once
+reported every working exchange as timed out).
+
+No program here binds anything: each run ends by itself within a bound.
+
+Usage: run_demo_options.py --bin-dir DIR   (the directory of the demos)
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+RUN_TIMEOUT = 10.0
+# Where --help goes: stderr, exit 0 (CAF's help text says so, as does the
+# README).
+HELP_STREAM = 'stderr'
+
+DEMOS = [
+    ['tcp_echo_server'], ['tcp_echo_client'], ['socketpair_echo'], ['tour'],
+    ['udp_echo_server'], ['udp_echo_client'], ['subprocess_date'], ['fleet'],
+    ['netsim_demo'], ['chaos_proxy'], ['kv_cluster', 'node'],
+    ['kv_cluster', 'front'],
+]
+
+# (program and mode, arguments, option the error must name)
+REFUSED = [
+    (['tour'], ['--timeout-ms=0'], '--timeout-ms'),
+    (['tour'], ['--timeout-ms=18446744073709551615'], '--timeout-ms'),
+    (['tcp_echo_client'], ['--timeout-ms=0'], '--timeout-ms'),
+    (['tcp_echo_client'], ['--port=0'], '--port'),
+    (['udp_echo_client'], ['--timeout-ms=0'], '--timeout-ms'),
+    (['udp_echo_client'], ['--port=0'], '--port'),
+    (['subprocess_date'], ['--program='], '--program'),
+    (['netsim_demo'], ['--requests=-1'], '--requests'),
+    (['fleet'], ['--workers=0'], '--workers'),
+    (['chaos_proxy'], ['--upstream=127.0.0.1'], '--upstream'),
+    (['kv_cluster', 'front'], ['--nodes=127.0.0.1:1', '--timeout-ms=0'],
+     '--timeout-ms'),
+    (['kv_cluster', 'node'], ['--nodes=127.0.0.1:1'], '--nodes'),
+]
+
+failures = []
+
+
+def check(cond, what):
+    print(f'  {"ok" if cond else "FAILED"}: {what}')
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def run(bin_dir, prog, args):
+    argv = [os.path.join(bin_dir, prog[0])] + prog[1:] + args
+    print(f'  $ {" ".join(prog + args)}')
+    try:
+        return subprocess.run(argv, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(argv, None, e.stdout or '',
+                                           e.stderr or '')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--bin-dir', required=True)
+    args = ap.parse_args()
+
+    for prog in DEMOS:
+        name = ' '.join(prog)
+        r = run(args.bin_dir, prog, ['18997'])
+        check(r.returncode == 1 and r.stdout == '' and
+              "'18997'" in r.stderr and 'Serving' not in r.stderr,
+              f'{name} 18997: refused, exit 1 (got {r.returncode}, '
+              f'stderr {r.stderr.strip()[:200]!r})')
+        r = run(args.bin_dir, prog, ['--help'])
+        text = r.stdout if HELP_STREAM == 'stdout' else r.stderr
+        other = r.stderr if HELP_STREAM == 'stdout' else r.stdout
+        check(r.returncode == 0 and '--' in text and other == '',
+              f'{name} --help: exit 0, help on {HELP_STREAM} only '
+              f'(got {r.returncode}, {len(r.stdout)} bytes on stdout, '
+              f'{len(r.stderr)} on stderr)')
+
+    for prog, extra, option in REFUSED:
+        name = ' '.join(prog + extra)
+        r = run(args.bin_dir, prog, extra)
+        check(r.returncode == 1 and r.stdout == '' and
+              f'error: {option}:' in r.stderr,
+              f'{name}: exit 1 with "error: {option}:" (got '
+              f'{r.returncode}, stderr {r.stderr.strip()[:200]!r})')
+
+    print(f'{len(failures)} failure(s)')
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
