@@ -53,8 +53,14 @@ network::~network() {
   c.graveyard.clear();
   for (auto& h : c.hosts)
     h.sh->stop();
-  c.hosts.clear();
+  // The actor system goes before the hosts: its clock still holds delayed
+  // messages (a protocol's delayed_send, request timeouts) for actors pinned
+  // to the hosts' shards, and shutting it down delivers or drops them
+  // through those shards. A stopped shard only queues such a job and
+  // releases it when it is destroyed, below.
   c.sys->await_actors_before_shutdown(false);
+  c.sys.reset();
+  c.hosts.clear();
 }
 
 uint64_t network::seed() const noexcept {
