@@ -27,12 +27,17 @@
 // between two Asio windows (A x A y A ...), and its ratios in a round (CPU
 // per request, p99, throughput) are against their mean; the table's ratios
 // are the medians over rounds.
+//
+// Ctrl-C (or SIGTERM) ends it at once with exit code 1, its server and load
+// processes killed (bench/stop_signal.hpp).
 #include "bench/load_generator.hpp"
 #include "bench/load_procs.hpp"
 #include "bench/number_list.hpp"
+#include "bench/option_checks.hpp"
 #include "bench/proc_stats.hpp"
 #include "bench/servers.hpp"
 #include "bench/spawn_measure.hpp"
+#include "bench/stop_signal.hpp"
 #include "bench/tcp_report.hpp"
 #include "bench/udp_echo.hpp"
 
@@ -42,10 +47,12 @@
 #include <caf/actor_system_config.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -198,8 +205,9 @@ int serve(const std::string& kind, int ready_fd, size_t shards) {
     return bench::run_shardwire_server(ready_fd, shards, false);
   if (kind == "shardwire-cb")
     return bench::run_shardwire_server(ready_fd, shards, true);
-  std::cerr << "unknown server kind: " << kind << '\n';
-  return 2;
+  // main refused any other kind.
+  std::cerr << "error: --serve: unknown server kind '" << kind << "'\n";
+  return 1;
 }
 
 struct child {
@@ -212,8 +220,16 @@ child start_server(const std::string& kind, size_t shards,
                    const std::vector<int>& cpus, const std::string& cg_out) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-  auto pid = ::fork();
+  auto parent = ::getpid();
+  pid_t pid;
+  {
+    bench::stop_signal_block block; // registered before a stop can come
+    pid = ::fork();
+    if (pid > 0) bench::track_child(pid);
+  }
+  if (pid < 0) throw std::runtime_error("fork");
   if (pid == 0) {
+    bench::in_forked_child(parent);
     ::close(fds[0]);
     pin_to_cpus(cpus);
     if (cg_out.empty()) ::_exit(serve(kind, fds[1], shards));
@@ -248,7 +264,9 @@ child start_server(const std::string& kind, size_t shards,
 int stop_server(child& c) {
   ::kill(c.pid, SIGTERM);
   int status = 0;
-  ::waitpid(c.pid, &status, 0);
+  while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  bench::untrack_child(c.pid);
   return status;
 }
 
@@ -628,52 +646,91 @@ bool run_in_process(const bench_config& cfg, bool udp, bool spawn,
   return ok;
 }
 
+// Upper bounds of the options: beyond them a run exhausts memory,
+// descriptors or processes (or takes years) before it measures anything.
+constexpr size_t max_connections = 100'000;
+constexpr size_t max_size = 16 * 1024 * 1024;
+constexpr size_t max_pipeline = 1024;
+constexpr size_t max_rounds = 10'000;
+constexpr size_t max_load_procs = 256;
+constexpr size_t max_count = 10'000'000;
+constexpr size_t max_inflight = 1024;
+constexpr double max_seconds = 86400;
+constexpr size_t max_udp_size = 65507;
+
+bool valid_options(const bench_config& cfg) {
+  using bench::check_range;
+  using shardwire::check_option;
+  auto parts = split(cfg.suite);
+  bool ok = check_option(!parts.empty() && bad_suites(parts).empty(), "suite",
+                         "'" + cfg.suite.substr(0, 100) +
+                             "' is not a comma list of tcp, udp, spawn");
+  auto kinds = split(cfg.servers);
+  ok &= check_option(
+      !kinds.empty() && std::all_of(kinds.begin(), kinds.end(), known_server),
+      "servers",
+      "'" + cfg.servers.substr(0, 100) +
+          "' is not a comma list of asio, asio-mt, shardwire, shardwire-cb");
+  auto shards = shardwire::max_shards();
+  ok &= check_range(cfg.connections, 1, max_connections, "connections");
+  ok &= check_range(cfg.size, 1, max_size, "size", " bytes");
+  ok &= bench::check_list(cfg.sizes, 1, max_size, "sizes", nullptr, true);
+  ok &= bench::check_list(cfg.shard_counts, 1, shards, "shard-counts", nullptr);
+  ok &= check_range(cfg.pipeline, 1, max_pipeline, "pipeline");
+  ok &= bench::check_seconds(cfg.duration, max_seconds, "duration");
+  ok &= check_range(cfg.rounds, 1, max_rounds, "rounds");
+  ok &= check_range(cfg.idle, 0, max_connections, "idle", " (0: skip)");
+  ok &= check_range(cfg.callgrind_requests, 1, 1'000'000'000,
+                    "callgrind-requests");
+  ok &= check_range(cfg.load_procs, 0, max_load_procs, "load-procs",
+                    " (0: one per server shard)");
+  ok &= check_range(cfg.shards_sweep, 0, shards, "shards-sweep");
+  ok &= bench::check_list(cfg.udp_sizes, 1, max_udp_size, "udp-sizes", nullptr);
+  ok &= bench::check_seconds(cfg.udp_seconds, max_seconds, "udp-seconds");
+  ok &= check_range(cfg.spawn_count, 1, max_count, "spawn-count");
+  ok &= check_range(cfg.spawn_inflight, 1, max_inflight, "spawn-inflight");
+  ok &= check_range(cfg.spawn_churn, 0, max_count, "spawn-churn", " (0: skip)");
+  ok &= check_option(bench::runnable(cfg.spawn_program), "spawn-program",
+                     "'" + cfg.spawn_program.substr(0, 200) +
+                         "' is not an executable file (in PATH)");
+  if (!cfg.serve.empty()) {
+    ok &= check_option(known_server(cfg.serve), "serve",
+                       "'" + cfg.serve.substr(0, 100) +
+                           "' is not asio, asio-mt, shardwire or shardwire-cb");
+    ok &= check_option(cfg.ready_fd >= 0 && ::fcntl(cfg.ready_fd, F_GETFD) >= 0,
+                       "ready-fd",
+                       std::to_string(cfg.ready_fd) +
+                           " is not an open descriptor of this process");
+    ok &= check_range(cfg.shards, 1, shards, "shards");
+  }
+  return ok;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  bench::stop_on_signal();
   bench_config cfg;
-  if (auto err = cfg.parse(argc, argv)) {
-    std::cerr << "error: " << caf::to_string(err) << '\n';
-    return 1;
-  }
-  if (cfg.cli_helptext_printed) return 0;
+  if (auto rc = shardwire::parse_options(cfg, argc, argv,
+                                         [&] { return valid_options(cfg); }))
+    return *rc;
   if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
   auto parts = split(cfg.suite);
-  if (auto bad = bad_suites(parts); !bad.empty() || parts.empty()) {
-    std::cerr << "error: --suite takes a comma list of tcp, udp, spawn\n";
-    return 1;
-  }
-  if (cfg.rounds == 0) {
-    std::cerr << "error: --rounds must be at least 1\n";
-    return 1;
-  }
-  for (auto [list, what] : {std::pair{&cfg.sizes, "--sizes"},
-                            {&cfg.shard_counts, "--shard-counts"},
-                            {&cfg.udp_sizes, "--udp-sizes"}})
-    if (!bench::positive_list(*list)) {
-      std::cerr << "error: " << what
-                << " takes a comma list of positive integers, not '" << *list
-                << "'\n";
-      return 1;
-    }
-  if (cfg.size == 0 || cfg.connections == 0 || !(cfg.duration > 0)) {
-    std::cerr << "error: --size, --connections and --duration must be "
-                 "greater than 0\n";
-    return 1;
-  }
-  auto kinds = split(cfg.servers);
-  if (kinds.empty() || !std::all_of(kinds.begin(), kinds.end(), known_server)) {
-    std::cerr << "error: --servers takes a comma list of asio, asio-mt, "
-                 "shardwire, shardwire-cb\n";
-    return 1;
-  }
   bench::raise_fd_limit();
   bool ok = true;
-  // TCP first: it forks servers and load processes, which wants a process
-  // without threads (the runtime of the other parts has some).
-  if (has(parts, "tcp")) ok = run_tcp(cfg) && ok;
-  bool udp = has(parts, "udp") && !cfg.callgrind;
-  bool spawn = has(parts, "spawn") && !cfg.callgrind;
-  if (udp || spawn) ok = run_in_process(cfg, udp, spawn, argv[0]) && ok;
+  try {
+    // TCP first: it forks servers and load processes, which wants a process
+    // without threads (the runtime of the other parts has some).
+    if (has(parts, "tcp")) ok = run_tcp(cfg) && ok;
+    bool udp = has(parts, "udp") && !cfg.callgrind;
+    bool spawn = has(parts, "spawn") && !cfg.callgrind;
+    if (udp || spawn) ok = run_in_process(cfg, udp, spawn, argv[0]) && ok;
+  } catch (const std::exception& e) {
+    // A server that did not start, fork or pipe failing: no result, and
+    // no server or load process left behind.
+    bench::kill_children();
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  }
   return ok ? 0 : 1;
 }

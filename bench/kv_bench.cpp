@@ -7,11 +7,13 @@
 // --connections client threads for --seconds, each keeping --depth
 // requests in flight (half GET, half SET over --keys keys), and prints one
 // line: nodes, requests/s, p50 and p99 latency. Processes are stopped with
-// SIGINT afterwards. Not run in CI.
+// SIGINT afterwards; Ctrl-C (or SIGTERM) kills them and ends the benchmark
+// with exit code 1 (bench/stop_signal.hpp). Not run in CI.
 //
 //   kv_bench [--kv=PATH] [--node-counts=1,3] [--connections=8] [--depth=1]
 //            [--seconds=3] [--keys=10000] [--front-shards=0]
-#include "bench/number_list.hpp"
+#include "bench/option_checks.hpp"
+#include "bench/stop_signal.hpp"
 #include "runtime/config.hpp"
 
 #include <algorithm>
@@ -90,20 +92,36 @@ int connect_to(uint16_t port) {
   return fd;
 }
 
+// Called on the main thread while it is the only one (the client threads
+// run in `measure` only), so the block defers a stop signal until the
+// child is registered.
 pid_t start(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
-    return -1;
+  bench::stop_signal_block block;
+  // The child gets the default dispositions back: ours are not inherited
+  // across exec, but the blocked mask is.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  auto rc = posix_spawn(&pid, argv[0], nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return -1;
+  bench::track_child(pid);
   return pid;
 }
 
 void stop(pid_t pid) {
   ::kill(pid, SIGINT);
-  ::waitpid(pid, nullptr, 0);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  bench::untrack_child(pid);
 }
 
 /// A line client: sends lines, reads reply lines.
@@ -241,23 +259,35 @@ std::string default_kv_path() {
 
 } // namespace
 
+// Upper bounds: beyond them a run would exhaust threads, processes or
+// memory long before it measured anything.
+constexpr size_t max_node_count = 64;
+constexpr size_t max_connections = 1024;
+constexpr size_t max_depth = 10000;
+constexpr size_t max_seconds = 86400;
+
 int main(int argc, char** argv) {
+  bench::stop_on_signal();
   bench_config cfg;
-  if (auto rc = shardwire::parse_args(cfg, argc, argv)) return *rc;
+  std::vector<size_t> counts;
+  auto valid = [&] {
+    auto kv = cfg.kv.empty() ? default_kv_path() : cfg.kv;
+    bool ok = shardwire::check_option(::access(kv.c_str(), X_OK) == 0, "kv",
+                                      "'" + kv.substr(0, 200) +
+                                          "' is not an executable file");
+    ok &= bench::check_list(cfg.node_counts, 1, max_node_count, "node-counts",
+                            &counts);
+    ok &=
+        bench::check_range(cfg.connections, 1, max_connections, "connections");
+    ok &= bench::check_range(cfg.depth, 1, max_depth, "depth");
+    ok &= bench::check_range(cfg.seconds, 1, max_seconds, "seconds");
+    ok &= bench::check_range(cfg.keys, 1, SIZE_MAX, "keys");
+    ok &= bench::check_range(cfg.front_shards, 0, shardwire::max_shards(),
+                             "front-shards", " (0 = one per hardware thread)");
+    return ok;
+  };
+  if (auto rc = shardwire::parse_args(cfg, argc, argv, valid)) return *rc;
   if (cfg.kv.empty()) cfg.kv = default_kv_path();
-  if (cfg.depth == 0 || cfg.connections == 0 || cfg.keys == 0) {
-    std::cerr << "error: depth, connections and keys must be > 0\n";
-    return 1;
-  }
-  auto node_counts = bench::positive_list(cfg.node_counts);
-  if (!node_counts || node_counts->empty()) {
-    std::cerr
-        << "error: --node-counts takes a comma list of positive integers, "
-           "not '"
-        << cfg.node_counts << "'\n";
-    return 1;
-  }
-  auto& counts = *node_counts;
   std::cout << "# kv_bench: " << cfg.connections << " connections, depth "
             << cfg.depth << ", " << cfg.seconds << " s, " << cfg.keys
             << " keys, 50% GET / 50% SET, front shards " << cfg.front_shards

@@ -1,5 +1,7 @@
 #include "bench/load_procs.hpp"
 
+#include "bench/stop_signal.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -92,9 +94,16 @@ load_result run_load_procs(const load_options& opts, size_t procs,
     if (sub.connections == 0) continue;
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    auto pid = ::fork();
+    auto parent = ::getpid();
+    pid_t pid;
+    {
+      stop_signal_block block; // registered before a stop can come
+      pid = ::fork();
+      if (pid > 0) track_child(pid);
+    }
     if (pid < 0) throw std::runtime_error("fork");
     if (pid == 0) {
+      in_forked_child(parent);
       ::close(go[1]);
       ::close(out[0]);
       if (!cpus.empty()) pin_to(cpus[i % cpus.size()]);
@@ -120,6 +129,7 @@ load_result run_load_procs(const load_options& opts, size_t procs,
     int status = 0;
     while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
     }
+    untrack_child(w.pid);
     if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       res.failed += w.connections;
       continue;

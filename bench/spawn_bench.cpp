@@ -8,7 +8,12 @@
 //    that no descriptor leaked and no child (zombie or not) is left.
 //
 //   spawn_bench [--count=2000] [--inflight=16] [--churn=1000] [--shards=1]
+//
+// Ctrl-C (or SIGTERM) ends it at once with exit code 1
+// (bench/stop_signal.hpp).
+#include "bench/option_checks.hpp"
 #include "bench/spawn_measure.hpp"
+#include "bench/stop_signal.hpp"
 
 #include "actors/config.hpp"
 #include "runtime/runtime.hpp"
@@ -37,9 +42,24 @@ struct bench_config : config {
 
 } // namespace
 
+// Beyond these a run takes days or runs out of processes (children at
+// once) before it measures anything.
+constexpr size_t max_count = 10'000'000;
+constexpr size_t max_inflight = 1024;
+
 int main(int argc, char** argv) {
+  bench::stop_on_signal();
   bench_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  auto valid = [&] {
+    bool ok = bench::check_range(cfg.count, 1, max_count, "count");
+    ok &= bench::check_range(cfg.inflight, 1, max_inflight, "inflight");
+    ok &= bench::check_range(cfg.churn, 0, max_count, "churn", " (0: skip)");
+    ok &= check_option(bench::runnable(cfg.program), "program",
+                       "'" + cfg.program.substr(0, 200) +
+                           "' is not an executable file (in PATH)");
+    return ok;
+  };
+  if (auto rc = parse_args(cfg, argc, argv, valid)) return *rc;
   runtime rt{cfg};
   std::printf("spawn_bench: %zu x `%s` (stdin/stdout/stderr as pipes), "
               "%zu shard(s)\n\n",

@@ -1,5 +1,7 @@
 #include "bench/spawn_measure.hpp"
 
+#include "bench/stop_signal.hpp"
+
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/subprocess.hpp"
@@ -9,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,8 +44,8 @@ plain_child plain_spawn(const std::string& program) {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
       ::pipe2(err, O_CLOEXEC) != 0) {
-    std::perror("pipe2");
-    std::exit(1);
+    std::fprintf(stderr, "error: pipe2: %s\n", std::strerror(errno));
+    std::_Exit(1);
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -51,10 +54,15 @@ plain_child plain_spawn(const std::string& program) {
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
   pid_t pid;
-  if (::posix_spawnp(&pid, argv[0], &fa, nullptr, argv, environ) != 0) {
-    std::perror("posix_spawnp");
-    std::exit(1);
+  // Exit at once on failure: the runtime's threads are running, and
+  // std::exit would destroy statics under them.
+  if (auto rc = ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv, environ);
+      rc != 0) {
+    std::fprintf(stderr, "error: cannot run '%s': %s\n", program.c_str(),
+                 std::strerror(rc));
+    std::_Exit(1);
   }
+  bench::track_child(pid);
   posix_spawn_file_actions_destroy(&fa);
   ::close(in[0]);
   ::close(out[1]);
@@ -73,6 +81,7 @@ void plain_finish(const plain_child& c) {
   int st;
   while (::waitpid(c.pid, &st, 0) < 0 && errno == EINTR) {
   }
+  bench::untrack_child(c.pid);
 }
 
 // -- shardwire ----------------------------------------------------------------
@@ -105,6 +114,23 @@ counting(subprocess_protocol_actor::pointer self, std::shared_ptr<gate> g) {
 }
 
 } // namespace
+
+bool runnable(const std::string& program) {
+  if (program.empty()) return false;
+  if (program.find('/') != std::string::npos)
+    return ::access(program.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  for (;;) {
+    auto end = dirs.find(':', start);
+    auto dir = dirs.substr(start, end - start);
+    auto file = (dir.empty() ? std::string{"."} : dir) + "/" + program;
+    if (::access(file.c_str(), X_OK) == 0) return true;
+    if (end == std::string::npos) return false;
+    start = end + 1;
+  }
+}
 
 size_t open_fds() {
   size_t n = 0;

@@ -14,6 +14,10 @@ class runtime;
 
 namespace bench {
 
+/// Whether `program` names an executable file, looked up in PATH as
+/// posix_spawnp does when it has no '/'.
+bool runnable(const std::string& program);
+
 /// Descriptors open in this process now.
 size_t open_fds();
 

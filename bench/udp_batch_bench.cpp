@@ -12,6 +12,11 @@
 //
 //   udp_batch_bench [--seconds=2] [--size=64] [--batch=16] [--echo|--send]
 //   valgrind --tool=callgrind udp_batch_bench --echo --rounds=20000
+//
+// Ctrl-C (or SIGTERM) ends it at once with exit code 1
+// (bench/stop_signal.hpp).
+#include "bench/option_checks.hpp"
+#include "bench/stop_signal.hpp"
 #include "bench/udp_echo.hpp"
 
 #include "actors/config.hpp"
@@ -286,9 +291,33 @@ int run_send(runtime& rt, const bench_config& cfg) {
 
 } // namespace
 
+// The largest UDP payload over IPv4; recvmmsg takes at most UIO_MAXIOV
+// messages; --send queues count x size bytes in memory first.
+constexpr size_t max_payload = 65507;
+constexpr size_t max_batch = 1024;
+constexpr size_t max_seconds = 86400;
+constexpr size_t max_count = 10'000'000;
+constexpr size_t max_queued = size_t{1} << 30;
+
 int main(int argc, char** argv) {
+  bench::stop_on_signal();
   bench_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv)) return *rc;
+  auto valid = [&] {
+    bool ok = bench::check_range(cfg.seconds, 1, max_seconds, "seconds");
+    ok &= bench::check_range(cfg.size, 1, max_payload, "size", " bytes");
+    ok &= bench::check_range(cfg.batch, 1, max_batch, "batch");
+    ok &= bench::check_range(cfg.rounds, 0, 1'000'000'000, "rounds",
+                             " (0: timed runs)");
+    ok &= bench::check_range(cfg.count, 1, max_count, "count");
+    if (ok && cfg.send)
+      ok &= check_option(cfg.count * cfg.size <= max_queued, "count",
+                         "--count x --size must stay within 1 GiB (all of "
+                         "it is queued before the flush is timed)");
+    ok &= check_option(!(cfg.echo && cfg.send), "send",
+                       "runs alone: not together with --echo");
+    return ok;
+  };
+  if (auto rc = parse_args(cfg, argc, argv, valid)) return *rc;
   runtime rt{cfg};
   if (cfg.echo) return run_echo(rt, cfg);
   if (cfg.send) return run_send(rt, cfg);

@@ -25,6 +25,7 @@
 // Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
 // ready. docs/distributed.md explains the model.
 #include "demos/kv_line_protocol.hpp"
+#include "demos/print.hpp"
 
 #include "actors/errors.hpp"
 #include "actors/node.hpp"
@@ -323,8 +324,7 @@ link(kv::link_actor::stateful_pointer<link_state> self, size_t index,
       [=](service_up& up) {
         auto& st = self->state;
         st.service = caf::actor_cast<kv::store_actor>(up.actor);
-        std::cerr << "node " << st.index << " (" << st.where << ") up"
-                  << std::endl;
+        demo::eprintln("node ", st.index, " (", st.where, ") up");
       },
       [=](service_down& down) {
         auto& st = self->state;
@@ -334,8 +334,8 @@ link(kv::link_actor::stateful_pointer<link_state> self, size_t index,
         st.pending.clear();
         for (auto& kvp : pending)
           kvp.second.deliver(unavailable(st));
-        std::cerr << "node " << st.index << " (" << st.where
-                  << ") unavailable: " << describe(down.reason) << std::endl;
+        demo::eprintln("node ", st.index, " (", st.where,
+                       ") unavailable: ", describe(down.reason));
       },
   };
 }
@@ -484,11 +484,10 @@ int run_front(kv_config& cfg) {
     rc = 1;
   } else {
     for (auto& ep : srv->sockets)
-      std::cerr << "Serving on " << to_string(ep) << " with "
-                << rt.shard_count() << " shard(s), " << addrs.size()
-                << " node(s)" << std::endl;
+      demo::eprintln("Serving on ", to_string(ep), " with ", rt.shard_count(),
+                     " shard(s), ", addrs.size(), " node(s)");
     runtime::wait_for_stop_signal();
-    std::cerr << "Shutting down\n";
+    demo::eprintln("Shutting down");
   }
   // The links (and with them their watches) run on CAF's scheduler: they go
   // before the runtime (runtime.hpp, shutdown step 4).

@@ -11,14 +11,32 @@
 
 namespace demo {
 
-template <class... Ts>
-void println(const Ts&... xs) {
+/// One lock for both streams: a line on stdout and one on stderr from two
+/// shards must not interleave when a terminal (or a test) reads both.
+inline std::mutex& print_mutex() {
   static std::mutex mtx;
+  return mtx;
+}
+
+/// Writes the line whole: handlers run on several shard threads, and a
+/// chain of `<<` from two of them interleaves mid-line ("node node 1 ...").
+template <class... Ts>
+void println_to(std::ostream& os, const Ts&... xs) {
   std::ostringstream out;
   (out << ... << xs);
   out << '\n';
-  std::lock_guard<std::mutex> guard{mtx};
-  std::cout << out.str() << std::flush;
+  std::lock_guard<std::mutex> guard{print_mutex()};
+  os << out.str() << std::flush;
+}
+
+template <class... Ts>
+void println(const Ts&... xs) {
+  println_to(std::cout, xs...);
+}
+
+template <class... Ts>
+void eprintln(const Ts&... xs) {
+  println_to(std::cerr, xs...);
 }
 
 /// Python's repr() of a str holding `text` (enough for the demos' ASCII).

@@ -118,13 +118,20 @@ int main(int argc, char** argv) {
               << ": " << describe(conn.error()) << '\n';
     return 1;
   }
-  if (finished.wait_until(deadline) != std::future_status::ready) {
-    done->gave_up = true;
-    std::cerr << "error: " << cfg.host << ":" << cfg.port
-              << " did not finish the exchange within " << cfg.timeout_ms
-              << " ms (--timeout-ms)\n";
-    rt.shutdown(); // closes the connection
-    return 1;
+  switch (runtime::wait_or_stop(finished, deadline)) {
+    case runtime::wait_end::ready:
+      return 0;
+    case runtime::wait_end::timeout:
+      done->gave_up = true;
+      std::cerr << "error: " << cfg.host << ":" << cfg.port
+                << " did not finish the exchange within " << cfg.timeout_ms
+                << " ms (--timeout-ms)\n";
+      break;
+    case runtime::wait_end::stop_requested:
+      done->gave_up = true;
+      std::cerr << "error: interrupted before the exchange finished\n";
+      break;
   }
-  return 0;
+  rt.shutdown(); // closes the connection
+  return 1;
 }

@@ -213,10 +213,19 @@ exchange finish(std::string name, const std::string& message,
                 std::chrono::milliseconds timeout) {
   exchange ex;
   ex.name = std::move(name);
-  if (client.wait_for(timeout) != std::future_status::ready ||
-      server.wait_for(timeout) != std::future_status::ready) {
-    ex.error = "timed out";
-    return ex;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto* f : {&client, &server}) {
+    switch (runtime::wait_or_stop(*f, deadline)) {
+      case runtime::wait_end::ready:
+        continue;
+      case runtime::wait_end::timeout:
+        ex.error = "timed out after " + std::to_string(timeout.count()) +
+                   " ms (--timeout-ms)";
+        return ex;
+      case runtime::wait_end::stop_requested:
+        ex.error = "interrupted";
+        return ex;
+    }
   }
   ex.client = client.get();
   ex.server = server.get();
@@ -344,9 +353,8 @@ int main(int argc, char** argv) {
                 " shard(s); servers use callback-style protocols, clients "
                 "actor-style ones");
   std::vector<exchange> results;
-  results.push_back(tour_tcp(rt, cfg));
-  results.push_back(tour_unix(rt, cfg));
-  results.push_back(tour_socketpair(rt, cfg));
+  for (auto* step : {&tour_tcp, &tour_unix, &tour_socketpair})
+    if (!runtime::stop_requested()) results.push_back(step(rt, cfg));
   demo::println("\n== Summary ==");
   size_t ok = 0;
   for (auto& ex : results) {
@@ -358,9 +366,17 @@ int main(int argc, char** argv) {
                     " bytes echoed intact, both sides closed cleanly");
     } else {
       demo::println("  ", ex.name, ": FAILED: ", ex.error);
+      // The verdict goes to stdout with the tour; the reason to stderr too,
+      // where a script looks for errors.
+      std::cerr << "error: " << ex.name << " exchange failed: " << ex.error
+                << '\n';
     }
   }
   demo::println(ok, "/", results.size(), " exchanges ok");
   rt.shutdown();
+  if (runtime::stop_requested()) {
+    std::cerr << "error: interrupted\n";
+    return 1;
+  }
   return ok == results.size() ? 0 : 1;
 }

@@ -113,12 +113,19 @@ int main(int argc, char** argv) {
               << cfg.port << ": " << describe(ep.error()) << '\n';
     return 1;
   }
-  if (finished.wait_for(std::chrono::milliseconds{cfg.timeout_ms}) !=
-      std::future_status::ready) {
-    std::cerr << "error: no reply from " << cfg.host << ":" << cfg.port
-              << " within " << cfg.timeout_ms << " ms\n";
-    rt.shutdown();
-    return 1;
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds{cfg.timeout_ms};
+  switch (runtime::wait_or_stop(finished, deadline)) {
+    case runtime::wait_end::ready:
+      return 0;
+    case runtime::wait_end::timeout:
+      std::cerr << "error: no reply from " << cfg.host << ":" << cfg.port
+                << " within " << cfg.timeout_ms << " ms (--timeout-ms)\n";
+      break;
+    case runtime::wait_end::stop_requested:
+      std::cerr << "error: interrupted while waiting for the reply\n";
+      break;
   }
-  return 0;
+  rt.shutdown();
+  return 1;
 }

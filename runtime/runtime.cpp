@@ -15,28 +15,40 @@ namespace {
 
 sem_t stop_sem;
 std::atomic<int> last_signal{0};
+std::atomic<bool> stop_flag{false};
 
 void on_stop_signal(int sig) {
   last_signal.store(sig);
+  stop_flag.store(true);
   sem_post(&stop_sem);
 }
 
-struct stop_signal_setup {
-  stop_signal_setup() {
-    sem_init(&stop_sem, 0, 0);
+struct stop_semaphore {
+  stop_semaphore() { sem_init(&stop_sem, 0, 0); }
+};
+
+// One semaphore for every entry point: a second sem_init under a waiter
+// loses the waiter's wake-up (found by the chaos_proxy work).
+void ensure_stop_semaphore() {
+  static stop_semaphore sem;
+}
+
+// Routes SIGINT and SIGTERM to on_stop_signal. Unless `force`, only where
+// the disposition is still the default: a program (a benchmark) with a
+// handler of its own keeps it, and one started with the signal ignored
+// keeps ignoring it until it waits for a stop signal itself.
+void install_stop_handlers(bool force) {
+  ensure_stop_semaphore();
+  for (int sig : {SIGINT, SIGTERM}) {
+    struct sigaction old = {};
+    sigaction(sig, nullptr, &old);
+    if (old.sa_handler == on_stop_signal) continue;
+    if (!force && old.sa_handler != SIG_DFL) continue;
     struct sigaction sa = {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(sig, &sa, nullptr);
   }
-};
-
-// One setup for both entry points: two function-local statics would each
-// sem_init the semaphore, and a second sem_init under a waiter loses the
-// waiter's wake-up (found by the chaos_proxy work).
-void ensure_stop_setup() {
-  static stop_signal_setup setup;
 }
 
 } // namespace
@@ -46,6 +58,10 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
   // A peer that closes while we write must produce EPIPE, not kill the
   // process (Python ignores SIGPIPE for the same reason).
   std::signal(SIGPIPE, SIG_IGN);
+  // A Ctrl-C while the program still sets up (binds, connects, spawns) is
+  // remembered, not fatal: the program's wait_for_stop_signal, or its
+  // wait_or_stop, returns at once and it shuts down as usual.
+  install_stop_handlers(false);
   auto n = cfg.effective_shards();
   shards_.reserve(n);
   size_t i = 0;
@@ -110,7 +126,7 @@ void runtime::shutdown() {
 }
 
 int runtime::wait_for_stop_signal() {
-  ensure_stop_setup();
+  install_stop_handlers(true);
   while (sem_wait(&stop_sem) != 0) {
     // EINTR: keep waiting.
   }
@@ -118,8 +134,17 @@ int runtime::wait_for_stop_signal() {
 }
 
 void runtime::request_stop() noexcept {
-  ensure_stop_setup();
+  ensure_stop_semaphore();
+  stop_flag.store(true);
   sem_post(&stop_sem);
+}
+
+bool runtime::stop_requested() noexcept {
+  return stop_flag.load();
+}
+
+int runtime::stop_signal() noexcept {
+  return last_signal.load();
 }
 
 } // namespace shardwire

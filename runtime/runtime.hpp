@@ -16,7 +16,10 @@
 
 #include <caf/actor_system.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -54,6 +57,37 @@ public:
 
   /// Wakes `wait_for_stop_signal` (async-signal-safe).
   static void request_stop() noexcept;
+
+  /// Whether SIGINT or SIGTERM arrived or `request_stop` was called. The
+  /// handlers are installed when the first runtime is constructed (where
+  /// the signal still has its default disposition), so a signal during a
+  /// program's setup is remembered rather than killing it.
+  static bool stop_requested() noexcept;
+
+  /// The last stop signal received (SIGINT or SIGTERM), 0 if none.
+  static int stop_signal() noexcept;
+
+  /// How `wait_or_stop` ended.
+  enum class wait_end { ready, timeout, stop_requested };
+
+  /// Waits until `f` is ready, `deadline` passed, or a stop was requested,
+  /// whichever comes first; for programs that wait for a result rather than
+  /// for a stop signal (clients), so that Ctrl-C still ends them promptly.
+  /// Notices a stop within about 50 ms.
+  template <class T>
+  static wait_end wait_or_stop(const std::future<T>& f,
+                               std::chrono::steady_clock::time_point deadline) {
+    constexpr auto poll = std::chrono::milliseconds(50);
+    for (;;) {
+      if (stop_requested()) return wait_end::stop_requested;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return wait_end::timeout;
+      auto step = std::min<std::chrono::steady_clock::duration>(
+          poll, deadline - now);
+      if (f.wait_for(step) == std::future_status::ready)
+        return wait_end::ready;
+    }
+  }
 
 private:
   runtime_config& cfg_;

@@ -1,0 +1,729 @@
+#!/usr/bin/env python3
+"""Every demo and benchmark under edge values and stop signals (issue 15).
+
+For each program, its options are read from its own `--long-help` (the
+global group, the shardwire.* group and the program's own groups; CAF's
+internal groups such as scheduler.* are left out), so a new option is
+covered without touching this file. Each option gets the edge values of
+its type, one at a time, on top of a base command line that makes a valid
+run short (a server on port 0, a benchmark with a tiny load):
+
+  integers  0, 1, -1, the type's maximum, maximum + 1, garbage, empty
+  reals     0, -1, 1e308, nan, inf, garbage, empty
+  strings   empty, garbage, 5,000 characters
+  lists     empty, [], garbage, one 5,000-character element
+  flags     set, =garbage
+
+plus the base line alone, a stray positional argument and an unknown
+option. Every run gets SIGINT or SIGTERM (chosen by a seeded RNG) after a
+random delay of 0 to --delay-max seconds unless it has exited by then. A
+program still without a handler for that signal at that moment (still in
+the loader or starting its runtime) gets up to --handler-wait more seconds
+to install one; then the signal is sent regardless.
+
+A run passes when the program
+  * exits 0, or exits 1 with an `error:` line on stderr that names the
+    option it was given (or, after our signal, any `error:` line);
+  * is not ended by a signal, prints no sanitizer report (ASan, LSan,
+    UBSan) and no libc/C++ abort message;
+  * exits within --bound seconds of the signal (else: a hang);
+  * leaves no process behind: each program starts in its own process
+    group with a marker in its environment, and after it exits neither the
+    group nor any process carrying the marker may remain (they are killed
+    and the run fails).
+
+Peers are provided where a program needs one, on 127.0.0.1 only: a TCP and
+a UDP echo server (threads here) for the clients and chaos_proxy, and a
+kv_cluster storage node for `kv_cluster front`.
+
+The runs are sampled with a seeded RNG when --values / --common-values
+limit them; the seed is printed and SEED=<n> (or --seed) repeats a run
+exactly. The last line is `N passed, M failed`.
+
+  run_edge_values.py [--seed N] [--jobs 4] [--values all|K]
+                     [--common-values all|K] BUILD_DIR_OR_PROGRAM...
+"""
+import argparse
+import concurrent.futures
+import ctypes
+import os
+import random
+import re
+import shlex
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+# -- the programs -------------------------------------------------------------
+
+
+class spec:
+    """One program (or one mode of it) and the base line of a valid run.
+
+    `base` may use {tcp_echo}, {udp_echo}, {kv_node} (ports of the peers
+    started here) and {kv_cluster} (the path of that program)."""
+
+    def __init__(self, name, base=(), mode=None, child_status=False,
+                 skip=()):
+        self.name = name
+        # Options not varied, each with the reason in SPECS.
+        self.skip = set(skip)
+        self.mode = mode
+        self.base = list(base)
+        # The program exits with the status of a child it runs (any code a
+        # shell would give: 0-126 from the child, 127 not found).
+        self.child_status = child_status
+
+    @property
+    def label(self):
+        return self.name + (" " + self.mode if self.mode else "")
+
+
+SPECS = [
+    spec("tcp_echo_server", ["--host=127.0.0.1", "--port=0", "--quiet"]),
+    spec("tcp_echo_client",
+         ["--host=127.0.0.1", "--port={tcp_echo}", "--timeout-ms=3000"]),
+    spec("socketpair_echo"),
+    spec("tour"),
+    spec("udp_echo_server", ["--host=127.0.0.1", "--port=0"]),
+    spec("udp_echo_client",
+         ["--host=127.0.0.1", "--port={udp_echo}", "--timeout-ms=3000"]),
+    spec("subprocess_date", child_status=True),
+    spec("kv_cluster", ["--host=127.0.0.1", "--port=0"], mode="node"),
+    spec("kv_cluster",
+         ["--host=127.0.0.1", "--port=0", "--nodes=127.0.0.1:{kv_node}"],
+         mode="front"),
+    # --worker is the crash simulator the fleet supervises: it exits 1 or
+    # aborts on purpose (the fleet runs it, and is tested with it).
+    spec("fleet", ["--workers=2", "--duration-ms=3000"], skip=["worker"]),
+    spec("netsim_demo"),
+    spec("chaos_proxy",
+         ["--listen=127.0.0.1:0", "--upstream=127.0.0.1:{tcp_echo}"]),
+    spec("echo_bench",
+         ["--suite=tcp", "--servers=asio", "--shard-counts=1", "--rounds=1",
+          "--duration=0.05", "--idle=0", "--connections=2"]),
+    spec("kv_bench",
+         ["--kv={kv_cluster}", "--node-counts=1", "--connections=1",
+          "--seconds=1"]),
+    spec("spawn_bench", ["--count=20", "--inflight=4", "--churn=20"]),
+    spec("udp_batch_bench", ["--seconds=1", "--count=1000"]),
+]
+
+# Option groups that are CAF's own machinery, not the program's interface.
+CAF_GROUPS = {"caf", "logger", "middleman", "opencl", "openssl", "scheduler",
+              "stream", "work-stealing"}
+# CAF's built-in options: help texts and config files, not program input.
+SKIPPED_OPTIONS = {"help", "long-help", "dump-config", "config-file"}
+# Options every program shares through runtime_config; --common-values
+# samples them per program (the code that checks them is the same).
+COMMON_OPTIONS = {"shards", "log-level"}
+
+# -- options and their edge values --------------------------------------------
+
+INT_MAX = {
+    "uint8": 2**8 - 1, "uint16": 2**16 - 1, "uint32": 2**32 - 1,
+    "uint64": 2**64 - 1, "int8": 2**7 - 1, "int16": 2**15 - 1,
+    "int32": 2**31 - 1, "int64": 2**63 - 1,
+}
+LONG = "x" * 5000
+
+OPTION_LINE = re.compile(
+    r"^\s+(?:\((?:-\S+\|)*--(?P<a>[\w.-]+)\)|--(?P<b>[\w.-]+))"
+    r"(?:=<(?P<t1>[^>]*)>| <(?P<t2>[^>]*)>)?\s*:")
+GROUP_LINE = re.compile(r"^(\S.*) options:\s*$")
+
+
+def parse_help(text):
+    """(name, type) for every option of the groups we test; type None for a
+    flag."""
+    opts, group = [], None
+    for line in text.splitlines():
+        g = GROUP_LINE.match(line)
+        if g:
+            group = g.group(1)
+            continue
+        m = OPTION_LINE.match(line)
+        if not m or group in CAF_GROUPS:
+            continue
+        name = m.group("a") or m.group("b")
+        if name in SKIPPED_OPTIONS:
+            continue
+        opts.append((name, m.group("t1") or m.group("t2")))
+    return opts
+
+
+def edge_values(typ):
+    """Command-line fragments for an option of type `typ` ("--NAME" is
+    prefixed by the caller): each is what follows the name."""
+    if typ is None:
+        return ["", "=x1"]
+    t = typ.replace("_t", "")
+    if t in INT_MAX:
+        top = INT_MAX[t]
+        return ["=0", "=1", "=-1", f"={top}", f"={top + 1}", "=x1", "="]
+    if t in ("real64", "real32", "double", "float"):
+        return ["=0", "=-1", "=1e308", "=nan", "=inf", "=x1", "="]
+    if t.startswith("list of"):
+        return ["=", "=[]", "=x1", f'=["{LONG}"]']
+    if t == "timespan":
+        return ["=0s", "=-1s", "=x1", "="]
+    # strings and anything unknown
+    return ["=", "=x1", "=" + LONG]
+
+
+# -- peers --------------------------------------------------------------------
+
+
+class tcp_echo(socketserver.BaseRequestHandler):
+    """The asyncio documentation's echo server: echoes the first data it
+    receives, then closes (what tcp_echo_client expects)."""
+
+    def handle(self):
+        self.request.settimeout(20)
+        try:
+            data = self.request.recv(65536)
+            if data:
+                self.request.sendall(data)
+        except OSError:
+            pass
+
+
+class threaded_tcp(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def start_udp_echo():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def loop():
+        while True:
+            try:
+                data, peer = sock.recvfrom(65536)
+                sock.sendto(data, peer)
+            except OSError:
+                return
+
+    threading.Thread(target=loop, daemon=True).start()
+    return sock
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_kv_node(kv_cluster, env):
+    """A kv_cluster storage node for `kv_cluster front`; returns (proc,
+    port) once the port accepts connections (its stdout is block-buffered
+    in a pipe, so its "Serving" line is no readiness signal)."""
+    port = free_port()
+    proc = subprocess.Popen([kv_cluster, "node", "--host=127.0.0.1",
+                             f"--port={port}"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("kv_cluster node did not start")
+
+
+# -- processes ----------------------------------------------------------------
+
+MARKER = "SHARDWIRE_EDGE_RUN"
+
+SANITIZER = re.compile(
+    r"(ERROR|WARNING): (Address|Leak|Thread|Memory|UndefinedBehavior)"
+    r"Sanitizer|runtime error: |SUMMARY: \w+Sanitizer|double free"
+    r"|free\(\): invalid|corrupted (size|double-linked)|terminate called"
+    r"|Assertion [`'].*' failed|stack smashing detected|Segmentation fault")
+
+
+def become_subreaper():
+    """Orphans of the programs become our children (instead of PID 1's), so
+    that they can be found and reaped here."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def marked_processes(marker):
+    """PIDs of live (non-zombie) processes whose environment carries
+    `marker`."""
+    needle = f"{MARKER}={marker}\0".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read() + b"\0":
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        pids.append(int(entry))
+    return pids
+
+
+def handles(pid, sig):
+    """Whether process `pid` has a handler for `sig`, or ignores it (or is
+    gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("SigCgt:", "SigIgn:")) and \
+                        int(line.split()[1], 16) >> (sig - 1) & 1:
+                    return True
+    except OSError:
+        return True
+    return False
+
+
+def reap_group(pgid):
+    """Reaps orphans of group `pgid` that were handed to us."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def group_alive(pgid):
+    reap_group(pgid)
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def leftovers(pgid, marker, grace):
+    """Processes of the run still alive `grace` seconds after its exit."""
+    deadline = time.monotonic() + grace
+    while True:
+        marked = marked_processes(marker)
+        alive = group_alive(pgid)
+        if not marked and not alive:
+            return []
+        if time.monotonic() >= deadline:
+            return sorted(set(marked) | ({pgid} if alive else set()))
+        time.sleep(0.05)
+
+
+def describe(pids):
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmd = "its process group"
+        out.append(f"{pid} ({cmd[:100].strip()})")
+    return ", ".join(out)
+
+
+def kill_all(pgid, marker):
+    for pid in marked_processes(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    time.sleep(0.1)
+    reap_group(pgid)
+
+
+class capture:
+    """Drains a pipe on a thread, keeping the head and tail."""
+
+    def __init__(self, pipe):
+        self.head, self.tail, self.size = b"", b"", 0
+        self.thread = threading.Thread(target=self._run, args=(pipe,),
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, pipe):
+        while True:
+            chunk = pipe.read1(65536) if hasattr(pipe, "read1") else \
+                pipe.read(65536)
+            if not chunk:
+                break
+            self.size += len(chunk)
+            if len(self.head) < 65536:
+                self.head += chunk[:65536 - len(self.head)]
+            self.tail = (self.tail + chunk)[-65536:]
+        pipe.close()
+
+    def text(self):
+        self.thread.join(timeout=5)
+        if self.size <= len(self.head):
+            data = self.head
+        else:
+            data = self.head + b"\n[...]\n" + self.tail
+        return data.decode(errors="replace")
+
+
+# -- one run ------------------------------------------------------------------
+
+
+class job:
+    def __init__(self, program, label, argv, option, value, sig, delay):
+        self.program = program  # its spec
+        self.label = label      # what is varied, for the report
+        self.argv = argv
+        self.option = option    # name to find in an error line, or None
+        self.value = value
+        self.sig = sig
+        self.delay = delay
+        self.failure = None
+        self.seconds = 0.0
+        self.handled = True  # it had a handler for `sig` when it came
+
+    def repro(self):
+        cmd = shlex.join(a if len(a) < 200 else a[:20] + "..." + a[-20:]
+                         for a in self.argv)
+        if len(cmd) > 600:
+            cmd = cmd[:600] + "..."
+        return (f"{cmd} & sleep {self.delay:.2f}; "
+                f"kill -{signal.Signals(self.sig).name[3:]} $!")
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if "error:" in line]
+
+
+def names(line, option, value):
+    """Whether an error line says which input it refuses: the option's name
+    (a dotted one may be split, as in `--down.*: ... reset-after-ms`), or
+    the value itself as a token (`cannot connect to 127.0.0.1:1`)."""
+    if option in line or all(part in line for part in option.split(".")):
+        return True
+    if value and value.startswith("="):
+        v = value[1:][:40]
+        if v and re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w.])",
+                           line):
+            return True
+    return False
+
+
+def judge(j, rc, signalled, stderr):
+    """The reason `j` failed, or None."""
+    m = SANITIZER.search(stderr)
+    if m:
+        start = stderr.rfind("\n", 0, m.start()) + 1
+        lines = stderr[start:].splitlines()[:5]
+        return "sanitizer/abort report: " + " | ".join(
+            line.strip()[:160] for line in lines)
+    if rc < 0:
+        return f"killed by {signal.Signals(-rc).name}" + (
+            "" if -rc != j.sig else " (the signal we sent" +
+            ("" if j.handled else ", which it had no handler for") + ")") + \
+            f"; stderr tail: {stderr[-200:]!r}"
+    if rc == 0:
+        return None
+    errors = error_lines(stderr)
+    if j.program.child_status and 0 < rc <= 127:
+        return None  # the child's own status, passed on (127: not found)
+    if rc != 1:
+        return f"exit code {rc} (expected 0, or 1 with an error line)" + (
+            f"; stderr: {stderr[-300:]!r}" if stderr else "")
+    if not errors:
+        return f"exit code 1 without an 'error:' line; stderr: " \
+               f"{stderr[-300:]!r}"
+    if signalled or j.option is None:
+        return None
+    if any(names(line, j.option, j.value) for line in errors):
+        return None
+    return f"error line names neither {j.option!r} nor its value: " \
+           f"{errors[0][:300]!r}"
+
+
+def run(j, cwd, env, bound, grace, handler_wait):
+    marker = f"{os.getpid()}-{id(j)}"
+    run_env = dict(env)
+    run_env[MARKER] = marker
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(j.argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=cwd, env=run_env,
+                                start_new_session=True)
+    except OSError as e:
+        j.failure = f"cannot start: {e}"
+        return j
+    out, err = capture(proc.stdout), capture(proc.stderr)
+    signalled, hung = False, False
+    try:
+        proc.wait(timeout=j.delay)
+    except subprocess.TimeoutExpired:
+        # A signal that comes before the program could install a handler
+        # (still in the loader, or CAF starting) tests nothing: give it up
+        # to `handler_wait` s to install one. One that never does fails.
+        until = time.monotonic() + handler_wait
+        while proc.poll() is None and not handles(proc.pid, j.sig) and \
+                time.monotonic() < until:
+            time.sleep(0.01)
+    if proc.returncode is None:
+        j.handled = handles(proc.pid, j.sig)
+        signalled = True
+        try:
+            proc.send_signal(j.sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            hung = True
+            kill_all(proc.pid, marker)
+            proc.wait()
+    j.seconds = time.monotonic() - t0
+    stderr = err.text()
+    out.text()
+    left = [] if hung else leftovers(proc.pid, marker, grace)
+    if left:
+        what = describe(left)
+        kill_all(proc.pid, marker)
+        j.failure = f"left processes behind: {what}"
+    if hung:
+        j.failure = (f"hang: still running {bound:.0f} s after "
+                     f"{signal.Signals(j.sig).name}; stderr tail: "
+                     f"{stderr[-300:]!r}")
+    elif not j.failure:
+        j.failure = judge(j, proc.returncode, signalled, stderr)
+    elif proc.returncode < 0 or SANITIZER.search(stderr):
+        j.failure += "; and " + judge(j, proc.returncode, signalled, stderr)
+    return j
+
+
+# -- the plan -----------------------------------------------------------------
+
+
+def find_program(paths, name):
+    for p in paths:
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            if os.path.basename(p) == name:
+                return p
+            continue
+        for sub in ("", "demos", "bench", "bin"):
+            cand = os.path.join(p, sub, name)
+            if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                return os.path.abspath(cand)
+    return None
+
+
+def options_of(path, mode, env):
+    argv = [path] + ([mode] if mode else []) + ["--long-help"]
+    res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=60, env=env)
+    return parse_help(res.stdout + res.stderr), res
+
+
+def option_of(arg):
+    """The option name of a base argument like --port=0."""
+    return arg[2:].split("=", 1)[0] if arg.startswith("--") else None
+
+
+def sample(rng, values, limit):
+    if limit is None or limit >= len(values):
+        return list(values)
+    return rng.sample(values, limit)
+
+
+def plan(sp, path, opts, rng, args, subst):
+    prefix = [path] + ([sp.mode] if sp.mode else [])
+    base = [a.format(**subst) for a in sp.base]
+    cases = [("base line", base, None, None)]
+    # Twin options in two groups (chaos_proxy's up.X and down.X) are parsed
+    # by the same code: each edge value goes to one of the two, at random.
+    twins = {}
+    for name, typ in opts:
+        if "." in name and not name.startswith("shardwire."):
+            twins.setdefault((name.split(".", 1)[1], typ), []).append(name)
+    owner = {}
+    for (key, typ), group in sorted(twins.items()):
+        for frag in edge_values(typ):
+            owner[(key, frag)] = rng.choice(group)
+    for name, typ in opts:
+        if name in sp.skip:
+            continue
+        common = name in COMMON_OPTIONS or name.startswith("shardwire.")
+        limit = args.common_values if common else args.values
+        key = name.split(".", 1)[1] if "." in name else None
+        values = [f for f in edge_values(typ)
+                  if owner.get((key, f), name) == name]
+        for frag in sample(rng, values, limit):
+            argv = [a for a in base if option_of(a) != name]
+            argv.append("--" + name + frag)
+            cases.append((f"--{name}{frag[:24]}", argv, name, frag))
+    cases.append(("stray argument", base + ["stray-arg"], "stray-arg", None))
+    cases.append(("unknown option", base + ["--no-such-option=1"],
+                  "no-such-option", None))
+    jobs = []
+    for label, argv, name, frag in cases:
+        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+        delay = rng.uniform(0, args.delay_max)
+        jobs.append(job(sp, label, prefix + argv, name, frag, sig, delay))
+    return jobs
+
+
+def limit_arg(text):
+    return None if text == "all" else int(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="+",
+                    help="build directories (demos/, bench/ below them) or "
+                         "program paths")
+    ap.add_argument("--seed", type=int,
+                    default=int(os.environ.get("SEED", "0")) or None)
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--values", type=limit_arg, default=None,
+                    help="edge values per program option: all or K sampled")
+    ap.add_argument("--common-values", type=limit_arg, default=2,
+                    help="edge values per shared runtime option (--shards, "
+                         "--log-level, --shardwire.*) per program")
+    ap.add_argument("--delay-max", type=float, default=1.5,
+                    help="the stop signal comes after 0 to this many s")
+    ap.add_argument("--bound", type=float, default=10,
+                    help="seconds a program has to exit after the signal")
+    ap.add_argument("--handler-wait", type=float, default=3,
+                    help="seconds to wait for the program's handler of the "
+                         "signal before sending it anyway")
+    ap.add_argument("--grace", type=float, default=3,
+                    help="seconds its children have to go after it exits")
+    ap.add_argument("--only", action="append", default=[],
+                    help="test only these programs (repeatable)")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="skip programs that are not built")
+    args = ap.parse_args()
+
+    seed = args.seed if args.seed is not None else \
+        random.SystemRandom().randrange(1, 2**31)
+    rng = random.Random(seed)
+    print(f"edge values: seed {seed} (SEED={seed} or --seed={seed} repeats "
+          f"this run)", flush=True)
+    become_subreaper()
+
+    # What `make asan` sets, for a run of this script alone: the project's
+    # suppressions of known CAF 0.17 reports (tests/sanitizers/ubsan.supp).
+    env = dict(os.environ)
+    supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "sanitizers", "ubsan.supp")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:"
+                   f"suppressions={os.path.normpath(supp)}")
+
+    specs = [s for s in SPECS
+             if not args.only or s.name in args.only or s.label in args.only]
+    failed_setup = []
+    programs = {}
+    for s in specs:
+        path = find_program(args.paths, s.name)
+        if path is None:
+            if not args.allow_missing:
+                failed_setup.append(f"{s.label}: not found in {args.paths}")
+            continue
+        programs[s.label] = path
+
+    tcp = threaded_tcp(("127.0.0.1", 0), tcp_echo)
+    threading.Thread(target=tcp.serve_forever, daemon=True).start()
+    udp = start_udp_echo()
+    subst = {"tcp_echo": tcp.server_address[1],
+             "udp_echo": udp.getsockname()[1],
+             "kv_cluster": find_program(args.paths, "kv_cluster")
+             or "kv_cluster",
+             "kv_node": 1}
+    kv_proc = None
+    if any(s.mode == "front" and s.label in programs for s in specs):
+        kv_proc, subst["kv_node"] = start_kv_node(programs["kv_cluster front"],
+                                                  env)
+    print(f"peers: tcp echo 127.0.0.1:{subst['tcp_echo']}, udp echo "
+          f"127.0.0.1:{subst['udp_echo']}, kv node 127.0.0.1:"
+          f"{subst['kv_node']}", flush=True)
+
+    jobs = []
+    for s in specs:
+        if s.label not in programs:
+            continue
+        opts, res = options_of(programs[s.label], s.mode, env)
+        if not opts:
+            failed_setup.append(f"{s.label}: no options found in --long-help "
+                                f"(exit {res.returncode})")
+            continue
+        jobs += plan(s, programs[s.label], opts, rng, args, subst)
+
+    # Interleave the programs so that several different ones run at once.
+    rng.shuffle(jobs)
+    print(f"{len(jobs)} runs of {len(programs)} programs, {args.jobs} at a "
+          f"time", flush=True)
+
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sw-edge-") as cwd, \
+            concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run, j, cwd, env, args.bound, args.grace,
+                               args.handler_wait)
+                   for j in jobs]
+        for f in concurrent.futures.as_completed(futures):
+            j = f.result()
+            if j.failure:
+                print(f"FAIL {j.program.label} [{j.label}]: {j.failure}\n"
+                      f"     repro: {j.repro()}", flush=True)
+    elapsed = time.monotonic() - t0
+    tcp.shutdown()
+    udp.close()
+    if kv_proc:
+        kv_proc.send_signal(signal.SIGINT)
+        try:
+            kv_proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kv_proc.kill()
+            kv_proc.wait()
+
+    print(f"\n{'program':<22} {'runs':>5} {'failed':>6} {'slowest s':>9}")
+    for s in specs:
+        mine = [j for j in jobs if j.program is s]
+        if not mine:
+            continue
+        bad = sum(1 for j in mine if j.failure)
+        slow = max(j.seconds for j in mine)
+        print(f"{s.label:<22} {len(mine):>5} {bad:>6} {slow:>9.1f}")
+    for line in failed_setup:
+        print(f"FAIL setup: {line}")
+    failed = sum(1 for j in jobs if j.failure) + len(failed_setup)
+    passed = len(jobs) - (failed - len(failed_setup))
+    print(f"wall time {elapsed:.0f} s, seed {seed}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
