@@ -136,14 +136,48 @@ private:
 /// Renders the bytes for CAF's deep_to_string and test output.
 std::string to_string(const buffer& x);
 
+namespace detail {
+
+/// Loads a buffer in the wire format of CAF's byte sequences (a length, then
+/// the bytes), but grows the storage only as bytes actually arrive: the
+/// length comes from a peer, and CAF's own path resizes to it before reading,
+/// so six bytes claiming 4 GiB would allocate and zero 4 GiB.
+template <class Deserializer>
+typename Deserializer::result_type load_bytes_bounded(Deserializer& f,
+                                                      buffer& x) {
+  constexpr size_t step = 64 * 1024;
+  size_t claimed = 0;
+  if (auto err = f.begin_sequence(claimed)) return err;
+  std::vector<char> tmp;
+  tmp.reserve(claimed < step ? claimed : step);
+  while (tmp.size() < claimed) {
+    size_t at = tmp.size();
+    size_t chunk = claimed - at < step ? claimed - at : step;
+    tmp.resize(at + chunk);
+    if (auto err = f.apply_raw(chunk, tmp.data() + at)) return err;
+  }
+  if (auto err = f.end_sequence()) return err;
+  x = buffer::adopt(std::move(tmp));
+  return {};
+}
+
+} // namespace detail
+
 /// CAF inspection: serialized as its bytes, so a buffer can cross the
-/// middleman; a deserialized buffer owns fresh storage.
+/// middleman; a deserialized buffer owns fresh storage. Loading allocates no
+/// more than twice the bytes present, whatever length the input claims.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, buffer& x) {
   if constexpr (Inspector::reads_state) {
     std::vector<char> tmp(reinterpret_cast<const char*>(x.data()),
                           reinterpret_cast<const char*>(x.data()) + x.size());
     return f(tmp);
+  } else if constexpr (requires(size_t n, void* p) {
+                         f.begin_sequence(n);
+                         f.apply_raw(n, p);
+                         f.end_sequence();
+                       }) {
+    return detail::load_bytes_bounded(f, x);
   } else {
     std::vector<char> tmp;
     auto on_exit = [&] { x = buffer::adopt(std::move(tmp)); };

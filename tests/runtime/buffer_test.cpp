@@ -8,6 +8,8 @@
 #include <caf/binary_serializer.hpp>
 #include <caf/message.hpp>
 
+#include <sys/resource.h>
+
 #include <thread>
 #include <vector>
 
@@ -193,4 +195,33 @@ TEST_CASE("buffers survive a CAF binary serialization round trip") {
   REQUIRE_FALSE(source(out));
   REQUIRE(out.match_elements<buffer>());
   CHECK(out.get_as<buffer>(0).view() == "in a message");
+}
+
+namespace {
+
+long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+} // namespace
+
+TEST_CASE("a deserialized buffer never allocates the length its input claims") {
+  // A remote `data` of a few bytes claiming 4 GiB: CAF's byte-sequence path
+  // would resize to the claim first (fuzz finding 1, tests/fuzz/README.md).
+  runtime_fixture fx;
+  auto& sys = fx.rt->system();
+  for (size_t claim : {size_t{0xFFFFFFFF}, size_t{1} << 20, size_t{70000}}) {
+    std::vector<char> bytes;
+    caf::binary_serializer sink{sys, bytes};
+    REQUIRE_FALSE(sink.begin_sequence(claim));
+    bytes.insert(bytes.end(), {'a', 'b', 'c', 'd', 'e', 'f'});
+    auto before = peak_rss_kib();
+    buffer out = buffer::copy_of("untouched");
+    caf::binary_deserializer source{sys, bytes};
+    CHECK(source(out)); // refused: the bytes are not there
+    CHECK(out.view() == "untouched");
+    CHECK(peak_rss_kib() - before < 64 * 1024); // KiB: far below the claim
+  }
 }
