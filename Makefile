@@ -9,8 +9,10 @@
 #   make bench   deps + build, then run build/bench/echo_bench (when it exists)
 #   make soak    deps + build, then the soak run (tests/soak, docs/soak.md):
 #                demo servers under random clients and faults, SOAK_SECONDS
+#   make fuzz    clang + libFuzzer build of tests/fuzz in build-fuzz/, then
+#                each fuzz target FUZZ_SECONDS on its committed corpus
 #   make format  clang-format -i over every source folder
-#   make clean   remove build/ and build-asan/
+#   make clean   remove build/, build-asan/ and build-fuzz/
 #
 # Every knob below can be overridden on the command line, e.g.
 #   make test BUILD_DIR=build-mine JOBS=1 CTEST_ARGS='-R tcp'
@@ -38,9 +40,19 @@ BENCH_ARGS    ?=
 SOAK_SECONDS  ?= 1800
 SOAK_ARGS     ?=
 
+# Fuzzing (tests/fuzz/README.md): seconds per target, and FUZZ_MERGE=1 to
+# merge inputs that add coverage into the committed corpora (by default they
+# are only read).
+FUZZ_DIR      ?= build-fuzz
+FUZZ_SECONDS  ?= 30
+FUZZ_MERGE    ?= 0
+FUZZ_TARGETS  ?=
 
 # Exactly what a fresh Debian 12 needs to build and test shardwire.
 PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3
+# What `make fuzz` needs on top: clang 14 with libFuzzer and the sanitizer
+# runtimes (libclang-rt-dev), llvm-symbolizer for readable reports (llvm).
+FUZZ_PACKAGES := clang libclang-rt-dev llvm
 
 FORMAT_DIRS := $(wildcard runtime actors transports tests demos bench)
 
@@ -105,6 +117,15 @@ bench: build
 	       "target in bench/CMakeLists.txt); nothing to run"; \
 	fi
 
+.PHONY: fuzz
+fuzz:
+	$(MAKE) deps PACKAGES="$(PACKAGES) $(FUZZ_PACKAGES)"
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DSHARDWIRE_FUZZ=ON
+	cmake --build $(FUZZ_DIR) --target shardwire_fuzzers -j $(JOBS)
+	tests/fuzz/run_fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_MERGE) \
+	  $(FUZZ_TARGETS)
+
 .PHONY: soak
 soak: build
 	python3 tests/soak/run_soak.py --build-dir $(BUILD_DIR) \
@@ -119,4 +140,4 @@ format:
 	  | xargs -0 -r clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

@@ -5,6 +5,7 @@
 #include "runtime/pinned.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/detail/socket_util.hpp"
+#include "transports/fault_control.hpp"
 #include "transports/tcp.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -15,13 +16,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <deque>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <sys/socket.h>
 #include <unordered_map>
+#include <variant>
 
 namespace shardwire {
 
@@ -732,77 +733,36 @@ void fault_proxy::stop() {
   server_ = nullptr;
 }
 
-namespace {
-
-std::vector<std::string_view> split_words(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i])))
-      ++i;
-    size_t j = i;
-    while (j < line.size() &&
-           !std::isspace(static_cast<unsigned char>(line[j])))
-      ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-constexpr const char* control_help =
-    "commands:\n"
-    "  set <up|down|both>.<key> <value>\n"
-    "  get <up|down>.<key>\n"
-    "  faults\n"
-    "  status\n"
-    "  clear | reset-all\n"
-    "  sever\n"
-    "  help\n"
-    "keys: latency-ms jitter-ms bandwidth slice-min slice-max slice-delay-us\n"
-    "      cut-after reset-after reset-after-ms black-hole\n";
-
-} // namespace
-
+// The language is parsed in fault_control.cpp (a pure function, fuzzed);
+// here it only runs against the live proxy.
 std::string fault_proxy::execute(std::string_view line) {
-  auto words = split_words(line);
-  if (words.empty() || words[0].front() == '#') return "OK\n";
-  auto cmd = words[0];
+  auto cmd = parse_control_line(line);
+  if (std::holds_alternative<control_noop>(cmd)) return "OK\n";
   auto err = [](std::string msg) { return "ERR " + msg + "\n"; };
   if (!state_) return err("proxy stopped");
-  if (cmd == "set") {
-    if (words.size() != 3) return err("usage: set <dir>.<key> <value>");
-    if (auto e = set(words[1], words[2])) return err(describe(e));
+  if (auto* x = std::get_if<control_error>(&cmd)) return err(x->message);
+  if (auto* x = std::get_if<control_set>(&cmd)) {
+    if (auto e = set(x->qualified_key, x->value)) return err(describe(e));
     return "OK\n";
   }
-  if (cmd == "get") {
-    if (words.size() != 2) return err("usage: get <dir>.<key>");
-    auto key = words[1];
-    auto dot = key.find('.');
-    auto dir = key.substr(0, std::min(dot, key.size()));
-    if (dot == std::string_view::npos || (dir != "up" && dir != "down"))
-      return err("expected up.<key> or down.<key>");
-    auto f = faults();
-    auto v = get_fault(dir == "up" ? f.up : f.down, key.substr(dot + 1));
-    if (v.empty()) return err("unknown fault " + std::string{key});
-    return v + "\nOK\n";
-  }
-  if (words.size() != 1) return err("unexpected arguments");
-  if (cmd == "faults") {
+  if (auto* x = std::get_if<control_get>(&cmd))
+    return get_fault(faults()[x->dir], x->key) + "\nOK\n";
+  if (std::holds_alternative<control_faults>(cmd)) {
     auto f = faults();
     return "up: " + to_string(f.up) + "\ndown: " + to_string(f.down) + "\nOK\n";
   }
-  if (cmd == "status") return to_string(stats()) + "\nOK\n";
-  if (cmd == "clear" || cmd == "reset-all") {
+  if (std::holds_alternative<control_status>(cmd))
+    return to_string(stats()) + "\nOK\n";
+  if (std::holds_alternative<control_clear>(cmd)) {
     clear();
     return "OK\n";
   }
-  if (cmd == "sever") {
+  if (std::holds_alternative<control_sever>(cmd)) {
     sever_all();
     return "OK\n";
   }
-  if (cmd == "help") return std::string{control_help} + "OK\n";
-  return err("unknown command " + std::string{cmd} + " (try help)");
+  // control_help, the only alternative left.
+  return std::string{control_help_text()} + "OK\n";
 }
 
 } // namespace shardwire
