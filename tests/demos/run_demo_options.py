@@ -5,7 +5,7 @@ For each demo program (kv_cluster in both modes):
   - a stray positional argument (`tcp_echo_server 18997` once listened on
     8888) is refused: exit 1, the argument named on stderr, nothing on
     stdout, nothing served;
-  - --help prints the help text on stdout and exits 0 (GNU convention);
+  - --help prints the help text on stderr and exits 0 (as the README says);
 and program-specific values that make no sense are refused with
 `error: --NAME: ...` and exit 1, e.g. `tour --timeout-ms=0` (which once
 reported every working exchange as timed out).
@@ -18,6 +18,10 @@ import argparse
 import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import check, failures  # noqa: E402
 
 RUN_TIMEOUT = 10.0
 # Where --help goes: stderr, exit 0 (CAF's help text says so, as does the
@@ -47,15 +51,6 @@ REFUSED = [
      '--timeout-ms'),
     (['kv_cluster', 'node'], ['--nodes=127.0.0.1:1'], '--nodes'),
 ]
-
-failures = []
-
-
-def check(cond, what):
-    print(f'  {"ok" if cond else "FAILED"}: {what}')
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def run(bin_dir, prog, args):

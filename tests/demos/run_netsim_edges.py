@@ -15,19 +15,15 @@ code and verdict, never by a signal:
 Usage: run_netsim_edges.py --demo BIN
 """
 import argparse
+import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import check, failures  # noqa: E402
+
 RUN_TIMEOUT = 30.0
-
-failures = []
-
-
-def check(cond, what):
-    print(f'  {"ok" if cond else "FAILED"}: {what}')
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def run(demo, arg):

@@ -24,13 +24,16 @@ Usage: run_kv_cluster.py --kv BIN
 """
 import argparse
 import os
-import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import LineQueue, check, failures, free_ports  # noqa: E402
 
 DEADLINE = 10.0        # any wait for a state change
 STOP_TIMEOUT = 5.0     # SIGINT -> exit
@@ -40,28 +43,6 @@ STOP_TIMEOUT = 5.0     # SIGINT -> exit
 FRONT_TIMEOUT_MS = 8000
 NET_OPTS = ['--middleman.heartbeat-interval=200ms',
             '--middleman.connection-timeout=1s']
-
-failures = []
-
-
-def check(cond, what):
-    print(f'  {"ok" if cond else "FAILED"}: {what}')
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(('127.0.0.1', 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
 
 def fnv1a(key):
     h = 14695981039346656037
@@ -89,31 +70,11 @@ class Proc:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True,
                                      env=env)
-        self.lines = []
-        self.q = queue.Queue()
-        self.thread = threading.Thread(target=self._pump, daemon=True)
-        self.thread.start()
-
-    def _pump(self):
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip('\n'))
-            self.q.put(line)
-        self.q.put(None)
+        self.stderr = LineQueue(self.proc.stderr)
+        self.lines = self.stderr.lines
 
     def wait_line(self, marker, timeout=DEADLINE):
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                line = self.q.get(timeout=left)
-            except queue.Empty:
-                return False
-            if line is None:
-                return False
-            if marker in line:
-                return True
+        return self.stderr.wait_line(re.escape(marker), timeout) is not None
 
     def stop(self):
         if self.proc.poll() is not None:

@@ -21,24 +21,18 @@ Timing checks are lower bounds only. Every wait has a deadline.
 Usage: run_chaos_proxy.py --proxy BIN --server BIN
 """
 import argparse
-import queue
-import re
+import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import LineQueue, check, failures  # noqa: E402
+
 STEP_TIMEOUT = 10.0
-failures = []
-
-
-def check(cond, what):
-    print(('  ok: ' if cond else '  FAILED: ') + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 class Proc:
@@ -49,36 +43,13 @@ class Proc:
         self.proc = subprocess.Popen(argv, stdin=stdin,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        self.out = queue.Queue()
-        self.err = queue.Queue()
-        for stream, q in ((self.proc.stdout, self.out),
-                          (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, q),
-                             daemon=True).start()
+        self.out = LineQueue(self.proc.stdout)
+        self.err = LineQueue(self.proc.stderr)
 
     @staticmethod
-    def _pump(stream, q):
-        for line in stream:
-            q.put(line.rstrip('\n'))
-        q.put(None)
-
-    @staticmethod
-    def wait_line(q, pattern, timeout=STEP_TIMEOUT):
-        """Returns the first match of `pattern` in a line of `q`, or None."""
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                line = q.get(timeout=left)
-            except queue.Empty:
-                return None
-            if line is None:
-                return None
-            m = re.search(pattern, line)
-            if m:
-                return m
+    def wait_line(lines, pattern, timeout=STEP_TIMEOUT):
+        """Returns the first match of `pattern` in a coming line, or None."""
+        return lines.wait_line(pattern, timeout)
 
     def stop(self, sig=signal.SIGINT, timeout=5.0):
         if self.proc.poll() is None:

@@ -20,7 +20,6 @@ Usage: run_interop.py --server BIN --client BIN --socketpair BIN
 """
 import argparse
 import os
-import queue
 import re
 import signal
 import socket
@@ -33,26 +32,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PY_SERVER = os.path.join(HERE, 'tcp_echo_server.py')
 PY_CLIENT = os.path.join(HERE, 'tcp_echo_client.py')
 
+sys.path.insert(0, os.path.join(HERE, '..', 'support'))
+from harness import LineQueue, check, failures, free_port  # noqa: E402
+
 STEP_TIMEOUT = 20.0      # any single program run
 STOP_TIMEOUT = 5.0       # SIGINT -> exit ("promptly")
-
-failures = []
-
-
-def check(cond, what):
-    if cond:
-        print(f'  ok: {what}')
-    else:
-        print(f'  FAILED: {what}')
-        failures.append(what)
-    return cond
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 class Server:
     """A server process whose stdout/stderr lines are collected by threads."""
@@ -61,45 +45,14 @@ class Server:
         print('  $ ' + ' '.join(argv))
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        self.stdout = []
-        self.stderr = []
-        self.stderr_q = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._pump,
-                             args=(self.proc.stdout, self.stdout, None),
-                             daemon=True),
-            threading.Thread(target=self._pump,
-                             args=(self.proc.stderr, self.stderr,
-                                   self.stderr_q),
-                             daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, lines, q):
-        for line in stream:
-            lines.append(line.rstrip('\n'))
-            if q is not None:
-                q.put(line)
-        if q is not None:
-            q.put(None)
+        self._out = LineQueue(self.proc.stdout)
+        self._err = LineQueue(self.proc.stderr)
+        self.stdout = self._out.lines
+        self.stderr = self._err.lines
 
     def wait_ready(self, marker='Serving on', timeout=STEP_TIMEOUT):
         """Waits for a stderr line containing `marker` (the bind is done)."""
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                line = self.stderr_q.get(timeout=left)
-            except queue.Empty:
-                return False
-            if line is None:
-                return False
-            if marker in line:
-                return True
+        return self._err.wait_line(re.escape(marker), timeout) is not None
 
     def stop(self):
         """SIGINT; returns (exit code or None on timeout, seconds taken)."""
@@ -111,8 +64,8 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             rc = None
-        for t in self._threads:
-            t.join(timeout=STEP_TIMEOUT)
+        self._out.join(STEP_TIMEOUT)
+        self._err.join(STEP_TIMEOUT)
         return rc, time.monotonic() - t0
 
     def kill(self):

@@ -38,9 +38,12 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from soak_chaos import Chaos, Control  # noqa: E402 (after the line above)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import free_ports  # noqa: E402 (after the lines above)
+from soak_chaos import Chaos, Control  # noqa: E402
 from soak_kv import KvStats, kv_slot
-from soak_procs import Server, free_ports, group_members, kill_group
+from soak_procs import Server, group_members, kill_group
 from soak_series import summarize
 from soak_streams import Bucket, StreamStats, echo_slot
 from soak_udp import UdpStats, udp_slot

@@ -9,13 +9,11 @@ outliving the test.
 """
 import ctypes
 import os
-import queue
-import re
 import signal
-import socket
 import subprocess
-import threading
 import time
+
+from harness import LineQueue
 
 PR_SET_PDEATHSIG = 1
 try:
@@ -31,19 +29,6 @@ def _child_setup():
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def free_ports(n):
-    """n distinct free loopback ports (for programs that cannot take 0)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(('127.0.0.1', 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 class Server:
     """A demo server process whose output lines are queued by threads.
 
@@ -57,8 +42,6 @@ class Server:
         self.name = name
         self.argv = argv
         self.fd_slack = fd_slack  # allowed fd swing after warm-up
-        self.tail = []            # last lines of output, for diagnostics
-        self.lines = queue.Queue()
         self.samples = []         # (t, rss_kib, fds)
         self.idle_fds = None      # fds before any client connected
         self.final_fds = None     # fds after every client left
@@ -73,35 +56,16 @@ class Server:
         self.pgid = self.proc.pid  # a new session leader leads its group
         streams = [self.proc.stderr] + ([self.proc.stdout]
                                         if keep_stdout else [])
-        for stream in streams:
-            threading.Thread(target=self._pump, args=(stream,),
-                             daemon=True).start()
+        self.output = LineQueue(*streams, keep=40)
 
-    def _pump(self, stream):
-        for line in stream:
-            line = line.rstrip('\n')
-            self.tail.append(line)
-            if len(self.tail) > 40:
-                del self.tail[:-40]
-            self.lines.put(line)
-        self.lines.put(None)
+    @property
+    def tail(self):
+        """The last lines of output, for diagnostics."""
+        return self.output.tail(40)
 
     def wait_line(self, pattern, timeout=15.0):
         """The first match of `pattern` in a coming output line, or None."""
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                return None
-            if line is None:
-                return None
-            m = re.search(pattern, line)
-            if m:
-                return m
+        return self.output.wait_line(pattern, timeout)
 
     def alive(self):
         return self.proc.poll() is None

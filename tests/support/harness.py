@@ -1,0 +1,107 @@
+"""What the out-of-process test scripts share: checks, free ports and the
+output lines of a child process.
+
+A script imports it after putting this folder on its path:
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..',
+                                    'support'))
+    from harness import check, failures, free_ports, LineQueue
+"""
+
+import queue
+import re
+import socket
+import threading
+import time
+
+# Every failed check, in order; a script exits 1 when it is not empty.
+failures = []
+
+
+def check(cond, what):
+    """Prints `ok: what` or `FAILED: what` and records a failure."""
+    print(f'  {"ok" if cond else "FAILED"}: {what}', flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def free_ports(n, kind=socket.SOCK_STREAM):
+    """n distinct loopback ports free right now (for programs that cannot
+    take port 0). All are bound at once, so they differ."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(('127.0.0.1', 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    return free_ports(1, kind)[0]
+
+
+class LineQueue:
+    """The lines of a child's text streams, read by daemon threads, so a
+    wait for a line never blocks past its deadline.
+
+    With several streams (stdout and stderr) their lines are merged in the
+    order they arrive. `lines` keeps every line, or the last `keep` ones (for
+    diagnostics and for checks after exit); `wait_line` consumes them in
+    order.
+    """
+
+    def __init__(self, *streams, keep=None):
+        self.lines = []
+        self._keep = keep
+        self._queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._open = len(streams)
+        self._threads = [threading.Thread(target=self._pump, args=(s,),
+                                          daemon=True) for s in streams]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream):
+        for line in stream:
+            line = line.rstrip('\n')
+            with self._lock:
+                self.lines.append(line)
+                if self._keep is not None and len(self.lines) > self._keep:
+                    del self.lines[:-self._keep]
+            self._queue.put(line)
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                self._queue.put(None)
+
+    def tail(self, n=5):
+        with self._lock:
+            return self.lines[-n:]
+
+    def wait_line(self, pattern, timeout):
+        """The match of regex `pattern` in the first coming line that has
+        one; None at the deadline or once every stream has ended."""
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                self._queue.put(None)  # later waits end at once too
+                return None
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def join(self, timeout):
+        """Waits (up to `timeout` seconds each) until the streams ended."""
+        for t in self._threads:
+            t.join(timeout)
