@@ -255,8 +255,15 @@ child start_server(const std::string& kind, size_t shards,
   ::close(fds[1]);
   child c;
   c.pid = pid;
-  if (::read(fds[0], &c.port, sizeof(c.port)) != sizeof(c.port))
-    throw std::runtime_error("server " + kind + " did not start");
+  if (::read(fds[0], &c.port, sizeof(c.port)) != sizeof(c.port)) {
+    if (cg_out.empty())
+      throw std::runtime_error("server " + kind + " did not start");
+    // valgrind missing, or a build it cannot run (a sanitizer build).
+    throw std::runtime_error("--callgrind: server " + kind +
+                             " did not start under valgrind (is valgrind "
+                             "installed, and is this a build without "
+                             "sanitizers?)");
+  }
   ::close(fds[0]);
   return c;
 }

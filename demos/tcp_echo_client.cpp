@@ -115,7 +115,11 @@ int main(int argc, char** argv) {
       rt, opts, make_protocol<echo_client_protocol>(cfg.message, done));
   if (!conn) {
     std::cerr << "error: cannot connect to " << cfg.host << ":" << cfg.port
-              << ": " << describe(conn.error()) << '\n';
+              << ": " << describe(conn.error());
+    // The bound that ran out is the user's to change: name it.
+    if (conn.error() == sw_errc::timeout)
+      std::cerr << " (--timeout-ms=" << cfg.timeout_ms << ")";
+    std::cerr << '\n';
     return 1;
   }
   switch (runtime::wait_or_stop(finished, deadline)) {
