@@ -2,8 +2,9 @@
 #
 # 1. checkheaders -- STYLE.md rule 3: every public header compiles alone.
 #
-# One generated translation unit per public header in runtime/, actors/ and
-# transports/ (and actors/supervision/; detail/ folders are private and exempt), each including only
+# One generated translation unit per public header in runtime/, actors/,
+# transports/, sim/ and tools/ (and actors/supervision/; detail/ folders are
+# private and exempt), each including only
 # that header. They form the static library `shardwire_checkheaders`, which is
 # part of ALL: a header that misses an include breaks the normal build, not
 # just a separate check. `checkheaders` builds only this library.
@@ -25,7 +26,8 @@ if(SHARDWIRE_CHECK_HEADERS)
        ${PROJECT_SOURCE_DIR}/actors/*.hpp
        ${PROJECT_SOURCE_DIR}/actors/supervision/*.hpp
        ${PROJECT_SOURCE_DIR}/transports/*.hpp
-       ${PROJECT_SOURCE_DIR}/transports/sim/*.hpp)
+       ${PROJECT_SOURCE_DIR}/sim/*.hpp
+       ${PROJECT_SOURCE_DIR}/tools/*.hpp)
   list(SORT _sw_public_headers)
 
   set(_sw_checkheaders_sources)
@@ -42,7 +44,8 @@ if(SHARDWIRE_CHECK_HEADERS)
   add_library(shardwire_checkheaders STATIC ${_sw_checkheaders_sources})
   # Only for the include paths and definitions (CAF, Asio, the source root);
   # nothing of this archive is linked into anything.
-  target_link_libraries(shardwire_checkheaders PRIVATE shardwire::transports)
+  target_link_libraries(shardwire_checkheaders PRIVATE shardwire::sim
+                        shardwire::tools)
   shardwire_apply_flags(shardwire_checkheaders)
   add_custom_target(checkheaders DEPENDS shardwire_checkheaders)
 endif()

@@ -19,14 +19,16 @@ function(shardwire_add_library name)
   shardwire_apply_flags(shardwire_${name})
 endfunction()
 
-# shardwire_add_test(<name> <source> [TIMEOUT s] [LABELS l...])
+# shardwire_add_test(<name> <source> [TIMEOUT s] [LABELS l...] [LIBS t...])
+# (LIBS: libraries beyond shardwire::transports, e.g. shardwire::sim)
 function(shardwire_add_test name source)
-  cmake_parse_arguments(T "" "TIMEOUT" "LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS;LIBS" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)
   endif()
   add_executable(${name} ${source})
-  target_link_libraries(${name} PRIVATE shardwire::transports shardwire_test_main)
+  target_link_libraries(${name} PRIVATE shardwire::transports ${T_LIBS}
+                        shardwire_test_main)
   shardwire_apply_flags(${name})
   # Every test runs twice: with the co-located fast path (the default) and
   # with every message queued, so both delivery modes keep all guarantees.

@@ -1,5 +1,5 @@
 // chaos_proxy: a fault-injecting TCP proxy for out-of-process tests of real
-// programs (transports/fault_proxy.hpp; docs/chaos-proxy.md).
+// programs (tools/fault_proxy.hpp; docs/chaos-proxy.md).
 //
 // Listens on --listen, relays every connection to --upstream, and applies
 // per-direction faults: `up` is client -> upstream, `down` upstream ->
@@ -17,7 +17,7 @@
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
-#include "transports/fault_proxy.hpp"
+#include "tools/fault_proxy.hpp"
 #include "transports/tcp.hpp"
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // A request/response service under a seeded fault schedule, on the
-// simulated network (transports/sim).
+// simulated network (sim).
 //
 // One server ("db") answers "GET k" lines with "VAL k"; three clients send
 // requests one per 200 ms of virtual time, retrying on a fresh connection
@@ -14,7 +14,7 @@
 #include "actors/config.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/config.hpp"
-#include "transports/sim/network.hpp"
+#include "sim/network.hpp"
 
 #include <caf/send.hpp>
 

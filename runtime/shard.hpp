@@ -171,7 +171,7 @@ public:
   // -- driven by hand (deterministic simulation) -----------------------------
 
   /// Makes the calling thread this shard's thread without starting one, so
-  /// a simulation (transports/sim) can drive it with `poll`. Never combine
+  /// a simulation (sim) can drive it with `poll`. Never combine
   /// with `start`. Several shards may adopt the same thread.
   void adopt_thread();
 

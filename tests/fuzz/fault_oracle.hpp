@@ -2,7 +2,7 @@
 // must hold after any `set_fault`, whatever text it was given.
 #pragma once
 
-#include "transports/fault_spec.hpp"
+#include "tools/fault_spec.hpp"
 
 #include <cstdio>
 #include <cstdlib>

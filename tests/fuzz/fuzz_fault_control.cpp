@@ -1,5 +1,5 @@
 // Fuzz target: chaos_proxy's control channel, one session of lines, through
-// the control-language parser (transports/fault_control.hpp) that
+// the control-language parser (tools/fault_control.hpp) that
 // fault_proxy::execute uses, applied to a model fault_set the way execute
 // applies commands to a live proxy (no sockets, no actors).
 //
@@ -9,7 +9,7 @@
 // comment; `get` only names known keys, and answers non-empty; errors carry
 // a message; every `set` keeps the invariants of fault_oracle.hpp.
 #include "tests/fuzz/fault_oracle.hpp"
-#include "transports/fault_control.hpp"
+#include "tools/fault_control.hpp"
 
 #include <cctype>
 #include <cstddef>

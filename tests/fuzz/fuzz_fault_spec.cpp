@@ -1,6 +1,6 @@
 // Fuzz target: the fault text of chaos_proxy's command line
 // (--up.latency-ms=200) and of fault_proxy::set, i.e. set_fault's keys and
-// values (transports/fault_spec.hpp).
+// values (tools/fault_spec.hpp).
 //
 // Input: lines ('\n'-separated), each "dir.key=value" (split at the first
 // '='; no '=' means an empty value), applied in order to one fault_set.

@@ -1,4 +1,4 @@
-#include "transports/fault_spec.hpp"
+#include "tools/fault_spec.hpp"
 
 #include "actors/errors.hpp"
 

@@ -1,4 +1,4 @@
-#include "transports/sim/detail/stream_transport.hpp"
+#include "sim/detail/stream_transport.hpp"
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"

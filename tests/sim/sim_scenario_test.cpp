@@ -1,10 +1,10 @@
-// transports/sim/scenario.hpp: the test-facing wrapper of the simulated
+// sim/scenario.hpp: the test-facing wrapper of the simulated
 // network (topology, virtual deadlines, trace queries, failure report,
 // seed replay).
-#include "transports/sim/scenario.hpp"
+#include "sim/scenario.hpp"
 
 #include "tests/support/fixtures.hpp"
-#include "tests/transports/sim/sim_support.hpp"
+#include "tests/sim/sim_support.hpp"
 
 #include <cstdlib>
 

@@ -16,7 +16,7 @@
 // printed: the environment wins over the seed given in code.
 #pragma once
 
-#include "transports/sim/network.hpp"
+#include "sim/network.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -15,7 +15,7 @@
 // Pure values and functions: no threads, no shared state.
 #pragma once
 
-#include "transports/fault_spec.hpp"
+#include "tools/fault_spec.hpp"
 
 #include <string>
 #include <string_view>

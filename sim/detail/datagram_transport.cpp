@@ -1,4 +1,4 @@
-#include "transports/sim/detail/datagram_transport.hpp"
+#include "sim/detail/datagram_transport.hpp"
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"

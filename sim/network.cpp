@@ -1,7 +1,7 @@
-#include "transports/sim/network.hpp"
+#include "sim/network.hpp"
 
 #include "actors/errors.hpp"
-#include "transports/sim/detail/core.hpp"
+#include "sim/detail/core.hpp"
 
 #include <caf/exit_reason.hpp>
 

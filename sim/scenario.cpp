@@ -1,4 +1,4 @@
-#include "transports/sim/scenario.hpp"
+#include "sim/scenario.hpp"
 
 #include <cstdlib>
 #include <sstream>

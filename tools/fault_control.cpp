@@ -1,4 +1,4 @@
-#include "transports/fault_control.hpp"
+#include "tools/fault_control.hpp"
 
 #include <algorithm>
 #include <cctype>

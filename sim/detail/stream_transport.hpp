@@ -15,7 +15,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/detail/transport_lifecycle.hpp"
-#include "transports/sim/detail/core.hpp"
+#include "sim/detail/core.hpp"
 #include "transports/stream.hpp"
 
 #include <deque>

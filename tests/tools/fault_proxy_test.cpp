@@ -1,10 +1,10 @@
-// Tests for transports/fault_proxy.hpp: a client (raw blocking socket) talks
+// Tests for tools/fault_proxy.hpp: a client (raw blocking socket) talks
 // through the proxy to an in-process echo server, loopback only.
 //
 // Timing faults are checked with lower bounds only (steady_clock), never
 // exact durations. Waits are on bytes, EOF, errors or counters, each with a
 // deadline.
-#include "transports/fault_proxy.hpp"
+#include "tools/fault_proxy.hpp"
 
 #include "tests/transports/helpers.hpp"
 #include "transports/tcp.hpp"

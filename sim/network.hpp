@@ -24,8 +24,8 @@
 #include "actors/datagram_protocol.hpp"
 #include "actors/protocol.hpp"
 #include "transports/datagram.hpp"
-#include "transports/sim/faults.hpp"
-#include "transports/sim/random.hpp"
+#include "sim/faults.hpp"
+#include "sim/random.hpp"
 #include "transports/stream.hpp"
 
 #include <caf/actor_system.hpp>

@@ -1,11 +1,11 @@
-#include "transports/fault_proxy.hpp"
+#include "tools/fault_proxy.hpp"
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 #include "runtime/pinned.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/detail/socket_util.hpp"
-#include "transports/fault_control.hpp"
+#include "tools/fault_control.hpp"
 #include "transports/tcp.hpp"
 
 #include <caf/actor_cast.hpp>

@@ -1,10 +1,10 @@
-#include "transports/sim/detail/core.hpp"
+#include "sim/detail/core.hpp"
 
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
-#include "transports/sim/detail/datagram_transport.hpp"
-#include "transports/sim/detail/stream_transport.hpp"
-#include "transports/sim/network.hpp"
+#include "sim/detail/datagram_transport.hpp"
+#include "sim/detail/stream_transport.hpp"
+#include "sim/network.hpp"
 
 #include <caf/scheduler/test_coordinator.hpp>
 

@@ -1,10 +1,10 @@
-// transports/sim/network.hpp: every fault fires and has its effect; hosts
+// sim/network.hpp: every fault fires and has its effect; hosts
 // crash, restart and pause; messages are held and released.
-#include "transports/sim/network.hpp"
+#include "sim/network.hpp"
 
 #include "actors/errors.hpp"
 #include "tests/support/fixtures.hpp"
-#include "tests/transports/sim/sim_support.hpp"
+#include "tests/sim/sim_support.hpp"
 
 #include <caf/send.hpp>
 

@@ -1,5 +1,5 @@
 // The simulation engine behind sim::network: hosts, links, connections,
-// datagram sockets, the event queue and the trace. Private to transports/sim.
+// datagram sockets, the event queue and the trace. Private to sim.
 //
 // Everything here runs on the one thread that drives the simulation (the
 // thread that created the network): the sim loop, the hosts' shards (adopted
@@ -11,8 +11,8 @@
 #include "runtime/buffer.hpp"
 #include "runtime/shard.hpp"
 #include "transports/datagram.hpp"
-#include "transports/sim/faults.hpp"
-#include "transports/sim/random.hpp"
+#include "sim/faults.hpp"
+#include "sim/random.hpp"
 #include "transports/stream.hpp"
 
 #include <caf/actor_clock.hpp>

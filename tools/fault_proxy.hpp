@@ -28,7 +28,7 @@
 
 #include "actors/endpoint.hpp"
 #include "actors/messages.hpp"
-#include "transports/fault_spec.hpp"
+#include "tools/fault_spec.hpp"
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>

@@ -12,7 +12,7 @@
 #include "runtime/pinned.hpp"
 #include "transports/datagram.hpp"
 #include "transports/detail/transport_lifecycle.hpp"
-#include "transports/sim/detail/core.hpp"
+#include "sim/detail/core.hpp"
 
 #include <memory>
 #include <optional>

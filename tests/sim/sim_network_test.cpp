@@ -1,9 +1,9 @@
-// transports/sim/network.hpp: the same protocol over real TCP and the
+// sim/network.hpp: the same protocol over real TCP and the
 // simulated network, virtual time, determinism of the trace.
-#include "transports/sim/network.hpp"
+#include "sim/network.hpp"
 
 #include "tests/support/fixtures.hpp"
-#include "tests/transports/sim/sim_support.hpp"
+#include "tests/sim/sim_support.hpp"
 #include "transports/tcp.hpp"
 
 #include <caf/send.hpp>

@@ -1,5 +1,5 @@
 // Faults a fault proxy applies to one direction of a relayed TCP connection
-// (see transports/fault_proxy.hpp), and their text form.
+// (see tools/fault_proxy.hpp), and their text form.
 //
 // The vocabulary follows Toxiproxy's toxics (latency + jitter, bandwidth,
 // slicer, limit_data, reset_peer, timeout-as-black-hole) so that people who
