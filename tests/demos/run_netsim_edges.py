@@ -16,24 +16,18 @@ Usage: run_netsim_edges.py --demo BIN
 """
 import argparse
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import check, failures  # noqa: E402
+from harness import check, failures, run_bounded  # noqa: E402
 
 RUN_TIMEOUT = 30.0
 
 
 def run(demo, arg):
-    argv = [demo, arg]
-    print(f'  $ {" ".join(argv)}')
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True,
-                           timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        check(False, f'{arg}: ends within {RUN_TIMEOUT} s')
+    r = run_bounded([demo, arg], RUN_TIMEOUT, arg)
+    if r is None:
         return None
     if r.returncode < 0:
         check(False, f'{arg}: killed by signal {-r.returncode}; stderr: '

@@ -33,7 +33,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures, free_ports  # noqa: E402
+from harness import (LineQueue, check, failures, free_ports,  # noqa: E402
+                     run_bounded)
 
 DEADLINE = 10.0        # any wait for a state change
 STOP_TIMEOUT = 5.0     # SIGINT -> exit
@@ -179,12 +180,8 @@ def refused_at_start(args, port):
                 ([args.kv, 'front', '--port', str(port), '--nodes',
                   f'127.0.0.1:{busy}', '--timeout-ms=0'],
                  ['error: --timeout-ms:'])]:
-            print(f'  $ {" ".join(argv)}')
-            try:
-                r = subprocess.run(argv, capture_output=True, text=True,
-                                   timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                check(False, f'{argv[1:]} exits at once')
+            r = run_bounded(argv, DEADLINE, f'{argv[1:]}')
+            if r is None:
                 continue
             check(r.returncode == 1 and 'Serving' not in r.stderr and
                   all(e in r.stderr for e in expect),

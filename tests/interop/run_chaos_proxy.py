@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures  # noqa: E402
+from harness import LineQueue, check, failures, run_bounded  # noqa: E402
 
 STEP_TIMEOUT = 10.0
 
@@ -132,13 +132,9 @@ def refused_options(proxy_bin, echo_port):
     ]
     try:
         for extra, expect in cases:
-            argv = [proxy_bin, '--shards=1'] + extra
-            print('  $ ' + ' '.join(argv))
-            try:
-                r = subprocess.run(argv, capture_output=True, text=True,
-                                   timeout=STEP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                check(False, f'{extra}: exits at once')
+            r = run_bounded([proxy_bin, '--shards=1'] + extra, STEP_TIMEOUT,
+                            f'{extra}')
+            if r is None:
                 continue
             check(r.returncode == 1 and r.stdout == '' and
                   all(e in r.stderr for e in expect),

@@ -11,6 +11,7 @@ A script imports it after putting this folder on its path:
 import queue
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -24,6 +25,19 @@ def check(cond, what):
     if not cond:
         failures.append(what)
     return cond
+
+
+def run_bounded(argv, timeout, what=None):
+    """Runs `argv` to its end, stdin closed, output captured as text.
+    Returns the CompletedProcess, or None after a failed check when it
+    outlives `timeout` seconds (it is killed then)."""
+    print(f'  $ {" ".join(argv)}', flush=True)
+    try:
+        return subprocess.run(argv, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        check(False, f'{what or " ".join(argv)}: ends within {timeout} s')
+        return None
 
 
 def free_ports(n, kind=socket.SOCK_STREAM):
