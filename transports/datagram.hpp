@@ -42,13 +42,4 @@ struct datagram_settings {
   bool connected = false;
 };
 
-/// Creates the transport for datagram socket `fd` on shard `s`; the
-/// transport owns `fd` from now on (closed on any failure) and spawns the
-/// protocol with `factory` on the same shard. `kind` becomes
-/// `transport_info::kind`. `done` (may be empty) gets the result.
-void spawn_datagram_transport(shard& s, int fd, std::string kind,
-                              datagram_protocol_factory factory,
-                              datagram_settings settings,
-                              datagram_callback done);
-
 } // namespace shardwire

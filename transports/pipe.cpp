@@ -23,44 +23,35 @@ caf::error check_pipe_fd(int fd) {
                         " is not a pipe, socket or character device");
 }
 
-void connect_pipe(runtime& rt, int fd, pipe_end end, protocol_factory factory,
-                  connect_callback done, caf::optional<size_t> which) {
+using detail::stream_direction;
+
+void connect_pipe(runtime& rt, int fd, stream_direction direction,
+                  protocol_factory factory, connect_callback done,
+                  caf::optional<size_t> which) {
   if (auto err = check_pipe_fd(fd)) {
     detail::close_fd(fd);
     if (done) done(std::move(err));
     return;
   }
   auto& s = which ? rt.shard_at(*which % rt.shard_count()) : rt.pick_shard();
-  spawn_pipe_transport(s, fd, end, std::move(factory),
-                       stream_settings::from(rt), std::move(done));
+  detail::spawn_pipe_transport(s, fd, direction, std::move(factory),
+                               stream_settings::from(rt), std::move(done));
 }
 
 } // namespace
 
-transport_actor spawn_pipe_transport(shard& s, int fd, pipe_end end,
-                                     protocol_factory factory,
-                                     stream_settings settings,
-                                     connect_callback done) {
-  auto dir = end == pipe_end::read ? detail::stream_direction::read_only
-                                   : detail::stream_direction::write_only;
-  auto hdl = spawn_on<detail::stream_transport>(
-      s, fd, std::string{end == pipe_end::read ? "read_pipe" : "write_pipe"},
-      std::move(factory), settings, std::move(done), dir);
-  return caf::actor_cast<transport_actor>(std::move(hdl));
-}
-
 void async_connect_read_pipe(runtime& rt, int fd, protocol_factory factory,
                              connect_callback done,
                              caf::optional<size_t> which) {
-  connect_pipe(rt, fd, pipe_end::read, std::move(factory), std::move(done),
-               which);
+  connect_pipe(rt, fd, stream_direction::read_only, std::move(factory),
+               std::move(done), which);
 }
 
 void async_connect_write_pipe(runtime& rt, int fd, protocol_factory factory,
                               connect_callback done,
                               caf::optional<size_t> which) {
-  connect_pipe(rt, fd, pipe_end::write, std::move(factory), std::move(done),
-               which);
+  connect_pipe(rt, fd, stream_direction::write_only, std::move(factory),
+               std::move(done), which);
 }
 
 caf::expected<connection> connect_read_pipe(runtime& rt, int fd,

@@ -45,14 +45,4 @@ caf::expected<connection>
 connect_write_pipe(runtime& rt, int fd, protocol_factory factory,
                    caf::optional<size_t> shard = caf::none);
 
-/// Which end of a pipe a transport drives.
-enum class pipe_end : uint8_t { read, write };
-
-/// Spawns a pipe transport for `fd` on shard `s` and returns it (used by the
-/// subprocess transport, which spawns its pipes on its own shard).
-transport_actor spawn_pipe_transport(shard& s, int fd, pipe_end end,
-                                     protocol_factory factory,
-                                     stream_settings settings,
-                                     connect_callback done);
-
 } // namespace shardwire

@@ -3,6 +3,7 @@
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/detail/socket_util.hpp"
+#include "transports/detail/stream_transport.hpp"
 
 #include <sys/socket.h>
 
@@ -25,8 +26,8 @@ void async_connect_accepted_socket(runtime& rt, int fd,
   std::string kind = fam == AF_UNIX                        ? "unix"
                      : (fam == AF_INET || fam == AF_INET6) ? "tcp"
                                                            : "socket";
-  spawn_stream_transport(s, fd, std::move(kind), std::move(factory),
-                         stream_settings::from(rt), std::move(done));
+  detail::spawn_stream_transport(s, fd, std::move(kind), std::move(factory),
+                                 stream_settings::from(rt), std::move(done));
 }
 
 caf::expected<connection> connect_accepted_socket(runtime& rt, int fd,

@@ -1,4 +1,5 @@
-// Types shared by every stream transport (TCP, Unix, adopted sockets).
+// Types shared by every stream transport (TCP, Unix, adopted sockets,
+// pipes), and the blocking wait behind the blocking connect functions.
 #pragma once
 
 #include "actors/messages.hpp"
@@ -41,14 +42,6 @@ struct stream_settings {
 
   static stream_settings from(const runtime& rt);
 };
-
-/// Creates the transport actor for connected stream socket `fd` on shard
-/// `s`; the transport owns `fd` from now on (it is closed on any failure)
-/// and spawns the protocol with `factory` on the same shard. `done` (may be
-/// empty) gets the result.
-void spawn_stream_transport(shard& s, int fd, std::string kind,
-                            protocol_factory factory, stream_settings settings,
-                            connect_callback done);
 
 /// Blocks the calling thread until `start(callback)` delivers a result.
 /// Must not be called on a shard thread (it would wait on itself); returns

@@ -170,8 +170,8 @@ void async_create_datagram_endpoint(runtime& rt,
   }
   auto& home = opts.shard ? rt.shard_at(*opts.shard % rt.shard_count())
                           : rt.pick_shard();
-  spawn_datagram_transport(home, s->fd, s->kind, std::move(factory),
-                           settings_for(rt, opts, *s), std::move(done));
+  detail::spawn_datagram_transport(home, s->fd, s->kind, std::move(factory),
+                                   settings_for(rt, opts, *s), std::move(done));
 }
 
 caf::expected<datagram_endpoint>

@@ -2,6 +2,7 @@
 // receive (datagrams of one recvmmsg batch are slices of one block, and
 // their read credit adds up to that block) and queued sends flushed with
 // sendmmsg. Loopback and socketpairs only; every wait has a deadline.
+#include "transports/detail/datagram_transport.hpp"
 #include "transports/udp.hpp"
 
 #include "tests/support/fixtures.hpp"
@@ -83,11 +84,11 @@ struct keeper_pair {
     ds.max_size = max_size;
     ds.read_high_water = rt.config().read_high_water;
     ds.read_low_water = rt.config().read_low_water;
-    spawn_datagram_transport(rt.shard_at(0), sv[0], "unix_dgram",
-                             keeper(log, k, t), ds,
-                             [done](caf::expected<datagram_endpoint> x) {
-                               done->set_value(std::move(x));
-                             });
+    detail::spawn_datagram_transport(
+        rt.shard_at(0), sv[0], "unix_dgram", keeper(log, k, t), ds,
+        [done](caf::expected<datagram_endpoint> x) {
+          done->set_value(std::move(x));
+        });
     auto ep = fut.get();
     REQUIRE(ep);
     transport = ep->transport;
@@ -265,11 +266,11 @@ TEST_CASE("queued datagrams flushed with sendmmsg arrive in order at the "
   datagram_settings ds;
   ds.max_size = 256 * 1024;
   ds.send_batch = send_batch;
-  spawn_datagram_transport(fx.rt->shard_at(0), tx, "unix_dgram",
-                           keeper(log, k, t), ds,
-                           [done](caf::expected<datagram_endpoint> x) {
-                             done->set_value(std::move(x));
-                           });
+  detail::spawn_datagram_transport(fx.rt->shard_at(0), tx, "unix_dgram",
+                                   keeper(log, k, t), ds,
+                                   [done](caf::expected<datagram_endpoint> x) {
+                                     done->set_value(std::move(x));
+                                   });
   auto ep = fut.get();
   REQUIRE(ep);
   REQUIRE(ask<write_buffer_limits>(*fx.rt, ep->transport,

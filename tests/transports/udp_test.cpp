@@ -2,6 +2,7 @@
 // actors/messages.hpp and asyncio's checklist C55-C68
 // (reference/asyncio-semantics.md, section 3). Loopback only; every wait is
 // bounded (event_log deadlines, poll timeouts), none is a sleep.
+#include "transports/detail/datagram_transport.hpp"
 #include "transports/udp.hpp"
 
 #include "tests/support/fixtures.hpp"
@@ -342,11 +343,11 @@ struct dgram_pair {
     datagram_settings ds;
     ds.connected = true;
     ds.max_size = 256 * 1024;
-    spawn_datagram_transport(rt.shard_at(0), sv[0], "unix_dgram",
-                             dgram_recorder(log, {}, hdl), ds,
-                             [done](caf::expected<datagram_endpoint> x) {
-                               done->set_value(std::move(x));
-                             });
+    detail::spawn_datagram_transport(
+        rt.shard_at(0), sv[0], "unix_dgram", dgram_recorder(log, {}, hdl), ds,
+        [done](caf::expected<datagram_endpoint> x) {
+          done->set_value(std::move(x));
+        });
     auto ep = fut.get();
     REQUIRE(ep);
     transport = ep->transport;

@@ -1,6 +1,7 @@
 #include "transports/detail/connector.hpp"
 
 #include "actors/errors.hpp"
+#include "transports/detail/stream_transport.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>

@@ -14,19 +14,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-namespace shardwire {
+namespace shardwire::detail {
 
 void spawn_datagram_transport(shard& s, int fd, std::string kind,
                               datagram_protocol_factory factory,
                               datagram_settings settings,
                               datagram_callback done) {
-  spawn_on<detail::datagram_transport>(
-      s, fd, std::move(kind), std::move(factory), settings, std::move(done));
+  spawn_on<datagram_transport>(s, fd, std::move(kind), std::move(factory),
+                               settings, std::move(done));
 }
-
-} // namespace shardwire
-
-namespace shardwire::detail {
 
 namespace {
 

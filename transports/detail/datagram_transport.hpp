@@ -28,6 +28,15 @@ namespace shardwire::detail {
 using datagram_transport_full_actor =
     datagram_transport_actor::extend<caf::reacts_to<read_credit_returned>>;
 
+/// Creates the transport for datagram socket `fd` on shard `s`; the
+/// transport owns `fd` from now on (closed on any failure) and spawns the
+/// protocol with `factory` on the same shard. `kind` becomes
+/// `transport_info::kind`. `done` (may be empty) gets the result.
+void spawn_datagram_transport(shard& s, int fd, std::string kind,
+                              datagram_protocol_factory factory,
+                              datagram_settings settings,
+                              datagram_callback done);
+
 class datagram_transport : public pinned<datagram_transport_full_actor::base,
                                          pinned_role::transport>,
                            private transport_lifecycle<datagram_transport> {

@@ -9,7 +9,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <future>
 #include <mutex>
 #include <set>
 #include <sys/epoll.h>
@@ -17,47 +16,27 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-namespace shardwire {
-
-stream_settings stream_settings::from(const runtime& rt) {
-  stream_settings s;
-  auto& cfg = rt.config();
-  s.read_chunk_size = cfg.read_chunk_size;
-  s.read_high_water = cfg.read_high_water;
-  s.read_low_water = std::min(cfg.read_low_water, cfg.read_high_water);
-  s.write_buffer_cap = cfg.write_buffer_cap;
-  return s;
-}
+namespace shardwire::detail {
 
 void spawn_stream_transport(shard& s, int fd, std::string kind,
                             protocol_factory factory, stream_settings settings,
                             connect_callback done) {
-  spawn_on<detail::stream_transport>(s, fd, std::move(kind), std::move(factory),
-                                     settings, std::move(done));
+  spawn_on<stream_transport>(s, fd, std::move(kind), std::move(factory),
+                             settings, std::move(done));
 }
 
-caf::expected<connection>
-await_connection(const std::function<void(connect_callback)>& start) {
-  if (shard::current() != nullptr)
-    return make_error(sw_errc::invalid_argument,
-                      "blocking connect called on a shard thread; use the "
-                      "async_ variant");
-  auto result = std::make_shared<std::promise<caf::expected<connection>>>();
-  auto fut = result->get_future();
-  start([result](caf::expected<connection> x) {
-    result->set_value(std::move(x));
-  });
-  try {
-    return fut.get();
-  } catch (const std::future_error&) {
-    // The callback was destroyed without running: the runtime stopped.
-    return make_error(sw_errc::shutdown, "runtime stopped during connect");
-  }
+transport_actor spawn_pipe_transport(shard& s, int fd,
+                                     stream_direction direction,
+                                     protocol_factory factory,
+                                     stream_settings settings,
+                                     connect_callback done) {
+  auto kind =
+      direction == stream_direction::read_only ? "read_pipe" : "write_pipe";
+  auto hdl =
+      spawn_on<stream_transport>(s, fd, std::string{kind}, std::move(factory),
+                                 settings, std::move(done), direction);
+  return caf::actor_cast<transport_actor>(std::move(hdl));
 }
-
-} // namespace shardwire
-
-namespace shardwire::detail {
 
 namespace {
 
@@ -86,8 +65,9 @@ stream_transport::stream_transport(caf::actor_config& cfg, int fd,
                                    stream_direction direction)
     : pinned(cfg),
       startup_(new startup{std::move(factory), settings, std::move(done)}),
-      write_cap_(settings.write_buffer_cap), fd_(fd), next_read_size_(static_cast<uint32_t>(std::clamp(
-                   settings.read_chunk_size, min_read_size, max_read_size))) {
+      write_cap_(settings.write_buffer_cap), fd_(fd),
+      next_read_size_(static_cast<uint32_t>(
+          std::clamp(settings.read_chunk_size, min_read_size, max_read_size))) {
   kind_ = &intern_kind(kind);
   reads_follow_writes_ = settings.reads_follow_writes;
   direction_ = direction;

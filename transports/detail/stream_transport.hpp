@@ -40,6 +40,22 @@ enum class stream_direction : uint8_t {
   write_only,
 };
 
+/// Creates the transport actor for connected stream socket `fd` on shard
+/// `s`; the transport owns `fd` from now on (it is closed on any failure)
+/// and spawns the protocol with `factory` on the same shard. `done` (may be
+/// empty) gets the result.
+void spawn_stream_transport(shard& s, int fd, std::string kind,
+                            protocol_factory factory, stream_settings settings,
+                            connect_callback done);
+
+/// The same for one end of a pipe (`read_only` or `write_only`); returns the
+/// transport (the subprocess transport spawns its pipes on its own shard).
+transport_actor spawn_pipe_transport(shard& s, int fd,
+                                     stream_direction direction,
+                                     protocol_factory factory,
+                                     stream_settings settings,
+                                     connect_callback done);
+
 class stream_transport
     : public pinned<stream_transport_actor::base, pinned_role::transport>,
       private fd_watcher,

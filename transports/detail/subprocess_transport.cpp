@@ -2,7 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
-#include "transports/pipe.hpp"
+#include "transports/detail/stream_transport.hpp"
 
 #include <asio/post.hpp>
 
@@ -82,7 +82,8 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
     if (child_.stdio[i] < 0) continue;
     auto& p = pipes_[i];
     p.hdl = spawn_pipe_transport(
-        home(), child_.stdio[i], i == 0 ? pipe_end::write : pipe_end::read,
+        home(), child_.stdio[i],
+        i == 0 ? stream_direction::write_only : stream_direction::read_only,
         [as_protocol](shard&) { return as_protocol; }, settings_, nullptr);
     child_.stdio[i] = -1; // the pipe transport owns it now
     p.addr = p.hdl.address();
