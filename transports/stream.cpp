@@ -1,11 +1,9 @@
 #include "transports/stream.hpp"
 
-#include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/await_result.hpp"
 
 #include <algorithm>
-#include <future>
-#include <memory>
 
 namespace shardwire {
 
@@ -21,21 +19,7 @@ stream_settings stream_settings::from(const runtime& rt) {
 
 caf::expected<connection>
 await_connection(const std::function<void(connect_callback)>& start) {
-  if (shard::current() != nullptr)
-    return make_error(sw_errc::invalid_argument,
-                      "blocking connect called on a shard thread; use the "
-                      "async_ variant");
-  auto result = std::make_shared<std::promise<caf::expected<connection>>>();
-  auto fut = result->get_future();
-  start([result](caf::expected<connection> x) {
-    result->set_value(std::move(x));
-  });
-  try {
-    return fut.get();
-  } catch (const std::future_error&) {
-    // The callback was destroyed without running: the runtime stopped.
-    return make_error(sw_errc::shutdown, "runtime stopped during connect");
-  }
+  return detail::await_result<connection>(start, "connect");
 }
 
 } // namespace shardwire

@@ -2,9 +2,8 @@
 
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/await_result.hpp"
 #include "transports/detail/subprocess_transport.hpp"
-
-#include <future>
 
 namespace shardwire {
 
@@ -63,20 +62,7 @@ namespace {
 
 caf::expected<subprocess>
 await_subprocess(const std::function<void(subprocess_callback)>& start) {
-  if (shard::current() != nullptr)
-    return make_error(sw_errc::invalid_argument,
-                      "blocking subprocess call on a shard thread; use the "
-                      "async_ variant");
-  auto result = std::make_shared<std::promise<caf::expected<subprocess>>>();
-  auto fut = result->get_future();
-  start([result](caf::expected<subprocess> x) {
-    result->set_value(std::move(x));
-  });
-  try {
-    return fut.get();
-  } catch (const std::future_error&) {
-    return make_error(sw_errc::shutdown, "runtime stopped during spawn");
-  }
+  return detail::await_result<subprocess>(start, "subprocess call");
 }
 
 } // namespace

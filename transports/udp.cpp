@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/await_result.hpp"
 #include "transports/detail/datagram_transport.hpp"
 #include "transports/detail/socket_util.hpp"
 
@@ -9,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <future>
 #include <netdb.h>
 #include <optional>
 #include <sys/socket.h>
@@ -177,22 +177,12 @@ void async_create_datagram_endpoint(runtime& rt,
 caf::expected<datagram_endpoint>
 create_datagram_endpoint(runtime& rt, datagram_protocol_factory factory,
                          datagram_options opts) {
-  if (shard::current() != nullptr)
-    return make_error(sw_errc::invalid_argument,
-                      "blocking create_datagram_endpoint called on a shard "
-                      "thread; use the async_ variant");
-  auto result =
-      std::make_shared<std::promise<caf::expected<datagram_endpoint>>>();
-  auto fut = result->get_future();
-  async_create_datagram_endpoint(rt, std::move(factory), std::move(opts),
-                                 [result](caf::expected<datagram_endpoint> x) {
-                                   result->set_value(std::move(x));
-                                 });
-  try {
-    return fut.get();
-  } catch (const std::future_error&) {
-    return make_error(sw_errc::shutdown, "runtime stopped during creation");
-  }
+  return detail::await_result<datagram_endpoint>(
+      [&](datagram_callback cb) {
+        async_create_datagram_endpoint(rt, std::move(factory), std::move(opts),
+                                       std::move(cb));
+      },
+      "create_datagram_endpoint");
 }
 
 caf::expected<std::vector<datagram_endpoint>>
