@@ -3,7 +3,7 @@
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "sim/detail/datagram_transport.hpp"
-#include "sim/detail/stream_transport.hpp"
+#include "sim/detail/stream_backend.hpp"
 #include "sim/network.hpp"
 
 #include <caf/scheduler/test_coordinator.hpp>
@@ -276,8 +276,10 @@ void core::connect(size_t from, size_t to, uint16_t port, duration timeout,
                        hosts[to].name + ":" + std::to_string(port),
                    id);
     cause = aid;
-    spawn_on<stream_transport>(*hosts[to].sh, this, cid, 1, li->second,
-                               connect_callback{});
+    spawn_on<stream_transport>(*hosts[to].sh, li->second, sim_stream_settings(),
+                               connect_callback{},
+                               transport_core::stream_direction::both, this,
+                               cid, 1);
     at(back, [=, this] {
       cause = aid;
       if (st->finished) return; // timed out meanwhile (the RST is sent)
@@ -287,9 +289,10 @@ void core::connect(size_t from, size_t to, uint16_t port, duration timeout,
       }
       log("connected conn " + std::to_string(cid), aid);
       spawn_on<stream_transport>(
-          *hosts[from].sh, this, cid, 0, factory,
+          *hosts[from].sh, factory, sim_stream_settings(),
           connect_callback{
-              [st](caf::expected<connection> r) { st->finish(std::move(r)); }});
+              [st](caf::expected<connection> r) { st->finish(std::move(r)); }},
+          transport_core::stream_direction::both, this, cid, 0);
     });
   });
 }

@@ -2,7 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
-#include "transports/detail/write_limits.hpp"
+#include "transports/core/write_limits.hpp"
 
 namespace shardwire::sim::detail {
 

@@ -11,7 +11,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/datagram.hpp"
-#include "transports/detail/transport_lifecycle.hpp"
+#include "transports/core/transport_lifecycle.hpp"
 #include "sim/detail/core.hpp"
 
 #include <memory>
@@ -25,7 +25,7 @@ using sim_datagram_actor =
 class datagram_transport final
     : public pinned<sim_datagram_actor::base, pinned_role::transport>,
       public datagram_hooks,
-      private shardwire::detail::transport_lifecycle<datagram_transport> {
+      private shardwire::transport_core::transport_lifecycle<datagram_transport> {
 public:
   datagram_transport(caf::actor_config& cfg, core* net, endpoint ep,
                      std::optional<endpoint> remote,
@@ -38,7 +38,7 @@ public:
   void sim_error(int err) override;
 
 private:
-  friend class shardwire::detail::transport_lifecycle<datagram_transport>;
+  friend class shardwire::transport_core::transport_lifecycle<datagram_transport>;
 
   transport_info make_info() const;
   void report(caf::expected<datagram_endpoint> result);

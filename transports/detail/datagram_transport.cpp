@@ -4,7 +4,7 @@
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/detail/socket_util.hpp"
-#include "transports/detail/write_limits.hpp"
+#include "transports/core/write_limits.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>

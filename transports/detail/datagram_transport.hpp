@@ -11,7 +11,7 @@
 #include "actors/read_credit.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/datagram.hpp"
-#include "transports/detail/transport_lifecycle.hpp"
+#include "transports/core/transport_lifecycle.hpp"
 
 #include <asio/posix/stream_descriptor.hpp>
 
@@ -39,7 +39,7 @@ void spawn_datagram_transport(shard& s, int fd, std::string kind,
 
 class datagram_transport : public pinned<datagram_transport_full_actor::base,
                                          pinned_role::transport>,
-                           private transport_lifecycle<datagram_transport> {
+                           private transport_core::transport_lifecycle<datagram_transport> {
 public:
   datagram_transport(caf::actor_config& cfg, int fd, std::string kind,
                      datagram_protocol_factory factory,
@@ -53,7 +53,7 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
 private:
-  friend class transport_lifecycle<datagram_transport>;
+  friend class transport_core::transport_lifecycle<datagram_transport>;
 
   struct queued {
     buffer bytes;

@@ -174,8 +174,10 @@ void listener::back_off(int err) {
 
 void listener::hand_off(int fd) {
   auto& target = rt_->pick_shard();
-  auto hdl = spawn_on<stream_transport>(target, fd, settings_.kind, factory_,
-                                        settings_.stream, connect_callback{});
+  auto hdl = spawn_on<stream_transport>(target, factory_, settings_.stream,
+                                        connect_callback{},
+                                        stream_direction::both, fd,
+                                        settings_.kind);
   auto thdl = caf::actor_cast<transport_actor>(hdl);
   monitor(thdl);
   clients_.emplace(thdl.address(), std::move(thdl));

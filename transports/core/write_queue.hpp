@@ -12,7 +12,7 @@
 #include <sys/uio.h>
 #include <vector>
 
-namespace shardwire::detail {
+namespace shardwire::transport_core {
 
 class write_queue {
 public:
@@ -34,6 +34,13 @@ public:
       iov[n] =
           iovec{const_cast<std::byte*>(items_[i].data()), items_[i].size()};
     return n;
+  }
+
+  /// The queued buffers, oldest first, as one contiguous run of `count`
+  /// (what a backend's gathered write takes; never empty buffers).
+  const buffer* pending(size_t& count) const noexcept {
+    count = items_.size() - head_;
+    return items_.data() + head_;
   }
 
   /// Drops the first `n` bytes (they were written).
@@ -67,4 +74,4 @@ private:
   size_t bytes_ = 0;
 };
 
-} // namespace shardwire::detail
+} // namespace shardwire::transport_core

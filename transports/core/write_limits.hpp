@@ -1,5 +1,5 @@
 // asyncio's write-buffer limit rules, shared by stream and datagram
-// transports. Private to transports/.
+// transports. Part of the transport core.
 #pragma once
 
 #include "actors/errors.hpp"
@@ -9,7 +9,7 @@
 
 #include <string>
 
-namespace shardwire::detail {
+namespace shardwire::transport_core {
 
 /// Defaults: 64 KiB high, 16 KiB low (asyncio's).
 inline constexpr uint64_t default_high_water = 64 * 1024;
@@ -38,4 +38,4 @@ resolve_write_limits(const set_write_buffer_limits& msg) {
   return write_buffer_limits{low, high};
 }
 
-} // namespace shardwire::detail
+} // namespace shardwire::transport_core

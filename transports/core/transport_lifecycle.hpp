@@ -1,5 +1,6 @@
 // The lifecycle every transport actor shares: the real stream and datagram
-// transports and their copies in the simulator. Private to transports/.
+// transports and their copies in the simulator. Part of the transport core (transports/core/README in stream_core.hpp):
+// backends never touch it; only transport actors derive from it.
 //
 // One state machine: open -> closing (close: flush, then finish; abort:
 // drop the write queue, then finish) -> lost sent (exactly once, last) ->
@@ -16,7 +17,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "runtime/log.hpp"
-#include "transports/detail/write_limits.hpp"
+#include "transports/core/write_limits.hpp"
 
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
@@ -28,7 +29,7 @@
 #include <exception>
 #include <utility>
 
-namespace shardwire::detail {
+namespace shardwire::transport_core {
 
 /// Base of a transport actor `Derived` (which must also be the CAF actor).
 ///
@@ -276,4 +277,4 @@ protected:
   bool exited_ = false;       // on_exit ran
 };
 
-} // namespace shardwire::detail
+} // namespace shardwire::transport_core

@@ -1,0 +1,634 @@
+// The stream transport actor, written once over a byte backend.
+//
+// Every stream transport is a stream_core<Backend>: TCP, Unix sockets,
+// adopted fds and pipes over the fd backend, the simulator's connections
+// over the simulated-link backend, the core's unit tests over a script.
+// What a backend must do is in stream_backend.hpp; the design note is
+// docs/transport-core.md.
+//
+// The actor runs pinned to its home shard. Readiness comes from the backend
+// on the same shard thread while the actor is idle, so it touches the
+// actor's state without locks and never re-enters a message handler.
+// Everything the protocol sees is a mailbox message from this actor, in
+// order: `connected` first (acknowledged before any read), `data` with read
+// credit, `eof` (its reply decides half-open or close), `pause` / `resume`
+// on the write-buffer watermarks, `lost` exactly once and last.
+//
+// A class template, not a virtual backend interface: on the data path (one
+// read, one write per echo) the backend's calls inline into the core, as
+// the system calls did before the split. Each backend instantiates it once
+// in its own .cpp (`template class stream_core<B>;`).
+#pragma once
+
+#include "actors/errors.hpp"
+#include "actors/protocol.hpp"
+#include "actors/read_credit.hpp"
+#include "runtime/log.hpp"
+#include "runtime/pinned.hpp"
+#include "runtime/shared_behavior.hpp"
+#include "transports/core/stream_backend.hpp"
+#include "transports/core/transport_lifecycle.hpp"
+#include "transports/core/write_queue.hpp"
+#include "transports/stream.hpp"
+
+#include <caf/invoke_message_result.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace shardwire::transport_core {
+
+using stream_transport_actor =
+    transport_actor::extend<caf::reacts_to<read_credit_returned>>;
+
+/// Bounds of the adaptive read size (grows while reads fill the buffer).
+inline constexpr size_t min_read_size = 4 * 1024;
+inline constexpr size_t max_read_size = 256 * 1024;
+
+template <class Backend>
+class stream_core final
+    : public pinned<stream_transport_actor::base, pinned_role::transport>,
+      private io_owner,
+      private transport_lifecycle<stream_core<Backend>> {
+public:
+  using lifecycle = transport_lifecycle<stream_core<Backend>>;
+
+  /// The protocol is made with `factory` on the home shard once the backend
+  /// started; `done` (may be empty) gets the result. `args` construct the
+  /// backend (which owns its resource from now on, even if startup fails).
+  template <class... BackendArgs>
+  stream_core(caf::actor_config& cfg, protocol_factory factory,
+              stream_settings settings, connect_callback done,
+              stream_direction direction, BackendArgs&&... args)
+      : pinned(cfg), backend_(std::forward<BackendArgs>(args)...),
+        startup_(new startup{std::move(factory), settings, std::move(done)}),
+        write_cap_(settings.write_buffer_cap),
+        next_read_size_(static_cast<uint32_t>(std::clamp(
+            settings.read_chunk_size, min_read_size, max_read_size))),
+        reads_follow_writes_(settings.reads_follow_writes),
+        direction_(direction) {
+    never_uses_receive_timeouts(); // its behavior has no `after` clause
+  }
+
+  behavior_type make_behavior() override;
+  void on_exit() override;
+
+  /// Handles `write`, the hot message type, without behavior dispatch.
+  caf::invoke_message_result consume(caf::mailbox_element& x) override;
+
+  /// The backend (tests drive a scripted one through it).
+  Backend& backend() noexcept { return backend_; }
+
+private:
+  friend lifecycle;
+  using lifecycle::check_pause;
+  using lifecycle::check_resume;
+  using lifecycle::closing_;
+  using lifecycle::do_abort;
+  using lifecycle::do_close;
+  using lifecycle::exited_;
+  using lifecycle::finalize_if_quit;
+  using lifecycle::finish;
+  using lifecycle::lost_sent_;
+  using lifecycle::write_paused_;
+
+  // -- message handlers (through the per-thread shared behavior) ----------
+  static behavior_type make_shared_behavior();
+  void do_write_eof();
+  void do_pause_reading();
+  void do_resume_reading();
+  transport_status status() const;
+  void do_set_protocol(set_protocol& msg);
+  void do_credit_returned();
+
+  // -- lifecycle (the rest is in transport_lifecycle) ---------------------
+  void on_connected_ack();
+  void fatal(int err, const char* op);
+  void report(caf::expected<connection> result);
+  // Hooks for transport_lifecycle.
+  void drop_writes() noexcept { wq_.clear(); }
+  bool writes_empty() const noexcept { return wq_.empty(); }
+  uint64_t write_bytes() const noexcept { return wq_.bytes(); }
+  void on_finishing() noexcept { read_closed_ = true; }
+  void on_close_draining();
+  void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
+
+  // -- readiness ----------------------------------------------------------
+  /// From the backend: readable, writable, or a hang-up / error pending.
+  void on_io_ready(bool readable, bool writable, bool failed) override;
+  /// Tells the backend what the transport waits for now (read_armed_,
+  /// write_armed_, a write pipe's hang-up).
+  void sync_interest();
+
+  // -- reading ------------------------------------------------------------
+  bool should_read() const noexcept;
+  void update_reading();
+  /// Reads once; returns the `data` to send (sent by the caller after it
+  /// stopped being busy, so the protocol's reply can take the fast path).
+  std::optional<data> on_readable();
+  /// Sends `msg` to the protocol, in this thread's reused mailbox element
+  /// when the protocol can take it at once (co-located and idle).
+  void send_data(data&& msg);
+  void on_eof();
+
+  // -- writing ------------------------------------------------------------
+  /// Queues (or writes at once) `parts`. A write after write_eof is an
+  /// error returned only if `is_request`, logged otherwise.
+  caf::result<void> enqueue_write(const buffer* parts, size_t n,
+                                  bool is_request);
+  void arm_write();
+  void flush();
+  void after_drain();
+  /// After the queue grew: `pause` above high, abort past the hard cap.
+  void after_queue_grew();
+  void warn_dropped_write();
+  transport_info make_info() const;
+
+  Backend backend_;
+  // Needed only until the protocol acknowledged `connected`; kept apart and
+  // freed then, so an established connection does not carry it (~90 B).
+  struct startup {
+    protocol_factory factory;
+    stream_settings settings;
+    connect_callback done;
+  };
+  std::unique_ptr<startup> startup_;
+  protocol_actor proto_;
+  // The pinned protocol behind proto_ (nullptr if it is not one): `data` for
+  // it may take the fast path in a reused mailbox element.
+  pinned_base* proto_fast_ = nullptr;
+  read_credit_ptr credit_;
+  write_queue wq_;
+  // Hard cap on wq_.bytes(); 0 = none.
+  uint64_t write_cap_ = 0;
+
+  // The small fields together, so they pack (every idle connection carries
+  // them).
+  uint32_t next_read_size_; // bytes asked per read (<= max_read_size)
+  uint32_t dropped_writes_ = 0;
+  // Read state.
+  bool started_ = false;       // protocol handled `connected`
+  bool user_paused_ = false;   // pause_reading
+  bool credit_paused_ = false; // read back-pressure
+  bool read_closed_ = false;   // EOF seen, close, abort or error
+  bool read_armed_ = false;    // read interest registered
+  // Write state (watermarks, closing_ and lost_sent_ are in
+  // transport_lifecycle).
+  bool write_armed_ = false;   // write interest registered
+  bool eof_requested_ = false; // write_eof called
+  bool eof_sent_ = false;      // half-close done
+  bool reads_follow_writes_ = false; // no reading while writes are paused
+  stream_direction direction_ = stream_direction::both;
+};
+
+// -- starting -----------------------------------------------------------------
+
+template <class B>
+transport_info stream_core<B>::make_info() const {
+  transport_info info;
+  backend_.describe(info);
+  info.shard = static_cast<uint32_t>(home().id());
+  return info;
+}
+
+template <class B>
+void stream_core<B>::report(caf::expected<connection> result) {
+  if (!startup_) return;
+  auto f = std::move(startup_->done);
+  startup_.reset(); // reported once: the connection is set up or failed
+  if (f) f(std::move(result));
+}
+
+template <class B>
+typename stream_core<B>::behavior_type stream_core<B>::make_behavior() {
+  // The backend starts here, on the home shard, not in the constructor
+  // (which runs on the spawning thread).
+  if (auto err = backend_.start(*this, home(), direction_)) {
+    this->abandon_start(std::move(err));
+    return behavior_type::make_empty_behavior();
+  }
+  credit_ = caf::make_counted<read_credit>(address(),
+                                           startup_->settings.read_high_water,
+                                           startup_->settings.read_low_water);
+  if (!this->make_protocol(startup_->factory)) {
+    // asyncio closes the accepted socket silently (the client sees EOF).
+    this->abandon_start(make_error(sw_errc::factory_failed));
+    return behavior_type::make_empty_behavior();
+  }
+  this->watch_protocol();
+  this->hold_self();
+  proto_fast_ = pinned_base::of(proto_);
+  auto self_hdl = caf::actor_cast<transport_actor>(this);
+  request(proto_, caf::infinite, connected{self_hdl, make_info()})
+      .then([this] { on_connected_ack(); },
+            [this](caf::error& err) { this->connect_failed(std::move(err)); });
+  // One behavior per shard thread, shared by all transports of this kind
+  // (saves a ~600-byte behavior object per connection); see
+  // shared_behavior.hpp.
+  return thread_shared_behavior<stream_core, behavior_type>(
+      &stream_core::make_shared_behavior);
+}
+
+template <class B>
+typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
+  using cur = current_actor<stream_core>;
+  return {
+      [](write& msg) -> caf::result<void> {
+        auto& self = cur::get();
+        return self.enqueue_write(&msg.bytes, 1, self.handling_request());
+      },
+      [](writelines& msg) -> caf::result<void> {
+        auto& self = cur::get();
+        return self.enqueue_write(msg.parts.data(), msg.parts.size(),
+                                  self.handling_request());
+      },
+      [](write_eof) { cur::get().do_write_eof(); },
+      [](close) { cur::get().do_close(); },
+      [](abort) { cur::get().do_abort(); },
+      [](pause_reading) { cur::get().do_pause_reading(); },
+      [](resume_reading) { cur::get().do_resume_reading(); },
+      [](set_write_buffer_limits& msg) -> caf::result<write_buffer_limits> {
+        return cur::get().set_limits(msg);
+      },
+      [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
+      [](get_write_buffer_limits) { return cur::get().limits(); },
+      [](get_extra_info) { return cur::get().make_info(); },
+      [](get_status) { return cur::get().status(); },
+      [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
+      [](read_credit_returned) { cur::get().do_credit_returned(); },
+  };
+}
+
+// -- message handlers ---------------------------------------------------------
+
+template <class B>
+void stream_core<B>::do_write_eof() {
+  if (closing_ || lost_sent_ || eof_requested_) return;
+  if (direction_ == stream_direction::read_only) {
+    log::warning("write_eof on a read pipe ignored");
+    return;
+  }
+  eof_requested_ = true;
+  if (wq_.empty()) after_drain();
+}
+
+template <class B>
+void stream_core<B>::do_pause_reading() {
+  if (closing_) return;
+  user_paused_ = true;
+  update_reading();
+}
+
+template <class B>
+void stream_core<B>::do_resume_reading() {
+  if (closing_ || !user_paused_) return;
+  user_paused_ = false;
+  update_reading();
+}
+
+template <class B>
+transport_status stream_core<B>::status() const {
+  transport_status st;
+  st.closing = this->is_closing();
+  st.reading = started_ && !user_paused_ && !read_closed_ && !closing_ &&
+               direction_ != stream_direction::write_only;
+  st.write_buffer_size = wq_.bytes();
+  return st;
+}
+
+template <class B>
+void stream_core<B>::do_set_protocol(set_protocol& msg) {
+  if (!msg.protocol) {
+    log::warning("set_protocol with an invalid handle ignored");
+    return;
+  }
+  demonitor(proto_.address());
+  proto_ = std::move(msg.protocol);
+  proto_fast_ = pinned_base::of(proto_);
+  monitor(proto_);
+}
+
+template <class B>
+void stream_core<B>::do_credit_returned() {
+  credit_paused_ = false;
+  update_reading();
+}
+
+template <class B>
+void stream_core<B>::on_exit() {
+  this->begin_exit();
+  backend_.stop(); // no readiness after this; the resource is released
+  wq_.clear();
+  proto_fast_ = nullptr;
+  proto_ = nullptr;
+  this->end_exit();
+}
+
+template <class B>
+caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
+  // `write` sent with `send` (not a request) is the one message on the data
+  // path; skipping pattern matching and response bookkeeping for it saves
+  // hundreds of instructions per echo. Everything else goes the normal way.
+  auto& content = x.content();
+  if (x.mid.is_async() && content.match_elements<shardwire::write>()) {
+    // Async only, so never a request. CAF's consume() would set the
+    // current element; the shortcut must too, or anything that asks for it
+    // reads a freed one.
+    current_element_ = &x;
+    enqueue_write(&content.get_as<shardwire::write>(0).bytes, 1, false);
+    return caf::invoke_message_result::consumed;
+  }
+  typename current_actor<stream_core>::scope current{this};
+  return pinned::consume(x);
+}
+
+// -- lifecycle ----------------------------------------------------------------
+
+template <class B>
+void stream_core<B>::on_connected_ack() {
+  // CAF keeps the capacity of its table of pending requests, now empty
+  // (the acknowledgement was taken out of it): give it back, since an idle
+  // connection sends no further request until EOF. (CAF 0.17.6 moves the
+  // handler out of the table before calling it, so it is not in use here.)
+  if (multiplexed_responses_.empty()) multiplexed_responses_ = {};
+  if (lost_sent_) return;
+  started_ = true;
+  report(
+      connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
+  if (direction_ == stream_direction::write_only)
+    sync_interest(); // watch for the reader going away
+  else
+    update_reading();
+}
+
+template <class B>
+void stream_core<B>::fatal(int err, const char* op) {
+  log::debug("transport ", backend_.kind(), " fd ", backend_.fd(), ": ", op,
+             " failed: ", std::strerror(err));
+  finish(make_errno_error(err, op));
+}
+
+template <class B>
+void stream_core<B>::on_close_draining() {
+  read_closed_ = true;
+  update_reading(); // stop reading; the write handler finishes once drained
+}
+
+// -- readiness ----------------------------------------------------------------
+
+template <class B>
+void stream_core<B>::sync_interest() {
+  read_armed_ = should_read();
+  uint8_t want = fd_none;
+  if (read_armed_) want |= fd_read;
+  if (write_armed_) want |= fd_write;
+  // A write pipe is never readable; its owner learns of the reader going
+  // away as a hang-up. asyncio watches for that with a reader callback on
+  // the write end.
+  if (direction_ == stream_direction::write_only && started_ && !lost_sent_)
+    want |= fd_hangup;
+  if (int err = backend_.want(want); err != 0 && !lost_sent_)
+    fatal(err, "epoll_ctl");
+}
+
+template <class B>
+void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
+  typename pinned::io_handler_scope guard{*this};
+  if (write_armed_ && (failed || writable)) {
+    write_armed_ = false; // flush arms again if the backend took too little
+    if (!lost_sent_) flush();
+  }
+  if (direction_ == stream_direction::write_only && failed && !lost_sent_) {
+    // The reader went away (what flush could not report: nothing queued).
+    if (wq_.empty())
+      finish({});
+    else
+      fatal(EPIPE, "write");
+  }
+  std::optional<data> msg;
+  if (read_armed_ && !lost_sent_ && (failed || readable)) msg = on_readable();
+  if (!lost_sent_) sync_interest(); // a no-op unless the interest changed
+  guard.release_busy();
+  if (!msg) {
+    finalize_if_quit(); // an error, or the buffer drained after close
+    return;
+  }
+  // Tail send: every state change is done, so the protocol may run now and
+  // write back at once.
+  send_data(std::move(*msg));
+}
+
+// -- reading ------------------------------------------------------------------
+
+template <class B>
+bool stream_core<B>::should_read() const noexcept {
+  return direction_ != stream_direction::write_only && started_ &&
+         !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_ &&
+         !(reads_follow_writes_ && write_paused_);
+}
+
+template <class B>
+void stream_core<B>::update_reading() {
+  // Pausing (by the user or by read credit) and EOF take the read interest
+  // away; readiness seen meanwhile is kept by the backend and served on
+  // resume.
+  if (!exited_) sync_interest();
+}
+
+template <class B>
+std::optional<data> stream_core<B>::on_readable() {
+  if (!should_read())
+    return std::nullopt; // paused meanwhile: leave the bytes where they are
+  buffer bytes;
+  auto r = backend_.read(next_read_size_, bytes);
+  if (r.bytes > 0) {
+    // Adapt the read size: grow while reads fill the buffer, shrink when
+    // they use little of it (keeps memory per in-flight message small).
+    auto cap = bytes.footprint();
+    if (r.bytes >= cap && next_read_size_ < max_read_size)
+      next_read_size_ *= 2;
+    else if (r.bytes < cap / 8 && next_read_size_ > min_read_size)
+      next_read_size_ /= 2;
+    auto weight = bytes.footprint();
+    credit_->take(weight);
+    if (credit_->must_wait()) credit_paused_ = true; // on_io_ready syncs
+    return data{std::move(bytes), read_ticket{credit_, weight}};
+  }
+  if (r.eof)
+    on_eof();
+  else if (r.error != 0 && r.error != io_result::would_block)
+    fatal(r.error, "read");
+  return std::nullopt;
+}
+
+template <class B>
+void stream_core<B>::send_data(data&& msg) {
+  if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, msg))
+    send(proto_, std::move(msg));
+}
+
+template <class B>
+void stream_core<B>::on_eof() {
+  read_closed_ = true;
+  if (direction_ == stream_direction::read_only) {
+    // asyncio's read pipe: eof_received, then connection_lost(None)
+    // whatever eof_received returned (a pipe has no write side to keep).
+    request(proto_, caf::infinite, eof{}).then([](bool) {}, [](caf::error&) {});
+    finish({});
+    return;
+  }
+  request(proto_, caf::infinite, eof{})
+      .then(
+          [this](bool keep_open) {
+            if (!keep_open) do_close();
+          },
+          [](caf::error& err) {
+            // The protocol died while handling eof; the down handler aborts.
+            log::debug("eof request failed: ", describe(err));
+          });
+}
+
+// -- writing ------------------------------------------------------------------
+
+template <class B>
+void stream_core<B>::warn_dropped_write() {
+  // asyncio logs from the 5th dropped write on; logging every one would let a
+  // tight writer flood the log.
+  ++dropped_writes_;
+  if (dropped_writes_ == 1 || dropped_writes_ % 1000 == 0)
+    log::warning("write on closed transport (", backend_.kind(),
+                 ") dropped (", dropped_writes_, " so far)");
+}
+
+template <class B>
+caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
+                                                bool is_request) {
+  if (lost_sent_ || closing_) {
+    warn_dropped_write();
+    return caf::unit;
+  }
+  if (direction_ == stream_direction::read_only) {
+    auto err = make_error(sw_errc::not_supported, "write on a read pipe");
+    if (is_request) return err;
+    log::error(describe(err));
+    return caf::unit;
+  }
+  if (eof_requested_) {
+    auto err = make_error(sw_errc::write_after_eof,
+                          "Cannot call write() after write_eof()");
+    // Only a request gets the error back. For a plain `send`, CAF 0.17
+    // would ship the error to the sender as a stray response that matches
+    // no request (dropped at best, and a hazard for actors with their own
+    // error handling); the writer cannot act on it anyway, so log it.
+    if (is_request) return err;
+    log::error("write after write_eof dropped: ", describe(err));
+    return caf::unit;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i)
+    total += parts[i].size();
+  if (total == 0) return caf::unit;
+  size_t skip = 0;
+  if (wq_.empty()) {
+    // Nothing queued: try to send right away (as asyncio does) and queue
+    // only what the backend did not take.
+    auto r = backend_.write(parts, n);
+    if (r.error != 0 && r.error != io_result::would_block) {
+      fatal(r.error, "write");
+      return caf::unit;
+    }
+    skip = r.bytes;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto& p = parts[i];
+    if (skip >= p.size()) {
+      skip -= p.size();
+      continue;
+    }
+    wq_.push(skip == 0 ? p : p.slice(skip));
+    skip = 0;
+  }
+  if (!wq_.empty()) {
+    arm_write();
+    after_queue_grew();
+  }
+  return caf::unit;
+}
+
+template <class B>
+void stream_core<B>::after_queue_grew() {
+  if (write_cap_ != 0 && wq_.bytes() > write_cap_) {
+    // A protocol that ignores `pause` against a peer that does not read
+    // would grow this queue without bound: end it here, loudly.
+    auto queued = wq_.bytes();
+    log::warning("transport ", backend_.kind(), " fd ", backend_.fd(),
+                 ": write buffer at ", queued, " bytes passed its cap of ",
+                 write_cap_, "; connection aborted");
+    finish(make_error(sw_errc::write_buffer_overflow,
+                      std::to_string(queued) +
+                          " unsent bytes passed the write buffer cap of " +
+                          std::to_string(write_cap_) +
+                          " (--shardwire.write-buffer-cap): the peer does "
+                          "not read and the protocol ignored pause"));
+    return;
+  }
+  check_pause();
+  // Reading stops with the next readiness call (on_readable asks
+  // should_read first); no interest change is needed until then.
+}
+
+template <class B>
+void stream_core<B>::arm_write() {
+  if (write_armed_ || !backend_.is_open()) return;
+  write_armed_ = true;
+  sync_interest();
+}
+
+template <class B>
+void stream_core<B>::flush() {
+  while (!wq_.empty()) {
+    size_t count = 0;
+    auto* parts = wq_.pending(count);
+    count = std::min(count, B::max_parts);
+    size_t offered = 0;
+    for (size_t i = 0; i < count; ++i)
+      offered += parts[i].size();
+    auto r = backend_.write(parts, count);
+    if (r.error == io_result::would_block) break; // full: wait
+    if (r.error != 0) {
+      fatal(r.error, "write");
+      return;
+    }
+    wq_.consume(r.bytes);
+    if (r.bytes < offered) break; // took less than offered: wait
+  }
+  bool was_paused = write_paused_;
+  check_resume();
+  if (reads_follow_writes_ && was_paused && !write_paused_) update_reading();
+  if (wq_.empty())
+    after_drain();
+  else
+    arm_write();
+}
+
+template <class B>
+void stream_core<B>::after_drain() {
+  if (lost_sent_) return;
+  if (eof_requested_ && !eof_sent_ && backend_.is_open()) {
+    eof_sent_ = true;
+    if (direction_ == stream_direction::write_only) {
+      // A pipe has no half-close: write_eof closes it (asyncio), which the
+      // protocol sees as a clean `lost`.
+      closing_ = true;
+      read_closed_ = true;
+    } else {
+      backend_.shutdown_write();
+    }
+  }
+  if (closing_) finish({});
+}
+
+} // namespace shardwire::transport_core

@@ -1,0 +1,73 @@
+#include "transports/detail/fd_stream_backend.hpp"
+
+#include "actors/errors.hpp"
+#include "transports/detail/socket_util.hpp"
+
+#include <mutex>
+#include <set>
+#include <system_error>
+
+namespace shardwire::detail {
+
+namespace {
+
+// The one copy of each transport kind name ("tcp", "unix", "pipe", ...);
+// never freed, so the references stay valid.
+const std::string& intern_kind(const std::string& kind) {
+  static std::mutex mtx;
+  static std::set<std::string> names;
+  std::lock_guard<std::mutex> guard{mtx};
+  return *names.insert(kind).first;
+}
+
+} // namespace
+
+fd_stream_backend::fd_stream_backend(int fd, const std::string& kind)
+    : kind_(&intern_kind(kind)), fd_(fd) {
+}
+
+caf::error fd_stream_backend::start(transport_core::io_owner& owner,
+                                    shard& home,
+                                    transport_core::stream_direction) {
+  owner_ = &owner;
+  is_socket_ = is_stream_socket(fd_);
+  if (auto nb_err = make_nonblocking(fd_); nb_err != 0) {
+    stop();
+    return make_errno_error(nb_err, "fcntl");
+  }
+  int err = 0;
+  try {
+    err = watch_.open(home.poller(), fd_, *this, fd_none);
+  } catch (const std::system_error& e) { // no epoll instance (EMFILE)
+    err = e.code().value();
+  }
+  if (err != 0) {
+    stop();
+    return make_errno_error(err, "epoll_ctl");
+  }
+  if (is_socket_) set_tcp_nodelay(fd_);
+  return {};
+}
+
+void fd_stream_backend::stop() noexcept {
+  watch_.close(); // before the fd closes: it may be reused at once
+  if (fd_ >= 0) close_fd(fd_);
+  fd_ = -1;
+}
+
+void fd_stream_backend::shutdown_write() noexcept {
+  if (is_socket_ && fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+void fd_stream_backend::describe(transport_info& info) const {
+  // Addresses are read from the fd when asked (the protocol got a full copy
+  // in `connected`): keeping them would cost ~200 bytes per connection.
+  info.kind = *kind_;
+  if (is_socket_ && fd_ >= 0) {
+    info.peername = remote_endpoint(fd_);
+    info.sockname = local_endpoint(fd_);
+  }
+  info.fd = fd_;
+}
+
+} // namespace shardwire::detail
