@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <cstdio>
 #include <stdexcept>
 
@@ -31,6 +33,12 @@ std::string format_time(duration t) {
 
 network::network(uint64_t seed, network_options opts)
     : core_(std::make_unique<detail::core>(seed, opts.pipe_capacity)) {
+  if (opts.fast_path) {
+    core_->fast_path = *opts.fast_path;
+  } else {
+    const char* env = std::getenv("SHARDWIRE_FAST_PATH");
+    core_->fast_path = env == nullptr || std::string_view{env} != "0";
+  }
   core_->owner = this;
   core_->log("network seed " + std::to_string(seed));
 }
@@ -49,8 +57,6 @@ network::~network() {
   c.run_ready();
   c.queue.clear();
   c.listeners.clear();
-  c.keep_alive.clear();
-  c.graveyard.clear();
   for (auto& h : c.hosts)
     h.sh->stop();
   // The actor system goes before the hosts: its clock still holds delayed
@@ -86,8 +92,7 @@ endpoint network::add_host(const std::string& name) {
   h.addr.family = endpoint::kind::ipv4;
   h.addr.host = "10.0.0." + std::to_string(c.hosts.size() + 1);
   h.sh = std::make_unique<shard>(*c.sys, c.hosts.size(), 64);
-  // One canonical execution order, whatever SHARDWIRE_FAST_PATH says.
-  h.sh->set_fast_path(false);
+  h.sh->set_fast_path(c.fast_path);
   h.sh->adopt_thread();
   c.hosts.push_back(std::move(h));
   c.log("host " + name + " up at " + c.hosts.back().addr.host);

@@ -70,6 +70,12 @@ struct network_options {
   /// direction (the socket buffers); past it, writes queue in the sender's
   /// transport and `pause` follows its watermarks.
   size_t pipe_capacity = 256 * 1024;
+  /// Co-located fast path on the hosts' shards (runtime/pinned.hpp): a
+  /// message to an idle actor of the simulation is handled inside the send.
+  /// Either way a seed replays byte for byte; the two modes order work
+  /// differently, so traces of one mode are comparable only with that mode.
+  /// Unset: what SHARDWIRE_FAST_PATH says (on unless "0"), as for runtimes.
+  std::optional<bool> fast_path;
 };
 
 struct connect_options {

@@ -2,7 +2,7 @@
 
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
-#include "sim/detail/datagram_transport.hpp"
+#include "sim/detail/datagram_backend.hpp"
 #include "sim/detail/stream_backend.hpp"
 #include "sim/network.hpp"
 
@@ -65,20 +65,19 @@ void core::post(size_t host, std::function<void()> fn) {
   hosts[host].sh->post(std::move(fn));
 }
 
-void core::keep(caf::actor_control_block* ctrl) {
-  keep_alive.emplace(ctrl, caf::strong_actor_ptr{ctrl});
-}
-
-void core::drop(caf::actor_control_block* ctrl) {
-  auto i = keep_alive.find(ctrl);
-  if (i == keep_alive.end()) return;
-  graveyard.push_back(std::move(i->second));
-  keep_alive.erase(i);
-}
-
 bool core::run_ready() {
+  // Fast-path deliveries reuse this thread's mailbox elements; a shard
+  // thread installs its own, the simulation thread installs the network's
+  // while it runs the hosts (restored after: the thread may be a shard's).
+  struct spares_scope {
+    shardwire::detail::spare_store* prev;
+    explicit spares_scope(shardwire::detail::spare_store* s)
+        : prev(shardwire::detail::spares) {
+      shardwire::detail::spares = s;
+    }
+    ~spares_scope() { shardwire::detail::spares = prev; }
+  } installed{fast_path ? &spares : shardwire::detail::spares};
   bool any = false;
-  graveyard.clear();
   auto& s = sched(*sys);
   for (;;) {
     bool progress = false;
@@ -86,7 +85,6 @@ bool core::run_ready() {
       if (!h.paused && h.sh->poll() > 0) progress = true;
     while (s.try_run_once())
       progress = true;
-    graveyard.clear();
     if (!progress) break;
     any = true;
   }
@@ -622,9 +620,10 @@ void core::open_datagram(size_t host, uint16_t port,
   auto ep = s.ep;
   dsocks.emplace(std::make_pair(host, port), std::move(s));
   log("bind udp " + hosts[host].name + ":" + std::to_string(port), cause);
-  spawn_on<datagram_transport>(*hosts[host].sh, this, ep,
-                               dsocks.at({host, port}).remote,
-                               std::move(factory), std::move(done));
+  auto peer = dsocks.at({host, port}).remote;
+  spawn_on<datagram_transport>(*hosts[host].sh, std::move(factory),
+                               sim_datagram_settings(peer.has_value()),
+                               std::move(done), this, ep, peer);
 }
 
 void core::attach_datagram(const endpoint& ep, datagram_hooks* t,

@@ -9,6 +9,7 @@
 #include "actors/datagram_protocol.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/buffer.hpp"
+#include "runtime/pinned.hpp"
 #include "runtime/shard.hpp"
 #include "transports/datagram.hpp"
 #include "sim/faults.hpp"
@@ -141,6 +142,10 @@ public:
   // -- set-up ----------------------------------------------------------------
   uint64_t seed;
   size_t pipe_capacity;
+  bool fast_path = true;
+  // The reused mailbox elements of fast-path deliveries (pinned.hpp),
+  // installed on the simulation thread while the loop runs.
+  shardwire::detail::spare_store spares;
   random rng;
   std::unique_ptr<caf::actor_system_config> cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -218,16 +223,6 @@ public:
   std::optional<std::pair<buffer, endpoint>> recv(const endpoint& ep);
   void close_datagram(const endpoint& ep);
   void arrive_datagram(held_entry d);
-
-  // -- lifetime of transports ------------------------------------------------
-  // The network holds a strong reference to every live transport (as a
-  // kernel holds a socket), so a protocol that drops its handle does not
-  // destroy it. Released references go to the graveyard, emptied by the
-  // loop outside any actor (never inside the transport's own on_exit).
-  std::map<caf::actor_control_block*, caf::strong_actor_ptr> keep_alive;
-  std::vector<caf::strong_actor_ptr> graveyard;
-  void keep(caf::actor_control_block* ctrl);
-  void drop(caf::actor_control_block* ctrl);
 
   // -- held messages ---------------------------------------------------------
   std::vector<held_entry> held;

@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include <chrono>
+#include <optional>
 
 using namespace shardwire;
 using namespace std::chrono_literals;
@@ -20,8 +21,11 @@ namespace {
 std::vector<std::string>
 sim_echo(uint64_t seed, int count, std::chrono::milliseconds interval,
          const std::function<void(sim::network&)>& faults = {},
-         std::string* trace = nullptr) {
-  sim::network net{seed};
+         std::string* trace = nullptr,
+         std::optional<bool> fast_path = std::nullopt) {
+  sim::network_options opts;
+  opts.fast_path = fast_path;
+  sim::network net{seed, opts};
   net.add_host("client");
   net.add_host("server");
   if (faults) faults(net);
@@ -129,4 +133,25 @@ TEST_CASE("a network destroyed with delayed messages still pending ends "
     CHECK(log->count("lost", true) == 0);
   }
   CHECK(log->count("lost", true) == 1);
+}
+
+TEST_CASE("a seed replays byte for byte with the fast path on and off") {
+  // The simulator runs the production stream transport (transport core),
+  // so both delivery modes of the runtime are exercised under faults.
+  auto faults = [](sim::network& net) {
+    sim::link_faults f;
+    f.latency = 2ms;
+    f.jitter = 2ms;
+    f.slice_max = 5;
+    net.set_all_links(f);
+  };
+  for (bool fast : {true, false}) {
+    CAPTURE(fast);
+    std::string a, b;
+    auto ev1 = sim_echo(11, 30, 0ms, faults, &a, fast);
+    auto ev2 = sim_echo(11, 30, 0ms, faults, &b, fast);
+    CHECK(ev1 == expected_pings(30));
+    CHECK(ev1 == ev2);
+    CHECK(a == b);
+  }
 }
