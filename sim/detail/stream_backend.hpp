@@ -29,7 +29,7 @@ public:
   void stop() noexcept;
   bool is_open() const noexcept { return open_; }
 
-  transport_core::io_result read(size_t max, buffer& out);
+  transport_core::io_result read(mutable_buffer& chunk);
   transport_core::io_result write(const buffer* parts, size_t n);
   void shutdown_write() noexcept;
   int want(uint8_t interest);

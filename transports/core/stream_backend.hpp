@@ -20,8 +20,9 @@
 //       the resource (fd, simulated socket) is released. Idempotent.
 //   bool is_open() const noexcept
 //       start succeeded and stop has not run.
-//   io_result read(size_t max, buffer& out)
-//       One non-blocking read of at most `max` bytes into `out`.
+//   io_result read(mutable_buffer& chunk)
+//       One non-blocking read into `chunk` (at most its capacity, from its
+//       start); the core freezes the bytes read into the `data` it sends.
 //   io_result write(const buffer* parts, size_t n)
 //       One non-blocking gathered write of the first min(n, B::max_parts)
 //       parts (none empty); may take fewer bytes than offered. Never raises

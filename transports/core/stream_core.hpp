@@ -412,8 +412,10 @@ void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
   if (read_armed_ && !lost_sent_ && (failed || readable)) msg = on_readable();
   if (!lost_sent_) sync_interest(); // a no-op unless the interest changed
   guard.release_busy();
-  if (!msg) {
-    finalize_if_quit(); // an error, or the buffer drained after close
+  if (!msg || lost_sent_) {
+    // An error (possibly after the read: the data then goes nowhere, since
+    // `lost` is last), or the buffer drained after close.
+    finalize_if_quit();
     return;
   }
   // Tail send: every state change is done, so the protocol may run now and
@@ -442,16 +444,17 @@ template <class B>
 std::optional<data> stream_core<B>::on_readable() {
   if (!should_read())
     return std::nullopt; // paused meanwhile: leave the bytes where they are
-  buffer bytes;
-  auto r = backend_.read(next_read_size_, bytes);
+  mutable_buffer chunk{next_read_size_};
+  auto r = backend_.read(chunk);
   if (r.bytes > 0) {
     // Adapt the read size: grow while reads fill the buffer, shrink when
     // they use little of it (keeps memory per in-flight message small).
-    auto cap = bytes.footprint();
-    if (r.bytes >= cap && next_read_size_ < max_read_size)
+    auto cap = chunk.capacity();
+    if (r.bytes == cap && next_read_size_ < max_read_size)
       next_read_size_ *= 2;
     else if (r.bytes < cap / 8 && next_read_size_ > min_read_size)
       next_read_size_ /= 2;
+    auto bytes = std::move(chunk).freeze(r.bytes);
     auto weight = bytes.footprint();
     credit_->take(weight);
     if (credit_->must_wait()) credit_paused_ = true; // on_io_ready syncs
@@ -532,10 +535,11 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
     total += parts[i].size();
   if (total == 0) return caf::unit;
   size_t skip = 0;
-  if (wq_.empty()) {
+  const bool was_empty = wq_.empty();
+  if (was_empty && n == 1) {
     // Nothing queued: try to send right away (as asyncio does) and queue
     // only what the backend did not take.
-    auto r = backend_.write(parts, n);
+    auto r = backend_.write(parts, 1);
     if (r.error != 0 && r.error != io_result::would_block) {
       fatal(r.error, "write");
       return caf::unit;
@@ -544,12 +548,24 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
   }
   for (size_t i = 0; i < n; ++i) {
     auto& p = parts[i];
-    if (skip >= p.size()) {
+    if (skip >= p.size()) { // written, or empty (never queued)
       skip -= p.size();
       continue;
     }
     wq_.push(skip == 0 ? p : p.slice(skip));
     skip = 0;
+  }
+  if (was_empty && n > 1) {
+    // writelines: one gathered write of the queue, which holds no empty
+    // part (a backend is never offered one).
+    size_t count = 0;
+    auto* queued = wq_.pending(count);
+    auto r = backend_.write(queued, std::min(count, B::max_parts));
+    if (r.error != 0 && r.error != io_result::would_block) {
+      fatal(r.error, "write");
+      return caf::unit;
+    }
+    wq_.consume(r.bytes);
   }
   if (!wq_.empty()) {
     arm_write();

@@ -35,8 +35,8 @@ public:
   void stop() noexcept;
   bool is_open() const noexcept { return watch_.is_open(); }
 
-  transport_core::io_result read(size_t max, buffer& out) {
-    mutable_buffer chunk{max};
+  [[gnu::always_inline]] transport_core::io_result
+  read(mutable_buffer& chunk) {
     ssize_t n;
     do {
       // recv on sockets: a shorter kernel path than read's (no VFS layer).
@@ -48,7 +48,6 @@ public:
       // A short read emptied the descriptor: the next data brings a new
       // edge. A full one may have left more: the poller calls again.
       if (got < chunk.capacity()) watch_.clear_ready(fd_read);
-      out = std::move(chunk).freeze(got);
       return {got, 0, false};
     }
     if (n == 0) return {0, 0, true};
@@ -59,7 +58,8 @@ public:
     return {0, errno, false};
   }
 
-  transport_core::io_result write(const buffer* parts, size_t n) {
+  [[gnu::always_inline]] transport_core::io_result
+  write(const buffer* parts, size_t n) {
     iovec iov[max_parts];
     size_t cnt = 0;
     size_t offered = 0;
