@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
+#include <system_error>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,33 +28,46 @@ listener::listener(caf::actor_config& cfg, runtime* rt,
     : pinned(cfg), rt_(rt), factory_(std::move(factory)),
       settings_(std::move(settings)), alive_(std::make_shared<bool>(true)) {
   for (auto& s : sockets)
-    slots_.push_back(slot{std::move(s), nullptr, false});
+    slots_.push_back(std::make_unique<slot>(*this, std::move(s)));
 }
 
 listener::behavior_type listener::make_behavior() {
-  for (auto& s : slots_)
-    s.desc = std::make_unique<asio::posix::stream_descriptor>(home().io(),
-                                                              s.sock.fd);
+  for (auto& s : slots_) {
+    // Accepts must never block the shard (an adopted listening socket may
+    // come in blocking).
+    int err = make_nonblocking(s->sock.fd);
+    try {
+      if (err == 0)
+        err = s->watch.open(home().poller(), s->sock.fd, *s, fd_none);
+    } catch (const std::system_error& e) { // no epoll instance (EMFILE)
+      err = e.code().value();
+    }
+    if (err != 0)
+      log::error("listening socket ", to_string(s->sock.address),
+                 " cannot be watched: ", std::strerror(err),
+                 "; it accepts nothing");
+  }
   retry_timer_.emplace(home().io());
   serving_ = settings_.start_serving;
-  if (serving_)
-    for (auto& s : slots_)
-      arm(s);
+  want_accepts(serving_);
   set_down_handler([this](caf::down_msg& msg) { clients_.erase(msg.source); });
   return {
       [this](get_sockets) {
         std::vector<endpoint> out;
         for (auto& s : slots_)
-          out.push_back(s.sock.address);
+          out.push_back(s->sock.address);
         return out;
       },
       [this](start_serving) {
         if (serving_ || slots_.empty()) return;
         serving_ = true;
-        for (auto& s : slots_)
-          arm(s);
+        if (!retry_pending_) want_accepts(true);
       },
-      [this](stop_serving) { serving_ = false; },
+      [this](stop_serving) {
+        // The kernel keeps queueing connections in the backlog.
+        serving_ = false;
+        want_accepts(false);
+      },
       [this](is_serving) { return serving_; },
       [this](close_clients) {
         for (auto& [addr, hdl] : clients_)
@@ -79,30 +93,21 @@ void listener::on_exit() {
 
 void listener::close_sockets() {
   for (auto& s : slots_) {
-    if (s.desc) {
-      std::error_code ignored;
-      s.desc->close(ignored);
-      s.desc.reset();
-    }
-    if (!s.sock.unlink_path.empty()) ::unlink(s.sock.unlink_path.c_str());
+    s->watch.close(); // before the fd closes: it may be reused at once
+    if (s->sock.fd >= 0) close_fd(s->sock.fd);
+    s->sock.fd = -1;
+    if (!s->sock.unlink_path.empty()) ::unlink(s->sock.unlink_path.c_str());
   }
   slots_.clear();
 }
 
-void listener::arm(slot& s) {
-  if (s.armed || !s.desc) return;
-  s.armed = true;
-  auto* sp = &s;
-  s.desc->async_wait(asio::posix::descriptor_base::wait_read,
-                     [this, sp, alive = alive_](std::error_code ec) {
-                       if (!*alive) return;
-                       shard::io_scope scope{home()};
-                       sp->armed = false;
-                       if (!ec) on_acceptable(*sp);
-                     });
+void listener::want_accepts(bool on) {
+  for (auto& s : slots_)
+    if (s->watch.is_open()) s->watch.set_interest(on ? fd_read : fd_none);
 }
 
 void listener::on_acceptable(slot& s) {
+  shard::io_scope scope{home()};
   if (!serving_) return; // the kernel keeps queueing connections in the backlog
   for (int i = 0; i < settings_.backlog; ++i) {
     int fd =
@@ -122,7 +127,7 @@ void listener::on_acceptable(slot& s) {
 #if EAGAIN != EWOULDBLOCK
     case EWOULDBLOCK:
 #endif
-      arm(s);
+      s.watch.clear_ready(fd_read); // drained: wait for the next edge
       return;
     case EMFILE:
     case ENFILE:
@@ -149,11 +154,13 @@ void listener::on_acceptable(slot& s) {
       return;
     }
   }
-  // Accepted a full batch: yield to other handlers, then go on.
-  arm(s);
+  // Accepted a full batch: the poller calls again after other handlers
+  // had their turn (the backlog was not found drained).
 }
 
 void listener::back_off(int err) {
+  want_accepts(false);
+  retry_pending_ = true;
   if (backoff_.count() == 0) {
     log::warning("accept: ", std::strerror(err),
                  "; pausing accept (existing "
@@ -166,9 +173,8 @@ void listener::back_off(int err) {
   retry_timer_->async_wait([this, alive = alive_](std::error_code ec) {
     if (!*alive || ec) return;
     shard::io_scope scope{home()};
-    if (serving_)
-      for (auto& s : slots_)
-        arm(s);
+    retry_pending_ = false;
+    if (serving_) want_accepts(true);
   });
 }
 

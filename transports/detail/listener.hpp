@@ -16,10 +16,10 @@
 
 #include "actors/messages.hpp"
 #include "actors/protocol.hpp"
+#include "runtime/fd_poller.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/stream.hpp"
 
-#include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <memory>
@@ -57,26 +57,36 @@ public:
   void on_exit() override;
 
 private:
-  struct slot {
+  // One listening socket, watched on the shard's poller like every other
+  // descriptor (readable: connections wait in the backlog). The poller
+  // calls again while the backlog is not drained (accept gave EAGAIN), so
+  // a batch of accepts per call yields to other handlers without losing
+  // the rest.
+  struct slot final : fd_watcher {
+    slot(listener& l, listener_socket s) : owner(&l), sock(std::move(s)) {}
+    void on_fd_ready(uint32_t) override { owner->on_acceptable(*this); }
+    listener* owner;
     listener_socket sock;
-    std::unique_ptr<asio::posix::stream_descriptor> desc;
-    bool armed = false;
+    fd_watch watch;
   };
 
-  void arm(slot& s);
+  /// Waits for connections on every slot (serving and not backing off), or
+  /// on none.
+  void want_accepts(bool on);
   void on_acceptable(slot& s);
   void hand_off(int fd);
   void back_off(int err);
   void close_sockets();
 
   runtime* rt_;
-  std::vector<slot> slots_;
+  std::vector<std::unique_ptr<slot>> slots_; // stable: the poller points here
   protocol_factory factory_;
   listener_settings settings_;
   std::shared_ptr<bool> alive_;
   std::optional<asio::steady_timer> retry_timer_;
   std::chrono::milliseconds backoff_{0};
   bool serving_ = false;
+  bool retry_pending_ = false; // accepting paused until retry_timer_ fires
   std::unordered_map<caf::actor_addr, transport_actor> clients_;
 };
 

@@ -2,12 +2,14 @@
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
+#include "transports/detail/socket_util.hpp"
 #include "transports/detail/stream_transport.hpp"
 
 #include <asio/post.hpp>
 
 #include <cerrno>
 #include <csignal>
+#include <system_error>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,8 +219,8 @@ caf::result<void> subprocess_transport::do_signal(int signo, bool group) {
   int rc;
   if (group)
     rc = ::kill(-child_.pgid, signo);
-  else if (pidfd_)
-    rc = pidfd_signal(pidfd_->native_handle(), signo);
+  else if (pidfd_ >= 0)
+    rc = pidfd_signal(pidfd_, signo);
   else
     rc = ::kill(child_.pid, signo);
   if (rc != 0)
@@ -245,8 +247,8 @@ void subprocess_transport::do_close() {
   if (!returncode_ && !reaped_) {
     bool group = opts_.kill_group_on_exit && child_.pgid == child_.pid;
     if (group) ::kill(-child_.pgid, SIGKILL);
-    if (pidfd_)
-      pidfd_signal(pidfd_->native_handle(), SIGKILL);
+    if (pidfd_ >= 0)
+      pidfd_signal(pidfd_, SIGKILL);
     else
       ::kill(child_.pid, SIGKILL);
   }
@@ -257,15 +259,20 @@ void subprocess_transport::do_close() {
 void subprocess_transport::watch_exit() {
   if (opts_.watcher != child_watcher::sigchld) {
     int fd = open_pidfd(child_.pid);
+    int err = fd >= 0 ? 0 : errno;
     if (fd >= 0) {
-      pidfd_.emplace(home().io(), fd);
-      pidfd_->async_wait(asio::posix::descriptor_base::wait_read,
-                         [this, alive = alive_](std::error_code ec) {
-                           if (*alive && !ec) on_child_event();
-                         });
-      return;
+      try {
+        err = pidfd_watch_.open(home().poller(), fd, *this, fd_read);
+      } catch (const std::system_error& e) { // no epoll instance (EMFILE)
+        err = e.code().value();
+      }
+      if (err == 0) {
+        pidfd_ = fd;
+        return;
+      }
+      close_fd(fd);
     }
-    log::debug("pidfd_open failed (", std::strerror(errno),
+    log::debug("pidfd unavailable (", std::strerror(err),
                "); watching SIGCHLD instead");
   }
   sigchld_.emplace(home().io(), SIGCHLD);
@@ -280,10 +287,9 @@ void subprocess_transport::watch_exit() {
 
 void subprocess_transport::stop_watching() {
   std::error_code ignored;
-  if (pidfd_) {
-    pidfd_->close(ignored);
-    pidfd_.reset();
-  }
+  pidfd_watch_.close(); // before the fd closes: it may be reused at once
+  if (pidfd_ >= 0) close_fd(pidfd_);
+  pidfd_ = -1;
   if (sigchld_) {
     sigchld_->cancel(ignored);
     sigchld_.reset();
@@ -307,11 +313,8 @@ void subprocess_transport::on_child_event() {
       sigchld_->async_wait([this, alive = alive_](std::error_code ec, int) {
         if (*alive && !ec) on_child_event();
       });
-    else if (pidfd_)
-      pidfd_->async_wait(asio::posix::descriptor_base::wait_read,
-                         [this, alive = alive_](std::error_code ec) {
-                           if (*alive && !ec) on_child_event();
-                         });
+    else
+      pidfd_watch_.clear_ready(fd_read); // wait for the next edge
     return;
   }
   if (opts_.kill_group_on_exit && child_.pgid == child_.pid)

@@ -10,12 +10,12 @@
 #pragma once
 
 #include "actors/subprocess_protocol.hpp"
+#include "runtime/fd_poller.hpp"
 #include "runtime/pinned.hpp"
 #include "transports/detail/child_process.hpp"
 #include "transports/stream.hpp"
 #include "transports/subprocess.hpp"
 
-#include <asio/posix/stream_descriptor.hpp>
 #include <asio/signal_set.hpp>
 
 #include <array>
@@ -44,7 +44,8 @@ using subprocess_internal_actor = subprocess_transport_actor::extend<
     caf::reacts_to<resume>, caf::reacts_to<lost>, caf::reacts_to<child_reaped>>;
 
 class subprocess_transport
-    : public pinned<subprocess_internal_actor::base, pinned_role::transport> {
+    : public pinned<subprocess_internal_actor::base, pinned_role::transport>,
+      private fd_watcher {
 public:
   subprocess_transport(caf::actor_config& cfg, child_request req,
                        subprocess_protocol_factory factory,
@@ -86,6 +87,7 @@ private:
   // ----------------------------------------------------------------
   void watch_exit();
   void on_child_event();
+  void on_fd_ready(uint32_t) override { on_child_event(); }
   /// Closes the pidfd / cancels the SIGCHLD wait.
   void stop_watching();
   void try_finish();
@@ -105,7 +107,10 @@ private:
   std::optional<int> returncode_;
   bool reaped_ = false; // waited for; child_reaped may still be queued
   int reaped_status_ = 0;
-  std::optional<asio::posix::stream_descriptor> pidfd_;
+  // The child's pidfd (readable once it exited), watched on the shard's
+  // poller like every descriptor; -1 when SIGCHLD is watched instead.
+  int pidfd_ = -1;
+  fd_watch pidfd_watch_;
   std::optional<asio::signal_set> sigchld_;
 
   subprocess_protocol_actor proto_;
