@@ -6,13 +6,16 @@
 #   make demo    deps + build, then run the guided tour (build/demos/tour)
 #   make test    deps + build, then the whole test suite with CTest
 #   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
+#   make tsan    Debug (-O1) build with ThreadSanitizer in build-tsan/, then the
+#                whole suite twice: fast path on, then SHARDWIRE_FAST_PATH=0
+#                (tests/sanitizers/tsan.supp: CAF's uninstrumented libraries)
 #   make bench   deps + build, then run build/bench/echo_bench (when it exists)
 #   make soak    deps + build, then the soak run (tests/soak, docs/soak.md):
 #                demo servers under random clients and faults, SOAK_SECONDS
 #   make fuzz    clang + libFuzzer build of tests/fuzz in build-fuzz/, then
 #                each fuzz target FUZZ_SECONDS on its committed corpus
 #   make format  clang-format -i over every source folder
-#   make clean   remove build/, build-asan/ and build-fuzz/
+#   make clean   remove build/, build-asan/, build-tsan/ and build-fuzz/
 #
 # Every knob below can be overridden on the command line, e.g.
 #   make test BUILD_DIR=build-mine JOBS=1 CTEST_ARGS='-R tcp'
@@ -22,6 +25,7 @@ SHELL := /bin/bash
 
 BUILD_DIR     ?= build
 ASAN_DIR      ?= build-asan
+TSAN_DIR      ?= build-tsan
 BUILD_TYPE    ?= RelWithDebInfo
 # Compile jobs. CAF-heavy translation units take about 1 GiB each, so no more
 # than one per core (Ninja's default would be cores + 2).
@@ -59,7 +63,7 @@ FORMAT_DIRS := $(wildcard runtime actors transports tests demos bench)
 CTEST := ctest --output-on-failure --no-tests=error -j $(CTEST_JOBS) \
          --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
 
-.PHONY: deps build demo test asan bench format clean
+.PHONY: deps build demo test asan tsan bench format clean
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -108,6 +112,29 @@ asan: deps
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitizers/ubsan.supp \
 	  $(CTEST)
 
+# ThreadSanitizer. Debian's CAF libraries are not instrumented; what that
+# costs and why each suppression is safe is in tests/sanitizers/tsan.supp.
+# tsan_canary_test (TSan builds only) must see its planted race reported, so
+# a TSan that went blind fails the run. Pass 1 runs every test with the
+# default fast path (each shardwire_add_test also runs as <name>_queued with
+# SHARDWIRE_FAST_PATH=0); pass 2 runs the tests without such a twin (scripts,
+# demos, the canary) with SHARDWIRE_FAST_PATH=0, so every test meets both
+# settings once. Both passes run even if the first fails.
+TSAN_OPTIONS_MAKE := halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp
+
+tsan: deps
+	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DSHARDWIRE_TSAN=ON -DSHARDWIRE_CHECK_HEADERS=OFF
+	cmake --build $(TSAN_DIR) -j $(JOBS)
+	cd $(TSAN_DIR) && export TSAN_OPTIONS='$(TSAN_OPTIONS_MAKE)'; \
+	  echo "tsan: pass 1/2: fast path on (the *_queued twins run it off)"; \
+	  env -u SHARDWIRE_FAST_PATH $(CTEST); pass1=$$?; \
+	  echo "tsan: pass 2/2: SHARDWIRE_FAST_PATH=0 for the tests without a twin"; \
+	  SHARDWIRE_FAST_PATH=0 $(CTEST) -LE '^(fast_path|queued)$$'; pass2=$$?; \
+	  echo "tsan: pass 1 (fast path on): $$([ $$pass1 = 0 ] && echo ok || echo FAILED)," \
+	       "pass 2 (SHARDWIRE_FAST_PATH=0): $$([ $$pass2 = 0 ] && echo ok || echo FAILED)"; \
+	  [ $$pass1 = 0 ] && [ $$pass2 = 0 ]
+
 bench: build
 	@if [ -x $(BUILD_DIR)/bench/echo_bench ]; then \
 	  echo "$(BUILD_DIR)/bench/echo_bench $(BENCH_ARGS)"; \
@@ -140,4 +167,4 @@ format:
 	  | xargs -0 -r clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -1,6 +1,14 @@
 # One helper per kind of target, so flags, warnings and sanitizers are decided
 # in one place.
 option(SHARDWIRE_SANITIZE "Build with AddressSanitizer + UBSan" OFF)
+# ThreadSanitizer (`make tsan`, tests/sanitizers/README.md): a build of its own,
+# since TSan cannot be combined with AddressSanitizer. -O1 keeps the suite
+# fast enough under TSan's slowdown while stacks stay readable.
+option(SHARDWIRE_TSAN "Build with ThreadSanitizer" OFF)
+if(SHARDWIRE_SANITIZE AND SHARDWIRE_TSAN)
+  message(FATAL_ERROR "SHARDWIRE_SANITIZE and SHARDWIRE_TSAN exclude each "
+                      "other (ASan and TSan cannot share a process)")
+endif()
 
 function(shardwire_apply_flags target)
   target_compile_features(${target} PUBLIC cxx_std_20)
@@ -9,6 +17,11 @@ function(shardwire_apply_flags target)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
                            -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+  if(SHARDWIRE_TSAN)
+    target_compile_options(${target} PRIVATE -fsanitize=thread -O1
+                           -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
   endif()
 endfunction()
 
