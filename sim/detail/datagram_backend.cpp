@@ -22,22 +22,19 @@ datagram_settings sim_datagram_settings(bool connected) {
 datagram_backend::datagram_backend(core* net, endpoint ep,
                                    std::optional<endpoint> remote)
     : net_(net), ep_(std::move(ep)), remote_(std::move(remote)),
-      alive_(std::make_shared<bool>(true)) {
-  host_ = net_->find_host(ep_.host).value_or(0);
+      io_(net, net->find_host(ep_.host).value_or(0)) {
 }
 
 caf::error datagram_backend::start(transport_core::io_owner& owner, shard&,
                                    const datagram_settings&) {
-  owner_ = &owner;
-  open_ = true;
-  net_->attach_datagram(ep_, this, alive_);
+  io_.start(owner);
+  net_->attach_datagram(ep_, this, io_.alive());
   return {};
 }
 
 void datagram_backend::stop() noexcept {
-  if (!open_) return;
-  open_ = false;
-  *alive_ = false;
+  if (!io_.is_open()) return;
+  io_.stop();
   net_->close_datagram(ep_);
 }
 
@@ -56,7 +53,7 @@ int datagram_backend::receive(
   }
   auto x = net_->recv(ep_);
   if (!x) {
-    ready_read_ = false; // until the engine's next notification
+    io_.drained(fd_read); // until the engine's next notification
     return transport_core::io_result::would_block;
   }
   transport_core::received_datagram r;
@@ -82,8 +79,7 @@ int datagram_backend::send_front(const std::deque<queued>& q, size_t n) {
 }
 
 int datagram_backend::want(uint8_t interest) {
-  want_ = interest;
-  dispatch();
+  io_.want(interest);
   return 0;
 }
 
@@ -100,26 +96,12 @@ const std::string& datagram_backend::kind() const noexcept {
 }
 
 void datagram_backend::sim_readable() {
-  ready_read_ = true;
-  dispatch();
+  io_.ready(fd_read);
 }
 
 void datagram_backend::sim_error(int err) {
   errors_.push_back(err);
-  ready_read_ = true;
-  dispatch();
-}
-
-void datagram_backend::dispatch() {
-  if (posted_ || !open_) return;
-  if ((want_ & fd_read) == 0 || !ready_read_) return;
-  posted_ = true;
-  net_->post(host_, [this, alive = alive_] {
-    if (!*alive) return;
-    posted_ = false;
-    if ((want_ & fd_read) != 0 && ready_read_)
-      owner_->on_io_ready(true, false, false);
-  });
+  io_.ready(fd_read);
 }
 
 } // namespace shardwire::sim::detail

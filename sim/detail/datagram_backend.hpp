@@ -11,6 +11,7 @@
 #pragma once
 
 #include "sim/detail/core.hpp"
+#include "sim/detail/readiness.hpp"
 #include "transports/core/datagram_core.hpp"
 
 #include <deque>
@@ -31,7 +32,7 @@ public:
   caf::error start(transport_core::io_owner& owner, shard& home,
                    const datagram_settings& settings);
   void stop() noexcept;
-  bool is_open() const noexcept { return open_; }
+  bool is_open() const noexcept { return io_.is_open(); }
   endpoint remote() const { return remote_.value_or(endpoint{}); }
   caf::expected<address> resolve(const endpoint& peer) const;
   int receive(std::vector<transport_core::received_datagram>& out,
@@ -48,19 +49,11 @@ public:
   void sim_error(int err) override;
 
 private:
-  void dispatch();
-
   core* net_;
   endpoint ep_;
   std::optional<endpoint> remote_;
-  size_t host_ = 0;
-  transport_core::io_owner* owner_ = nullptr;
-  std::shared_ptr<bool> alive_;
+  emulated_readiness io_;
   std::deque<int> errors_; // ICMP errors not yet read
-  uint8_t want_ = 0;
-  bool open_ = false;
-  bool ready_read_ = true;
-  bool posted_ = false;
 };
 
 /// A simulated datagram endpoint: the production core on the network.

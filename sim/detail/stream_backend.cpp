@@ -10,11 +10,18 @@ template class stream_core<sim::detail::stream_backend>;
 
 namespace shardwire::sim::detail {
 
+namespace {
+
+size_t host_of(core* net, uint64_t conn, int side) {
+  auto* c = net->find_conn(conn);
+  return c != nullptr ? c->host[side] : 0;
+}
+
+} // namespace
+
 stream_backend::stream_backend(core* net, uint64_t conn, int side)
     : net_(net), conn_(conn), side_(side),
-      alive_(std::make_shared<bool>(true)) {
-  auto* c = net_->find_conn(conn_);
-  host_ = c != nullptr ? c->host[side_] : 0;
+      io_(net, host_of(net, conn, side)) {
 }
 
 caf::error stream_backend::start(transport_core::io_owner& owner, shard&,
@@ -22,16 +29,14 @@ caf::error stream_backend::start(transport_core::io_owner& owner, shard&,
   // The core keeps its actor alive until it ends (as the fd transports),
   // and the network's destructor exits every actor of every host: no
   // reference is kept here.
-  owner_ = &owner;
-  open_ = true;
-  net_->attach(conn_, side_, this, alive_);
+  io_.start(owner);
+  net_->attach(conn_, side_, this, io_.alive());
   return {};
 }
 
 void stream_backend::stop() noexcept {
-  if (!open_) return;
-  *alive_ = false;
-  open_ = false;
+  if (!io_.is_open()) return;
+  io_.stop();
   // The FIN goes out now, after what the network already accepted (unless
   // the host crashed: then the connection vanishes without one).
   net_->close_side(conn_, side_);
@@ -40,7 +45,7 @@ void stream_backend::stop() noexcept {
 transport_core::io_result stream_backend::read(mutable_buffer& chunk) {
   auto r = net_->read(conn_, side_, chunk.capacity());
   if (r.would_block) {
-    ready_read_ = false; // until the engine's next notification
+    io_.drained(fd_read); // until the engine's next notification
     return {0, transport_core::io_result::would_block, false};
   }
   if (r.error != 0) return {0, r.error, false};
@@ -60,7 +65,7 @@ transport_core::io_result stream_backend::write(const buffer* parts,
   for (size_t i = 0; i < n && i < max_parts; ++i)
     offered += parts[i].size();
   auto taken = static_cast<size_t>(sent);
-  if (taken < offered) ready_write_ = false; // window full
+  if (taken < offered) io_.drained(fd_write); // window full
   return {taken, 0, false};
 }
 
@@ -69,8 +74,7 @@ void stream_backend::shutdown_write() noexcept {
 }
 
 int stream_backend::want(uint8_t interest) {
-  want_ = interest;
-  dispatch();
+  io_.want(interest);
   return 0;
 }
 
@@ -89,28 +93,11 @@ const std::string& stream_backend::kind() const noexcept {
 }
 
 void stream_backend::sim_readable() {
-  ready_read_ = true;
-  dispatch();
+  io_.ready(fd_read);
 }
 
 void stream_backend::sim_writable() {
-  ready_write_ = true;
-  dispatch();
-}
-
-void stream_backend::dispatch() {
-  if (posted_ || !open_) return;
-  bool r = (want_ & fd_read) != 0 && ready_read_;
-  bool w = (want_ & fd_write) != 0 && ready_write_;
-  if (!r && !w) return;
-  posted_ = true;
-  net_->post(host_, [this, alive = alive_] {
-    if (!*alive) return;
-    posted_ = false;
-    bool rr = (want_ & fd_read) != 0 && ready_read_;
-    bool ww = (want_ & fd_write) != 0 && ready_write_;
-    if (rr || ww) owner_->on_io_ready(rr, ww, false);
-  });
+  io_.ready(fd_write);
 }
 
 } // namespace shardwire::sim::detail

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "sim/detail/core.hpp"
+#include "sim/detail/readiness.hpp"
 #include "transports/core/stream_core.hpp"
 
 #include <memory>
@@ -27,7 +28,7 @@ public:
   caf::error start(transport_core::io_owner& owner, shard& home,
                    transport_core::stream_direction direction);
   void stop() noexcept;
-  bool is_open() const noexcept { return open_; }
+  bool is_open() const noexcept { return io_.is_open(); }
 
   transport_core::io_result read(mutable_buffer& chunk);
   transport_core::io_result write(const buffer* parts, size_t n);
@@ -42,21 +43,10 @@ public:
   void sim_writable() override;
 
 private:
-  /// Posts one readiness call if the core wants something that is ready.
-  void dispatch();
-
   core* net_;
   uint64_t conn_;
   int side_;
-  size_t host_ = 0;
-  transport_core::io_owner* owner_ = nullptr;
-  caf::actor_control_block* ctrl_ = nullptr;
-  std::shared_ptr<bool> alive_;
-  uint8_t want_ = 0;
-  bool open_ = false;
-  bool ready_read_ = true; // unknown until a read says would_block
-  bool ready_write_ = true;
-  bool posted_ = false;
+  emulated_readiness io_;
 };
 
 /// A simulated stream transport: the production core on a simulated link.

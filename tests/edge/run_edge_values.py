@@ -634,11 +634,16 @@ def main():
     become_subreaper()
 
     # What `make asan` sets, for a run of this script alone: the project's
-    # suppressions of known CAF 0.17 reports (tests/sanitizers/ubsan.supp).
+    # suppressions of known CAF 0.17 reports (tests/sanitizers/ubsan.supp,
+    # lsan.supp).
     env = dict(os.environ)
     supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                         "sanitizers", "ubsan.supp")
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    # CAF's io module's known leak report (tests/sanitizers/lsan.supp).
+    lsan = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "sanitizers", "lsan.supp")
+    env.setdefault("LSAN_OPTIONS", f"suppressions={os.path.normpath(lsan)}")
     env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:"
                    f"suppressions={os.path.normpath(supp)}")
 

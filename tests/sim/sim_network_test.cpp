@@ -77,8 +77,8 @@ TEST_CASE("one protocol runs unchanged over real TCP and the simulator") {
   CHECK(over_sim == over_tcp);
 }
 
-TEST_CASE("virtual time: ten minutes of timed traffic take well under a "
-          "second") {
+TEST_CASE("virtual time: ten minutes of timed traffic take a fraction of "
+          "that") {
   auto start = std::chrono::steady_clock::now();
   std::string trace;
   auto events = sim_echo(2, 600, 1000ms, {}, &trace);
@@ -86,7 +86,9 @@ TEST_CASE("virtual time: ten minutes of timed traffic take well under a "
   CHECK(events == expected_pings(600));
   // 600 pings, one per virtual second.
   CHECK(trace.find("[600") != std::string::npos);
-  CHECK(wall < 1s);
+  // A clock that really waited would take 600 s; the bound leaves room for
+  // a sanitizer build on a loaded machine (a few ms in a release build).
+  CHECK(wall < 30s);
 }
 
 TEST_CASE("the same seed gives the same trace byte for byte") {

@@ -110,15 +110,6 @@ public:
 
 private:
   friend lifecycle;
-  using lifecycle::check_pause;
-  using lifecycle::check_resume;
-  using lifecycle::closing_;
-  using lifecycle::do_abort;
-  using lifecycle::do_close;
-  using lifecycle::exited_;
-  using lifecycle::finalize_if_quit;
-  using lifecycle::finish;
-  using lifecycle::lost_sent_;
 
   caf::result<void> do_sendto(sendto& msg);
   void report(caf::expected<datagram_endpoint> result);
@@ -167,17 +158,14 @@ private:
 
 template <class B>
 transport_info datagram_core<B>::make_info() const {
-  transport_info info;
-  backend_.describe(info);
-  info.shard = static_cast<uint32_t>(home().id());
-  return info;
+  return this->core_info();
 }
 
 template <class B>
 transport_status datagram_core<B>::status() const {
   transport_status st;
   st.closing = this->is_closing();
-  st.reading = started_ && !user_paused_ && !closing_ && !lost_sent_;
+  st.reading = started_ && !user_paused_ && !this->closing_ && !this->lost_sent_;
   st.write_buffer_size = wq_bytes_;
   return st;
 }
@@ -193,25 +181,15 @@ void datagram_core<B>::report(caf::expected<datagram_endpoint> result) {
 
 template <class B>
 typename datagram_core<B>::behavior_type datagram_core<B>::make_behavior() {
-  if (auto err = backend_.start(*this, home(), settings_)) {
-    this->abandon_start(std::move(err));
+  if (!this->start_core(factory_, settings_.read_high_water,
+                        settings_.read_low_water, settings_))
     return behavior_type::make_empty_behavior();
-  }
   if (settings_.connected) remote_ = backend_.remote();
-  credit_ = caf::make_counted<read_credit>(address(), settings_.read_high_water,
-                                           settings_.read_low_water);
-  if (!this->make_protocol(factory_)) {
-    this->abandon_start(make_error(sw_errc::factory_failed));
-    return behavior_type::make_empty_behavior();
-  }
-  this->watch_protocol();
-  this->hold_self();
-  proto_fast_ = pinned_base::of(proto_);
   auto self_hdl = caf::actor_cast<datagram_transport_actor>(this);
   request(proto_, caf::infinite, datagram_connected{self_hdl, make_info()})
       .then(
           [this] {
-            if (lost_sent_) return;
+            if (this->lost_sent_) return;
             started_ = true;
             report(datagram_endpoint{
                 caf::actor_cast<datagram_transport_actor>(this), proto_,
@@ -221,15 +199,15 @@ typename datagram_core<B>::behavior_type datagram_core<B>::make_behavior() {
           [this](caf::error& err) { this->connect_failed(std::move(err)); });
   return {
       [this](sendto& msg) -> caf::result<void> { return do_sendto(msg); },
-      [this](close) { do_close(); },
-      [this](abort) { do_abort(); },
+      [this](close) { this->do_close(); },
+      [this](abort) { this->do_abort(); },
       [this](pause_reading) {
-        if (closing_) return;
+        if (this->closing_) return;
         user_paused_ = true;
         update_reading();
       },
       [this](resume_reading) {
-        if (closing_ || !user_paused_) return;
+        if (this->closing_ || !user_paused_) return;
         user_paused_ = false;
         update_reading();
       },
@@ -249,13 +227,7 @@ typename datagram_core<B>::behavior_type datagram_core<B>::make_behavior() {
 
 template <class B>
 void datagram_core<B>::on_exit() {
-  this->begin_exit();
-  backend_.stop();
-  wq_.clear();
-  wq_bytes_ = 0;
-  proto_fast_ = nullptr;
-  proto_ = nullptr;
-  this->end_exit();
+  this->exit_core();
 }
 
 template <class B>
@@ -283,9 +255,9 @@ void datagram_core<B>::sync_interest() {
   uint8_t want = fd_none;
   if (read_armed_) want |= fd_read;
   if (write_armed_) want |= fd_write;
-  if (int err = backend_.want(want); err != 0 && !lost_sent_) {
+  if (int err = backend_.want(want); err != 0 && !this->lost_sent_) {
     log::debug("datagram transport ", backend_.kind(), ": epoll_ctl failed");
-    finish(make_errno_error(err, "epoll_ctl"));
+    this->finish(make_errno_error(err, "epoll_ctl"));
   }
 }
 
@@ -294,33 +266,32 @@ void datagram_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
   typename pinned::io_handler_scope guard{*this};
   if (write_armed_ && (writable || failed)) {
     write_armed_ = false; // flush arms again if datagrams are left
-    if (!lost_sent_) flush();
+    if (!this->lost_sent_) flush();
   }
   std::vector<datagram> out;
-  if (read_armed_ && !lost_sent_ && (readable || failed)) on_readable(out);
-  if (!lost_sent_ && !exited_) sync_interest();
+  if (read_armed_ && !this->lost_sent_ && (readable || failed)) on_readable(out);
+  if (!this->lost_sent_ && !this->exited_) sync_interest();
   // Delivered after the busy mark: a co-located idle protocol runs at once
   // and its `sendto` replies can take the fast path too.
   guard.release_busy();
   for (auto& msg : out) {
-    if (lost_sent_ || !proto_) break;
-    if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, msg))
-      send(proto_, std::move(msg));
+    if (this->lost_sent_ || !proto_) break;
+    this->deliver(msg);
   }
-  finalize_if_quit();
+  this->finalize_if_quit();
 }
 
 // -- reading ------------------------------------------------------------------
 
 template <class B>
 bool datagram_core<B>::should_read() const noexcept {
-  return started_ && !user_paused_ && !credit_paused_ && !closing_ &&
-         !lost_sent_;
+  return started_ && !user_paused_ && !credit_paused_ && !this->closing_ &&
+         !this->lost_sent_;
 }
 
 template <class B>
 void datagram_core<B>::update_reading() {
-  if (!exited_ && backend_.is_open()) sync_interest();
+  if (!this->exited_ && backend_.is_open()) sync_interest();
 }
 
 template <class B>
@@ -352,7 +323,7 @@ void datagram_core<B>::on_readable(std::vector<datagram>& out) {
 
 template <class B>
 void datagram_core<B>::send_error(int err, const char* op) {
-  if (lost_sent_ || !proto_) return;
+  if (this->lost_sent_ || !proto_) return;
   send(proto_, datagram_error{make_errno_error(err, op)});
 }
 
@@ -367,7 +338,7 @@ caf::result<void> datagram_core<B>::do_sendto(sendto& msg) {
     log::error("sendto dropped: ", describe(err));
     return caf::unit;
   };
-  if (lost_sent_ || closing_) {
+  if (this->lost_sent_ || this->closing_) {
     if (++dropped_ == 1 || dropped_ % 1000 == 0)
       log::warning("sendto on closed transport (", backend_.kind(),
                    ") dropped (", dropped_, " so far)");
@@ -403,7 +374,7 @@ caf::result<void> datagram_core<B>::do_sendto(sendto& msg) {
   q.bytes = std::move(msg.bytes);
   wq_.push_back(std::move(q));
   arm_write();
-  check_pause();
+  this->check_pause();
   return caf::unit;
 }
 
@@ -444,11 +415,11 @@ void datagram_core<B>::flush() {
     // asyncio: a failed datagram goes to error_received and is dropped.
     if (err != 0) send_error(err, "sendto");
   }
-  check_resume();
+  this->check_resume();
   if (!wq_.empty())
     arm_write();
-  else if (closing_)
-    finish({});
+  else if (this->closing_)
+    this->finish({});
 }
 
 } // namespace shardwire::transport_core

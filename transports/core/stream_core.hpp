@@ -129,9 +129,6 @@ private:
   /// Reads once; returns the `data` to send (sent by the caller after it
   /// stopped being busy, so the protocol's reply can take the fast path).
   std::optional<data> on_readable();
-  /// Sends `msg` to the protocol, in this thread's reused mailbox element
-  /// when the protocol can take it at once (co-located and idle).
-  void send_data(data&& msg);
   void on_eof();
 
   // -- writing ------------------------------------------------------------
@@ -188,10 +185,7 @@ private:
 
 template <class B>
 transport_info stream_core<B>::make_info() const {
-  transport_info info;
-  backend_.describe(info);
-  info.shard = static_cast<uint32_t>(home().id());
-  return info;
+  return this->core_info();
 }
 
 template <class B>
@@ -206,21 +200,9 @@ template <class B>
 typename stream_core<B>::behavior_type stream_core<B>::make_behavior() {
   // The backend starts here, on the home shard, not in the constructor
   // (which runs on the spawning thread).
-  if (auto err = backend_.start(*this, home(), direction_)) {
-    this->abandon_start(std::move(err));
+  if (!this->start_core(startup_->factory, startup_->settings.read_high_water,
+                        startup_->settings.read_low_water, direction_))
     return behavior_type::make_empty_behavior();
-  }
-  credit_ = caf::make_counted<read_credit>(address(),
-                                           startup_->settings.read_high_water,
-                                           startup_->settings.read_low_water);
-  if (!this->make_protocol(startup_->factory)) {
-    // asyncio closes the accepted socket silently (the client sees EOF).
-    this->abandon_start(make_error(sw_errc::factory_failed));
-    return behavior_type::make_empty_behavior();
-  }
-  this->watch_protocol();
-  this->hold_self();
-  proto_fast_ = pinned_base::of(proto_);
   auto self_hdl = caf::actor_cast<transport_actor>(this);
   request(proto_, caf::infinite, connected{self_hdl, make_info()})
       .then([this] { on_connected_ack(); },
@@ -319,12 +301,7 @@ void stream_core<B>::do_credit_returned() {
 
 template <class B>
 void stream_core<B>::on_exit() {
-  this->begin_exit();
-  backend_.stop(); // no readiness after this; the resource is released
-  wq_.clear();
-  proto_fast_ = nullptr;
-  proto_ = nullptr;
-  this->end_exit();
+  this->exit_core();
 }
 
 template <class B>
@@ -420,7 +397,7 @@ void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
   }
   // Tail send: every state change is done, so the protocol may run now and
   // write back at once.
-  send_data(std::move(*msg));
+  this->deliver(*msg);
 }
 
 // -- reading ------------------------------------------------------------------
@@ -465,12 +442,6 @@ std::optional<data> stream_core<B>::on_readable() {
   else if (r.error != 0 && r.error != io_result::would_block)
     fatal(r.error, "read");
   return std::nullopt;
-}
-
-template <class B>
-void stream_core<B>::send_data(data&& msg) {
-  if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, msg))
-    send(proto_, std::move(msg));
 }
 
 template <class B>

@@ -16,7 +16,10 @@
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "actors/read_credit.hpp"
 #include "runtime/log.hpp"
+#include "runtime/pinned.hpp"
+#include "transports/core/stream_backend.hpp"
 #include "transports/core/write_limits.hpp"
 
 #include <caf/actor_control_block.hpp>
@@ -33,8 +36,12 @@ namespace shardwire::transport_core {
 
 /// Base of a transport actor `Derived` (which must also be the CAF actor).
 ///
-/// `Derived` declares `friend class transport_lifecycle<Derived>;` and has:
-/// - `proto_`: the protocol's handle (reset to nullptr when it goes down);
+/// `Derived` (a transport core: stream_core, datagram_core) declares
+/// `friend class transport_lifecycle<Derived>;`, derives privately from
+/// io_owner, and has:
+/// - `backend_`: its backend (stream_backend.hpp, datagram_core.hpp);
+/// - `proto_`: the protocol's handle (reset to nullptr when it goes down),
+///   and `proto_fast_`: the pinned actor behind it, or nullptr;
 /// - `credit_`: its read_credit_ptr (may be null before startup);
 /// - `report(caf::error)`: completes the connect callback, once;
 /// - `void drop_writes()`: empties the write queue (and its byte count);
@@ -74,6 +81,65 @@ protected:
     // element) and in a consume() shortcut that sets current_element_.
     auto* cur = self().current_mailbox_element();
     return cur != nullptr && cur->mid.is_request();
+  }
+
+  // -- what every core does the same way ------------------------------------
+
+  /// Extra info: what the backend says, plus the home shard.
+  transport_info core_info() const {
+    auto& d = self();
+    transport_info info;
+    d.backend_.describe(info);
+    info.shard = static_cast<uint32_t>(d.home().id());
+    return info;
+  }
+
+  /// make_behavior's start: the backend (`args` after the owner and the
+  /// home shard), read credit, the protocol (born on this shard), its
+  /// monitor. False if startup failed: the connect callback has the error
+  /// and the actor quits (no `lost`: no protocol was told).
+  template <class Factory, class... StartArgs>
+  bool start_core(Factory& factory, size_t read_high, size_t read_low,
+                  const StartArgs&... args) {
+    auto& d = self();
+    io_owner& owner = d;
+    if (auto err = d.backend_.start(owner, d.home(), args...)) {
+      abandon_start(std::move(err));
+      return false;
+    }
+    d.credit_ =
+        caf::make_counted<read_credit>(d.address(), read_high, read_low);
+    if (!make_protocol(factory)) {
+      // asyncio closes the accepted socket silently (the client sees EOF).
+      abandon_start(make_error(sw_errc::factory_failed));
+      return false;
+    }
+    watch_protocol();
+    hold_self();
+    d.proto_fast_ = pinned_base::of(d.proto_);
+    return true;
+  }
+
+  /// The whole of a core's on_exit: the protocol's `lost` if still due, the
+  /// backend stopped (no readiness after this; its resource released),
+  /// every reference dropped.
+  void exit_core() {
+    begin_exit();
+    auto& d = self();
+    d.backend_.stop();
+    d.drop_writes();
+    d.proto_fast_ = nullptr;
+    d.proto_ = nullptr;
+    end_exit();
+  }
+
+  /// Sends `msg` to the protocol, in this thread's reused mailbox element
+  /// when the protocol can take it at once (co-located and idle).
+  template <class Message>
+  void deliver(Message& msg) {
+    auto& d = self();
+    if (d.proto_fast_ == nullptr || !try_deliver_now(*d.proto_fast_, msg))
+      d.send(d.proto_, std::move(msg));
   }
 
   // -- starting -----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "transports/detail/socket_util.hpp"
+#include "transports/detail/watch_fd.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -9,7 +10,6 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <sys/un.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace shardwire::detail {
@@ -108,19 +108,9 @@ caf::error fd_datagram_backend::start(transport_core::io_owner& owner,
                                       const datagram_settings& settings) {
   owner_ = &owner;
   connected_ = settings.connected;
-  if (auto err = make_nonblocking(fd_); err != 0) {
+  if (auto err = watch_fd(watch_, home, fd_, *this)) {
     stop();
-    return make_errno_error(err, "fcntl");
-  }
-  int err = 0;
-  try {
-    err = watch_.open(home.poller(), fd_, *this, fd_none);
-  } catch (const std::system_error& e) { // no epoll instance (EMFILE)
-    err = e.code().value();
-  }
-  if (err != 0) {
-    stop();
-    return make_errno_error(err, "epoll_ctl");
+    return err;
   }
   return {};
 }

@@ -2,10 +2,10 @@
 
 #include "actors/errors.hpp"
 #include "transports/detail/socket_util.hpp"
+#include "transports/detail/watch_fd.hpp"
 
 #include <mutex>
 #include <set>
-#include <system_error>
 
 namespace shardwire::detail {
 
@@ -31,19 +31,9 @@ caf::error fd_stream_backend::start(transport_core::io_owner& owner,
                                     transport_core::stream_direction) {
   owner_ = &owner;
   is_socket_ = is_stream_socket(fd_);
-  if (auto nb_err = make_nonblocking(fd_); nb_err != 0) {
+  if (auto err = watch_fd(watch_, home, fd_, *this)) {
     stop();
-    return make_errno_error(nb_err, "fcntl");
-  }
-  int err = 0;
-  try {
-    err = watch_.open(home.poller(), fd_, *this, fd_none);
-  } catch (const std::system_error& e) { // no epoll instance (EMFILE)
-    err = e.code().value();
-  }
-  if (err != 0) {
-    stop();
-    return make_errno_error(err, "epoll_ctl");
+    return err;
   }
   if (is_socket_) set_tcp_nodelay(fd_);
   return {};

@@ -5,11 +5,11 @@
 #include "runtime/runtime.hpp"
 #include "transports/detail/socket_util.hpp"
 #include "transports/detail/stream_transport.hpp"
+#include "transports/detail/watch_fd.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
-#include <system_error>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,21 +33,14 @@ listener::listener(caf::actor_config& cfg, runtime* rt,
 
 listener::behavior_type listener::make_behavior() {
   for (auto& s : slots_) {
-    // Accepts must never block the shard (an adopted listening socket may
-    // come in blocking).
-    int err = make_nonblocking(s->sock.fd);
-    try {
-      if (err == 0)
-        err = s->watch.open(home().poller(), s->sock.fd, *s, fd_none);
-    } catch (const std::system_error& e) { // no epoll instance (EMFILE)
-      err = e.code().value();
-    }
-    if (err != 0)
+    // Non-blocking: accepts must never block the shard (an adopted
+    // listening socket may come in blocking).
+    if (auto err = watch_fd(s->watch, home(), s->sock.fd, *s))
       log::error("listening socket ", to_string(s->sock.address),
-                 " cannot be watched: ", std::strerror(err),
-                 "; it accepts nothing");
+                 " cannot be watched: ", describe(err), "; it accepts nothing");
   }
   retry_timer_.emplace(home().io());
+  self_ref_ = ctrl();
   serving_ = settings_.start_serving;
   want_accepts(serving_);
   set_down_handler([this](caf::down_msg& msg) { clients_.erase(msg.source); });
@@ -89,6 +82,8 @@ void listener::on_exit() {
   close_sockets();
   retry_timer_.reset();
   clients_.clear();
+  // Last: finalize's caller holds its own reference while this runs.
+  self_ref_.reset();
 }
 
 void listener::close_sockets() {

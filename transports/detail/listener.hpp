@@ -88,6 +88,12 @@ private:
   bool serving_ = false;
   bool retry_pending_ = false; // accepting paused until retry_timer_ fires
   std::unordered_map<caf::actor_addr, transport_actor> clients_;
+  // Held from make_behavior until `close` or the runtime's shutdown: a
+  // server keeps serving when its handle is dropped (asyncio's loop keeps a
+  // server's sockets too), and it ends on its home shard, never on the
+  // thread that happened to drop the last handle (where its on_exit would
+  // touch the shard's poller from outside; found by ThreadSanitizer).
+  caf::strong_actor_ptr self_ref_;
 };
 
 } // namespace shardwire::detail

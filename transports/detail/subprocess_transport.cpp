@@ -4,12 +4,12 @@
 #include "runtime/log.hpp"
 #include "transports/detail/socket_util.hpp"
 #include "transports/detail/stream_transport.hpp"
+#include "transports/detail/watch_fd.hpp"
 
 #include <asio/post.hpp>
 
 #include <cerrno>
 #include <csignal>
-#include <system_error>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,20 +259,17 @@ void subprocess_transport::do_close() {
 void subprocess_transport::watch_exit() {
   if (opts_.watcher != child_watcher::sigchld) {
     int fd = open_pidfd(child_.pid);
-    int err = fd >= 0 ? 0 : errno;
+    caf::error err = fd >= 0 ? caf::error{}
+                             : make_errno_error(errno, "pidfd_open");
     if (fd >= 0) {
-      try {
-        err = pidfd_watch_.open(home().poller(), fd, *this, fd_read);
-      } catch (const std::system_error& e) { // no epoll instance (EMFILE)
-        err = e.code().value();
-      }
-      if (err == 0) {
+      err = watch_fd(pidfd_watch_, home(), fd, *this, fd_read);
+      if (!err) {
         pidfd_ = fd;
         return;
       }
       close_fd(fd);
     }
-    log::debug("pidfd unavailable (", std::strerror(err),
+    log::debug("pidfd unavailable (", describe(err),
                "); watching SIGCHLD instead");
   }
   sigchld_.emplace(home().io(), SIGCHLD);
