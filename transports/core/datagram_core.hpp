@@ -218,10 +218,7 @@ typename datagram_core<B>::behavior_type datagram_core<B>::make_behavior() {
       [this](get_write_buffer_limits) { return this->limits(); },
       [this](get_extra_info) { return make_info(); },
       [this](get_status) { return status(); },
-      [this](read_credit_returned) {
-        credit_paused_ = false;
-        update_reading();
-      },
+      [this](read_credit_returned) { this->on_credit_returned(); },
   };
 }
 
@@ -232,18 +229,11 @@ void datagram_core<B>::on_exit() {
 
 template <class B>
 caf::invoke_message_result datagram_core<B>::consume(caf::mailbox_element& x) {
-  // An async `sendto` is the one message on the data path; skipping pattern
-  // matching and response bookkeeping for it saves work per datagram (see
-  // docs/datagrams.md). Everything else, requests included, goes the
-  // normal way.
-  auto& content = x.content();
-  if (x.mid.is_async() && content.match_elements<shardwire::sendto>()) {
-    // CAF's consume() sets the current element; the shortcut must too, or
-    // handling_request() reads a freed one.
-    current_element_ = &x;
-    do_sendto(content.get_mutable_as<shardwire::sendto>(0));
+  // Requests (`request(transport, sendto{...})`) go the normal way and get
+  // their error replies (docs/datagrams.md has the figures).
+  if (this->template consume_hot<shardwire::sendto>(
+          x, [this](shardwire::sendto& msg) { do_sendto(msg); }))
     return caf::invoke_message_result::consumed;
-  }
   return pinned::consume(x);
 }
 

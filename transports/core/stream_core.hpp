@@ -102,7 +102,6 @@ private:
   void do_resume_reading();
   transport_status status() const;
   void do_set_protocol(set_protocol& msg);
-  void do_credit_returned();
 
   // -- lifecycle (the rest is in transport_lifecycle) ---------------------
   void on_connected_ack();
@@ -240,7 +239,7 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
       [](get_extra_info) { return cur::get().make_info(); },
       [](get_status) { return cur::get().status(); },
       [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
-      [](read_credit_returned) { cur::get().do_credit_returned(); },
+      [](read_credit_returned) { cur::get().on_credit_returned(); },
   };
 }
 
@@ -294,30 +293,17 @@ void stream_core<B>::do_set_protocol(set_protocol& msg) {
 }
 
 template <class B>
-void stream_core<B>::do_credit_returned() {
-  credit_paused_ = false;
-  update_reading();
-}
-
-template <class B>
 void stream_core<B>::on_exit() {
   this->exit_core();
 }
 
 template <class B>
 caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
-  // `write` sent with `send` (not a request) is the one message on the data
-  // path; skipping pattern matching and response bookkeeping for it saves
-  // hundreds of instructions per echo. Everything else goes the normal way.
-  auto& content = x.content();
-  if (x.mid.is_async() && content.match_elements<shardwire::write>()) {
-    // Async only, so never a request. CAF's consume() would set the
-    // current element; the shortcut must too, or anything that asks for it
-    // reads a freed one.
-    current_element_ = &x;
-    enqueue_write(&content.get_as<shardwire::write>(0).bytes, 1, false);
+  if (this->template consume_hot<shardwire::write>(
+          x, [this](shardwire::write& msg) {
+            enqueue_write(&msg.bytes, 1, false);
+          }))
     return caf::invoke_message_result::consumed;
-  }
   typename current_actor<stream_core>::scope current{this};
   return pinned::consume(x);
 }

@@ -116,9 +116,7 @@ caf::error fd_datagram_backend::start(transport_core::io_owner& owner,
 }
 
 void fd_datagram_backend::stop() noexcept {
-  watch_.close(); // before the fd closes: it may be reused at once
-  if (fd_ >= 0) close_fd(fd_);
-  fd_ = -1;
+  unwatch_and_close(watch_, fd_);
 }
 
 endpoint fd_datagram_backend::remote() const {

@@ -88,9 +88,7 @@ void listener::on_exit() {
 
 void listener::close_sockets() {
   for (auto& s : slots_) {
-    s->watch.close(); // before the fd closes: it may be reused at once
-    if (s->sock.fd >= 0) close_fd(s->sock.fd);
-    s->sock.fd = -1;
+    unwatch_and_close(s->watch, s->sock.fd);
     if (!s->sock.unlink_path.empty()) ::unlink(s->sock.unlink_path.c_str());
   }
   slots_.clear();

@@ -284,9 +284,7 @@ void subprocess_transport::watch_exit() {
 
 void subprocess_transport::stop_watching() {
   std::error_code ignored;
-  pidfd_watch_.close(); // before the fd closes: it may be reused at once
-  if (pidfd_ >= 0) close_fd(pidfd_);
-  pidfd_ = -1;
+  unwatch_and_close(pidfd_watch_, pidfd_);
   if (sigchld_) {
     sigchld_->cancel(ignored);
     sigchld_.reset();

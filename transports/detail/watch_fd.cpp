@@ -21,4 +21,10 @@ caf::error watch_fd(fd_watch& watch, shard& home, int fd, fd_watcher& watcher,
   return {};
 }
 
+void unwatch_and_close(fd_watch& watch, int& fd) noexcept {
+  watch.close();
+  if (fd >= 0) close_fd(fd);
+  fd = -1;
+}
+
 } // namespace shardwire::detail

@@ -17,4 +17,8 @@ namespace shardwire::detail {
 caf::error watch_fd(fd_watch& watch, shard& home, int fd, fd_watcher& watcher,
                     uint8_t interest = fd_none);
 
+/// Stops watching `fd` and closes it, in that order (a closed number may be
+/// reused at once); sets `fd` to -1. Idempotent.
+void unwatch_and_close(fd_watch& watch, int& fd) noexcept;
+
 } // namespace shardwire::detail
