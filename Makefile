@@ -8,7 +8,8 @@
 #   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
 #   make tsan    Debug (-O1) build with ThreadSanitizer in build-tsan/, then the
 #                whole suite twice: fast path on, then SHARDWIRE_FAST_PATH=0
-#                (tests/sanitizers/tsan.supp: CAF's uninstrumented libraries)
+#                (CAF is not instrumented: tests/sanitizers/caf_tsan_shim.cpp
+#                shows TSan its hand-offs, tsan.supp covers what is left)
 #   make bench   deps + build, then run build/bench/echo_bench (when it exists)
 #   make soak    deps + build, then the soak run (tests/soak, docs/soak.md):
 #                demo servers under random clients and faults, SOAK_SECONDS
@@ -113,8 +114,11 @@ asan: deps
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitizers/ubsan.supp \
 	  $(CTEST)
 
-# ThreadSanitizer. Debian's CAF libraries are not instrumented; what that
-# costs and why each suppression is safe is in tests/sanitizers/tsan.supp.
+# ThreadSanitizer. Debian's CAF libraries are not instrumented: every
+# executable of this build links tests/sanitizers/caf_tsan_shim.cpp, which
+# interposes the CAF functions that order hand-offs between threads and
+# annotates them; the few CAF internals it cannot reach, and why each
+# suppression is safe, are in tests/sanitizers/tsan.supp.
 # tsan_canary_test (TSan builds only) must see its planted race reported, so
 # a TSan that went blind fails the run. Pass 1 runs every test with the
 # default fast path (each shardwire_add_test also runs as <name>_queued with

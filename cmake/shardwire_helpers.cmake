@@ -10,6 +10,21 @@ if(SHARDWIRE_SANITIZE AND SHARDWIRE_TSAN)
                       "other (ASan and TSan cannot share a process)")
 endif()
 
+# TSan builds only: tests/sanitizers/caf_tsan_shim.cpp, linked into every
+# executable, interposes the functions of Debian's uninstrumented
+# libcaf_core.so that order hand-offs between threads (reference counts,
+# mailboxes, actor turns) and tells TSan about that ordering. It must be in
+# the executable itself (first in the dynamic linker's lookup order), so it
+# is an object library added to each executable, not to a static library
+# (whose members are pulled in only on demand).
+if(SHARDWIRE_TSAN)
+  add_library(shardwire_caf_tsan_shim OBJECT
+              ${CMAKE_CURRENT_LIST_DIR}/../tests/sanitizers/caf_tsan_shim.cpp)
+  target_compile_features(shardwire_caf_tsan_shim PRIVATE cxx_std_20)
+  target_compile_options(shardwire_caf_tsan_shim PRIVATE -Wall -Wextra
+                         -fsanitize=thread -O1 -fno-omit-frame-pointer)
+endif()
+
 function(shardwire_apply_flags target)
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
@@ -22,6 +37,12 @@ function(shardwire_apply_flags target)
     target_compile_options(${target} PRIVATE -fsanitize=thread -O1
                            -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=thread)
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_sources(${target} PRIVATE
+                     $<TARGET_OBJECTS:shardwire_caf_tsan_shim>)
+      target_link_libraries(${target} PRIVATE ${CMAKE_DL_LIBS})
+    endif()
   endif()
 endfunction()
 

@@ -1,0 +1,331 @@
+// ThreadSanitizer builds only (SHARDWIRE_TSAN=ON, `make tsan`): makes the
+// hand-offs that Debian's uninstrumented libcaf_core.so orders with its own
+// atomics visible to TSan.
+//
+// How: this file is linked into every executable of a TSan build
+// (cmake/shardwire_helpers.cmake) and defines, under their mangled names,
+// the few exported functions of libcaf_core.so 0.17.6 in which CAF orders a
+// hand-off between threads. An executable's definitions come first in the
+// dynamic linker's lookup order, and libcaf_core.so is linked without
+// -Bsymbolic: every call it makes to these functions, from inside itself or
+// from libcaf_io.so, goes through its PLT (`objdump -d`: no direct call to
+// any of them), and its vtables name them through R_X86_64_64 relocations
+// against the symbol (`readelf -r`). So each call, whoever makes it, lands
+// here. Each wrapper tells TSan what the atomic inside does
+// (__tsan_release / __tsan_acquire on a fixed address, the same address an
+// instrumented build would use where there is one) and then calls the real
+// function, found with dlsym(RTLD_NEXT, <mangled name>).
+//
+// Nothing here changes what CAF does: only what TSan knows. Nothing here is
+// compiled outside TSan builds. The argument and return types are those of
+// the Itanium C++ ABI on x86-64: `this` is the first argument, a
+// std::unique_ptr<mailbox_element, disposer> passed by value is passed as a
+// pointer to it (it is not trivially copyable) and returned through a
+// hidden pointer (first argument, returned in rax again); the object holds
+// just the element's address. The layouts used (the counters of
+// actor_control_block and ref_counted, the offset of scheduled_actor's
+// `resumable` base) are those of CAF 0.17.6, checked at startup against the
+// disassembly facts they come from (see expect_code below).
+//
+// What is modelled, and why each annotation is exact:
+//
+//  1. Reference counts. CAF drops a reference with fetch_sub(acq_rel) (or a
+//     plain load that sees 1, i.e. the last reference) and destroys the
+//     object on the thread that dropped the last one. An acq_rel RMW on a
+//     counter synchronises with every earlier RMW on it (release sequence),
+//     so each drop is: acquire + release on the counter's address. An
+//     instrumented CAF would make TSan do exactly this. The counter's own
+//     address is used, so the inline relaxed increments and `unique()` loads
+//     that shardwire's instrumented code performs on the same counter join
+//     the same sync variable.
+//
+//  2. Mailboxes. A sender pushes a mailbox element with a CAS (release) and
+//     the receiving actor takes it with an exchange (acquire): whatever the
+//     sender wrote before enqueue (the message, buffers it owns) happens
+//     before the handler. Modelled per element: release on the element at
+//     enqueue (scheduled and blocking actors), acquire on it when CAF hands
+//     it to the actor (reactivate for scheduled actors, the receive visitor
+//     and dequeue for blocking actors, i.e. scoped_actor). Elements a
+//     terminating actor never sees are destroyed when CAF closes the
+//     mailbox (cleanup): every enqueue also releases the mailbox as a whole,
+//     and cleanup acquires it, as the close's exchange does.
+//
+//  3. Scheduling. An actor's turns (resume) may run on different threads
+//     (CAF's workers; the spawning thread then the runner for the first
+//     one). CAF orders turn n before turn n+1 through the mailbox's blocked
+//     flag (CAS) and its job queues. Modelled per actor: release on the
+//     actor at launch, after each message (so before the turn can block its
+//     mailbox) and at the end of each turn; acquire at the start of a turn.
+//     Consecutive turns of ONE actor are ordered; turns of different actors
+//     are not, so a race between two actors (tsan_canary_test) stays
+//     visible.
+
+#if !defined(__SANITIZE_THREAD__)
+#error "caf_tsan_shim.cpp belongs in ThreadSanitizer builds only"
+#endif
+
+#include <sanitizer/tsan_interface.h>
+
+#include <dlfcn.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+void* real_symbol(const char* mangled) {
+  void* fn = dlsym(RTLD_NEXT, mangled);
+  if (fn == nullptr) {
+    std::fprintf(stderr, "caf_tsan_shim: %s not found after the executable "
+                         "(not CAF 0.17.6?): %s\n", mangled, dlerror());
+    std::abort();
+  }
+  return fn;
+}
+
+// The real function behind `mangled`, looked up once (thread-safe static).
+#define SW_REAL(type, mangled)                                                 \
+  static const auto real = reinterpret_cast<type>(real_symbol(mangled))
+
+// Where a wrapper relies on a layout of CAF 0.17.6 (an offset below), it
+// first checks that the real function starts with the instructions that
+// layout comes from, so another CAF build fails loudly instead of being
+// annotated at the wrong address.
+bool expect_code(const void* fn, const unsigned char* bytes, std::size_t n,
+                 const char* what) {
+  auto* code = static_cast<const unsigned char*>(fn);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (code[i] != bytes[i]) {
+      std::fprintf(stderr, "caf_tsan_shim: %s does not start as in CAF 0.17.6"
+                           "; update the layout constants\n", what);
+      std::abort();
+    }
+  }
+  return true;
+}
+
+#define SW_EXPECT(what, ...)                                                   \
+  do {                                                                         \
+    static const unsigned char bytes[] = {__VA_ARGS__};                        \
+    static const bool checked [[maybe_unused]] =                               \
+        expect_code(reinterpret_cast<const void*>(real), bytes, sizeof bytes,  \
+                    what);                                                     \
+  } while (false)
+
+void acq_rel(const void* addr) {
+  __tsan_acquire(const_cast<void*>(addr));
+  __tsan_release(const_cast<void*>(addr));
+}
+
+const char* add(const void* p, std::ptrdiff_t n) {
+  return static_cast<const char*>(p) + n;
+}
+
+// CAF 0.17.6 layouts (libcaf_core.so disassembly):
+// actor_control_block { atomic strong_refs; atomic weak_refs; ... }:
+// intrusive_ptr_release does `lock subq $1,(%rdi)`, release_weak
+// `lock subq $1,0x8(%rdi)`.
+constexpr std::ptrdiff_t acb_weak_refs = 8;
+// ref_counted { vptr; atomic rc_; }: deref does `lock subq $1,0x8(%rdi)`.
+constexpr std::ptrdiff_t ref_counted_rc = 8;
+// scheduled_actor's `resumable` base: the thunk
+// _ZThn160_N3caf15scheduled_actor6resume... does `sub $0xa0,%rdi`.
+constexpr std::ptrdiff_t scheduled_actor_resumable = 160;
+
+// The sync address standing for "this actor's turns": the actor object
+// itself (its first word is a vptr, never an atomic).
+const void* actor_turns(const void* self) {
+  return self;
+}
+
+// The sync address standing for "this actor's mailbox as a whole": one byte
+// into the actor object (inside its vptr, so no real variable's address;
+// TSan keys sync variables by exact address, so it is distinct from
+// actor_turns).
+const void* mailbox_of(const void* self) {
+  return static_cast<const char*>(self) + 1;
+}
+
+// The mailbox element held by a std::unique_ptr<mailbox_element, disposer>.
+const void* element_of(void* const* unique_ptr) {
+  return *unique_ptr;
+}
+
+} // namespace
+
+// ---- 1. reference counts ---------------------------------------------------
+
+// void caf::ref_counted::deref() const noexcept: message payloads
+// (message_data), and every other ref_counted CAF object.
+extern "C++" void sw_ref_counted_deref(const void* self) noexcept
+    __asm__("_ZNK3caf11ref_counted5derefEv");
+void sw_ref_counted_deref(const void* self) noexcept {
+  SW_REAL(void (*)(const void*), "_ZNK3caf11ref_counted5derefEv");
+  SW_EXPECT("ref_counted::deref", 0x48, 0x8d, 0x47, 0x08); // lea 0x8(%rdi),%rax
+  acq_rel(add(self, ref_counted_rc));
+  real(self);
+}
+
+// void caf::intrusive_ptr_release(caf::actor_control_block*): strong
+// references to actors (the last one runs the actor's destructor).
+extern "C++" void sw_release_actor(void* ctrl) noexcept
+    __asm__("_ZN3caf21intrusive_ptr_releaseEPNS_19actor_control_blockE");
+void sw_release_actor(void* ctrl) noexcept {
+  SW_REAL(void (*)(void*),
+          "_ZN3caf21intrusive_ptr_releaseEPNS_19actor_control_blockE");
+  // lock subq $1,(%rdi)
+  SW_EXPECT("intrusive_ptr_release", 0xf0, 0x48, 0x83, 0x2f, 0x01);
+  acq_rel(ctrl);
+  real(ctrl);
+}
+
+// void caf::intrusive_ptr_release_weak(caf::actor_control_block*): weak
+// references (the last one frees the control block and the actor's memory).
+extern "C++" void sw_release_actor_weak(void* ctrl) noexcept
+    __asm__("_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
+void sw_release_actor_weak(void* ctrl) noexcept {
+  SW_REAL(void (*)(void*),
+          "_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
+  SW_EXPECT("intrusive_ptr_release_weak", 0x48, 0x8d, 0x47, 0x08); // lea 0x8(%rdi),%rax
+  acq_rel(add(ctrl, acb_weak_refs));
+  real(ctrl);
+}
+
+// ---- 2. mailboxes ----------------------------------------------------------
+
+// void caf::scheduled_actor::enqueue(mailbox_element_ptr, execution_unit*)
+extern "C++" void sw_scheduled_enqueue(void* self, void** elem, void* eu)
+    __asm__("_ZN3caf15scheduled_actor7enqueueESt10unique_ptrINS_15mailbox_"
+            "elementENS_6detail8disposerEEPNS_14execution_unitE");
+void sw_scheduled_enqueue(void* self, void** elem, void* eu) {
+  SW_REAL(void (*)(void*, void**, void*),
+          "_ZN3caf15scheduled_actor7enqueueESt10unique_ptrINS_15mailbox_"
+          "elementENS_6detail8disposerEEPNS_14execution_unitE");
+  __tsan_release(const_cast<void*>(element_of(elem)));
+  __tsan_release(const_cast<void*>(mailbox_of(self)));
+  real(self, elem, eu);
+}
+
+// void caf::blocking_actor::enqueue(mailbox_element_ptr, execution_unit*):
+// scoped_actor and other blocking actors.
+extern "C++" void sw_blocking_enqueue(void* self, void** elem, void* eu)
+    __asm__("_ZN3caf14blocking_actor7enqueueESt10unique_ptrINS_15mailbox_"
+            "elementENS_6detail8disposerEEPNS_14execution_unitE");
+void sw_blocking_enqueue(void* self, void** elem, void* eu) {
+  SW_REAL(void (*)(void*, void**, void*),
+          "_ZN3caf14blocking_actor7enqueueESt10unique_ptrINS_15mailbox_"
+          "elementENS_6detail8disposerEEPNS_14execution_unitE");
+  __tsan_release(const_cast<void*>(element_of(elem)));
+  __tsan_release(const_cast<void*>(mailbox_of(self)));
+  real(self, elem, eu);
+}
+
+// activation_result caf::scheduled_actor::reactivate(mailbox_element&): how
+// a turn hands each element of the mailbox to the actor (consume, the
+// behavior, the handler). Acquire the element; afterwards release the
+// actor's turns (see 3: the turn may block the mailbox right after this,
+// and the next turn may then start on another thread).
+extern "C++" int sw_scheduled_reactivate(void* self, void* elem)
+    __asm__("_ZN3caf15scheduled_actor10reactivateERNS_15mailbox_elementE");
+int sw_scheduled_reactivate(void* self, void* elem) {
+  SW_REAL(int (*)(void*, void*),
+          "_ZN3caf15scheduled_actor10reactivateERNS_15mailbox_elementE");
+  __tsan_acquire(elem);
+  int result = real(self, elem);
+  __tsan_release(const_cast<void*>(actor_turns(self)));
+  return result;
+}
+
+// task_result caf::blocking_actor::mailbox_visitor::operator()(
+// mailbox_element&): a blocking actor's receive looking at each element.
+extern "C++" int sw_blocking_visit(void* visitor, void* elem)
+    __asm__("_ZN3caf14blocking_actor15mailbox_visitorclERNS_15mailbox_"
+            "elementE");
+int sw_blocking_visit(void* visitor, void* elem) {
+  SW_REAL(int (*)(void*, void*),
+          "_ZN3caf14blocking_actor15mailbox_visitorclERNS_15mailbox_"
+          "elementE");
+  __tsan_acquire(elem);
+  return real(visitor, elem);
+}
+
+// mailbox_element_ptr caf::blocking_actor::dequeue(): returned through the
+// hidden pointer `result`.
+extern "C++" void** sw_blocking_dequeue(void** result, void* self)
+    __asm__("_ZN3caf14blocking_actor7dequeueEv");
+void** sw_blocking_dequeue(void** result, void* self) {
+  SW_REAL(void** (*)(void**, void*), "_ZN3caf14blocking_actor7dequeueEv");
+  real(result, self);
+  if (*result != nullptr) __tsan_acquire(*result);
+  return result;
+}
+
+// bool caf::scheduled_actor::cleanup(error&&, execution_unit*) and the same
+// of blocking_actor: the actor terminates; CAF closes its mailbox (an
+// exchange on the inbox's head: acquire of every push so far) and destroys
+// the elements left in it without handing them to the actor, so the
+// per-element acquire above never runs for them. Acquire the mailbox as a
+// whole here; every enqueue released it.
+extern "C++" bool sw_scheduled_cleanup(void* self, void* err, void* eu)
+    __asm__("_ZN3caf15scheduled_actor7cleanupEONS_5errorEPNS_14execution_"
+            "unitE");
+bool sw_scheduled_cleanup(void* self, void* err, void* eu) {
+  SW_REAL(bool (*)(void*, void*, void*),
+          "_ZN3caf15scheduled_actor7cleanupEONS_5errorEPNS_14execution_unitE");
+  __tsan_acquire(const_cast<void*>(mailbox_of(self)));
+  return real(self, err, eu);
+}
+
+extern "C++" bool sw_blocking_cleanup(void* self, void* err, void* eu)
+    __asm__("_ZN3caf14blocking_actor7cleanupEONS_5errorEPNS_14execution_"
+            "unitE");
+bool sw_blocking_cleanup(void* self, void* err, void* eu) {
+  SW_REAL(bool (*)(void*, void*, void*),
+          "_ZN3caf14blocking_actor7cleanupEONS_5errorEPNS_14execution_unitE");
+  __tsan_acquire(const_cast<void*>(mailbox_of(self)));
+  return real(self, err, eu);
+}
+
+// ---- 3. scheduling ---------------------------------------------------------
+
+// resume_result caf::scheduled_actor::resume(execution_unit*, size_t)
+extern "C++" int sw_scheduled_resume(void* self, void* eu, std::size_t n)
+    __asm__("_ZN3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+int sw_scheduled_resume(void* self, void* eu, std::size_t n) {
+  SW_REAL(int (*)(void*, void*, std::size_t),
+          "_ZN3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+  __tsan_acquire(const_cast<void*>(actor_turns(self)));
+  int result = real(self, eu, n);
+  // The caller still holds its reference to the actor: `self` is alive.
+  __tsan_release(const_cast<void*>(actor_turns(self)));
+  return result;
+}
+
+// The same, entered through the `resumable` base (CAF's schedulers call
+// resumable::resume; this thunk jumps straight into resume, not via PLT).
+extern "C++" int sw_scheduled_resume_thunk(void* as_resumable, void* eu,
+                                           std::size_t n)
+    __asm__("_ZThn160_N3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+int sw_scheduled_resume_thunk(void* as_resumable, void* eu, std::size_t n) {
+  SW_REAL(int (*)(void*, void*, std::size_t),
+          "_ZThn160_N3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+  // sub $0xa0,%rdi
+  SW_EXPECT("resumable thunk of scheduled_actor::resume", 0x48, 0x81, 0xef,
+            0xa0, 0x00, 0x00, 0x00);
+  return sw_scheduled_resume(
+      static_cast<char*>(as_resumable) - scheduled_actor_resumable, eu, n);
+}
+
+// void caf::scheduled_actor::launch(execution_unit*, bool lazy, bool hide):
+// what the spawning thread wrote (construction) happens before the first
+// turn, wherever it runs.
+extern "C++" void sw_scheduled_launch(void* self, void* eu, bool lazy,
+                                      bool hide)
+    __asm__("_ZN3caf15scheduled_actor6launchEPNS_14execution_unitEbb");
+void sw_scheduled_launch(void* self, void* eu, bool lazy, bool hide) {
+  SW_REAL(void (*)(void*, void*, bool, bool),
+          "_ZN3caf15scheduled_actor6launchEPNS_14execution_unitEbb");
+  __tsan_release(const_cast<void*>(actor_turns(self)));
+  real(self, eu, lazy, hide);
+}
