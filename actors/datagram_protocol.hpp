@@ -15,6 +15,7 @@
 // close a server). After `connection_lost` the actor exits.
 #pragma once
 
+#include "actors/detail/callback_adapter.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
@@ -50,6 +51,9 @@ datagram_protocol_factory datagram_protocol_fun(F f, Ts... xs) {
 
 /// A datagram protocol's handle on its transport, with asyncio's method
 /// names. Every call sends one message to the transport; none blocks.
+/// `sendto` to a co-located idle transport is handled before it returns, in
+/// a reused mailbox element (no allocation per datagram), never overtaking
+/// an earlier call.
 class datagram_transport_ref {
 public:
   datagram_transport_ref() = default;
@@ -73,14 +77,13 @@ public:
   bool is_closing() const noexcept { return closing_; }
   void mark_closing() noexcept { closing_ = true; }
   const transport_info& info() const noexcept { return info_; }
-  const datagram_transport_actor& handle() const noexcept { return hdl_; }
+  const datagram_transport_actor& handle() const noexcept {
+    return link_.handle();
+  }
 
 private:
-  template <class T>
-  void tell(T&& msg);
-
-  caf::scheduled_actor* self_ = nullptr;
-  datagram_transport_actor hdl_;
+  // `sendto` may take the fast path in a reused mailbox element.
+  detail::transport_link<datagram_transport_actor, true> link_;
   transport_info info_;
   bool closing_ = false;
 };
@@ -105,6 +108,9 @@ public:
 
 protected:
   datagram_transport_ref& transport() noexcept { return *transport_; }
+  /// The actor hosting this protocol: send messages, start timers
+  /// (`delayed_send`), spawn. Its behavior belongs to the adapter and has
+  /// no receive timeout: do not replace it.
   caf::scheduled_actor* self() noexcept { return self_; }
 
 private:
@@ -113,9 +119,13 @@ private:
   caf::scheduled_actor* self_ = nullptr;
 };
 
-/// The pinned actor that runs one callback-style `datagram_protocol`.
+/// The pinned actor that runs one callback-style `datagram_protocol`, on the
+/// shard of its transport.
 class callback_datagram_protocol_actor
-    : public pinned<datagram_protocol_actor::base> {
+    : public detail::callback_adapter<callback_datagram_protocol_actor,
+                                      datagram_protocol_actor,
+                                      datagram_protocol,
+                                      datagram_transport_ref, datagram> {
 public:
   callback_datagram_protocol_actor(caf::actor_config& cfg,
                                    std::unique_ptr<datagram_protocol> impl);
@@ -123,13 +133,11 @@ public:
   behavior_type make_behavior() override;
 
 private:
-  template <class F>
-  void guarded(const char* callback, F&& f);
-  void finish(const caf::error& reason);
-
-  std::unique_ptr<datagram_protocol> impl_;
-  datagram_transport_ref transport_;
-  bool finished_ = false;
+  friend callback_adapter;
+  static constexpr const char* kind = "datagram_protocol";
+  using connected_message = datagram_connected;
+  static auto handlers();
+  void on_hot(const datagram& msg);
 };
 
 /// A factory for callback protocol `P`, constructed per endpoint from copies

@@ -16,10 +16,9 @@
 // connection carries on. After `connection_lost` the actor exits.
 #pragma once
 
+#include "actors/detail/callback_adapter.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
-
-#include <caf/invoke_message_result.hpp>
 
 #include <functional>
 #include <memory>
@@ -97,17 +96,11 @@ public:
   /// Empty (kind "", fd -1) if bound without it.
   const transport_info& info() const noexcept;
 
-  const transport_actor& handle() const noexcept { return hdl_; }
+  const transport_actor& handle() const noexcept { return link_.handle(); }
 
 private:
-  template <class T>
-  void tell(T&& msg);
-
-  caf::scheduled_actor* self_ = nullptr;
-  transport_actor hdl_;
-  // The pinned transport behind hdl_ (nullptr if it is not one): `write`
-  // to it may take the fast path in a reused mailbox element.
-  pinned_base* fast_ = nullptr;
+  // `write` may take the fast path in a reused mailbox element.
+  detail::transport_link<transport_actor, true> link_;
   // Held apart: most of its size is two endpoints that many protocols
   // never read.
   std::unique_ptr<const transport_info> info_;
@@ -146,29 +139,24 @@ private:
   callback_protocol_actor* self_ = nullptr;
 };
 
-/// The pinned actor that runs one callback-style `protocol`.
-class callback_protocol_actor : public pinned<protocol_actor::base> {
+/// The pinned actor that runs one callback-style `protocol`, on the shard of
+/// its transport.
+class callback_protocol_actor
+    : public detail::callback_adapter<callback_protocol_actor, protocol_actor,
+                                      protocol, transport_ref, data> {
 public:
   callback_protocol_actor(caf::actor_config& cfg,
                           std::unique_ptr<protocol> impl);
 
   behavior_type make_behavior() override;
 
-  /// Dispatches `data`, the hot message type, without pattern matching.
-  caf::invoke_message_result consume(caf::mailbox_element& x) override;
-
 private:
-  static behavior_type make_shared_behavior();
-  void on_connected(connected& msg);
-  void on_data(const data& msg);
+  friend callback_adapter;
+  static constexpr const char* kind = "protocol";
+  using connected_message = connected;
+  static auto handlers();
+  void on_hot(const data& msg);
   bool on_eof();
-  template <class F>
-  bool guarded(const char* callback, bool fatal, F&& f);
-  void finish(const caf::error& reason);
-
-  std::unique_ptr<protocol> impl_;
-  transport_ref transport_;
-  bool finished_ = false;
 };
 
 /// A factory for callback protocol `P`, constructed per connection from

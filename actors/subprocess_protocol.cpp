@@ -1,6 +1,5 @@
 #include "actors/subprocess_protocol.hpp"
 
-#include "actors/detail/logged_callback.hpp"
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 
@@ -13,8 +12,7 @@ namespace shardwire {
 void subprocess_transport_ref::bind(subprocess_protocol_actor::base* self,
                                     subprocess_transport_actor transport,
                                     process_info info) {
-  self_ = self;
-  hdl_ = std::move(transport);
+  link_.bind(self, std::move(transport));
   info_ = std::move(info);
   closing_ = false;
 }
@@ -23,12 +21,11 @@ template <class T>
 void subprocess_transport_ref::ask(T msg) {
   // A request, so a refusal (no stdin pipe, child gone) comes back and is
   // logged here instead of vanishing.
-  if (!hdl_ || self_ == nullptr) return;
-  self_->request(hdl_, caf::infinite, std::move(msg))
-      .then([] {},
-            [](caf::error& err) {
-              log::warning("subprocess transport: ", describe(err));
-            });
+  link_.ask(std::move(msg),
+            caf::behavior{[] {}, [](caf::error& err) {
+                            log::warning("subprocess transport: ",
+                                         describe(err));
+                          }});
 }
 
 void subprocess_transport_ref::write(buffer bytes) {
@@ -36,12 +33,12 @@ void subprocess_transport_ref::write(buffer bytes) {
 }
 
 void subprocess_transport_ref::write_eof() {
-  if (hdl_ && self_ != nullptr) self_->send(hdl_, shardwire::write_eof{});
+  link_.send(shardwire::write_eof{});
 }
 
 void subprocess_transport_ref::close() {
   closing_ = true;
-  if (hdl_ && self_ != nullptr) self_->send(hdl_, shardwire::close{});
+  link_.send(shardwire::close{});
 }
 
 void subprocess_transport_ref::send_signal(int signo, bool group) {
@@ -71,54 +68,42 @@ void subprocess_protocol::connection_lost(const caf::error&) {}
 
 callback_subprocess_protocol_actor::callback_subprocess_protocol_actor(
     caf::actor_config& cfg, std::unique_ptr<subprocess_protocol> impl)
-    : pinned<subprocess_protocol_actor::base>(cfg), impl_(std::move(impl)) {
+    : callback_adapter(cfg, std::move(impl)) {
   impl_->transport_ = &transport_;
   impl_->self_ = this;
 }
 
-template <class F>
-void callback_subprocess_protocol_actor::guarded(const char* callback, F&& f) {
-  detail::run_logged("subprocess_protocol", callback, std::forward<F>(f));
+// What is the subprocess's own: no callback is fatal (asyncio's loop logs
+// an exception from a subprocess callback and goes on); `exited` records the
+// return code for transport().returncode() first.
+
+void callback_subprocess_protocol_actor::on_hot(const pipe_data& msg) {
+  if (!finished_)
+    logged("pipe_data_received",
+           [&] { impl_->pipe_data_received(msg.fd, msg.bytes); });
 }
 
-void callback_subprocess_protocol_actor::finish(const caf::error& reason) {
-  if (finished_) return;
-  finished_ = true;
-  transport_.mark_closing();
-  guarded("connection_lost", [&] { impl_->connection_lost(reason); });
-  quit();
+auto callback_subprocess_protocol_actor::handlers() {
+  return std::make_tuple(
+      [](const pipe_lost& msg) {
+        auto& self = current();
+        if (!self.finished_)
+          self.logged("pipe_connection_lost", [&] {
+            self.impl_->pipe_connection_lost(msg.fd, msg.reason);
+          });
+      },
+      [](const exited& msg) {
+        auto& self = current();
+        self.transport_.set_returncode(msg.status);
+        if (!self.finished_)
+          self.logged("process_exited",
+                      [&] { self.impl_->process_exited(msg.status); });
+      });
 }
 
 callback_subprocess_protocol_actor::behavior_type
 callback_subprocess_protocol_actor::make_behavior() {
-  return {
-      [this](subprocess_connected& msg) {
-        transport_.bind(this, std::move(msg.transport), std::move(msg.info));
-        guarded("connection_made", [&] { impl_->connection_made(transport_); });
-      },
-      [this](const pipe_data& msg) {
-        if (!finished_)
-          guarded("pipe_data_received",
-                  [&] { impl_->pipe_data_received(msg.fd, msg.bytes); });
-      },
-      [this](const pipe_lost& msg) {
-        if (!finished_)
-          guarded("pipe_connection_lost",
-                  [&] { impl_->pipe_connection_lost(msg.fd, msg.reason); });
-      },
-      [this](const exited& msg) {
-        transport_.set_returncode(msg.status);
-        if (!finished_)
-          guarded("process_exited", [&] { impl_->process_exited(msg.status); });
-      },
-      [this](pause) {
-        guarded("pause_writing", [&] { impl_->pause_writing(); });
-      },
-      [this](shardwire::resume) {
-        guarded("resume_writing", [&] { impl_->resume_writing(); });
-      },
-      [this](const lost& msg) { finish(msg.reason); },
-  };
+  return shared_behavior();
 }
 
 } // namespace shardwire

@@ -15,6 +15,7 @@
 // logged, the child keeps running. After `connection_lost` the actor exits.
 #pragma once
 
+#include "actors/detail/callback_adapter.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
@@ -50,7 +51,9 @@ subprocess_protocol_factory subprocess_protocol_fun(F f, Ts... xs) {
 }
 
 /// A subprocess protocol's handle on its transport, with asyncio's method
-/// names. Every call sends one message; none blocks.
+/// names. Every call sends one message; none blocks. (No fast path: `write`
+/// and signals are requests, so that a refusal is logged, and the transport
+/// tells its senders apart, so it queues messages that come without one.)
 class subprocess_transport_ref {
 public:
   subprocess_transport_ref() = default;
@@ -80,7 +83,9 @@ public:
   std::optional<int> returncode() const noexcept { return returncode_; }
   bool is_closing() const noexcept { return closing_; }
   const process_info& info() const noexcept { return info_; }
-  const subprocess_transport_actor& handle() const noexcept { return hdl_; }
+  const subprocess_transport_actor& handle() const noexcept {
+    return link_.handle();
+  }
 
   /// Adapter side: records the return code from `exited`.
   void set_returncode(int rc) noexcept { returncode_ = rc; }
@@ -90,8 +95,7 @@ private:
   template <class T>
   void ask(T msg);
 
-  subprocess_protocol_actor::base* self_ = nullptr;
-  subprocess_transport_actor hdl_;
+  detail::transport_link<subprocess_transport_actor, false> link_;
   process_info info_;
   std::optional<int> returncode_;
   bool closing_ = false;
@@ -120,6 +124,9 @@ public:
 
 protected:
   subprocess_transport_ref& transport() noexcept { return *transport_; }
+  /// The actor hosting this protocol: send messages, start timers
+  /// (`delayed_send`), spawn. Its behavior belongs to the adapter and has
+  /// no receive timeout: do not replace it.
   caf::scheduled_actor* self() noexcept { return self_; }
 
 private:
@@ -128,9 +135,13 @@ private:
   caf::scheduled_actor* self_ = nullptr;
 };
 
-/// The pinned actor that runs one callback-style `subprocess_protocol`.
+/// The pinned actor that runs one callback-style `subprocess_protocol`, on
+/// the shard of its transport.
 class callback_subprocess_protocol_actor
-    : public pinned<subprocess_protocol_actor::base> {
+    : public detail::callback_adapter<callback_subprocess_protocol_actor,
+                                      subprocess_protocol_actor,
+                                      subprocess_protocol,
+                                      subprocess_transport_ref, pipe_data> {
 public:
   callback_subprocess_protocol_actor(caf::actor_config& cfg,
                                      std::unique_ptr<subprocess_protocol> impl);
@@ -138,13 +149,11 @@ public:
   behavior_type make_behavior() override;
 
 private:
-  template <class F>
-  void guarded(const char* callback, F&& f);
-  void finish(const caf::error& reason);
-
-  std::unique_ptr<subprocess_protocol> impl_;
-  subprocess_transport_ref transport_;
-  bool finished_ = false;
+  friend callback_adapter;
+  static constexpr const char* kind = "subprocess_protocol";
+  using connected_message = subprocess_connected;
+  static auto handlers();
+  void on_hot(const pipe_data& msg);
 };
 
 /// A factory for callback protocol `P`, constructed per child from copies of
