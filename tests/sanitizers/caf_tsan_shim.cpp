@@ -194,6 +194,11 @@ void sw_release_actor_weak(void* ctrl) noexcept {
 
 // ---- 2. mailboxes ----------------------------------------------------------
 
+namespace {
+// The sync address of all blocking actors' inboxes (see fetch_more below).
+char blocking_inboxes;
+} // namespace
+
 // void caf::scheduled_actor::enqueue(mailbox_element_ptr, execution_unit*)
 extern "C++" void sw_scheduled_enqueue(void* self, void** elem, void* eu)
     __asm__("_ZN3caf15scheduled_actor7enqueueESt10unique_ptrINS_15mailbox_"
@@ -218,6 +223,7 @@ void sw_blocking_enqueue(void* self, void** elem, void* eu) {
           "elementENS_6detail8disposerEEPNS_14execution_unitE");
   __tsan_release(const_cast<void*>(element_of(elem)));
   __tsan_release(const_cast<void*>(mailbox_of(self)));
+  __tsan_release(&blocking_inboxes); // see fetch_more below
   real(self, elem, eu);
 }
 
@@ -285,6 +291,30 @@ bool sw_blocking_cleanup(void* self, void* err, void* eu) {
           "_ZN3caf14blocking_actor7cleanupEONS_5errorEPNS_14execution_unitE");
   __tsan_acquire(const_cast<void*>(mailbox_of(self)));
   return real(self, err, eu);
+}
+
+// bool caf::intrusive::fifo_inbox<blocking_actor::mailbox_policy>::
+// fetch_more(): a blocking actor (scoped_actor, ...) moving what was pushed
+// onto its LIFO inbox into its FIFO queue, reading the pushed elements'
+// links and contents. It is a template: each executable that uses a
+// blocking actor's mailbox has an instrumented copy, which libcaf calls
+// through its PLT, so its reads come before the per-element acquire of the
+// visitor above. Only the inbox pointer is known here, not its actor, so
+// every blocking enqueue also releases one address shared by all blocking
+// inboxes, acquired here: an over-approximation (a blocking actor's fetch
+// is ordered after every blocking enqueue in the process), which can hide a
+// race only between two threads that both talk to blocking actors. The
+// definition here takes the place of the executable's own (weak) copy;
+// `real` is libcaf_core's exported one (uninstrumented).
+extern "C++" bool sw_blocking_fetch_more(void* inbox)
+    __asm__("_ZN3caf9intrusive10fifo_inboxINS_14blocking_actor14mailbox_"
+            "policyEE10fetch_moreEv");
+bool sw_blocking_fetch_more(void* inbox) {
+  SW_REAL(bool (*)(void*),
+          "_ZN3caf9intrusive10fifo_inboxINS_14blocking_actor14mailbox_"
+          "policyEE10fetch_moreEv");
+  __tsan_acquire(&blocking_inboxes);
+  return real(inbox);
 }
 
 // ---- 3. scheduling ---------------------------------------------------------
