@@ -177,6 +177,13 @@ void sw_release_actor(void* ctrl) noexcept {
   // lock subq $1,(%rdi)
   SW_EXPECT("intrusive_ptr_release", 0xf0, 0x48, 0x83, 0x2f, 0x01);
   acq_rel(ctrl);
+  // The last strong reference also drops the weak one the strong ones
+  // share, inside libcaf (not through the PLT, so the wrapper below does not
+  // see it): release the weak count too, so that the thread dropping the
+  // last weak reference (which frees the actor's memory) is ordered after
+  // this one. An over-approximation for strong releases that are not the
+  // last, which only add ordering through the same control block.
+  __tsan_release(const_cast<char*>(add(ctrl, acb_weak_refs)));
   real(ctrl);
 }
 
@@ -241,6 +248,21 @@ int sw_scheduled_reactivate(void* self, void* elem) {
   int result = real(self, elem);
   __tsan_release(const_cast<void*>(actor_turns(self)));
   return result;
+}
+
+// invoke_message_result caf::scheduled_actor::mailbox_visitor::operator()(
+// mailbox_element&): a turn (resume) handing each element to the actor,
+// system messages (exit_msg, down_msg, ...) included, which never reach
+// `consume` or `reactivate`. Acquire the element.
+extern "C++" int sw_scheduled_visit(void* visitor, void* elem)
+    __asm__("_ZN3caf15scheduled_actor15mailbox_visitorclERNS_15mailbox_"
+            "elementE");
+int sw_scheduled_visit(void* visitor, void* elem) {
+  SW_REAL(int (*)(void*, void*),
+          "_ZN3caf15scheduled_actor15mailbox_visitorclERNS_15mailbox_"
+          "elementE");
+  __tsan_acquire(elem);
+  return real(visitor, elem);
 }
 
 // task_result caf::blocking_actor::mailbox_visitor::operator()(
