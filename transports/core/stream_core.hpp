@@ -512,18 +512,9 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
     wq_.push(skip == 0 ? p : p.slice(skip));
     skip = 0;
   }
-  if (was_empty && n > 1) {
-    // writelines: one gathered write of the queue, which holds no empty
-    // part (a backend is never offered one).
-    size_t count = 0;
-    auto* queued = wq_.pending(count);
-    auto r = backend_.write(queued, std::min(count, B::max_parts));
-    if (r.error != 0 && r.error != io_result::would_block) {
-      fatal(r.error, "write");
-      return caf::unit;
-    }
-    wq_.consume(r.bytes);
-  }
+  // writelines into an empty queue: write it out now, from the queue,
+  // which holds no empty part (a backend is never offered one).
+  if (was_empty && n > 1) flush();
   if (!wq_.empty()) {
     arm_write();
     after_queue_grew();
