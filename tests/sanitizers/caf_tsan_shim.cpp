@@ -64,6 +64,7 @@
 #error "caf_tsan_shim.cpp belongs in ThreadSanitizer builds only"
 #endif
 
+#include <caf/config.hpp>
 #include <sanitizer/tsan_interface.h>
 
 #include <dlfcn.h>
@@ -71,6 +72,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 
 namespace {
 
@@ -127,8 +130,16 @@ const char* add(const void* p, std::ptrdiff_t n) {
 // intrusive_ptr_release does `lock subq $1,(%rdi)`, release_weak
 // `lock subq $1,0x8(%rdi)`.
 constexpr std::ptrdiff_t acb_weak_refs = 8;
+// ... aid; nid; home_system; data_dtor; block_dtor }: release_weak ends in
+// `jmp *0x30(%rdi)`.
+constexpr std::ptrdiff_t acb_block_dtor = 48;
 // ref_counted { vptr; atomic rc_; }: deref does `lock subq $1,0x8(%rdi)`.
 constexpr std::ptrdiff_t ref_counted_rc = 8;
+// actor_storage<T> { actor_control_block ctrl; char pad[...]; T data; }:
+// the actor starts CAF_CACHE_LINE_SIZE (64, caf/config.hpp) after its
+// control block (actor_control_block::from, a static_assert in
+// actor_storage.hpp).
+constexpr std::ptrdiff_t actor_data_offset = CAF_CACHE_LINE_SIZE;
 // scheduled_actor's `resumable` base: the thunk
 // _ZThn160_N3caf15scheduled_actor6resume... does `sub $0xa0,%rdi`.
 constexpr std::ptrdiff_t scheduled_actor_resumable = 160;
@@ -188,15 +199,112 @@ void sw_release_actor(void* ctrl) noexcept {
 }
 
 // void caf::intrusive_ptr_release_weak(caf::actor_control_block*): weak
-// references (the last one frees the control block and the actor's memory).
+// references (the last one frees the control block and the actor's memory,
+// through the block's block_dtor; see end_of_block below for its acquire).
 extern "C++" void sw_release_actor_weak(void* ctrl) noexcept
     __asm__("_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
 void sw_release_actor_weak(void* ctrl) noexcept {
   SW_REAL(void (*)(void*),
           "_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
-  SW_EXPECT("intrusive_ptr_release_weak", 0x48, 0x8d, 0x47, 0x08); // lea 0x8(%rdi),%rax
+  // lea 0x8(%rdi),%rax; mov 0x8(%rdi),%rdx; cmp $1,%rdx; jne +10;
+  // jmp *0x30(%rdi): the weak count at 8, block_dtor at 48.
+  SW_EXPECT("intrusive_ptr_release_weak", 0x48, 0x8d, 0x47, 0x08, 0x48, 0x8b,
+            0x57, 0x08, 0x48, 0x83, 0xfa, 0x01, 0x75, 0x0a, 0xff, 0x67, 0x30);
   acq_rel(add(ctrl, acb_weak_refs));
   real(ctrl);
+}
+
+// ---- 1b. the end of an actor's life -----------------------------------------
+//
+// The wrappers above annotate BEFORE the real decrement: after it, the last
+// one may already have freed the block, and TSan forgets the sync variables
+// of freed memory. So when two owners drop their references at about the
+// same time, the one that turns out to be last may have done its acquire
+// before the other's release. The destruction itself is therefore ordered
+// at the two points where the count is known to be zero:
+//  * the object: local_actor::on_destroy, which CAF's actor_storage runs
+//    (then the destructor) once the strong count is zero, acquires the
+//    control block (every strong owner released it before its decrement);
+//  * the memory: the block's block_dtor, which CAF calls once the weak count
+//    is zero, from inside libcaf (not through the PLT). on_destroy swaps the
+//    block's block_dtor for end_of_block, which acquires the weak count and
+//    calls the original; the destructor's writes are released on the weak
+//    count when abstract_actor's destructor (the last of the chain) returns,
+//    before CAF drops the weak reference the strong ones shared.
+
+namespace {
+
+using block_destructor = void (*)(void*);
+
+// Original block destructors of actors being destroyed, by control block.
+std::mutex& blocks_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::unordered_map<void*, block_destructor>& original_blocks() {
+  static std::unordered_map<void*, block_destructor> map;
+  return map;
+}
+
+block_destructor* block_dtor_slot(void* ctrl) {
+  return reinterpret_cast<block_destructor*>(static_cast<char*>(ctrl) +
+                                             acb_block_dtor);
+}
+
+void end_of_block(void* ctrl) {
+  __tsan_acquire(const_cast<char*>(add(ctrl, acb_weak_refs)));
+  block_destructor original = nullptr;
+  {
+    std::lock_guard<std::mutex> guard{blocks_mutex()};
+    auto i = original_blocks().find(ctrl);
+    original = i->second;
+    original_blocks().erase(i);
+  }
+  original(ctrl);
+}
+
+} // namespace
+
+// void caf::local_actor::on_destroy(): every local actor (scheduled,
+// blocking, shardwire's pinned ones) gets here: their vtables name this
+// symbol and none of them overrides it without calling it.
+extern "C++" void sw_local_on_destroy(void* self) noexcept
+    __asm__("_ZN3caf11local_actor10on_destroyEv");
+void sw_local_on_destroy(void* self) noexcept {
+  SW_REAL(void (*)(void*), "_ZN3caf11local_actor10on_destroyEv");
+  // actor_control_block::from(): the block sits one cache line before the
+  // actor in CAF's actor_storage.
+  void* ctrl = const_cast<char*>(add(self, -actor_data_offset));
+  __tsan_acquire(ctrl);
+  // Every turn holds a reference: none can still run.
+  __tsan_acquire(const_cast<void*>(actor_turns(self)));
+  block_destructor* slot = block_dtor_slot(ctrl);
+  if (*slot != &end_of_block) {
+    std::lock_guard<std::mutex> guard{blocks_mutex()};
+    original_blocks()[ctrl] = *slot;
+    *slot = &end_of_block;
+  }
+  real(self);
+}
+
+// caf::abstract_actor::~abstract_actor() (base-object and complete-object
+// destructors, one function in libcaf): the last destructor of every
+// actor's chain, called through the PLT by the destructors above it.
+extern "C++" void sw_abstract_actor_dtor2(void* self) noexcept
+    __asm__("_ZN3caf14abstract_actorD2Ev");
+void sw_abstract_actor_dtor2(void* self) noexcept {
+  SW_REAL(void (*)(void*), "_ZN3caf14abstract_actorD2Ev");
+  real(self);
+  __tsan_release(const_cast<char*>(add(self, -actor_data_offset + acb_weak_refs)));
+}
+
+extern "C++" void sw_abstract_actor_dtor1(void* self) noexcept
+    __asm__("_ZN3caf14abstract_actorD1Ev");
+void sw_abstract_actor_dtor1(void* self) noexcept {
+  SW_REAL(void (*)(void*), "_ZN3caf14abstract_actorD1Ev");
+  real(self);
+  __tsan_release(const_cast<char*>(add(self, -actor_data_offset + acb_weak_refs)));
 }
 
 // ---- 2. mailboxes ----------------------------------------------------------
