@@ -45,6 +45,15 @@ FRONT_TIMEOUT_MS = 8000
 NET_OPTS = ['--middleman.heartbeat-interval=200ms',
             '--middleman.connection-timeout=1s']
 
+def process_stopped(pid):
+    """True once /proc says the process is stopped (state T)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] in ('T', 't')
+    except OSError:
+        return False
+
+
 def fnv1a(key):
     h = 14695981039346656037
     for b in key.encode():
@@ -314,6 +323,10 @@ def main():
         # -- 4. cut off (SIGSTOP) while a request waits on it -----------------
         cut = 2
         nodes[cut].proc.send_signal(signal.SIGSTOP)
+        # kill() returns before the signal has stopped the process: a request
+        # sent at once can still be answered. Wait for state T in /proc.
+        poll('the cut-off node is stopped',
+             lambda: process_stopped(nodes[cut].proc.pid))
         try:
             t0 = time.monotonic()
             reply = c.cmd(f'GET {probe[cut]}', timeout=DEADLINE)
