@@ -236,6 +236,12 @@ namespace {
 
 using block_destructor = void (*)(void*);
 
+// actor_control_block::from(): the block sits one cache line before the
+// actor in CAF's actor_storage.
+char* control_block_of(void* self) {
+  return static_cast<char*>(self) - actor_data_offset;
+}
+
 // Original block destructors of actors being destroyed, by control block.
 std::mutex& blocks_mutex() {
   static std::mutex m;
@@ -264,6 +270,12 @@ void end_of_block(void* ctrl) {
   original(ctrl);
 }
 
+// After an actor's destructor chain: its writes are released on the weak
+// count, which end_of_block acquires before the memory goes.
+void release_destroyed(void* self) {
+  __tsan_release(control_block_of(self) + acb_weak_refs);
+}
+
 } // namespace
 
 // void caf::local_actor::on_destroy(): every local actor (scheduled,
@@ -273,9 +285,7 @@ extern "C++" void sw_local_on_destroy(void* self) noexcept
     __asm__("_ZN3caf11local_actor10on_destroyEv");
 void sw_local_on_destroy(void* self) noexcept {
   SW_REAL(void (*)(void*), "_ZN3caf11local_actor10on_destroyEv");
-  // actor_control_block::from(): the block sits one cache line before the
-  // actor in CAF's actor_storage.
-  void* ctrl = const_cast<char*>(add(self, -actor_data_offset));
+  char* ctrl = control_block_of(self);
   __tsan_acquire(ctrl);
   // Every turn holds a reference: none can still run.
   __tsan_acquire(const_cast<void*>(actor_turns(self)));
@@ -296,7 +306,7 @@ extern "C++" void sw_abstract_actor_dtor2(void* self) noexcept
 void sw_abstract_actor_dtor2(void* self) noexcept {
   SW_REAL(void (*)(void*), "_ZN3caf14abstract_actorD2Ev");
   real(self);
-  __tsan_release(const_cast<char*>(add(self, -actor_data_offset + acb_weak_refs)));
+  release_destroyed(self);
 }
 
 extern "C++" void sw_abstract_actor_dtor1(void* self) noexcept
@@ -304,7 +314,7 @@ extern "C++" void sw_abstract_actor_dtor1(void* self) noexcept
 void sw_abstract_actor_dtor1(void* self) noexcept {
   SW_REAL(void (*)(void*), "_ZN3caf14abstract_actorD1Ev");
   real(self);
-  __tsan_release(const_cast<char*>(add(self, -actor_data_offset + acb_weak_refs)));
+  release_destroyed(self);
 }
 
 // ---- 2. mailboxes ----------------------------------------------------------
