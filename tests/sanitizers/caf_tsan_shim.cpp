@@ -59,6 +59,10 @@
 //     Consecutive turns of ONE actor are ordered; turns of different actors
 //     are not, so a race between two actors (tsan_canary_test) stays
 //     visible.
+//
+//  4. Node identities (remote nodes only): release on a node_id's data
+//     block when node_id::deserialize made it, acquire before
+//     node_id::compare / serialize read it (see section 4 below).
 
 #if !defined(__SANITIZE_THREAD__)
 #error "caf_tsan_shim.cpp belongs in ThreadSanitizer builds only"
@@ -498,4 +502,71 @@ void sw_scheduled_launch(void* self, void* eu, bool lazy, bool hide) {
           "_ZN3caf15scheduled_actor6launchEPNS_14execution_unitEbb");
   __tsan_release(const_cast<void*>(actor_turns(self)));
   real(self, eu, lazy, hide);
+}
+
+// ---- 4. node identities ----------------------------------------------------
+//
+// A remote node's identity (caf::node_id, one intrusive_ptr to a data
+// block) is made on the multiplexer thread that reads a BASP handshake
+// (node_id::deserialize allocates the block and copies the host id into
+// it) and is handed to other threads through libcaf_io's broker queues,
+// which are neither scheduled_actor mailboxes nor interposable (inline).
+// Readers compare it (node_id::compare, the proxy registry's and the
+// routing tables' key comparison: a memcmp TSan sees) or write it out
+// again (node_id::serialize). Modelled as a publication: release on the
+// data block when deserialize returns (every write to the block is inside
+// it), acquire on the blocks before a compare or serialize reads them. A
+// reader that really ran during the deserialize would not get that
+// release and would still be reported.
+
+namespace {
+// CAF 0.17.6: node_id { intrusive_ptr<data> data_; }: compare starts with
+// `cmp %rsi,%rdi; je; mov (%rdi),%rdi`. Read without instrumentation: the
+// node_id may sit in memory that CAF's uninstrumented code wrote, and this
+// read is the shim's, not the program's.
+__attribute__((no_sanitize("thread"))) void* node_data(const void* node_id) {
+  return *static_cast<void* const*>(node_id);
+}
+
+void acquire_node(const void* node_id) {
+  if (void* block = node_data(node_id)) __tsan_acquire(block);
+}
+} // namespace
+
+// error caf::node_id::deserialize(deserializer&): the error is returned
+// through a hidden pointer (first argument), `this` comes second.
+extern "C++" void* sw_node_id_deserialize(void* result, void* self,
+                                          void* source)
+    __asm__("_ZN3caf7node_id11deserializeERNS_12deserializerE");
+void* sw_node_id_deserialize(void* result, void* self, void* source) {
+  SW_REAL(void* (*)(void*, void*, void*),
+          "_ZN3caf7node_id11deserializeERNS_12deserializerE");
+  void* out = real(result, self, source);
+  if (void* block = node_data(self)) __tsan_release(block);
+  return out;
+}
+
+// int caf::node_id::compare(const node_id&) const
+extern "C++" int sw_node_id_compare(const void* self, const void* other)
+    __asm__("_ZNK3caf7node_id7compareERKS0_");
+int sw_node_id_compare(const void* self, const void* other) {
+  SW_REAL(int (*)(const void*, const void*), "_ZNK3caf7node_id7compareERKS0_");
+  // cmp %rsi,%rdi; je +0x2b; mov (%rdi),%rdi: data_ at offset 0
+  SW_EXPECT("node_id::compare", 0x48, 0x39, 0xf7, 0x74, 0x2b, 0x48, 0x8b,
+            0x3f);
+  acquire_node(self);
+  acquire_node(other);
+  return real(self, other);
+}
+
+// error caf::node_id::serialize(serializer&) const (hidden result pointer
+// first, as for deserialize).
+extern "C++" void* sw_node_id_serialize(void* result, const void* self,
+                                        void* sink)
+    __asm__("_ZNK3caf7node_id9serializeERNS_10serializerE");
+void* sw_node_id_serialize(void* result, const void* self, void* sink) {
+  SW_REAL(void* (*)(void*, const void*, void*),
+          "_ZNK3caf7node_id9serializeERNS_10serializerE");
+  acquire_node(self);
+  return real(result, self, sink);
 }
