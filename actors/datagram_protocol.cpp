@@ -35,6 +35,10 @@ void datagram_transport_ref::resume_reading() {
   link_.send(shardwire::resume_reading{});
 }
 
+void datagram_transport_ref::set_protocol(datagram_protocol_actor next) {
+  link_.send(set_datagram_protocol{std::move(next)});
+}
+
 // -- protocol defaults --------------------------------------------------------
 
 datagram_protocol::~datagram_protocol() = default;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "actors/detail/callback_adapter.hpp"
+#include "actors/extra_info.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
@@ -77,6 +78,14 @@ public:
   bool is_closing() const noexcept { return closing_; }
   void mark_closing() noexcept { closing_ = true; }
   const transport_info& info() const noexcept { return info_; }
+  /// asyncio's get_extra_info(name, default) (names: actors/extra_info.hpp).
+  extra_value get_extra_info(std::string_view name,
+                             extra_value fallback = {}) const {
+    return shardwire::extra_info(info_, name, std::move(fallback));
+  }
+  /// Hands later events to `next` (asyncio's set_protocol); this protocol
+  /// gets no more messages except those already sent to it.
+  void set_protocol(datagram_protocol_actor next);
   const datagram_transport_actor& handle() const noexcept {
     return link_.handle();
   }

@@ -35,6 +35,7 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<get_status>("shardwire::get_status")
       .add_message_type<transport_status>("shardwire::transport_status")
       .add_message_type<set_protocol>("shardwire::set_protocol")
+      .add_message_type<get_protocol>("shardwire::get_protocol")
       .add_message_type<read_credit_returned>("shardwire::read_credit_returned")
       .add_message_type<get_sockets>("shardwire::get_sockets")
       .add_message_type<start_serving>("shardwire::start_serving")
@@ -49,6 +50,8 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<datagram>("shardwire::datagram")
       .add_message_type<datagram_error>("shardwire::datagram_error")
       .add_message_type<sendto>("shardwire::sendto")
+      .add_message_type<set_datagram_protocol>(
+          "shardwire::set_datagram_protocol")
       .add_message_type<datagram_protocol_actor>(
           "shardwire::datagram_protocol_actor")
       .add_message_type<datagram_transport_actor>(

@@ -10,7 +10,7 @@
 // Transport side: `write`, `writelines`, `write_eof`, `close`, `abort`,
 // `pause_reading`, `resume_reading`, `set_write_buffer_limits`, the queries
 // `get_write_buffer_size`, `get_write_buffer_limits`, `get_extra_info`,
-// `get_status`, and `set_protocol`.
+// `get_status`, `get_protocol`, and `set_protocol`.
 //
 // Guarantees every stream transport gives its protocol (each has a test in
 // tests/transports/stream_semantics_test.cpp):
@@ -66,6 +66,7 @@ struct transport_info;
 struct get_status;
 struct transport_status;
 struct set_protocol;
+struct get_protocol;
 
 // -- interfaces ---------------------------------------------------------------
 
@@ -85,7 +86,8 @@ using transport_actor = caf::typed_actor<
     caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
     caf::replies_to<get_extra_info>::with<transport_info>,
     caf::replies_to<get_status>::with<transport_status>,
-    caf::reacts_to<set_protocol>>;
+    caf::reacts_to<set_protocol>,
+    caf::replies_to<get_protocol>::with<protocol_actor>>;
 
 // -- protocol side ------------------------------------------------------------
 
@@ -99,12 +101,20 @@ struct transport_info {
   int fd = -1;
   /// Index of the shard the connection lives on.
   uint32_t shard = 0;
+  /// asyncio's can_write_eof(): true for sockets, the simulator's
+  /// connections and write pipes (where write_eof closes); false for read
+  /// pipes and datagram endpoints.
+  bool can_write_eof = false;
+  /// Further extra info by name that a layered backend adds (the TLS
+  /// backend: "cipher", "version", ...). Empty for plain transports. Read
+  /// any name with extra_info (actors/extra_info.hpp).
+  std::vector<std::pair<std::string, std::string>> named;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transport_info& x) {
   return f(caf::meta::type_name("transport_info"), x.kind, x.peername,
-           x.sockname, x.fd, x.shard);
+           x.sockname, x.fd, x.shard, x.can_write_eof, x.named);
 }
 
 /// First message of every connection. Handle it, then reading starts.
@@ -221,8 +231,13 @@ struct get_write_buffer_size {};
 /// Replies with the limits as (low, high).
 struct get_write_buffer_limits {};
 
-/// Replies with the `transport_info`.
+/// Replies with the `transport_info` (asyncio's extra info; read one value
+/// by name with extra_info(info, name, fallback), actors/extra_info.hpp).
 struct get_extra_info {};
+
+/// Replies with the transport's protocol now (asyncio's get_protocol): the
+/// one it was created with, or the last `set_protocol`'s.
+struct get_protocol {};
 
 /// Replies with the `transport_status`.
 struct get_status {};
@@ -304,6 +319,7 @@ SHARDWIRE_EMPTY_MESSAGE(get_write_buffer_size)
 SHARDWIRE_EMPTY_MESSAGE(get_write_buffer_limits)
 SHARDWIRE_EMPTY_MESSAGE(get_extra_info)
 SHARDWIRE_EMPTY_MESSAGE(get_status)
+SHARDWIRE_EMPTY_MESSAGE(get_protocol)
 SHARDWIRE_EMPTY_MESSAGE(get_sockets)
 SHARDWIRE_EMPTY_MESSAGE(start_serving)
 SHARDWIRE_EMPTY_MESSAGE(stop_serving)
@@ -328,6 +344,7 @@ struct datagram_connected;
 struct datagram;
 struct datagram_error;
 struct sendto;
+struct set_datagram_protocol;
 
 /// What a datagram protocol actor handles.
 using datagram_protocol_actor =
@@ -344,7 +361,9 @@ using datagram_transport_actor = caf::typed_actor<
     caf::replies_to<get_write_buffer_size>::with<uint64_t>,
     caf::replies_to<get_write_buffer_limits>::with<write_buffer_limits>,
     caf::replies_to<get_extra_info>::with<transport_info>,
-    caf::replies_to<get_status>::with<transport_status>>;
+    caf::replies_to<get_status>::with<transport_status>,
+    caf::reacts_to<set_datagram_protocol>,
+    caf::replies_to<get_protocol>::with<datagram_protocol_actor>>;
 
 /// First message of every datagram endpoint. Handle it, then reading starts.
 /// `info.kind` is "udp" or "unix_dgram"; `info.peername` is set only for a
@@ -400,6 +419,19 @@ typename Inspector::result_type inspect(Inspector& f, sendto& x) {
   return f(caf::meta::type_name("sendto"), x.bytes, x.peer);
 }
 
+/// asyncio's DatagramTransport.set_protocol: later protocol messages go to
+/// `protocol` (which gets no `datagram_connected`); those already sent stay
+/// with the previous one.
+struct set_datagram_protocol {
+  datagram_protocol_actor protocol;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        set_datagram_protocol& x) {
+  return f(caf::meta::type_name("set_datagram_protocol"), x.protocol);
+}
+
 // -- subprocesses -------------------------------------------------------------
 //
 // asyncio's SubprocessProtocol / SubprocessTransport as messages. Guarantees a
@@ -442,7 +474,9 @@ using subprocess_transport_actor = caf::typed_actor<
     caf::replies_to<kill>::with<void>, caf::replies_to<get_pid>::with<int32_t>,
     caf::replies_to<get_returncode>::with<caf::optional<int32_t>>,
     caf::replies_to<get_pipe_transport>::with<transport_actor>,
-    caf::replies_to<get_extra_info>::with<process_info>>;
+    caf::replies_to<get_extra_info>::with<process_info>,
+    caf::replies_to<get_status>::with<transport_status>,
+    caf::replies_to<get_protocol>::with<subprocess_protocol_actor>>;
 
 /// What the transport tells its protocol about the child.
 struct process_info {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "actors/detail/callback_adapter.hpp"
+#include "actors/extra_info.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
@@ -95,6 +96,16 @@ public:
   /// The transport's extra info; still valid after the connection is lost.
   /// Empty (kind "", fd -1) if bound without it.
   const transport_info& info() const noexcept;
+
+  /// asyncio's get_extra_info(name, default): one entry of info() by name
+  /// (the names are in actors/extra_info.hpp); `fallback` if there is none.
+  extra_value get_extra_info(std::string_view name,
+                             extra_value fallback = {}) const {
+    return shardwire::extra_info(info(), name, std::move(fallback));
+  }
+
+  /// asyncio's can_write_eof() (false if bound without info).
+  bool can_write_eof() const noexcept { return info().can_write_eof; }
 
   const transport_actor& handle() const noexcept { return link_.handle(); }
 

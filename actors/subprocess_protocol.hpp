@@ -16,6 +16,7 @@
 #pragma once
 
 #include "actors/detail/callback_adapter.hpp"
+#include "actors/extra_info.hpp"
 #include "actors/messages.hpp"
 #include "runtime/pinned.hpp"
 
@@ -83,6 +84,12 @@ public:
   std::optional<int> returncode() const noexcept { return returncode_; }
   bool is_closing() const noexcept { return closing_; }
   const process_info& info() const noexcept { return info_; }
+  /// asyncio's get_extra_info(name, default) ("subprocess", "pid", ...:
+  /// actors/extra_info.hpp).
+  extra_value get_extra_info(std::string_view name,
+                             extra_value fallback = {}) const {
+    return shardwire::extra_info(info_, name, std::move(fallback));
+  }
   const subprocess_transport_actor& handle() const noexcept {
     return link_.handle();
   }

@@ -64,7 +64,9 @@ using vocabulary = type_list<
     child_counts, child_started, child_start_failed, child_exited,
     child_restarting, supervisor_started, escalated,
     // actors/node.hpp: enable_networking
-    service_lookup, service_entry, service_up, service_down>;
+    service_lookup, service_entry, service_up, service_down,
+    // actors/messages.hpp, added later (appended: seeds keep their index)
+    get_protocol, set_datagram_protocol>;
 
 /// Creates proxies for actor handles of other nodes, like the middleman's
 /// BASP broker (minus its routing table: every valid node is reachable);

@@ -27,7 +27,7 @@ struct samples {
   endpoint v4{endpoint::kind::ipv4, "127.0.0.1", 8888, {}};
   endpoint v6{endpoint::kind::ipv6, "::1", 53, {}};
   endpoint path{endpoint::kind::unix_path, {}, 0, "/tmp/sock"};
-  transport_info info{"tcp", v4, v6, 7, 1};
+  transport_info info{"tcp", v4, v6, 7, 1, true, {{"cipher", "none"}}};
   caf::error err = make_errno_error(104, "read");
   caf::error sw = make_error(sw_errc::node_unavailable, "kv@127.0.0.1:7001");
   buffer bytes = buffer::copy_of(std::string_view{"\0\x01\xff\n payload", 12});
@@ -66,6 +66,8 @@ struct samples {
       out.push_back({true, true, 77});
     if constexpr (std::is_same_v<T, set_protocol>)
       out.push_back({as<protocol_actor>()});
+    if constexpr (std::is_same_v<T, set_datagram_protocol>)
+      out.push_back({as<datagram_protocol_actor>()});
     if constexpr (caf::is_typed_actor<T>::value) out.push_back(as<T>());
     if constexpr (std::is_same_v<T, datagram_connected>)
       out.push_back({as<datagram_transport_actor>(), info});

@@ -2,6 +2,7 @@
 // setup and the pipe rules of the conformance checklist).
 #include "transports/pipe.hpp"
 
+#include "actors/extra_info.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
@@ -66,6 +67,14 @@ TEST_CASE("read pipe: data, then eof and lost whatever eof answers") {
   auto conn = connect_read_pipe(*fx.rt, p.give_r(), recorder(log, opts));
   REQUIRE(conn);
   CHECK(conn->info.kind == "read_pipe");
+  // asyncio: a read pipe has no write side; its extra info is "pipe".
+  CHECK_FALSE(conn->info.can_write_eof);
+  CHECK(std::get<int64_t>(extra_info(conn->info, "pipe")) ==
+        conn->info.fd);
+  CHECK(std::holds_alternative<std::monostate>(
+      extra_info(conn->info, "socket")));
+  CHECK(std::holds_alternative<std::monostate>(
+      extra_info(conn->info, "peername")));
   REQUIRE(write_all(p.w, "hello "));
   REQUIRE(write_all(p.w, "pipe"));
   ::close(p.give_w());
@@ -102,6 +111,9 @@ TEST_CASE("write pipe: bytes arrive in order and write_eof closes it") {
   auto conn = connect_write_pipe(*fx.rt, p.give_w(), recorder(log));
   REQUIRE(conn);
   CHECK(conn->info.kind == "write_pipe");
+  CHECK(conn->info.can_write_eof); // write_eof closes the pipe
+  CHECK(std::get<int64_t>(extra_info(conn->info, "pipe")) ==
+        conn->info.fd);
   std::string expected;
   caf::scoped_actor self{fx.rt->system()};
   for (int i = 0; i < 100; ++i) {

@@ -32,6 +32,33 @@ private:
   event_log_ptr log_;
 };
 
+// Reads its transport's extra info by name in connection_made, as asyncio
+// code does with transport.get_extra_info(name, default).
+class info_protocol : public protocol {
+public:
+  explicit info_protocol(event_log_ptr log) : log_(std::move(log)) {}
+
+  void connection_made(transport_ref& t) override {
+    auto fd = t.get_extra_info("socket", int64_t{-1});
+    log_->add("socket:" + std::to_string(std::get<int64_t>(fd)));
+    log_->add(std::string{"can_write_eof:"} +
+              (t.can_write_eof() ? "yes" : "no"));
+    auto peer = t.get_extra_info("peername");
+    log_->add(std::string{"peername:"} +
+              (std::holds_alternative<endpoint>(peer) ? "endpoint" : "none"));
+    auto pipe = t.get_extra_info("pipe");
+    log_->add(std::string{"pipe:"} +
+              (std::holds_alternative<std::monostate>(pipe) ? "none" : "set"));
+  }
+
+  void connection_lost(const caf::error& reason) override {
+    log_->add(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
+};
+
 bool fd_is_open(int fd) {
   return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF;
 }
@@ -60,6 +87,23 @@ TEST_CASE("connect_accepted_socket over a socketpair: Received: abc") {
   bool eof = false;
   CHECK(raw_read_to_eof(fds[1], &eof).empty());
   CHECK(eof);
+  ::close(fds[1]);
+}
+
+TEST_CASE("callback style: extra info by name and can_write_eof") {
+  runtime_fixture fx;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_accepted_socket(*fx.rt, fds[0],
+                                      make_protocol<info_protocol>(log));
+  REQUIRE(conn);
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(log->wait_for_event("lost"));
+  CHECK(log->events() ==
+        std::vector<std::string>{"socket:" + std::to_string(fds[0]),
+                                 "can_write_eof:yes", "peername:endpoint",
+                                 "pipe:none", "lost"});
   ::close(fds[1]);
 }
 

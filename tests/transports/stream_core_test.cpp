@@ -793,6 +793,32 @@ TEST_CASE("set_protocol mid-stream: later data goes to the new protocol only",
   CHECK(f.script->violations.empty());
 }
 
+TEST_CASE("get_protocol answers the protocol now; an invalid set_protocol "
+          "changes nothing",
+          "[stream_core]") {
+  core_fixture f;
+  f.start();
+  auto first = f.ask<protocol_actor>(get_protocol{});
+  REQUIRE(first->value);
+  CHECK(*first->value == f.proto->self);
+  auto b = f.another("B:");
+  f.tell(set_protocol{b->self});
+  auto second = f.ask<protocol_actor>(get_protocol{});
+  REQUIRE(second->value);
+  CHECK(*second->value == b->self);
+  f.tell(set_protocol{protocol_actor{}}); // refused with a warning
+  auto third = f.ask<protocol_actor>(get_protocol{});
+  REQUIRE(third->value);
+  CHECK(*third->value == b->self);
+  f.tell(shardwire::close{});
+  CHECK(b->lost_count == 1);
+  caf::anon_send_exit(f.proto->self, caf::exit_reason::user_shutdown);
+  f.h.run();
+  CHECK(f.script->stops == 1);
+  CHECK(f.h.live_actors() == 0);
+  CHECK(f.script->violations.empty());
+}
+
 TEST_CASE("set_protocol from a data handler: the next chunk goes to the new "
           "protocol",
           "[stream_core]") {
@@ -820,6 +846,9 @@ TEST_CASE("read pipe: eof is followed by lost and write is refused",
   core_fixture f;
   f.proto->eof_reply = true; // a pipe has no write side to keep
   f.start(stream_direction::read_only);
+  auto info = f.ask<transport_info>(get_extra_info{});
+  REQUIRE(info->value);
+  CHECK_FALSE(info->value->can_write_eof); // a read pipe has no write side
   auto r = f.ask<caf::unit_t>(shardwire::write{buffer::copy_of("no")});
   REQUIRE(r->done);
   CHECK(is(r->err, sw_errc::not_supported));

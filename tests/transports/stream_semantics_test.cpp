@@ -7,6 +7,7 @@
 // transport's write buffer, which makes "nothing happened" checks exact.
 #include "transports/stream.hpp"
 
+#include "actors/extra_info.hpp"
 #include "tests/support/fixtures.hpp"
 #include "transports/socket.hpp"
 #include "transports/tcp.hpp"
@@ -1125,8 +1126,15 @@ TEST_CASE("set_protocol hands later messages to the new protocol") {
     send_ok = ok && send_range(half, payload.size());
   }};
   REQUIRE(await_received(*log1, 1));
+  // asyncio's get_protocol: the first protocol until set_protocol.
+  auto before = ask<protocol_actor>(*fx.rt, conn->transport, get_protocol{});
+  REQUIRE(before);
+  CHECK(*before == conn->protocol);
   auto second = recorder(log2)(fx.rt->shard_at(conn->info.shard));
   caf::anon_send(conn->transport, set_protocol{second});
+  auto after = ask<protocol_actor>(*fx.rt, conn->transport, get_protocol{});
+  REQUIRE(after);
+  CHECK(*after == second);
   // Handled after set_protocol: both were enqueued by this thread in order.
   auto status = ask<transport_status>(*fx.rt, conn->transport, get_status{});
   switched.set_value();
@@ -1213,6 +1221,20 @@ TEST_CASE("get_extra_info returns peername, sockname, fd and shard") {
   CHECK(conn->info.fd == info->fd);
   CHECK(conn->info.peername == info->peername);
   CHECK(conn->info.sockname == info->sockname);
+  // By name, as asyncio's get_extra_info(name, default).
+  CHECK(std::get<endpoint>(extra_info(*info, "peername")) ==
+        info->peername);
+  CHECK(std::get<endpoint>(extra_info(*info, "sockname")) ==
+        info->sockname);
+  CHECK(std::get<int64_t>(extra_info(*info, "socket")) == info->fd);
+  CHECK(std::get<std::string>(extra_info(*info, "kind")) == "tcp");
+  CHECK(std::get<int64_t>(extra_info(*info, "shard")) == 1);
+  // Names a socket does not have give the default (None by default).
+  CHECK(std::holds_alternative<std::monostate>(extra_info(*info, "pipe")));
+  CHECK(std::get<int64_t>(extra_info(*info, "pipe", int64_t{-7})) == -7);
+  CHECK(std::get<std::string>(extra_info(*info, "cipher",
+                                             std::string{"none"})) == "none");
+  CHECK(info->can_write_eof);
   // The server side sees the mirror image.
   REQUIRE(server_log->wait_for_event("connected"));
   auto sinfo = ask<transport_info>(*fx.rt, *server_transport, get_extra_info{});

@@ -2,6 +2,7 @@
 // section 4: setup, ordering rules, stdin, return codes and signals, close).
 #include "transports/subprocess.hpp"
 
+#include "actors/extra_info.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
@@ -296,6 +297,37 @@ TEST_CASE("signals: refused once the child exited, never sent to its pid") {
   CHECK(log->count("signal:refused") == 1);
   CHECK(log->count("returncode:7") == 1);
   CHECK(output(*log, "out:") == "done\n");
+}
+
+TEST_CASE("while the child runs: no return code, status, protocol and "
+          "extra info by name") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  // cat waits on its stdin: it runs until the test closes the transport.
+  auto sp = subprocess_exec(*fx.rt, {"cat"}, record({log}));
+  REQUIRE(sp);
+  auto rc = ask<caf::optional<int32_t>>(*fx.rt, sp->transport,
+                                        get_returncode{});
+  REQUIRE(rc);
+  CHECK_FALSE(*rc); // asyncio's get_returncode(): None while running
+  auto st = ask<transport_status>(*fx.rt, sp->transport, get_status{});
+  REQUIRE(st);
+  CHECK_FALSE(st->closing); // asyncio's is_closing()
+  CHECK(st->reading);
+  CHECK(st->write_buffer_size == 0);
+  auto proto = ask<subprocess_protocol_actor>(*fx.rt, sp->transport,
+                                              get_protocol{});
+  REQUIRE(proto);
+  CHECK(*proto == sp->protocol);
+  CHECK(std::get<int64_t>(extra_info(sp->info, "subprocess")) ==
+        sp->info.pid);
+  CHECK(std::get<int64_t>(extra_info(sp->info, "pid")) == sp->info.pid);
+  CHECK(std::get<std::string>(extra_info(sp->info, "args")) == "cat");
+  CHECK(std::get<int64_t>(extra_info(sp->info, "peername",
+                                         int64_t{-1})) == -1);
+  caf::anon_send(sp->transport, shardwire::close{});
+  REQUIRE(log->wait_for_event("lost", true));
+  check_order(log->events());
 }
 
 TEST_CASE("close kills a running child (asyncio: SIGKILL), then lost") {

@@ -5,7 +5,9 @@
 #include "transports/detail/datagram_transport.hpp"
 #include "transports/udp.hpp"
 
+#include "actors/extra_info.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/transports/helpers.hpp"
 
 #include <caf/send.hpp>
 
@@ -192,6 +194,48 @@ TEST_CASE("port 0 reports the bound port in sockname") {
   CHECK(*lim == write_buffer_limits{16384, 65536}); // C65
   caf::anon_send(ep->transport, shardwire::close{});
   CHECK(log->wait_for_event("lost")); // C67
+}
+
+TEST_CASE("set_protocol, get_protocol and extra info by name on a datagram "
+          "endpoint") {
+  runtime_fixture fx;
+  auto log1 = std::make_shared<event_log>();
+  auto ep = create_datagram_endpoint(*fx.rt, dgram_recorder(log1), local());
+  REQUIRE(ep);
+  // asyncio's names: an unconnected endpoint has no peername.
+  CHECK(std::get<int64_t>(extra_info(ep->info, "socket")) == ep->info.fd);
+  CHECK(std::get<endpoint>(extra_info(ep->info, "sockname")) ==
+        ep->info.sockname);
+  CHECK(std::holds_alternative<std::monostate>(
+      extra_info(ep->info, "peername")));
+  CHECK_FALSE(ep->info.can_write_eof);
+  auto before = ask<datagram_protocol_actor>(*fx.rt, ep->transport,
+                                             get_protocol{});
+  REQUIRE(before);
+  CHECK(*before == ep->protocol);
+  raw_udp peer;
+  REQUIRE(peer.send_to(ep->info.sockname.port, "one"));
+  REQUIRE(log1->wait_for_event("dgram:one"));
+  auto log2 = std::make_shared<event_log>();
+  auto second = dgram_recorder(log2)(fx.rt->shard_at(ep->info.shard));
+  caf::anon_send(ep->transport, set_datagram_protocol{second});
+  // Handled after set_datagram_protocol (same sender, in order).
+  auto after = ask<datagram_protocol_actor>(*fx.rt, ep->transport,
+                                            get_protocol{});
+  REQUIRE(after);
+  CHECK(*after == second);
+  REQUIRE(peer.send_to(ep->info.sockname.port, "two"));
+  REQUIRE(log2->wait_for_event("dgram:two"));
+  caf::anon_send(ep->transport, shardwire::close{});
+  REQUIRE(log2->wait_for_event("lost"));
+  // The new protocol got no datagram_connected; the first one nothing after
+  // the switch (and no lost: it is no longer the transport's business).
+  CHECK(log2->count("connected") == 0);
+  CHECK(log1->count("dgram:two") == 0);
+  CHECK(log1->count("lost") == 0);
+  CHECK(wait_down(*fx.rt, ep->protocol, [&](caf::scoped_actor& self) {
+    self->send_exit(ep->protocol, caf::exit_reason::user_shutdown);
+  }));
 }
 
 TEST_CASE("echo over IPv4 and IPv6") {

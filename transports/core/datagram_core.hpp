@@ -218,6 +218,10 @@ typename datagram_core<B>::behavior_type datagram_core<B>::make_behavior() {
       [this](get_write_buffer_limits) { return this->limits(); },
       [this](get_extra_info) { return make_info(); },
       [this](get_status) { return status(); },
+      [this](set_datagram_protocol& msg) {
+        this->replace_protocol(std::move(msg.protocol));
+      },
+      [this](get_protocol) { return proto_; },
       [this](read_credit_returned) { this->on_credit_returned(); },
   };
 }

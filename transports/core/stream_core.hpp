@@ -93,6 +93,7 @@ private:
   using lifecycle::finalize_if_quit;
   using lifecycle::finish;
   using lifecycle::lost_sent_;
+  using lifecycle::replace_protocol;
   using lifecycle::write_paused_;
 
   // -- message handlers (through the per-thread shared behavior) ----------
@@ -101,7 +102,6 @@ private:
   void do_pause_reading();
   void do_resume_reading();
   transport_status status() const;
-  void do_set_protocol(set_protocol& msg);
 
   // -- lifecycle (the rest is in transport_lifecycle) ---------------------
   void on_connected_ack();
@@ -184,7 +184,10 @@ private:
 
 template <class B>
 transport_info stream_core<B>::make_info() const {
-  return this->core_info();
+  auto info = this->core_info();
+  // A write pipe's write_eof closes it (asyncio says true there too).
+  info.can_write_eof = direction_ != stream_direction::read_only;
+  return info;
 }
 
 template <class B>
@@ -238,7 +241,10 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
       [](get_write_buffer_limits) { return cur::get().limits(); },
       [](get_extra_info) { return cur::get().make_info(); },
       [](get_status) { return cur::get().status(); },
-      [](set_protocol& msg) { cur::get().do_set_protocol(msg); },
+      [](set_protocol& msg) {
+        cur::get().replace_protocol(std::move(msg.protocol));
+      },
+      [](get_protocol) { return cur::get().proto_; },
       [](read_credit_returned) { cur::get().on_credit_returned(); },
   };
 }
@@ -280,17 +286,6 @@ transport_status stream_core<B>::status() const {
   return st;
 }
 
-template <class B>
-void stream_core<B>::do_set_protocol(set_protocol& msg) {
-  if (!msg.protocol) {
-    log::warning("set_protocol with an invalid handle ignored");
-    return;
-  }
-  demonitor(proto_.address());
-  proto_ = std::move(msg.protocol);
-  proto_fast_ = pinned_base::of(proto_);
-  monitor(proto_);
-}
 
 template <class B>
 void stream_core<B>::on_exit() {

@@ -246,6 +246,22 @@ protected:
     finish({});
   }
 
+  /// asyncio's set_protocol: later messages go to `next`, which is
+  /// monitored instead (the previous protocol's down message is ignored
+  /// from now on). An invalid handle is refused with a warning.
+  template <class Handle>
+  void replace_protocol(Handle next) {
+    auto& d = self();
+    if (!next) {
+      log::warning("set_protocol with an invalid handle ignored");
+      return;
+    }
+    d.demonitor(d.proto_.address());
+    d.proto_ = std::move(next);
+    d.proto_fast_ = pinned_base::of(d.proto_);
+    d.monitor(d.proto_);
+  }
+
   /// The monitored protocol went down.
   void on_protocol_down(const caf::down_msg& msg) {
     auto& d = self();

@@ -139,7 +139,25 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
       },
       [this](get_pipe_transport msg) { return pipe_transport(msg.fd); },
       [this](get_extra_info) { return info_; },
+      [this](get_status) { return status(); },
+      [this](get_protocol) { return proto_; },
   };
+}
+
+caf::result<transport_status> subprocess_transport::status() {
+  transport_status st;
+  st.closing = closing_; // asyncio: close() was called
+  st.reading = started_ && !closing_ && (pipes_[1].open || pipes_[2].open);
+  if (!pipes_[0].open) return st;
+  // The write buffer is stdin's (asyncio keeps it on the pipe transport).
+  auto rp = make_response_promise<transport_status>();
+  request(pipes_[0].hdl, caf::infinite, get_write_buffer_size{})
+      .then([rp, st](uint64_t n) mutable {
+        st.write_buffer_size = n;
+        rp.deliver(st);
+      },
+            [rp, st](caf::error&) mutable { rp.deliver(st); });
+  return rp;
 }
 
 // -- pipe side ----------------------------------------------------------------

@@ -80,6 +80,9 @@ private:
   template <class Msg>
   caf::result<void> to_stdin(Msg&& msg);
   caf::result<void> do_signal(int signo, bool group);
+  /// get_status: closing once `close` was called; reading while stdout or
+  /// stderr is open; the write buffer of stdin's pipe.
+  caf::result<transport_status> status();
   caf::result<transport_actor> pipe_transport(int fd) const;
   void do_close();
 
