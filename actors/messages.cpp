@@ -36,6 +36,10 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<transport_status>("shardwire::transport_status")
       .add_message_type<set_protocol>("shardwire::set_protocol")
       .add_message_type<get_protocol>("shardwire::get_protocol")
+      .add_message_type<lend_buffer>("shardwire::lend_buffer")
+      .add_message_type<buffer_filled>("shardwire::buffer_filled")
+      .add_message_type<buffered_protocol_actor>(
+          "shardwire::buffered_protocol_actor")
       .add_message_type<read_credit_returned>("shardwire::read_credit_returned")
       .add_message_type<get_sockets>("shardwire::get_sockets")
       .add_message_type<start_serving>("shardwire::start_serving")

@@ -36,7 +36,9 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,8 @@ struct get_status;
 struct transport_status;
 struct set_protocol;
 struct get_protocol;
+struct lend_buffer;
+struct buffer_filled;
 
 // -- interfaces ---------------------------------------------------------------
 
@@ -87,7 +91,15 @@ using transport_actor = caf::typed_actor<
     caf::replies_to<get_extra_info>::with<transport_info>,
     caf::replies_to<get_status>::with<transport_status>,
     caf::reacts_to<set_protocol>,
-    caf::replies_to<get_protocol>::with<protocol_actor>>;
+    caf::replies_to<get_protocol>::with<protocol_actor>,
+    caf::reacts_to<lend_buffer>>;
+
+/// A protocol that receives into its own memory (asyncio's BufferedProtocol):
+/// it lends the transport buffers (`lend_buffer`) and gets them back filled
+/// (`buffer_filled`) instead of `data`. Converts to `protocol_actor`, so the
+/// factories and `set_protocol` take it as they are.
+using buffered_protocol_actor =
+    protocol_actor::extend<caf::reacts_to<buffer_filled>>;
 
 // -- protocol side ------------------------------------------------------------
 
@@ -266,6 +278,62 @@ struct set_protocol {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, set_protocol& x) {
   return f(caf::meta::type_name("set_protocol"), x.protocol);
+}
+
+// -- buffered reading (asyncio's BufferedProtocol) ---------------------------
+//
+// A protocol that wants the bytes in its own memory lends the transport a
+// buffer; the transport's next read goes straight into it (the only copy is
+// the kernel's) and the buffer comes back with the byte count. While a
+// protocol lends, the transport sends it `buffer_filled` instead of `data`,
+// and reads only while it holds a lease: one buffer in flight is the read
+// back-pressure, and `pause_reading` works as for `data`. `eof` and `lost`
+// are as for any protocol.
+
+/// Memory lent to a transport to read into. Ownership: the lender's. The
+/// transport writes [data, data + size) only between receiving it (in
+/// `lend_buffer`) and sending it back (in `buffer_filled`), on the
+/// connection's shard thread; the lender must not touch or free it
+/// meanwhile. `keep` keeps the memory alive while it is lent, so that a
+/// lender that dies with a lease out does not leave the transport writing
+/// into freed memory (the callback adapter keeps itself; an actor keeps the
+/// block it lends). A lease never crosses nodes (its inspect carries
+/// nothing: a deserialized lease is empty).
+struct read_lease {
+  std::byte* data = nullptr;
+  uint64_t size = 0;
+  std::shared_ptr<const void> keep;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_lease&) {
+  return f(caf::meta::type_name("read_lease"));
+}
+
+/// Protocol -> transport: read into `lease` next (asyncio's get_buffer).
+/// The first one switches the transport to buffered reading for the current
+/// protocol; `set_protocol` switches back (the lease is dropped). An empty
+/// lease (size 0) is fatal, as asyncio's empty get_buffer(): `lost` with
+/// sw_errc::invalid_argument. Ignored once reading ended (EOF, close).
+struct lend_buffer {
+  read_lease lease;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lend_buffer& x) {
+  return f(caf::meta::type_name("lend_buffer"), x.lease);
+}
+
+/// Transport -> protocol: `nbytes` (> 0) bytes were read into the start of
+/// `lease`, which is the lender's again (asyncio's buffer_updated).
+struct buffer_filled {
+  read_lease lease;
+  uint64_t nbytes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, buffer_filled& x) {
+  return f(caf::meta::type_name("buffer_filled"), x.lease, x.nbytes);
 }
 
 // -- server side

@@ -70,6 +70,10 @@ void transport_ref::set_protocol(protocol_actor next) {
   link_.send(shardwire::set_protocol{std::move(next)});
 }
 
+void transport_ref::lend(read_lease lease) {
+  link_.send(lend_buffer{std::move(lease)});
+}
+
 // -- protocol defaults --------------------------------------------------------
 
 protocol::~protocol() = default;

@@ -87,6 +87,9 @@ public:
   /// Hands later events to `next`; this protocol gets no more messages
   /// except those already sent to it.
   void set_protocol(protocol_actor next);
+  /// Lends the transport `lease` for its next read (buffered reading, see
+  /// `lend_buffer` in messages.hpp); buffered_protocol does this for you.
+  void lend(read_lease lease);
 
   /// True once `close` or `abort` was called here, EOF auto-closed, or the
   /// connection was lost.
@@ -146,6 +149,7 @@ protected:
 
 private:
   friend class callback_protocol_actor;
+  friend class callback_buffered_protocol_actor;
   transport_ref* transport_ = nullptr;
   callback_protocol_actor* self_ = nullptr;
 };

@@ -112,7 +112,8 @@ private:
 /// - `void on_hot(const Hot&)`: the data-path message;
 /// - `static auto handlers()`: a tuple of its other message handlers (no
 ///   captures: they find their actor through `current()`);
-/// - `make_behavior()`, out of line, returning `shared_behavior()`.
+/// - `make_behavior()`, out of line, returning `shared_behavior()`;
+/// - optionally `void after_connection_made()`, run after connection_made.
 ///
 /// What it does for every kind:
 /// - one behavior per shard thread for all adapters of a kind (see
@@ -233,6 +234,10 @@ private:
   void on_connected(Connected& msg) {
     transport_.bind(this, std::move(msg.transport), std::move(msg.info));
     logged("connection_made", [&] { impl_->connection_made(transport_); });
+    // A kind that starts something once the protocol knows its transport
+    // (the buffered protocol lends its first buffer).
+    if constexpr (requires(Derived& d) { d.after_connection_made(); })
+      derived().after_connection_made();
   }
 
   static behavior_type make_shared_behavior() {

@@ -42,18 +42,18 @@ void stream_backend::stop() noexcept {
   net_->close_side(conn_, side_);
 }
 
-transport_core::io_result stream_backend::read(mutable_buffer& chunk) {
-  auto r = net_->read(conn_, side_, chunk.capacity());
+transport_core::io_result stream_backend::read(std::span<std::byte> into) {
+  auto r = net_->read(conn_, side_, into.size());
   if (r.would_block) {
     io_.drained(fd_read); // until the engine's next notification
     return {0, transport_core::io_result::would_block, false};
   }
   if (r.error != 0) return {0, r.error, false};
   if (r.eof) return {0, 0, true};
-  // The one copy the simulator makes: into the core's chunk, as a kernel
-  // copies into the reader's buffer.
+  // The one copy the simulator makes: into the reader's memory, as a kernel
+  // does.
   auto n = r.bytes.size();
-  std::memcpy(chunk.data(), r.bytes.data(), n);
+  std::memcpy(into.data(), r.bytes.data(), n);
   return {n, 0, false};
 }
 

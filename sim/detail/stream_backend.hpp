@@ -15,6 +15,7 @@
 #include "transports/core/stream_core.hpp"
 
 #include <memory>
+#include <span>
 #include <string>
 
 namespace shardwire::sim::detail {
@@ -30,7 +31,7 @@ public:
   void stop() noexcept;
   bool is_open() const noexcept { return io_.is_open(); }
 
-  transport_core::io_result read(mutable_buffer& chunk);
+  transport_core::io_result read(std::span<std::byte> into);
   transport_core::io_result write(const buffer* parts, size_t n);
   void shutdown_write() noexcept;
   int want(uint8_t interest);

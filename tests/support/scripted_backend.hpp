@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,9 @@ struct backend_script : std::enable_shared_from_this<backend_script> {
   int writes_done = 0;
   int readiness_calls = 0;
   size_t last_read_max = 0;
+  // Where the last read wrote (a buffered protocol's lent memory, or the
+  // core's own chunk).
+  const std::byte* last_read_at = nullptr;
   bool open = false;
   bool destroyed = false;
 
@@ -229,11 +233,12 @@ public:
 
   bool is_open() const noexcept { return s_->open; }
 
-  transport_core::io_result read(mutable_buffer& chunk) {
+  transport_core::io_result read(std::span<std::byte> into) {
     using transport_core::io_result;
     on_call("read");
     ++s_->reads_done;
-    auto max = chunk.capacity();
+    auto max = into.size();
+    s_->last_read_at = into.data();
     s_->last_read_max = max;
     if (s_->inject(backend_script::op_read))
       return fail("read", s_->fail_errno);
@@ -242,10 +247,10 @@ public:
     if (scripted) step = s_->reads.front();
     switch (step.what) {
     case read_step::kind::bytes: {
-      // At most the chunk's capacity: the rest stays for the next read.
+      // At most what fits: the rest stays for the next read.
       auto n = std::min(max, step.bytes.size());
       std::copy_n(reinterpret_cast<const std::byte*>(step.bytes.data()), n,
-                  chunk.data());
+                  into.data());
       if (scripted) {
         if (n == step.bytes.size())
           s_->reads.pop_front();

@@ -1132,3 +1132,197 @@ TEST_CASE("an error from want() at every step ends the transport once, "
                         flow_control_wire);
   }
 }
+
+// -- buffered reading (lend_buffer / buffer_filled) ---------------------------
+
+namespace {
+
+/// A buffered protocol (actor style) that lends `lend_size` bytes of its own
+/// arena: logs "connected", "filled:<bytes>", "data:<bytes>", "eof", "lost"
+/// or "lost:<reason>", and whether each filled lease was its own memory.
+struct lender {
+  std::shared_ptr<std::vector<std::byte>> arena =
+      std::make_shared<std::vector<std::byte>>(64);
+  size_t lend_size = 4;
+  bool lend_on_connected = true;
+  bool lend_again = true;
+  events log;
+  int foreign_leases = 0; // filled leases that were not the arena
+  buffered_protocol_actor self;
+  transport_actor transport;
+
+  read_lease lease() const {
+    return read_lease{arena->data(), lend_size, arena};
+  }
+};
+
+using lender_ptr = std::shared_ptr<lender>;
+
+buffered_protocol_actor::behavior_type
+lender_impl(buffered_protocol_actor::pointer self, lender_ptr st) {
+  return {
+      [self, st](connected& msg) {
+        st->transport = msg.transport;
+        st->log.push_back("connected");
+        if (st->lend_on_connected)
+          self->send(st->transport, lend_buffer{st->lease()});
+      },
+      [self, st](buffer_filled& msg) {
+        if (msg.lease.data != st->arena->data()) ++st->foreign_leases;
+        st->log.push_back(
+            "filled:" +
+            std::string{reinterpret_cast<const char*>(msg.lease.data),
+                        static_cast<size_t>(msg.nbytes)});
+        if (st->lend_again)
+          self->send(st->transport, lend_buffer{std::move(msg.lease)});
+      },
+      [st](data& msg) { st->log.push_back("data:" + msg.bytes.str()); },
+      [st](eof) {
+        st->log.push_back("eof");
+        return false;
+      },
+      [st](shardwire::pause) { st->log.push_back("pause"); },
+      [st](shardwire::resume) { st->log.push_back("resume"); },
+      [self, st](lost& msg) {
+        st->log.push_back(msg.reason ? "lost:" + describe(msg.reason)
+                                     : "lost");
+        self->quit();
+      },
+  };
+}
+
+protocol_factory lending(lender_ptr st) {
+  return [st](shard& s) -> protocol_actor {
+    st->self = spawn_fun_on(s, lender_impl, st);
+    return st->self;
+  };
+}
+
+/// The checks every buffered case ends with.
+void lender_ended(core_fixture& f, const lender_ptr& st) {
+  f.h.run();
+  INFO("events: " << Catch::Detail::stringify(st->log));
+  REQUIRE_FALSE(st->log.empty());
+  CHECK(st->log.back().rfind("lost", 0) == 0);
+  CHECK(std::count_if(st->log.begin(), st->log.end(), [](auto& e) {
+          return e.rfind("lost", 0) == 0;
+        }) == 1);
+  CHECK(f.script->stops == 1);
+  CHECK(f.script->violations.empty());
+  st->self = nullptr;
+  st->transport = nullptr;
+  CHECK(f.h.live_actors() == 0);
+}
+
+} // namespace
+
+TEST_CASE("buffered: each read lands in the lent memory, one lease at a time",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  f.factory = lending(st);
+  f.start();
+  f.script->reads = {read_step::data("abcdefghij"), read_step::end()};
+  f.ready(true);
+  // The lease is 4 bytes: three reads, each straight into the arena (the
+  // backend's copy is the only one), each after the lease came back.
+  CHECK(st->log == events{"connected", "filled:abcd", "filled:efgh",
+                          "filled:ij", "eof", "lost"});
+  CHECK(st->foreign_leases == 0);
+  CHECK(f.script->last_read_max == 4);
+  CHECK(f.script->last_read_at == st->arena->data());
+  lender_ended(f, st);
+}
+
+TEST_CASE("buffered: no read while no buffer is lent", "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  st->lend_again = false;
+  f.factory = lending(st);
+  f.start();
+  f.script->reads = {read_step::data("abcdefgh")};
+  f.ready(true);
+  CHECK(st->log == events{"connected", "filled:abcd"});
+  // The rest waits in the "kernel" until the protocol lends again.
+  auto reads = f.script->reads_done;
+  f.ready(true);
+  CHECK(f.script->reads_done == reads);
+  CHECK(f.status().reading); // reading is on; it waits for memory
+  caf::anon_send(f.transport, lend_buffer{st->lease()});
+  f.h.run();
+  CHECK(st->log.back() == "filled:efgh");
+  f.tell(shardwire::close{});
+  lender_ended(f, st);
+}
+
+TEST_CASE("buffered: an empty lease is fatal, as asyncio's empty get_buffer",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  st->lend_size = 0;
+  f.factory = lending(st);
+  f.start();
+  f.script->reads = {read_step::data("never read")};
+  f.ready(true);
+  REQUIRE(st->log.size() == 2);
+  CHECK(st->log.back().rfind("lost:", 0) == 0);
+  CHECK(f.script->reads_done == 0);
+  lender_ended(f, st);
+}
+
+TEST_CASE("buffered: pause_reading holds buffered reads as it holds data",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  f.factory = lending(st);
+  f.start();
+  f.tell(pause_reading{});
+  f.script->reads = {read_step::data("abc")};
+  f.ready(true);
+  CHECK(st->log == events{"connected"});
+  f.tell(resume_reading{});
+  CHECK(st->log == events{"connected", "filled:abc"});
+  f.tell(shardwire::close{});
+  lender_ended(f, st);
+}
+
+TEST_CASE("buffered: set_protocol switches between lent buffers and data in "
+          "both directions",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  f.factory = lending(st);
+  f.start();
+  f.script->reads = {read_step::data("abcd")};
+  f.ready(true);
+  CHECK(st->log == events{"connected", "filled:abcd"});
+  // Buffered -> plain: the lease goes back unused, the next read is `data`.
+  auto b = f.another("B:");
+  f.tell(set_protocol{b->self});
+  f.script->reads = {read_step::data("plain")};
+  f.ready(true);
+  CHECK(b->own == events{"data:plain"});
+  // Plain -> buffered: `data` until the new protocol lends.
+  auto st2 = std::make_shared<lender>();
+  st2->self = spawn_fun_on(f.h.home(), lender_impl, st2);
+  st2->transport = f.transport;
+  f.tell(set_protocol{st2->self});
+  f.script->reads = {read_step::data("xy")};
+  f.ready(true);
+  CHECK(st2->log == events{"data:xy"});
+  caf::anon_send(f.transport, lend_buffer{st2->lease()});
+  f.script->reads = {read_step::data("zw"), read_step::end()};
+  f.ready(true);
+  CHECK(st2->log == events{"data:xy", "filled:zw", "eof", "lost"});
+  CHECK(st->log == events{"connected", "filled:abcd"}); // nothing after
+  // The first two protocols are no longer the transport's business.
+  caf::anon_send_exit(st->self, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b->self, caf::exit_reason::user_shutdown);
+  f.h.run();
+  st->self = nullptr;
+  st->transport = nullptr;
+  st2->self = nullptr;
+  st2->transport = nullptr;
+  CHECK(f.script->stops == 1);
+  CHECK(f.script->violations.empty());
+}

@@ -20,9 +20,10 @@
 //       the resource (fd, simulated socket) is released. Idempotent.
 //   bool is_open() const noexcept
 //       start succeeded and stop has not run.
-//   io_result read(mutable_buffer& chunk)
-//       One non-blocking read into `chunk` (at most its capacity, from its
-//       start); the core freezes the bytes read into the `data` it sends.
+//   io_result read(std::span<std::byte> into)
+//       One non-blocking read into `into` (at most its size, from its
+//       start): the core's pooled chunk, which it freezes into the `data`
+//       it sends, or the memory a buffered protocol lent it.
 //   io_result write(const buffer* parts, size_t n)
 //       One non-blocking gathered write of the first min(n, B::max_parts)
 //       parts (none empty); may take fewer bytes than offered. Never raises
@@ -65,6 +66,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace shardwire::transport_core {
 

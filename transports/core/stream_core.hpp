@@ -11,8 +11,9 @@
 // actor's state without locks and never re-enters a message handler.
 // Everything the protocol sees is a mailbox message from this actor, in
 // order: `connected` first (acknowledged before any read), `data` with read
-// credit, `eof` (its reply decides half-open or close), `pause` / `resume`
-// on the write-buffer watermarks, `lost` exactly once and last.
+// credit (or, for a protocol that lends buffers, `buffer_filled`), `eof`
+// (its reply decides half-open or close), `pause` / `resume` on the
+// write-buffer watermarks, `lost` exactly once and last.
 //
 // A class template, not a virtual backend interface: on the data path (one
 // read, one write per echo) the backend's calls inline into the core, as
@@ -31,7 +32,10 @@
 #include "transports/core/write_queue.hpp"
 #include "transports/stream.hpp"
 
+#include <caf/actor_cast.hpp>
 #include <caf/invoke_message_result.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message_id.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -128,6 +132,10 @@ private:
   /// Reads once; returns the `data` to send (sent by the caller after it
   /// stopped being busy, so the protocol's reply can take the fast path).
   std::optional<data> on_readable();
+  /// Reads once into the lent buffer; returns it filled (to send after the
+  /// busy mark, like `data`).
+  std::optional<buffer_filled> on_readable_lent();
+  void on_lend(read_lease& lease);
   void on_eof();
 
   // -- writing ------------------------------------------------------------
@@ -157,6 +165,10 @@ private:
   // it may take the fast path in a reused mailbox element.
   pinned_base* proto_fast_ = nullptr;
   read_credit_ptr credit_;
+  // The buffer a buffered protocol lent for the next read (empty: none
+  // lent now; null: the protocol never lent). Held apart: 8 bytes on every
+  // connection instead of 32.
+  std::unique_ptr<read_lease> lease_;
   write_queue wq_;
   // Hard cap on wq_.bytes(); 0 = none.
   uint64_t write_cap_ = 0;
@@ -177,6 +189,7 @@ private:
   bool eof_requested_ = false; // write_eof called
   bool eof_sent_ = false;      // half-close done
   bool reads_follow_writes_ = false; // no reading while writes are paused
+  bool buffered_ = false; // the protocol lends buffers (buffer_filled)
   stream_direction direction_ = stream_direction::both;
 };
 
@@ -242,9 +255,16 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
       [](get_extra_info) { return cur::get().make_info(); },
       [](get_status) { return cur::get().status(); },
       [](set_protocol& msg) {
-        cur::get().replace_protocol(std::move(msg.protocol));
+        auto& self = cur::get();
+        // The next protocol reads `data` until it lends a buffer itself
+        // (asyncio decides per protocol too); a lease of the previous one
+        // goes back to its owner unused.
+        self.buffered_ = false;
+        self.lease_.reset();
+        self.replace_protocol(std::move(msg.protocol));
       },
       [](get_protocol) { return cur::get().proto_; },
+      [](lend_buffer& msg) { cur::get().on_lend(msg.lease); },
       [](read_credit_returned) { cur::get().on_credit_returned(); },
   };
 }
@@ -367,9 +387,24 @@ void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
       fatal(EPIPE, "write");
   }
   std::optional<data> msg;
-  if (read_armed_ && !lost_sent_ && (failed || readable)) msg = on_readable();
+  std::optional<buffer_filled> filled;
+  if (read_armed_ && !lost_sent_ && (failed || readable)) {
+    if (buffered_)
+      filled = on_readable_lent();
+    else
+      msg = on_readable();
+  }
   if (!lost_sent_) sync_interest(); // a no-op unless the interest changed
   guard.release_busy();
+  if (filled && !lost_sent_ && proto_) {
+    // Not `deliver`: buffer_filled is not in protocol_actor's interface
+    // (only a buffered protocol, which lent, gets it).
+    caf::actor_cast<caf::abstract_actor*>(proto_)->enqueue(
+        caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
+                                  std::move(*filled)),
+        this->context());
+    return;
+  }
   if (!msg || lost_sent_) {
     // An error (possibly after the read: the data then goes nowhere, since
     // `lost` is last), or the buffer drained after close.
@@ -387,7 +422,8 @@ template <class B>
 bool stream_core<B>::should_read() const noexcept {
   return direction_ != stream_direction::write_only && started_ &&
          !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_ &&
-         !(reads_follow_writes_ && write_paused_);
+         !(reads_follow_writes_ && write_paused_) &&
+         (!buffered_ || (lease_ && lease_->data != nullptr));
 }
 
 template <class B>
@@ -403,7 +439,7 @@ std::optional<data> stream_core<B>::on_readable() {
   if (!should_read())
     return std::nullopt; // paused meanwhile: leave the bytes where they are
   mutable_buffer chunk{next_read_size_};
-  auto r = backend_.read(chunk);
+  auto r = backend_.read({chunk.data(), chunk.capacity()});
   if (r.bytes > 0) {
     // Adapt the read size: grow while reads fill the buffer, shrink when
     // they use little of it (keeps memory per in-flight message small).
@@ -423,6 +459,43 @@ std::optional<data> stream_core<B>::on_readable() {
   else if (r.error != 0 && r.error != io_result::would_block)
     fatal(r.error, "read");
   return std::nullopt;
+}
+
+template <class B>
+std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
+  if (!should_read()) return std::nullopt;
+  auto r = backend_.read({lease_->data, static_cast<size_t>(lease_->size)});
+  if (r.bytes > 0) {
+    // The bytes are in the lender's memory: the only copy was the
+    // backend's (the kernel's). The lease goes back; reading waits for
+    // the next one.
+    std::optional<buffer_filled> out{
+        buffer_filled{std::move(*lease_), static_cast<uint64_t>(r.bytes)}};
+    *lease_ = read_lease{}; // kept allocated for the next lease
+    return out;
+  }
+  if (r.eof)
+    on_eof();
+  else if (r.error != 0 && r.error != io_result::would_block)
+    fatal(r.error, "read");
+  return std::nullopt;
+}
+
+template <class B>
+void stream_core<B>::on_lend(read_lease& lease) {
+  if (lost_sent_ || read_closed_ || closing_)
+    return; // nothing more will be read: the lease goes back unused
+  if (lease.size == 0 || lease.data == nullptr) {
+    // asyncio: "get_buffer() returned an empty buffer" is fatal.
+    finish(make_error(sw_errc::invalid_argument,
+                      "lend_buffer with an empty buffer (get_buffer must "
+                      "return at least one byte)"));
+    return;
+  }
+  if (!lease_) lease_ = std::make_unique<read_lease>();
+  *lease_ = std::move(lease);
+  buffered_ = true;
+  update_reading();
 }
 
 template <class B>

@@ -36,18 +36,18 @@ public:
   bool is_open() const noexcept { return watch_.is_open(); }
 
   [[gnu::always_inline]] transport_core::io_result
-  read(mutable_buffer& chunk) {
+  read(std::span<std::byte> into) {
     ssize_t n;
     do {
       // recv on sockets: a shorter kernel path than read's (no VFS layer).
-      n = is_socket_ ? ::recv(fd_, chunk.data(), chunk.capacity(), 0)
-                     : ::read(fd_, chunk.data(), chunk.capacity());
+      n = is_socket_ ? ::recv(fd_, into.data(), into.size(), 0)
+                     : ::read(fd_, into.data(), into.size());
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
       auto got = static_cast<size_t>(n);
       // A short read emptied the descriptor: the next data brings a new
       // edge. A full one may have left more: the poller calls again.
-      if (got < chunk.capacity()) watch_.clear_ready(fd_read);
+      if (got < into.size()) watch_.clear_ready(fd_read);
       return {got, 0, false};
     }
     if (n == 0) return {0, 0, true};
