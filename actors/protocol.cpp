@@ -71,7 +71,8 @@ void transport_ref::set_protocol(protocol_actor next) {
 }
 
 void transport_ref::lend(read_lease lease) {
-  link_.send(lend_buffer{std::move(lease)});
+  // The fast path: a co-located idle transport takes the lease at once.
+  link_.send_fast(lend_buffer{std::move(lease)});
 }
 
 // -- protocol defaults --------------------------------------------------------

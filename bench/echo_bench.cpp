@@ -103,6 +103,7 @@ struct bench_config : caf::actor_system_config {
         .add(suite, "suite", "comma list of parts to run: tcp, udp, spawn")
         .add(servers, "servers",
              "comma list of: asio, shardwire, shardwire-cb (callback style), "
+             "shardwire-buf (buffered protocol, callback style), "
              "asio-mt (Asio with an io_context per thread, as many threads as "
              "shards: the multi-core baseline)")
         .add(connections, "connections,c", "concurrent connections")
@@ -202,9 +203,14 @@ int serve(const std::string& kind, int ready_fd, size_t shards) {
   if (kind == "asio") return bench::run_asio_server(ready_fd, 1);
   if (kind == "asio-mt") return bench::run_asio_server(ready_fd, shards);
   if (kind == "shardwire")
-    return bench::run_shardwire_server(ready_fd, shards, false);
+    return bench::run_shardwire_server(ready_fd, shards,
+                                       bench::shardwire_style::typed);
   if (kind == "shardwire-cb")
-    return bench::run_shardwire_server(ready_fd, shards, true);
+    return bench::run_shardwire_server(ready_fd, shards,
+                                       bench::shardwire_style::callback);
+  if (kind == "shardwire-buf")
+    return bench::run_shardwire_server(ready_fd, shards,
+                                       bench::shardwire_style::buffered);
   // main refused any other kind.
   std::cerr << "error: --serve: unknown server kind '" << kind << "'\n";
   return 1;
@@ -444,7 +450,7 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
 
 bool known_server(const std::string& kind) {
   return kind == "asio" || kind == "asio-mt" || kind == "shardwire" ||
-         kind == "shardwire-cb";
+         kind == "shardwire-cb" || kind == "shardwire-buf";
 }
 
 std::vector<std::string> bad_suites(const std::vector<std::string>& parts) {
@@ -677,7 +683,8 @@ bool valid_options(const bench_config& cfg) {
       !kinds.empty() && std::all_of(kinds.begin(), kinds.end(), known_server),
       "servers",
       "'" + cfg.servers.substr(0, 100) +
-          "' is not a comma list of asio, asio-mt, shardwire, shardwire-cb");
+          "' is not a comma list of asio, asio-mt, shardwire, shardwire-cb, "
+          "shardwire-buf");
   auto shards = shardwire::max_shards();
   ok &= check_range(cfg.connections, 1, max_connections, "connections");
   ok &= check_range(cfg.size, 1, max_size, "size", " bytes");
@@ -703,7 +710,8 @@ bool valid_options(const bench_config& cfg) {
   if (!cfg.serve.empty()) {
     ok &= check_option(known_server(cfg.serve), "serve",
                        "'" + cfg.serve.substr(0, 100) +
-                           "' is not asio, asio-mt, shardwire or shardwire-cb");
+                           "' is not asio, asio-mt, shardwire, shardwire-cb "
+                           "or shardwire-buf");
     ok &= check_option(cfg.ready_fd >= 0 && ::fcntl(cfg.ready_fd, F_GETFD) >= 0,
                        "ready-fd",
                        std::to_string(cfg.ready_fd) +

@@ -17,6 +17,10 @@ int run_asio_server(int ready_fd, size_t threads);
 
 /// shardwire: `shards` shards, a transport actor and a protocol actor per
 /// connection, the protocol spawned on the connection's shard.
-int run_shardwire_server(int ready_fd, size_t shards, bool callback_style);
+/// The protocol of shardwire's echo server: a typed actor, the callback
+/// adapter, or a buffered protocol (callback style, lending pooled chunks).
+enum class shardwire_style { typed, callback, buffered };
+
+int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style);
 
 } // namespace bench

@@ -1,14 +1,18 @@
 // shardwire's persistent echo server for the benchmark: transport and
 // protocol are separate actors, the protocol pinned to the connection's
-// shard. Two protocol styles: a typed actor, or the callback adapter.
+// shard. Three protocol styles: a typed actor, the callback adapter, or a
+// buffered protocol (the callback adapter for asyncio's BufferedProtocol).
 #include "bench/servers.hpp"
 
+#include "actors/buffered_protocol.hpp"
 #include "actors/config.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
 
 #include <unistd.h>
+
+#include <optional>
 
 namespace bench {
 
@@ -42,17 +46,41 @@ public:
   void data_received(const buffer& bytes) override { transport().write(bytes); }
 };
 
+// Lends a pooled chunk for each read and sends it back as it is: the bytes
+// are read into memory this protocol chose and written from it, with no
+// copy in between (freeze hands the block over). A lent chunk stays with
+// the transport while the connection is idle: 16 KiB per idle connection,
+// the price of lending ahead (asyncio's buffered protocols pay it too).
+class buffered_echo : public buffered_protocol {
+public:
+  std::span<std::byte> get_buffer(int64_t) override {
+    chunk_.emplace(chunk_size);
+    return {chunk_->data(), chunk_->capacity()};
+  }
+  void buffer_updated(size_t n) override {
+    transport().write(std::move(*chunk_).freeze(n));
+    chunk_.reset();
+  }
+
+private:
+  static constexpr size_t chunk_size = 16 * 1024;
+  std::optional<mutable_buffer> chunk_;
+};
+
 } // namespace
 
-int run_shardwire_server(int ready_fd, size_t shards, bool callback_style) {
+int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style) {
   config cfg;
   cfg.shards = shards;
   cfg.log_level = "error";
   runtime rt{cfg};
   server_options opts;
   opts.backlog = 1024;
-  auto factory = callback_style ? make_protocol<callback_echo>()
-                                : protocol_fun(typed_echo);
+  auto factory = style == shardwire_style::callback
+                     ? make_protocol<callback_echo>()
+                 : style == shardwire_style::buffered
+                     ? make_buffered_protocol<buffered_echo>()
+                     : protocol_fun(typed_echo);
   auto srv = create_server(rt, factory, opts);
   if (!srv) return 1;
   uint16_t port = srv->sockets.at(0).port;

@@ -80,7 +80,8 @@ public:
   behavior_type make_behavior() override;
   void on_exit() override;
 
-  /// Handles `write`, the hot message type, without behavior dispatch.
+  /// Handles `write` and `lend_buffer`, the hot message types, without
+  /// behavior dispatch.
   caf::invoke_message_result consume(caf::mailbox_element& x) override;
 
   /// The backend (tests drive a scripted one through it).
@@ -319,6 +320,11 @@ caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
             enqueue_write(&msg.bytes, 1, false);
           }))
     return caf::invoke_message_result::consumed;
+  // A buffered protocol lends once per read: no behavior dispatch either
+  // (it would try every handler above before this one).
+  if (this->template consume_hot<lend_buffer>(
+          x, [this](lend_buffer& msg) { on_lend(msg.lease); }))
+    return caf::invoke_message_result::consumed;
   typename current_actor<stream_core>::scope current{this};
   return pinned::consume(x);
 }
@@ -394,15 +400,25 @@ void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
     else
       msg = on_readable();
   }
-  if (!lost_sent_) sync_interest(); // a no-op unless the interest changed
+  // With a buffer just filled, the interest is synced after the delivery
+  // below: a protocol on the fast path lends again inside it, and reading
+  // stays armed instead of going off and on once per read.
+  if (!lost_sent_ && !(filled && proto_))
+    sync_interest(); // a no-op unless the interest changed
   guard.release_busy();
   if (filled && !lost_sent_ && proto_) {
-    // Not `deliver`: buffer_filled is not in protocol_actor's interface
-    // (only a buffered protocol, which lent, gets it).
-    caf::actor_cast<caf::abstract_actor*>(proto_)->enqueue(
-        caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
-                                  std::move(*filled)),
-        this->context());
+    // As `deliver` (the fast path when the protocol is co-located and
+    // idle), but the fallback cannot be a typed send: buffer_filled is not
+    // in protocol_actor's interface (only a buffered protocol, which lent,
+    // gets it).
+    if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, *filled))
+      caf::actor_cast<caf::abstract_actor*>(proto_)->enqueue(
+          caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
+                                    std::move(*filled)),
+          this->context());
+    // No lease back (a protocol elsewhere, or busy): reading goes off
+    // until it comes.
+    if (!lost_sent_) update_reading();
     return;
   }
   if (!msg || lost_sent_) {
