@@ -3,17 +3,22 @@
 // Prints, per connection: Connection from (host, port) / Data received:
 // '...' / Send: '...' / Close the client socket; echoes the first chunk and
 // closes. With --persistent it echoes everything and never closes (load and
-// integrity tests). Runs until Ctrl-C, then shuts down cleanly.
+// integrity tests). With --buffered the protocol is a buffered one (asyncio's
+// BufferedProtocol): the transport reads into chunks the protocol lends, and
+// the output is the same. Runs until Ctrl-C, then shuts down cleanly.
 //
 //   tcp_echo_server [--host=127.0.0.1] [--port=8888] [--persistent]
-//                   [--shards=N]
+//                   [--buffered] [--shards=N]
 #include "demos/print.hpp"
 
+#include "actors/buffered_protocol.hpp"
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
+
+#include <optional>
 
 using namespace shardwire;
 
@@ -24,6 +29,7 @@ struct server_config : config {
   uint16_t port = 8888;
   bool persistent = false;
   bool quiet = false;
+  bool buffered = false;
 
   server_config() {
     opt_group{custom_options_, "global"}
@@ -31,37 +37,73 @@ struct server_config : config {
         .add(port, "port,p", "port to listen on (0 = any free port)")
         .add(persistent, "persistent",
              "echo everything, never close (load tests)")
-        .add(quiet, "quiet,q", "do not print per-connection lines");
+        .add(quiet, "quiet,q", "do not print per-connection lines")
+        .add(buffered, "buffered",
+             "serve with a buffered protocol (reads into lent memory)");
   }
 };
+
+void greet(transport_ref& t, bool quiet) {
+  if (!quiet) demo::println("Connection from ", python_repr(t.info().peername));
+}
+
+// The documentation's echo: the first chunk back, then close (or, when
+// persistent, every chunk back).
+void echo(transport_ref& t, const buffer& bytes, bool persistent, bool quiet) {
+  if (persistent) {
+    t.write(bytes); // the same storage goes back out: no copy
+    return;
+  }
+  if (!quiet) {
+    demo::println("Data received: ", demo::py_repr(bytes.view()));
+    demo::println("Send: ", demo::py_repr(bytes.view()));
+  }
+  t.write(bytes);
+  if (!quiet) demo::println("Close the client socket");
+  t.close();
+}
 
 class echo_server_protocol : public protocol {
 public:
   echo_server_protocol(bool persistent, bool quiet)
       : persistent_(persistent), quiet_(quiet) {}
 
-  void connection_made(transport_ref& t) override {
-    if (!quiet_)
-      demo::println("Connection from ", python_repr(t.info().peername));
-  }
+  void connection_made(transport_ref& t) override { greet(t, quiet_); }
 
   void data_received(const buffer& bytes) override {
-    if (persistent_) {
-      transport().write(bytes); // the same storage goes back out: no copy
-      return;
-    }
-    if (!quiet_) {
-      demo::println("Data received: ", demo::py_repr(bytes.view()));
-      demo::println("Send: ", demo::py_repr(bytes.view()));
-    }
-    transport().write(bytes);
-    if (!quiet_) demo::println("Close the client socket");
-    transport().close();
+    echo(transport(), bytes, persistent_, quiet_);
   }
 
 private:
   bool persistent_;
   bool quiet_;
+};
+
+// The same echo as a buffered protocol: each read lands in a pooled chunk
+// this protocol lends, which is then frozen and written back as it is.
+class buffered_echo_server_protocol : public buffered_protocol {
+public:
+  buffered_echo_server_protocol(bool persistent, bool quiet)
+      : persistent_(persistent), quiet_(quiet) {}
+
+  void connection_made(transport_ref& t) override { greet(t, quiet_); }
+
+  std::span<std::byte> get_buffer(int64_t) override {
+    chunk_.emplace(chunk_size);
+    return {chunk_->data(), chunk_->capacity()};
+  }
+
+  void buffer_updated(size_t nbytes) override {
+    auto bytes = std::move(*chunk_).freeze(nbytes);
+    chunk_.reset();
+    echo(transport(), bytes, persistent_, quiet_);
+  }
+
+private:
+  static constexpr size_t chunk_size = 64 * 1024;
+  bool persistent_;
+  bool quiet_;
+  std::optional<mutable_buffer> chunk_;
 };
 
 } // namespace
@@ -76,8 +118,12 @@ int main(int argc, char** argv) {
   // An echo: a client that sends without reading fills its own socket
   // buffers, not this server's memory.
   opts.reads_follow_writes = true;
-  auto srv = create_server(
-      rt, make_protocol<echo_server_protocol>(cfg.persistent, cfg.quiet), opts);
+  auto factory =
+      cfg.buffered ? make_buffered_protocol<buffered_echo_server_protocol>(
+                         cfg.persistent, cfg.quiet)
+                   : make_protocol<echo_server_protocol>(cfg.persistent,
+                                                         cfg.quiet);
+  auto srv = create_server(rt, factory, opts);
   if (!srv) {
     std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
               << ": " << describe(srv.error()) << '\n';

@@ -137,11 +137,12 @@ def case_shardwire_client_python_server(args):
     check_server_lines(srv.stdout, 'Python server')
 
 
-def case_python_client_shardwire_server(args):
-    print('[2] Python tcp_echo_client.py -> shardwire tcp_echo_server')
+def case_python_client_shardwire_server(args, extra=()):
+    print('[2] Python tcp_echo_client.py -> shardwire tcp_echo_server',
+          *extra)
     port = free_port()
     srv = Server([args.server, '--host=127.0.0.1', f'--port={port}',
-                  '--shards=2'])
+                  '--shards=2', *extra])
     try:
         if not check(srv.wait_ready(), 'shardwire server is listening'):
             return
@@ -204,11 +205,12 @@ def stream_through(port, total):
     return sent[0], len(got), bad
 
 
-def case_persistent_stream(args):
-    print('[4] shardwire tcp_echo_server --persistent, 1 MiB from Python')
+def case_persistent_stream(args, extra=()):
+    print('[4] shardwire tcp_echo_server --persistent, 1 MiB from Python',
+          *extra)
     port = free_port()
     srv = Server([args.server, '--host=127.0.0.1', f'--port={port}',
-                  '--persistent', '--shards=2'])
+                  '--persistent', '--shards=2', *extra])
     idle = None
     try:
         if not check(srv.wait_ready(), 'shardwire server is listening'):
@@ -344,6 +346,9 @@ def main():
                  case_persistent_stream, case_refused, case_client_timeout,
                  case_half_close):
         case(args)
+    # The same server with a buffered protocol: same lines, same bytes.
+    case_python_client_shardwire_server(args, ['--buffered'])
+    case_persistent_stream(args, ['--buffered'])
     if failures:
         print(f'{len(failures)} check(s) failed:')
         for f in failures:
