@@ -317,6 +317,12 @@ public:
     bool throw_in_data = false;
     bool keep_open = false;
     bool reply_on_data = false;
+    bool throw_in_eof = false;
+    bool throw_in_flow = false; // pause_writing and resume_writing
+    bool throw_in_lost = false;
+    // data "flood": write this many bytes at once (with a high water mark
+    // of 1, so the transport pauses).
+    size_t flood = 0;
   };
 
   logging_protocol(event_log_ptr log, options opts)
@@ -333,16 +339,36 @@ public:
   void data_received(const buffer& bytes) override {
     log_->add("data:" + bytes.str());
     if (opts_.throw_in_data) throw std::runtime_error("bad data");
+    if (opts_.flood > 0 && bytes.view() == "flood") {
+      transport().set_write_buffer_limits(uint64_t{1}, uint64_t{0});
+      transport().write(std::string(opts_.flood, 'f'));
+      return;
+    }
     if (opts_.reply_on_data) transport().write("pong");
+  }
+
+  void pause_writing() override {
+    log_->add("pause");
+    if (opts_.throw_in_flow) throw std::runtime_error("pause failed");
+  }
+
+  void resume_writing() override {
+    log_->add("resume");
+    if (opts_.throw_in_flow) throw std::runtime_error("resume failed");
   }
 
   bool eof_received() override {
     log_->add(transport().is_closing() ? "eof:closing" : "eof");
+    if (opts_.throw_in_eof) throw std::runtime_error("bad eof");
     if (opts_.keep_open) transport().write("bye");
     return opts_.keep_open;
   }
 
   void connection_lost(const caf::error& reason) override {
+    if (opts_.throw_in_lost) {
+      log_->add("lost:throwing");
+      throw std::runtime_error("lost failed");
+    }
     if (!reason)
       log_->add("lost");
     else if (is(reason, sw_errc::protocol_failed))
@@ -444,6 +470,82 @@ TEST_CASE("callback adapter: eof_received returning true keeps it half-open") {
   CHECK(how == read_end::eof);
   CHECK(log->events() ==
         std::vector<std::string>{"made", "data:last words", "eof", "lost"});
+  raw_close(b);
+}
+
+TEST_CASE("callback adapter: eof_received throwing is fatal") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  logging_protocol::options opts;
+  opts.throw_in_eof = true;
+  opts.keep_open = true; // would keep it half-open, had it returned
+  auto conn = connect_accepted_socket(
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+  REQUIRE(conn);
+  ::shutdown(b, SHUT_WR);
+  REQUIRE(log->wait_for_event("lost", true));
+  auto evs = log->events();
+  REQUIRE(evs.size() == 3);
+  CHECK(evs[1] == "eof");
+  CHECK(evs[2].rfind("lost:protocol_failed:", 0) == 0);
+  CHECK(evs[2].find("eof_received") != std::string::npos);
+  // Aborted, not half-open: the peer sees the end, and nothing of "bye"
+  // (written before the throw) is promised; the transport is gone.
+  CHECK(await_down(*fx.rt, conn->transport));
+  read_end how;
+  read_all(b, how);
+  CHECK(how != read_end::timeout);
+  raw_close(b);
+}
+
+TEST_CASE("callback adapter: pause_writing and resume_writing throwing are "
+          "logged, the connection carries on") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  logging_protocol::options opts;
+  opts.throw_in_flow = true;
+  opts.reply_on_data = true;
+  opts.flood = 8 << 20; // more than the socket pair holds: it pauses
+  auto conn = connect_accepted_socket(
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+  REQUIRE(conn);
+  REQUIRE(raw_send_all(b, "flood"));
+  REQUIRE(log->wait_for_event("pause"));
+  // Draining the flood lets the queue go below low: resume (which throws
+  // too).
+  CHECK(raw_read_exact(b, opts.flood).size() == opts.flood);
+  REQUIRE(log->wait_for_event("resume"));
+  // Still served: a request gets its answer.
+  REQUIRE(raw_send_all(b, "ping"));
+  CHECK(raw_read_exact(b, 4) == "pong");
+  ::shutdown(b, SHUT_WR);
+  REQUIRE(log->wait_for_event("lost", true));
+  CHECK(log->events() ==
+        std::vector<std::string>{"made", "data:flood", "pause", "resume",
+                                 "data:ping", "eof", "lost"});
+  raw_close(b);
+}
+
+TEST_CASE("callback adapter: connection_lost throwing is logged, the "
+          "protocol still ends") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  logging_protocol::options opts;
+  opts.throw_in_lost = true;
+  auto conn = connect_accepted_socket(
+      *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+  REQUIRE(conn);
+  ::shutdown(b, SHUT_WR);
+  REQUIRE(log->wait_for_event("lost:throwing"));
+  CHECK(await_down(*fx.rt, conn->protocol));
+  CHECK(log->events() ==
+        std::vector<std::string>{"made", "eof", "lost:throwing"});
   raw_close(b);
 }
 

@@ -13,6 +13,7 @@ Runs, each bounded in time:
      naming the option
   7. half-closing clients (send, then SHUT_WR, as `nc -N` does) get their
      whole echo from tcp_echo_server, plain and --persistent, then EOF
+  2 and 4 again with tcp_echo_server --buffered (a buffered protocol)
 and checks the exact printed lines of both sides (asyncio-semantics.md 6.1,
 6.2, 6.5). Servers are stopped with SIGINT and must exit 0 promptly.
 
