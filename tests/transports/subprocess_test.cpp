@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <stdexcept>
 #include <sys/stat.h>
 
 using namespace shardwire;
@@ -539,4 +540,58 @@ TEST_CASE("get_pipe_transport: 0 writes, 1 and 2 read, 3 is refused (C84)") {
   self->send(sp->transport, write_eof{});
   REQUIRE(log->wait_for_event("lost", true));
   CHECK(log->count("exited:0") == 1);
+}
+
+namespace {
+
+// A callback subprocess protocol whose every callback logs, then throws.
+class throwing_subprocess_protocol : public subprocess_protocol {
+public:
+  explicit throwing_subprocess_protocol(event_log_ptr log)
+      : log_(std::move(log)) {}
+
+  void connection_made(subprocess_transport_ref&) override {
+    fail("connected");
+  }
+  void pipe_data_received(int fd, const buffer& bytes) override {
+    fail((fd == 1 ? "out:" : "err:") + bytes.str());
+  }
+  void pipe_connection_lost(int fd, const caf::error&) override {
+    fail("pipe_lost:" + std::to_string(fd));
+  }
+  void process_exited(int returncode) override {
+    fail("exited:" + std::to_string(returncode));
+  }
+  void connection_lost(const caf::error& reason) override {
+    fail(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  void fail(const std::string& ev) {
+    log_->add(ev);
+    throw std::runtime_error("callback failed: " + ev);
+  }
+  event_log_ptr log_;
+};
+
+} // namespace
+
+TEST_CASE("callback subprocess protocol: an exception in any callback is "
+          "logged and the child runs on (asyncio's policy)") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto sp = subprocess_shell(
+      *fx.rt, "echo out; echo err >&2; exit 3",
+      make_subprocess_protocol<throwing_subprocess_protocol>(log));
+  REQUIRE(sp);
+  REQUIRE(log->wait_for_event("lost", true));
+  // Every callback ran, in the guaranteed order, though each one threw.
+  check_order(log->events());
+  CHECK(output(*log, "out:") == "out\n");
+  CHECK(output(*log, "err:") == "err\n");
+  CHECK(log->count("pipe_lost:1") == 1);
+  CHECK(log->count("pipe_lost:2") == 1);
+  CHECK(log->count("exited:3") == 1);
+  CHECK(log->events().back() == "lost");
+  CHECK(wait_down(*fx.rt, sp->protocol, [](caf::scoped_actor&) {}));
 }
