@@ -71,6 +71,8 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<get_pid>("shardwire::get_pid")
       .add_message_type<get_returncode>("shardwire::get_returncode")
       .add_message_type<get_pipe_transport>("shardwire::get_pipe_transport")
+      .add_message_type<set_subprocess_protocol>(
+          "shardwire::set_subprocess_protocol")
       .add_message_type<process_output>("shardwire::process_output")
       .add_message_type<caf::optional<int32_t>>("caf::optional<int32_t>")
       .add_message_type<subprocess_protocol_actor>(

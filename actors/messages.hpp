@@ -525,6 +525,7 @@ struct get_pid;
 struct get_returncode;
 struct get_pipe_transport;
 struct process_info;
+struct set_subprocess_protocol;
 
 /// What a subprocess protocol actor handles.
 using subprocess_protocol_actor =
@@ -544,7 +545,8 @@ using subprocess_transport_actor = caf::typed_actor<
     caf::replies_to<get_pipe_transport>::with<transport_actor>,
     caf::replies_to<get_extra_info>::with<process_info>,
     caf::replies_to<get_status>::with<transport_status>,
-    caf::replies_to<get_protocol>::with<subprocess_protocol_actor>>;
+    caf::replies_to<get_protocol>::with<subprocess_protocol_actor>,
+    caf::reacts_to<set_subprocess_protocol>>;
 
 /// What the transport tells its protocol about the child.
 struct process_info {
@@ -642,6 +644,20 @@ struct get_pipe_transport {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, get_pipe_transport& x) {
   return f(caf::meta::type_name("get_pipe_transport"), x.fd);
+}
+
+/// asyncio's set_protocol on a subprocess transport: later events go to
+/// `protocol` (which gets no `subprocess_connected`, and is monitored from
+/// now on: if it dies, the child is killed); those already sent stay with
+/// the previous one.
+struct set_subprocess_protocol {
+  subprocess_protocol_actor protocol;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        set_subprocess_protocol& x) {
+  return f(caf::meta::type_name("set_subprocess_protocol"), x.protocol);
 }
 
 template <class Inspector>

@@ -53,6 +53,10 @@ void subprocess_transport_ref::kill() {
   send_signal(SIGKILL);
 }
 
+void subprocess_transport_ref::set_protocol(subprocess_protocol_actor next) {
+  link_.send(set_subprocess_protocol{std::move(next)});
+}
+
 // -- protocol defaults --------------------------------------------------------
 
 subprocess_protocol::~subprocess_protocol() = default;

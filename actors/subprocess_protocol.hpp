@@ -78,6 +78,9 @@ public:
   void send_signal(int signo, bool group = false);
   void terminate();
   void kill();
+  /// Hands later events to `next` (asyncio's set_protocol); this protocol
+  /// gets no more messages except those already sent to it.
+  void set_protocol(subprocess_protocol_actor next);
 
   int pid() const noexcept { return info_.pid; }
   /// The return code once `process_exited` ran; nullopt before.

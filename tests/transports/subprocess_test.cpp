@@ -595,3 +595,33 @@ TEST_CASE("callback subprocess protocol: an exception in any callback is "
   CHECK(log->events().back() == "lost");
   CHECK(wait_down(*fx.rt, sp->protocol, [](caf::scoped_actor&) {}));
 }
+
+TEST_CASE("set_subprocess_protocol hands later events to the new protocol") {
+  runtime_fixture fx;
+  auto log1 = std::make_shared<event_log>();
+  auto log2 = std::make_shared<event_log>();
+  // The child waits for a line, so nothing happens before the switch.
+  auto sp = subprocess_shell(*fx.rt, "read x; echo after; exit 5",
+                             record({log1}));
+  REQUIRE(sp);
+  sub_recorder second_st{log2};
+  second_st.keep_transport = false;
+  auto second = spawn_fun_on(fx.rt->shard_at(sp->info.shard),
+                             sub_recorder_impl, second_st);
+  caf::anon_send(sp->transport, set_subprocess_protocol{second});
+  // Handled after the switch (same sender, in order).
+  auto now = ask<subprocess_protocol_actor>(*fx.rt, sp->transport,
+                                            get_protocol{});
+  REQUIRE(now);
+  CHECK(*now == second);
+  caf::anon_send(sp->transport, shardwire::write{buffer::copy_of("go\n")});
+  REQUIRE(log2->wait_for_event("lost", true));
+  CHECK(output(*log2, "out:") == "after\n");
+  CHECK(log2->count("exited:5") == 1);
+  CHECK(log2->count("connected") == 0);
+  CHECK(log1->events() == std::vector<std::string>{"connected"});
+  // The first protocol is no longer the transport's business.
+  CHECK(wait_down(*fx.rt, sp->protocol, [&](caf::scoped_actor& self) {
+    self->send_exit(sp->protocol, caf::exit_reason::user_shutdown);
+  }));
+}

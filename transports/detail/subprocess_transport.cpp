@@ -141,6 +141,16 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
       [this](get_extra_info) { return info_; },
       [this](get_status) { return status(); },
       [this](get_protocol) { return proto_; },
+      [this](set_subprocess_protocol& msg) {
+        if (!msg.protocol) {
+          log::warning("set_subprocess_protocol with an invalid handle "
+                       "ignored");
+          return;
+        }
+        demonitor(proto_.address());
+        proto_ = std::move(msg.protocol);
+        monitor(proto_);
+      },
   };
 }
 
