@@ -116,7 +116,14 @@ private:
   void drop_writes() noexcept { wq_.clear(); }
   bool writes_empty() const noexcept { return wq_.empty(); }
   uint64_t write_bytes() const noexcept { return wq_.bytes(); }
-  void on_finishing() noexcept { read_closed_ = true; }
+  void on_finishing() noexcept {
+    read_closed_ = true;
+    // Nothing more is read: give the lease back now. Its keeper may hold
+    // the lender (the callback adapter keeps itself alive in it), which
+    // holds this transport: kept until destruction, the two would keep
+    // each other forever.
+    lease_.reset();
+  }
   void on_close_draining();
   void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
 
@@ -310,6 +317,7 @@ transport_status stream_core<B>::status() const {
 
 template <class B>
 void stream_core<B>::on_exit() {
+  lease_.reset(); // as in on_finishing: never outlive the actor's run
   this->exit_core();
 }
 
