@@ -5,6 +5,7 @@
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 
 using namespace shardwire;
@@ -52,11 +53,26 @@ public:
   }
 
   void connection_lost(const caf::error& reason) override {
+    // asyncio: the extra info stays readable after the connection is gone.
+    auto fd = transport().get_extra_info("socket", int64_t{-1});
+    log_->add("socket after lost:" + std::to_string(std::get<int64_t>(fd)));
     log_->add(reason ? "lost:" + describe(reason) : "lost");
   }
 
 private:
   event_log_ptr log_;
+};
+
+// Writes a string, then overwrites it in place (asyncio C21: a bytearray
+// changed after write() does not change what is sent).
+class overwriting_protocol : public protocol {
+public:
+  void connection_made(transport_ref& t) override {
+    std::string text(1 << 20, 'a');
+    t.write(text);
+    std::fill(text.begin(), text.end(), 'b');
+    t.write_eof();
+  }
 };
 
 bool fd_is_open(int fd) {
@@ -103,7 +119,25 @@ TEST_CASE("callback style: extra info by name and can_write_eof") {
   CHECK(log->events() ==
         std::vector<std::string>{"socket:" + std::to_string(fds[0]),
                                  "can_write_eof:yes", "peername:endpoint",
-                                 "pipe:none", "lost"});
+                                 "pipe:none",
+                                 "socket after lost:" + std::to_string(fds[0]),
+                                 "lost"});
+  ::close(fds[1]);
+}
+
+TEST_CASE("bytes changed by the caller after write are not what is sent "
+          "(C21)") {
+  runtime_fixture fx;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  auto conn = connect_accepted_socket(*fx.rt, fds[0],
+                                      make_protocol<overwriting_protocol>());
+  REQUIRE(conn);
+  bool eof = false;
+  auto got = raw_read_to_eof(fds[1], &eof);
+  CHECK(eof);
+  CHECK(got.size() == (1u << 20));
+  CHECK(got.find('b') == std::string::npos);
   ::close(fds[1]);
 }
 
