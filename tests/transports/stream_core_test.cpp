@@ -1326,3 +1326,17 @@ TEST_CASE("buffered: set_protocol switches between lent buffers and data in "
   CHECK(f.script->stops == 1);
   CHECK(f.script->violations.empty());
 }
+
+TEST_CASE("buffered: a refused set_protocol keeps the lease and the mode",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  f.factory = lending(st);
+  f.start();
+  f.tell(set_protocol{protocol_actor{}}); // refused with a warning
+  f.script->reads = {read_step::data("abc")};
+  f.ready(true);
+  CHECK(st->log == events{"connected", "filled:abc"});
+  f.tell(shardwire::close{});
+  lender_ended(f, st);
+}

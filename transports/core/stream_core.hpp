@@ -264,12 +264,14 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
       [](get_status) { return cur::get().status(); },
       [](set_protocol& msg) {
         auto& self = cur::get();
-        // The next protocol reads `data` until it lends a buffer itself
-        // (asyncio decides per protocol too); a lease of the previous one
-        // goes back to its owner unused.
-        self.buffered_ = false;
-        self.lease_.reset();
-        self.replace_protocol(std::move(msg.protocol));
+        if (msg.protocol) {
+          // The next protocol reads `data` until it lends a buffer itself
+          // (asyncio decides per protocol too); a lease of the previous
+          // one goes back to its owner unused.
+          self.buffered_ = false;
+          self.lease_.reset();
+        }
+        self.replace_protocol(std::move(msg.protocol)); // refuses a null
       },
       [](get_protocol) { return cur::get().proto_; },
       [](lend_buffer& msg) { cur::get().on_lend(msg.lease); },
@@ -313,7 +315,6 @@ transport_status stream_core<B>::status() const {
   st.write_buffer_size = wq_.bytes();
   return st;
 }
-
 
 template <class B>
 void stream_core<B>::on_exit() {
