@@ -48,7 +48,9 @@
 //     and dequeue for blocking actors, i.e. scoped_actor). Elements a
 //     terminating actor never sees are destroyed when CAF closes the
 //     mailbox (cleanup): every enqueue also releases the mailbox as a whole,
-//     and cleanup acquires it, as the close's exchange does.
+//     and cleanup acquires it, as the close's exchange does; the visitor
+//     that drains the closed mailbox acquires each element, for pushes that
+//     race with the close.
 //
 //  3. Scheduling. An actor's turns (resume) may run on different threads
 //     (CAF's workers; the spawning thread then the runner for the first
@@ -416,7 +418,10 @@ void** sw_blocking_dequeue(void** result, void* self) {
 // exchange on the inbox's head: acquire of every push so far) and destroys
 // the elements left in it without handing them to the actor, so the
 // per-element acquire above never runs for them. Acquire the mailbox as a
-// whole here; every enqueue released it.
+// whole here; every enqueue released it. That covers the pushes made before
+// cleanup starts; an element pushed while cleanup runs (another actor's
+// finalize sending its down_msg in the same instant) is acquired by the
+// bouncer below, which sees every element the close drains.
 extern "C++" bool sw_scheduled_cleanup(void* self, void* err, void* eu)
     __asm__("_ZN3caf15scheduled_actor7cleanupEONS_5errorEPNS_14execution_"
             "unitE");
@@ -435,6 +440,22 @@ bool sw_blocking_cleanup(void* self, void* err, void* eu) {
           "_ZN3caf14blocking_actor7cleanupEONS_5errorEPNS_14execution_unitE");
   __tsan_acquire(const_cast<void*>(mailbox_of(self)));
   return real(self, err, eu);
+}
+
+// task_result caf::detail::sync_request_bouncer::operator()(
+// const mailbox_element&) const: the visitor with which cleanup drains a
+// closed mailbox (scheduled and blocking actors); each element is destroyed
+// right after it. Acquire the element, released by its enqueue: a push that
+// raced with the close is ordered before its destruction here, as the
+// close's exchange orders it in CAF.
+extern "C++" int sw_bounce(const void* bouncer, const void* elem)
+    __asm__("_ZNK3caf6detail20sync_request_bouncerclERKNS_15mailbox_"
+            "elementE");
+int sw_bounce(const void* bouncer, const void* elem) {
+  SW_REAL(int (*)(const void*, const void*),
+          "_ZNK3caf6detail20sync_request_bouncerclERKNS_15mailbox_elementE");
+  __tsan_acquire(const_cast<void*>(elem));
+  return real(bouncer, elem);
 }
 
 // bool caf::intrusive::fifo_inbox<blocking_actor::mailbox_policy>::
