@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <sstream>
 #include <optional>
 #include <string>
@@ -31,6 +32,18 @@ void set_level(level x) noexcept;
 /// Parses "quiet", "error", "warning", "info" or "debug"; nothing for any
 /// other text (parse_args refuses it before a runtime starts).
 std::optional<level> parse_level(std::string_view name) noexcept;
+
+/// Receives each enabled line instead of stderr: its level and its text,
+/// without the "[shardwire LEVEL] " prefix and without the newline.
+/// Called on the thread that logs (a shard, a CAF worker), possibly from
+/// several threads at once, so it must be thread-safe and must not log.
+using sink = std::function<void(level, std::string_view)>;
+
+/// Sends every line to `fn` from now on (an application's own logger, or a
+/// test that asserts on log lines); an empty `fn` restores stderr. Lines
+/// being written while the sink changes go to the old or the new one, never
+/// to neither. The previous sink is returned.
+sink set_sink(sink fn);
 
 /// Writes one line (already formatted) at `lvl`.
 void write(level lvl, std::string_view line);
