@@ -2,6 +2,8 @@
 // create_connection(sock=...) / connect_accepted_socket, example 6.5).
 #include "transports/socket.hpp"
 
+#include "actors/buffered_protocol.hpp"
+
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
@@ -73,6 +75,53 @@ public:
     std::fill(text.begin(), text.end(), 'b');
     t.write_eof();
   }
+};
+
+// Ends its connection inside connection_made: says goodbye and closes, or
+// aborts at once (asyncio: create_connection still returns the transport).
+class leaving_protocol : public protocol {
+public:
+  leaving_protocol(event_log_ptr log, bool abort_it)
+      : log_(std::move(log)), abort_(abort_it) {}
+
+  void connection_made(transport_ref& t) override {
+    log_->add("connected");
+    if (abort_) {
+      t.abort();
+    } else {
+      t.write(std::string_view{"bye"});
+      t.close();
+    }
+    log_->add(std::string{"closing:"} + (t.is_closing() ? "yes" : "no"));
+  }
+
+  void connection_lost(const caf::error& reason) override {
+    log_->add(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
+  bool abort_;
+};
+
+// A buffered protocol whose first buffer is empty, the error asyncio makes
+// fatal at the first read.
+class empty_buffer_protocol : public buffered_protocol {
+public:
+  explicit empty_buffer_protocol(event_log_ptr log) : log_(std::move(log)) {}
+
+  void connection_made(transport_ref&) override { log_->add("connected"); }
+
+  std::span<std::byte> get_buffer(int64_t) override { return {}; }
+
+  void buffer_updated(size_t) override { log_->add("updated"); }
+
+  void connection_lost(const caf::error& reason) override {
+    log_->add(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
 };
 
 bool fd_is_open(int fd) {
@@ -195,4 +244,56 @@ TEST_CASE("connect_accepted_socket rejects a datagram socket") {
   CHECK(is(conn.error(), sw_errc::invalid_argument));
   CHECK(!fd_is_open(fds[0]));
   ::close(fds[1]);
+}
+
+TEST_CASE("a protocol that ends the connection in connection_made still "
+          "gets its transport from the connect call, as in asyncio") {
+  runtime_fixture fx;
+  SECTION("close: the written bytes are flushed, then EOF") {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    auto log = std::make_shared<event_log>();
+    auto conn = connect_accepted_socket(
+        *fx.rt, fds[0], make_protocol<leaving_protocol>(log, false));
+    REQUIRE(conn); // not sw_errc::closed: connection_made ran
+    CHECK(conn->transport);
+    CHECK(conn->info.fd == fds[0]);
+    REQUIRE(log->wait_for_event("lost"));
+    CHECK(log->events() ==
+          std::vector<std::string>{"connected", "closing:yes", "lost"});
+    bool eof = false;
+    CHECK(raw_read_to_eof(fds[1], &eof) == "bye");
+    CHECK(eof);
+    ::close(fds[1]);
+  }
+  SECTION("abort: nothing is sent") {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    auto log = std::make_shared<event_log>();
+    auto conn = connect_accepted_socket(
+        *fx.rt, fds[0], make_protocol<leaving_protocol>(log, true));
+    REQUIRE(conn);
+    REQUIRE(log->wait_for_event("lost"));
+    CHECK(log->events() ==
+          std::vector<std::string>{"connected", "closing:yes", "lost"});
+    bool eof = false;
+    CHECK(raw_read_to_eof(fds[1], &eof).empty());
+    CHECK(eof);
+    ::close(fds[1]);
+  }
+  SECTION("a buffered protocol's empty first buffer: connected, then lost "
+          "with the error") {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    auto log = std::make_shared<event_log>();
+    auto conn = connect_accepted_socket(
+        *fx.rt, fds[0], make_buffered_protocol<empty_buffer_protocol>(log));
+    REQUIRE(conn);
+    REQUIRE(log->wait_for_event("lost:", true));
+    auto events = log->events();
+    REQUIRE(events.size() == 2);
+    CHECK(events[0] == "connected");
+    CHECK(events[1].find("invalid_argument") != std::string::npos);
+    ::close(fds[1]);
+  }
 }

@@ -118,6 +118,13 @@ private:
   uint64_t write_bytes() const noexcept { return wq_.bytes(); }
   void on_finishing() noexcept {
     read_closed_ = true;
+    // The protocol closed, aborted or wrote inside `connected` and that
+    // ended the transport before the acknowledgement: asyncio's
+    // create_connection still returns the transport (closing; `lost`
+    // follows), so the connect callback gets the connection, not an error.
+    if (startup_ && proto_spoke_)
+      report(connection{caf::actor_cast<transport_actor>(this), proto_,
+                        make_info()});
     // Nothing more is read: give the lease back now. Its keeper may hold
     // the lender (the callback adapter keeps itself alive in it), which
     // holds this transport: kept until destruction, the two would keep
@@ -168,6 +175,10 @@ private:
     connect_callback done;
   };
   std::unique_ptr<startup> startup_;
+  // A command of the protocol's (write, close, ...) arrived before the
+  // `connected` acknowledgement: the protocol has the handle, so it ran its
+  // connection_made (see on_finishing).
+  bool proto_spoke_ = false;
   protocol_actor proto_;
   // The pinned protocol behind proto_ (nullptr if it is not one): `data` for
   // it may take the fast path in a reused mailbox element.
@@ -324,6 +335,13 @@ void stream_core<B>::on_exit() {
 
 template <class B>
 caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
+  if (startup_ && !proto_spoke_) // only until the connection is reported
+    proto_spoke_ = x.content().match_elements<shardwire::write>() ||
+                   x.content().match_elements<writelines>() ||
+                   x.content().match_elements<close>() ||
+                   x.content().match_elements<abort>() ||
+                   x.content().match_elements<write_eof>() ||
+                   x.content().match_elements<lend_buffer>();
   if (this->template consume_hot<shardwire::write>(
           x, [this](shardwire::write& msg) {
             enqueue_write(&msg.bytes, 1, false);
