@@ -38,6 +38,7 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<get_protocol>("shardwire::get_protocol")
       .add_message_type<lend_buffer>("shardwire::lend_buffer")
       .add_message_type<buffer_filled>("shardwire::buffer_filled")
+      .add_message_type<send_file>("shardwire::send_file")
       .add_message_type<buffered_protocol_actor>(
           "shardwire::buffered_protocol_actor")
       .add_message_type<read_credit_returned>("shardwire::read_credit_returned")

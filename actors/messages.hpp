@@ -71,6 +71,7 @@ struct set_protocol;
 struct get_protocol;
 struct lend_buffer;
 struct buffer_filled;
+struct send_file;
 
 // -- interfaces ---------------------------------------------------------------
 
@@ -92,7 +93,7 @@ using transport_actor = caf::typed_actor<
     caf::replies_to<get_status>::with<transport_status>,
     caf::reacts_to<set_protocol>,
     caf::replies_to<get_protocol>::with<protocol_actor>,
-    caf::reacts_to<lend_buffer>>;
+    caf::reacts_to<lend_buffer>, caf::replies_to<send_file>::with<uint64_t>>;
 
 /// A protocol that receives into its own memory (asyncio's BufferedProtocol):
 /// it lends the transport buffers (`lend_buffer`) and gets them back filled
@@ -278,6 +279,38 @@ struct set_protocol {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, set_protocol& x) {
   return f(caf::meta::type_name("set_protocol"), x.protocol);
+}
+
+// -- sending a file (asyncio's loop.sendfile) ---------------------------------
+
+/// Sends `count` bytes of the regular file `fd` from `offset` (count 0: up
+/// to the end of the file) after the bytes already queued, and replies with
+/// the number of bytes sent once all of them were handed to the kernel (or
+/// the peer, on the simulator). Sockets and pipes use sendfile(2): the
+/// bytes never enter user space; other backends read the file in 64 KiB
+/// chunks. The descriptor stays the caller's: it must stay open until the
+/// reply, the transport never closes it and never moves its file offset.
+///
+/// While it runs, writes are refused (a request gets sw_errc::not_supported,
+/// a plain send is logged and dropped: asyncio raises RuntimeError), and so
+/// is a second send_file; `close` waits for it as for queued bytes; the
+/// protocol gets no `pause`/`resume` for the file's bytes. Errors: not a
+/// regular file or a bad descriptor (sw_errc::invalid_argument; the
+/// connection stays open), the transport closing or ending before the file
+/// was sent (sw_errc::closed), a read pipe (sw_errc::not_supported), after
+/// write_eof (sw_errc::write_after_eof), a failing file read (its errno;
+/// the connection stays open), a failing socket (its errno; the connection
+/// ends as for a failed write). Local only: a descriptor means nothing on
+/// another node.
+struct send_file {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t count = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_file& x) {
+  return f(caf::meta::type_name("send_file"), x.fd, x.offset, x.count);
 }
 
 // -- buffered reading (asyncio's BufferedProtocol) ---------------------------

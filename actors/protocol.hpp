@@ -75,6 +75,9 @@ public:
 
   void write(buffer bytes);
   void write(std::string_view text) { write(buffer::copy_of(text)); }
+  /// There is no text type and no null string: `write(0)` or
+  /// `write(nullptr)` would become a string_view of a null pointer.
+  void write(std::nullptr_t) = delete;
   void writelines(std::vector<buffer> parts);
   void write_eof();
   void close();

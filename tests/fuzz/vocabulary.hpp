@@ -67,7 +67,7 @@ using vocabulary = type_list<
     service_lookup, service_entry, service_up, service_down,
     // actors/messages.hpp, added later (appended: seeds keep their index)
     get_protocol, set_datagram_protocol, lend_buffer, buffer_filled,
-    buffered_protocol_actor, set_subprocess_protocol>;
+    buffered_protocol_actor, set_subprocess_protocol, send_file>;
 
 /// Creates proxies for actor handles of other nodes, like the middleman's
 /// BASP broker (minus its routing table: every valid node is reachable);

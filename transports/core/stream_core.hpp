@@ -34,14 +34,18 @@
 
 #include <caf/actor_cast.hpp>
 #include <caf/invoke_message_result.hpp>
+#include <caf/typed_response_promise.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace shardwire::transport_core {
 
@@ -114,7 +118,8 @@ private:
   void report(caf::expected<connection> result);
   // Hooks for transport_lifecycle.
   void drop_writes() noexcept { wq_.clear(); }
-  bool writes_empty() const noexcept { return wq_.empty(); }
+  // A file being sent counts as queued bytes: close waits for it.
+  bool writes_empty() const noexcept { return wq_.empty() && !file_; }
   uint64_t write_bytes() const noexcept { return wq_.bytes(); }
   void on_finishing() noexcept {
     read_closed_ = true;
@@ -130,6 +135,9 @@ private:
     // holds this transport: kept until destruction, the two would keep
     // each other forever.
     lease_.reset();
+    if (file_)
+      end_file(make_error(sw_errc::closed,
+                          "transport ended before the file was sent"));
   }
   void on_close_draining();
   void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
@@ -164,6 +172,14 @@ private:
   /// After the queue grew: `pause` above high, abort past the hard cap.
   void after_queue_grew();
   void warn_dropped_write();
+
+  // -- sending a file (send_file) -----------------------------------------
+  caf::result<uint64_t> start_send_file(const send_file& msg);
+  /// Sends the file while the write queue is empty and the backend takes
+  /// it; arms the write interest when it does not.
+  void pump_file();
+  /// Replies to the send_file request (the count, or `err`) and forgets it.
+  void end_file(caf::error err);
   transport_info make_info() const;
 
   Backend backend_;
@@ -188,6 +204,16 @@ private:
   // lent now; null: the protocol never lent). Held apart: 8 bytes on every
   // connection instead of 32.
   std::unique_ptr<read_lease> lease_;
+  // The send_file in progress, if any (8 bytes on every connection).
+  struct file_job {
+    int fd = -1;
+    uint64_t offset = 0; // next byte of the file
+    uint64_t left = 0;   // bytes still to send
+    uint64_t sent = 0;
+    bool read_self = false; // the backend has no sendfile for this fd
+    caf::typed_response_promise<uint64_t> rp;
+  };
+  std::unique_ptr<file_job> file_;
   write_queue wq_;
   // Hard cap on wq_.bytes(); 0 = none.
   uint64_t write_cap_ = 0;
@@ -270,6 +296,9 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
         return cur::get().set_limits(msg);
       },
       [](get_write_buffer_size) -> uint64_t { return cur::get().wq_.bytes(); },
+      [](send_file& msg) -> caf::result<uint64_t> {
+        return cur::get().start_send_file(msg);
+      },
       [](get_write_buffer_limits) { return cur::get().limits(); },
       [](get_extra_info) { return cur::get().make_info(); },
       [](get_status) { return cur::get().status(); },
@@ -581,6 +610,13 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
     warn_dropped_write();
     return caf::unit;
   }
+  if (file_) [[unlikely]] {
+    auto err = make_error(sw_errc::not_supported,
+                          "write() while send_file is in progress");
+    if (is_request) return err;
+    log::error(describe(err), ": dropped");
+    return caf::unit;
+  }
   if (direction_ == stream_direction::read_only) {
     auto err = make_error(sw_errc::not_supported, "write on a read pipe");
     if (is_request) return err;
@@ -692,6 +728,10 @@ void stream_core<B>::flush() {
 template <class B>
 void stream_core<B>::after_drain() {
   if (lost_sent_) return;
+  if (file_) {
+    pump_file();
+    if (file_ || !wq_.empty() || lost_sent_) return; // not done yet
+  }
   if (eof_requested_ && !eof_sent_ && backend_.is_open()) {
     eof_sent_ = true;
     if (direction_ == stream_direction::write_only) {
@@ -704,6 +744,128 @@ void stream_core<B>::after_drain() {
     }
   }
   if (closing_) finish({});
+}
+
+// -- sending a file -------------------------------------------------------------
+
+template <class B>
+caf::result<uint64_t> stream_core<B>::start_send_file(const send_file& msg) {
+  if (lost_sent_ || closing_)
+    return make_error(sw_errc::closed, "send_file on a closing transport");
+  if (direction_ == stream_direction::read_only)
+    return make_error(sw_errc::not_supported, "send_file on a read pipe");
+  if (eof_requested_)
+    return make_error(sw_errc::write_after_eof,
+                      "Cannot call send_file() after write_eof()");
+  if (file_)
+    return make_error(sw_errc::invalid_argument,
+                      "send_file while another send_file is in progress");
+  struct stat st;
+  if (msg.fd < 0 || ::fstat(msg.fd, &st) != 0)
+    return make_error(sw_errc::invalid_argument,
+                      "send_file: bad file descriptor " +
+                          std::to_string(msg.fd));
+  if (!S_ISREG(st.st_mode))
+    return make_error(sw_errc::invalid_argument,
+                      "send_file: descriptor " + std::to_string(msg.fd) +
+                          " is not a regular file");
+  auto size = static_cast<uint64_t>(st.st_size);
+  uint64_t left = msg.count;
+  if (left == 0) left = size > msg.offset ? size - msg.offset : 0;
+  if (left == 0) return uint64_t{0};
+  file_ = std::make_unique<file_job>();
+  file_->fd = msg.fd;
+  file_->offset = msg.offset;
+  file_->left = left;
+  file_->rp = this->template make_response_promise<uint64_t>();
+  auto rp = file_->rp;
+  // After what is queued (asyncio flushes first): the queue's drain pumps.
+  if (wq_.empty()) pump_file();
+  return rp;
+}
+
+template <class B>
+void stream_core<B>::end_file(caf::error err) {
+  auto job = std::move(file_);
+  if (err)
+    job->rp.deliver(std::move(err));
+  else
+    job->rp.deliver(job->sent);
+}
+
+template <class B>
+void stream_core<B>::pump_file() {
+  // Bytes per system call: large enough that the calls cost little, small
+  // enough that one chunk read by the core stays a modest allocation.
+  constexpr size_t file_chunk = 64 * 1024;
+  while (file_ && !lost_sent_ && wq_.empty()) {
+    auto& job = *file_;
+    if (job.left == 0) {
+      end_file({});
+      return;
+    }
+    const auto n = static_cast<size_t>(std::min<uint64_t>(job.left, file_chunk));
+    if constexpr (requires(B& b, uint64_t& off) { b.send_file(0, off, n); }) {
+      if (!job.read_self) {
+        auto r = backend_.send_file(job.fd, job.offset, n);
+        if (r.error == EINVAL || r.error == ENOSYS) {
+          job.read_self = true; // this descriptor pair cannot: read it
+          continue;
+        }
+        if (r.error == io_result::would_block) {
+          arm_write();
+          return;
+        }
+        if (r.error != 0) {
+          // The socket's errors end the connection as a failed write does;
+          // the file's (EIO, ...) end only the request.
+          end_file(make_errno_error(r.error, "sendfile"));
+          if (r.error == EPIPE || r.error == ECONNRESET ||
+              r.error == ENOTCONN || r.error == ETIMEDOUT)
+            fatal(r.error, "sendfile");
+          return;
+        }
+        if (r.bytes == 0) { // the file is shorter than asked
+          end_file({});
+          return;
+        }
+        job.left -= r.bytes;
+        job.sent += r.bytes;
+        continue;
+      }
+    }
+    // Without sendfile: one chunk through user space, written as `write`
+    // writes (what the backend does not take waits in the queue; the
+    // protocol gets no pause for it).
+    mutable_buffer chunk{n};
+    ssize_t got;
+    do {
+      got = ::pread(job.fd, chunk.data(), n, static_cast<off_t>(job.offset));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      end_file(make_errno_error(errno, "pread"));
+      return;
+    }
+    if (got == 0) {
+      end_file({});
+      return;
+    }
+    auto bytes = std::move(chunk).freeze(static_cast<size_t>(got));
+    job.offset += bytes.size();
+    job.left -= bytes.size();
+    job.sent += bytes.size();
+    auto w = backend_.write(&bytes, 1);
+    if (w.error != 0 && w.error != io_result::would_block) {
+      end_file(make_errno_error(w.error, "write"));
+      fatal(w.error, "write");
+      return;
+    }
+    if (w.bytes < bytes.size()) {
+      wq_.push(w.bytes == 0 ? bytes : bytes.slice(w.bytes));
+      arm_write();
+      return;
+    }
+  }
 }
 
 } // namespace shardwire::transport_core

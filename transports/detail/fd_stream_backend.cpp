@@ -4,8 +4,11 @@
 #include "transports/detail/socket_util.hpp"
 #include "transports/detail/watch_fd.hpp"
 
+#include <cerrno>
+#include <csignal>
 #include <mutex>
 #include <set>
+#include <sys/sendfile.h>
 
 namespace shardwire::detail {
 
@@ -41,6 +44,46 @@ caf::error fd_stream_backend::start(transport_core::io_owner& owner,
 
 void fd_stream_backend::stop() noexcept {
   unwatch_and_close(watch_, fd_);
+}
+
+transport_core::io_result fd_stream_backend::send_file(int in_fd,
+                                                       uint64_t& offset,
+                                                       size_t n) {
+  // sendfile(2) has no MSG_NOSIGNAL: a peer that went away would raise
+  // SIGPIPE, which kills a process that did not ignore it. Block it on this
+  // thread for the call and take back the one the call raised (SIGPIPE is
+  // sent to the writing thread), unless one was pending before.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask);
+  sigset_t pending;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  auto off = static_cast<off_t>(offset);
+  ssize_t sent;
+  do {
+    sent = ::sendfile(fd_, in_fd, &off, n);
+  } while (sent < 0 && errno == EINTR);
+  const int err = sent < 0 ? errno : 0;
+  if (err == EPIPE && !was_pending) {
+    timespec no_wait{};
+    while (sigtimedwait(&pipe_only, nullptr, &no_wait) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (sent < 0) {
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      watch_.clear_ready(fd_write);
+      return {0, transport_core::io_result::would_block, false};
+    }
+    return {0, err, false};
+  }
+  offset = static_cast<uint64_t>(off);
+  // A short count may mean a full socket or the end of the file: the core
+  // calls again, and EAGAIN (above) is what waits for readiness.
+  return {static_cast<size_t>(sent), 0, false};
 }
 
 void fd_stream_backend::shutdown_write() noexcept {

@@ -82,6 +82,14 @@ public:
     return {taken, 0, false};
   }
 
+  /// Optional part of the backend contract (send_file): one sendfile(2) of
+  /// up to `n` bytes of the regular file `in_fd` from `offset` (advanced by
+  /// what was sent). io_result::bytes 0 with no error: the file ended.
+  /// EINVAL / ENOSYS: this descriptor cannot take sendfile (the core then
+  /// reads the file itself). A peer that went away gives EPIPE, never
+  /// SIGPIPE.
+  transport_core::io_result send_file(int in_fd, uint64_t& offset, size_t n);
+
   void shutdown_write() noexcept;
   int want(uint8_t interest) { return watch_.set_interest(interest); }
   void describe(transport_info& info) const;
