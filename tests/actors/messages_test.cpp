@@ -5,6 +5,7 @@
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/log_capture.hpp"
 #include "transports/socket.hpp"
 
 #include <caf/binary_deserializer.hpp>
@@ -16,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
+#include <string>
+#include <string_view>
 #include <sys/socket.h>
 #include <type_traits>
 
@@ -320,6 +323,9 @@ public:
     bool throw_in_eof = false;
     bool throw_in_flow = false; // pause_writing and resume_writing
     bool throw_in_lost = false;
+    // connection_lost logs "lost:closing" ("lost:open") when
+    // transport().is_closing() is (is not) true there.
+    bool log_closing_in_lost = false;
     // data "flood": write this many bytes at once (with a high water mark
     // of 1, so the transport pauses).
     size_t flood = 0;
@@ -369,6 +375,10 @@ public:
       log_->add("lost:throwing");
       throw std::runtime_error("lost failed");
     }
+    if (opts_.log_closing_in_lost) {
+      log_->add(transport().is_closing() ? "lost:closing" : "lost:open");
+      return;
+    }
     if (!reason)
       log_->add("lost");
     else if (is(reason, sw_errc::protocol_failed))
@@ -384,8 +394,59 @@ private:
 
 } // namespace
 
-TEST_CASE("callback adapter: data_received throwing is fatal") {
+// C20: asyncio's write('str') raises TypeError. transport_ref has no text
+// type: `write` takes a buffer or bytes as std::string_view, and a number does
+// not compile. (A requires-expression outside a template may not contain an
+// invalid expression, hence the variable templates.)
+template <class T>
+constexpr bool writes_int = requires(T& t) {
+  t.write(42);
+};
+template <class T>
+constexpr bool writes_double = requires(T& t) {
+  t.write(4.2);
+};
+template <class T>
+constexpr bool writes_char = requires(T& t) {
+  t.write('x');
+};
+template <class T>
+constexpr bool writes_null = requires(T& t) {
+  t.write(nullptr);
+};
+template <class T>
+constexpr bool writes_zero = requires(T& t) {
+  t.write(0);
+};
+template <class T>
+constexpr bool writes_bytes = requires(T& t, std::string_view s, buffer b,
+                                       std::string str) {
+  t.write(s);
+  t.write(b);
+  t.write(str);
+  t.write("literal");
+};
+
+TEST_CASE("transport_ref::write takes bytes, not numbers (C20)") {
+  // The positive check: the same kind of expression does compile for bytes,
+  // so the negative ones can fail.
+  static_assert(writes_bytes<transport_ref>);
+  static_assert(!writes_int<transport_ref>);
+  static_assert(!writes_double<transport_ref>);
+  static_assert(!writes_char<transport_ref>);
+  // A null pointer constant would convert to std::string_view through
+  // const char* (a null read at run time): write(nullptr_t) is deleted.
+  static_assert(!writes_null<transport_ref>);
+  static_assert(!writes_zero<transport_ref>);
+  // The message itself neither: write{42} does not make a write.
+  static_assert(std::is_constructible_v<shardwire::write, buffer>);
+  static_assert(!std::is_constructible_v<shardwire::write, int>);
+  SUCCEED("checked at compile time");
+}
+
+TEST_CASE("callback adapter: data_received throwing is fatal (C29)") {
   runtime_fixture fx;
+  log_capture cap{log::level::warning}; // after the runtime set its level
   int a, b;
   make_pair(a, b);
   auto log = std::make_shared<event_log>();
@@ -398,14 +459,15 @@ TEST_CASE("callback adapter: data_received throwing is fatal") {
   self->monitor(conn->transport);
   REQUIRE(raw_send_all(b, "x"));
   REQUIRE(log->wait_for_event("lost", true));
-  // The transport was aborted: it terminates and the peer sees EOF.
+  // The transport was aborted: it terminates and the peer sees EOF (the byte
+  // was read, so closing the socket pair is a clean end, as asyncio's FIN).
   bool down = false;
   self->receive([&](caf::down_msg&) { down = true; },
                 caf::after(deadline) >> [] {});
   CHECK(down);
   read_end how;
   CHECK(read_all(b, how).empty());
-  CHECK(how != read_end::timeout);
+  CHECK(how == read_end::eof);
   CHECK(await_down(*fx.rt, conn->protocol));
   auto evs = log->events();
   REQUIRE(evs.size() == 3);
@@ -413,11 +475,19 @@ TEST_CASE("callback adapter: data_received throwing is fatal") {
   CHECK(evs[1] == "data:x");
   CHECK(evs[2].rfind("lost:protocol_failed:", 0) == 0);
   CHECK(evs[2].find("data_received") != std::string::npos);
+  // Reported as asyncio does, once, with the exception's text.
+  REQUIRE(cap.wait_for("Fatal error: protocol.data_received() call failed"));
+  CHECK(cap.lines() ==
+        std::vector<std::string>{
+            "ERROR Fatal error: protocol.data_received() call failed: "
+            "bad data"});
   raw_close(b);
 }
 
-TEST_CASE("callback adapter: connection_made throwing keeps the connection") {
+TEST_CASE("callback adapter: connection_made throwing keeps the connection "
+          "(C31)") {
   runtime_fixture fx;
+  log_capture cap{log::level::warning}; // after the runtime set its level
   int a, b;
   make_pair(a, b);
   auto log = std::make_shared<event_log>();
@@ -440,6 +510,11 @@ TEST_CASE("callback adapter: connection_made throwing keeps the connection") {
   CHECK(how == read_end::eof);
   CHECK(log->events() ==
         std::vector<std::string>{"made", "data:ping", "eof", "lost"});
+  // The exception was logged, once, and nothing else was.
+  REQUIRE(cap.wait_for("protocol.connection_made() failed:"));
+  CHECK(cap.lines() ==
+        std::vector<std::string>{"ERROR protocol.connection_made() failed: "
+                                 "connection_made failed"});
   raw_close(b);
 }
 
@@ -473,6 +548,49 @@ TEST_CASE("callback adapter: eof_received returning true keeps it half-open") {
   raw_close(b);
 }
 
+TEST_CASE("callback adapter: is_closing() is false in eof_received and true "
+          "in connection_lost (C5, C26)") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  logging_protocol::options opts;
+  opts.log_closing_in_lost = true;
+  SECTION("half-open, then closed by a message the protocol never sees") {
+    opts.keep_open = true;
+    auto conn = connect_accepted_socket(
+        *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+    REQUIRE(conn);
+    REQUIRE(raw_send_all(b, "last words"));
+    ::shutdown(b, SHUT_WR);
+    CHECK(raw_read_exact(b, 3) == "bye");
+    // The protocol did not call close(): only the adapter can mark its
+    // handle closing, before connection_lost runs.
+    caf::anon_send(conn->transport, shardwire::close{});
+    REQUIRE(log->wait_for_event("lost", true));
+    read_end how;
+    CHECK(read_all(b, how).empty());
+    CHECK(how == read_end::eof);
+    CHECK(await_down(*fx.rt, conn->protocol));
+    CHECK(log->events() == std::vector<std::string>{"made", "data:last words",
+                                                    "eof", "lost:closing"});
+  }
+  SECTION("eof_received returning false closes") {
+    auto conn = connect_accepted_socket(
+        *fx.rt, a, make_protocol<logging_protocol>(log, opts));
+    REQUIRE(conn);
+    ::shutdown(b, SHUT_WR);
+    REQUIRE(log->wait_for_event("lost", true));
+    read_end how;
+    CHECK(read_all(b, how).empty());
+    CHECK(how == read_end::eof);
+    CHECK(await_down(*fx.rt, conn->protocol));
+    CHECK(log->events() ==
+          std::vector<std::string>{"made", "eof", "lost:closing"});
+  }
+  raw_close(b);
+}
+
 TEST_CASE("callback adapter: eof_received throwing is fatal") {
   runtime_fixture fx;
   int a, b;
@@ -501,8 +619,9 @@ TEST_CASE("callback adapter: eof_received throwing is fatal") {
 }
 
 TEST_CASE("callback adapter: pause_writing and resume_writing throwing are "
-          "logged, the connection carries on") {
+          "logged, the connection carries on (C33)") {
   runtime_fixture fx;
+  log_capture cap{log::level::warning}; // after the runtime set its level
   int a, b;
   make_pair(a, b);
   auto log = std::make_shared<event_log>();
@@ -527,12 +646,19 @@ TEST_CASE("callback adapter: pause_writing and resume_writing throwing are "
   CHECK(log->events() ==
         std::vector<std::string>{"made", "data:flood", "pause", "resume",
                                  "data:ping", "eof", "lost"});
+  // One line for each exception, in the order they were thrown.
+  REQUIRE(cap.wait_for("protocol.resume_writing() failed:"));
+  CHECK(cap.lines() ==
+        std::vector<std::string>{
+            "ERROR protocol.pause_writing() failed: pause failed",
+            "ERROR protocol.resume_writing() failed: resume failed"});
   raw_close(b);
 }
 
 TEST_CASE("callback adapter: connection_lost throwing is logged, the "
-          "protocol still ends") {
+          "protocol still ends (C32)") {
   runtime_fixture fx;
+  log_capture cap{log::level::warning}; // after the runtime set its level
   int a, b;
   make_pair(a, b);
   auto log = std::make_shared<event_log>();
@@ -542,10 +668,19 @@ TEST_CASE("callback adapter: connection_lost throwing is logged, the "
       *fx.rt, a, make_protocol<logging_protocol>(log, opts));
   REQUIRE(conn);
   ::shutdown(b, SHUT_WR);
+  // eof_received returned false: the socket is closed, the peer sees EOF.
+  read_end how;
+  CHECK(read_all(b, how).empty());
+  CHECK(how == read_end::eof);
   REQUIRE(log->wait_for_event("lost:throwing"));
   CHECK(await_down(*fx.rt, conn->protocol));
+  CHECK(await_down(*fx.rt, conn->transport));
   CHECK(log->events() ==
         std::vector<std::string>{"made", "eof", "lost:throwing"});
+  REQUIRE(cap.wait_for("protocol.connection_lost() failed:"));
+  CHECK(cap.lines() ==
+        std::vector<std::string>{
+            "ERROR protocol.connection_lost() failed: lost failed"});
   raw_close(b);
 }
 

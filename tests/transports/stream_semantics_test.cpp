@@ -9,6 +9,7 @@
 
 #include "actors/extra_info.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/log_capture.hpp"
 #include "transports/socket.hpp"
 #include "transports/tcp.hpp"
 
@@ -25,6 +26,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <thread>
 #include <unistd.h>
 
@@ -656,6 +658,53 @@ TEST_CASE("writes after close are dropped") {
   CHECK(log->count("lost", true) == 1);
 }
 
+TEST_CASE("writes after close are dropped with a warning on the 1st and "
+          "every 1000th drop (C14)") {
+  runtime_fixture fx;
+  log_capture cap{log::level::warning}; // after the runtime set its level
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_accepted_socket(*fx.rt, a, recorder(log));
+  REQUIRE(conn);
+  auto& t = conn->transport;
+  // More than the socket pair holds while b does not read: the transport
+  // stays alive, closing, with bytes queued.
+  auto big = pattern(4 << 20);
+  caf::anon_send(t, shardwire::write{buffer::copy_of(big)});
+  caf::anon_send(t, shardwire::close{});
+  auto st = ask<transport_status>(*fx.rt, t, get_status{});
+  REQUIRE(st);
+  REQUIRE(st->closing);
+  REQUIRE(st->write_buffer_size > 0);
+  for (int i = 0; i < 999; ++i)
+    caf::anon_send(t, shardwire::write{buffer::copy_of("Z")});
+  sync(*fx.rt, t);
+  // The 1st drop warned, the 2nd to the 999th did not.
+  CHECK(cap.lines() ==
+        std::vector<std::string>{
+            "WARN write on closed transport (unix) dropped (1 so far)"});
+  caf::anon_send(t, shardwire::write{buffer::copy_of("Z")});
+  REQUIRE(cap.wait_for("(1000 so far)"));
+  sync(*fx.rt, t);
+  CHECK(cap.lines() ==
+        std::vector<std::string>{
+            "WARN write on closed transport (unix) dropped (1 so far)",
+            "WARN write on closed transport (unix) dropped (1000 so far)"});
+  // None of the dropped bytes reach the peer: the queue, then EOF.
+  read_end how;
+  auto got = read_all(b, how);
+  CHECK(how == read_end::eof);
+  CHECK(got.size() == big.size());
+  CHECK(got == big);
+  REQUIRE(log->wait_for_event("lost"));
+  REQUIRE(await_down(*fx.rt, t));
+  // After lost the transport is gone: a write goes nowhere, silently.
+  caf::anon_send(t, shardwire::write{buffer::copy_of("after lost")});
+  CHECK(cap.count("write on closed transport") == 2);
+  raw_close(b);
+}
+
 // -- failures
 // ---------------------------------------------------------------------
 
@@ -698,6 +747,34 @@ TEST_CASE("a transport that dies is lost to its protocol") {
   read_end how;
   read_all(c.peer, how);
   CHECK(how != read_end::timeout); // the socket was closed
+}
+
+TEST_CASE("a request to a transport after lost fails at once (C26)") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_accepted_socket(*fx.rt, a, recorder(log));
+  REQUIRE(conn);
+  REQUIRE(log->wait_for_event("connected"));
+  // Before: the protocol of the connection.
+  auto before = ask<protocol_actor>(*fx.rt, conn->transport, get_protocol{});
+  REQUIRE(before);
+  CHECK(*before == conn->protocol);
+  ::shutdown(b, SHUT_WR);
+  REQUIRE(log->wait_for_event("lost"));
+  REQUIRE(await_down(*fx.rt, conn->transport));
+  // After: the transport actor has ended, so a request is answered with an
+  // error at once (CAF bounces it), not a None and not a timeout.
+  auto started = std::chrono::steady_clock::now();
+  auto after = ask<protocol_actor>(*fx.rt, conn->transport, get_protocol{});
+  REQUIRE_FALSE(after);
+  CHECK(after.error() == caf::sec::request_receiver_down);
+  auto st = ask<transport_status>(*fx.rt, conn->transport, get_status{});
+  REQUIRE_FALSE(st);
+  CHECK(st.error() == caf::sec::request_receiver_down);
+  CHECK(std::chrono::steady_clock::now() - started < deadline / 2);
+  raw_close(b);
 }
 
 TEST_CASE("peer reset gives lost with ECONNRESET and no eof") {
@@ -1247,6 +1324,49 @@ TEST_CASE("get_extra_info returns peername, sockname, fd and shard") {
   REQUIRE(client_log->wait_for_event("lost"));
   caf::anon_send(srv->actor, shardwire::close{});
   CHECK(await_down(*fx.rt, srv->actor));
+}
+
+TEST_CASE("data chunks of a large burst hold 1 to 262144 bytes each (C6)") {
+  runtime_fixture fx;
+  int a, b;
+  make_pair(a, b);
+  // Let the sender queue as much as the system allows, so reads may find more
+  // than 256 KiB waiting. A send that blocks past the deadline fails instead
+  // of hanging the sender thread.
+  int sndbuf = 4 << 20;
+  ::setsockopt(b, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  timeval tv{std::chrono::seconds(deadline).count(), 0};
+  REQUIRE(::setsockopt(b, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0);
+  auto log = std::make_shared<event_log>();
+  auto conn = connect_accepted_socket(*fx.rt, a, recorder(log));
+  REQUIRE(conn);
+  auto payload = pattern(2 << 20);
+  std::atomic<bool> sent{false};
+  std::thread sender{[&] {
+    sent = raw_send_all(b, payload);
+    ::shutdown(b, SHUT_WR);
+  }};
+  bool ended = log->wait_for_event("lost", true);
+  sender.join();
+  CHECK(sent);
+  REQUIRE(ended);
+  auto evs = log->events();
+  CHECK(evs.front() == "connected");
+  CHECK(evs.back() == "lost");
+  size_t chunks = 0;
+  size_t largest = 0;
+  for (auto& e : evs) {
+    if (e.rfind("data:", 0) != 0) continue;
+    auto n = e.size() - 5;
+    ++chunks;
+    largest = std::max(largest, n);
+    CHECK(n >= 1);
+    CHECK(n <= 262144);
+  }
+  INFO("chunks: " << chunks << ", largest: " << largest);
+  CHECK(chunks >= 8); // 2 MiB cannot come in fewer chunks of 256 KiB
+  CHECK(log->received() == payload);
+  raw_close(b);
 }
 
 TEST_CASE("messages of one connection arrive in order over a long stream") {
