@@ -57,6 +57,10 @@ subprocess_protocol_factory subprocess_protocol_fun(F f, Ts... xs) {
 /// tells its senders apart, so it queues messages that come without one.)
 class subprocess_transport_ref {
 public:
+  /// is_closing() turns true only through close() (asyncio: not after the
+  /// child exited by itself, not in connection_lost).
+  static constexpr bool closing_only_by_close = true;
+
   subprocess_transport_ref() = default;
   subprocess_transport_ref(const subprocess_transport_ref&) = delete;
   subprocess_transport_ref& operator=(const subprocess_transport_ref&) = delete;

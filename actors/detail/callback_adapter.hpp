@@ -211,7 +211,11 @@ protected:
   void finish(const caf::error& reason) {
     if (finished_) return;
     finished_ = true;
-    transport_.mark_closing();
+    // asyncio: a stream or datagram transport is closing by the time
+    // connection_lost runs (C5); a subprocess transport only if close()
+    // was called (C83), which its handle marks itself.
+    if constexpr (!requires { Ref::closing_only_by_close; })
+      transport_.mark_closing();
     logged("connection_lost", [&] { impl_->connection_lost(reason); });
     this->quit();
   }
