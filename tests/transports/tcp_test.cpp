@@ -1,13 +1,15 @@
 // TCP client and server: create_connection, create_server and the server
-// actor (asyncio sections 1.4 and 7: C1, C24, C28, C34, C50-C53).
+// actor (asyncio sections 1.4 and 7: C1, C24, C28, C34, C50-C54).
 #include "transports/tcp.hpp"
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/transports/helpers.hpp"
 
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <netdb.h>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -86,6 +88,71 @@ void round_trips_not_serving(runtime& rt, const server_actor& srv) {
     REQUIRE(serving);
     CHECK(!*serving);
   }
+}
+
+/// The captured log lines, one per line (for INFO).
+std::string lines_of(const log_capture& cap) {
+  std::string out;
+  for (auto& line : cap.lines())
+    out += line + "\n";
+  return out;
+}
+
+/// The distinct addresses getaddrinfo gives for a passive stream socket on
+/// `host`, as create_server asks for them: "4 127.0.0.1", "6 ::1" ...
+std::set<std::string> passive_addresses(const char* host) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+  addrinfo* res = nullptr;
+  std::set<std::string> out;
+  if (::getaddrinfo(host, "0", &hints, &res) != 0) return out;
+  for (auto* p = res; p != nullptr; p = p->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (p->ai_family == AF_INET) {
+      auto* sa = reinterpret_cast<const sockaddr_in*>(p->ai_addr);
+      ::inet_ntop(AF_INET, &sa->sin_addr, text, sizeof(text));
+      out.insert(std::string{"4 "} + text);
+    } else if (p->ai_family == AF_INET6) {
+      auto* sa = reinterpret_cast<const sockaddr_in6*>(p->ai_addr);
+      ::inet_ntop(AF_INET6, &sa->sin6_addr, text, sizeof(text));
+      out.insert(std::string{"6 "} + text);
+    }
+  }
+  ::freeaddrinfo(res);
+  return out;
+}
+
+/// `ep` in the form passive_addresses uses.
+std::string address_of(const endpoint& ep) {
+  return (ep.family == endpoint::kind::ipv6 ? "6 " : "4 ") + ep.host;
+}
+
+/// Connects a blocking TCP socket to `ep` (IPv4 or IPv6); fd or -1.
+int raw_connect_to(const endpoint& ep) {
+  sockaddr_storage ss = {};
+  socklen_t len = 0;
+  if (ep.family == endpoint::kind::ipv6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(ep.port);
+    if (::inet_pton(AF_INET6, ep.host.c_str(), &sa->sin6_addr) != 1) return -1;
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(ep.port);
+    if (::inet_pton(AF_INET, ep.host.c_str(), &sa->sin_addr) != 1) return -1;
+    len = sizeof(sockaddr_in);
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 } // namespace
@@ -358,6 +425,45 @@ TEST_CASE("create_server binds several addresses (127.0.0.1 and ::1)") {
   REQUIRE(close_server(*fx.rt, srv->actor));
 }
 
+TEST_CASE("create_server binds every address a host name resolves to "
+          "(localhost, C54)") {
+  auto expected = passive_addresses("localhost");
+  REQUIRE_FALSE(expected.empty());
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.hosts = {"localhost"};
+  auto srv = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(srv);
+  // One socket per distinct address, each on its own port (port 0).
+  std::multiset<std::string> bound;
+  std::set<uint16_t> ports;
+  for (auto& ep : srv->sockets) {
+    bound.insert(address_of(ep));
+    ports.insert(ep.port);
+  }
+  CHECK(bound == std::multiset<std::string>(expected.begin(), expected.end()));
+  CHECK(ports.size() == srv->sockets.size());
+  CHECK(ports.count(0) == 0);
+  // Each one accepts.
+  for (auto& ep : srv->sockets) {
+    INFO(to_string(ep));
+    int c = raw_connect_to(ep);
+    REQUIRE(c >= 0);
+    CHECK(round_trip(c, "via " + ep.host) == "via " + ep.host);
+    raw_close(c);
+  }
+  auto n = srv->sockets.size();
+  REQUIRE(sink->log->wait_for([n](auto& evs) {
+    return static_cast<size_t>(std::count(evs.begin(), evs.end(), "lost")) == n;
+  }));
+  std::set<std::string> served;
+  for (auto& info : sink->snapshot())
+    served.insert(address_of(info.sockname));
+  CHECK(served == expected);
+  REQUIRE(close_server(*fx.rt, srv->actor));
+}
+
 TEST_CASE("reuse_port lets two servers share a port; without it the second "
           "bind fails with EADDRINUSE") {
   runtime_fixture fx;
@@ -602,26 +708,50 @@ TEST_CASE("server with start_serving = false accepts only after "
   REQUIRE(close_server(*fx.rt, srv->actor));
 }
 
-TEST_CASE("a protocol factory that throws closes that connection only") {
+TEST_CASE("a protocol factory that throws closes that connection only, and "
+          "says so only at level debug (C34)") {
   runtime_fixture fx;
   auto sink = std::make_shared<info_sink>();
   auto calls = std::make_shared<std::atomic<int>>(0);
   auto inner = info_recorder(sink);
+  // The first two connections fail: one at the default level, one at debug.
   protocol_factory flaky = [calls, inner](shard& s) -> protocol_actor {
-    if (calls->fetch_add(1) == 0) throw std::runtime_error("factory failure");
+    if (calls->fetch_add(1) < 2) throw std::runtime_error("factory failure");
     return inner(s);
   };
   auto srv = create_server(*fx.rt, flaky, {});
   REQUIRE(srv);
   auto port = srv->sockets.at(0).port;
   // C34: the client sees EOF, nothing else.
-  int bad = raw_connect(port);
-  REQUIRE(bad >= 0);
-  bool eof = false;
-  CHECK(raw_read_to_eof(bad, &eof).empty());
-  CHECK(eof);
-  CHECK(calls->load() == 1);
-  raw_close(bad);
+  auto refused_connection = [&] {
+    int bad = raw_connect(port);
+    REQUIRE(bad >= 0);
+    bool eof = false;
+    CHECK(raw_read_to_eof(bad, &eof).empty());
+    CHECK(eof);
+    raw_close(bad);
+  };
+  {
+    // The default level (warning; the fixture's runtime set `error`): no
+    // line at all. The transport closes the socket after it logged, so the
+    // EOF orders the two.
+    log_capture cap{log::level::warning};
+    refused_connection();
+    CHECK(calls->load() == 1);
+    INFO(lines_of(cap));
+    CHECK(cap.count("factory") == 0);
+    CHECK(cap.lines().empty());
+  }
+  {
+    // At debug the exception is logged (so the check above can fail).
+    log_capture cap{log::level::debug};
+    refused_connection();
+    CHECK(calls->load() == 2);
+    bool logged = cap.wait_for("DEBUG protocol factory threw: factory failure");
+    INFO(lines_of(cap));
+    CHECK(logged);
+    CHECK(cap.count("factory") == 1);
+  }
   // The server keeps serving.
   auto serving = ask<bool>(*fx.rt, srv->actor, is_serving{});
   REQUIRE(serving);
@@ -629,7 +759,7 @@ TEST_CASE("a protocol factory that throws closes that connection only") {
   int good = raw_connect(port);
   REQUIRE(good >= 0);
   CHECK(round_trip(good, "fine") == "fine");
-  CHECK(calls->load() == 2);
+  CHECK(calls->load() == 3);
   CHECK(count_connected(*sink->log) == 1);
   raw_close(good);
   REQUIRE(sink->log->wait_for_event("lost"));

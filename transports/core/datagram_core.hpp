@@ -121,6 +121,14 @@ private:
   bool writes_empty() const noexcept { return wq_.empty(); }
   uint64_t write_bytes() const noexcept { return wq_bytes_; }
   void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
+  void on_finishing() {
+    // As the stream core: a protocol that closed or aborted inside
+    // connection_made still gets its endpoint from the create call
+    // (asyncio returns the transport), not an error.
+    if (done_ && proto_spoke_)
+      report(datagram_endpoint{caf::actor_cast<datagram_transport_actor>(this),
+                               proto_, make_info()});
+  }
   transport_info make_info() const;
   transport_status status() const;
 
@@ -137,6 +145,9 @@ private:
   datagram_protocol_factory factory_;
   datagram_settings settings_;
   datagram_callback done_;
+  // A command of the protocol's arrived before the `datagram_connected`
+  // acknowledgement (see on_finishing).
+  bool proto_spoke_ = false;
   datagram_protocol_actor proto_;
   pinned_base* proto_fast_ = nullptr;
   read_credit_ptr credit_;
@@ -233,6 +244,10 @@ void datagram_core<B>::on_exit() {
 
 template <class B>
 caf::invoke_message_result datagram_core<B>::consume(caf::mailbox_element& x) {
+  if (done_ && !proto_spoke_) // only until the endpoint is reported
+    proto_spoke_ = x.content().match_elements<shardwire::sendto>() ||
+                   x.content().match_elements<close>() ||
+                   x.content().match_elements<abort>();
   // Requests (`request(transport, sendto{...})`) go the normal way and get
   // their error replies (docs/datagrams.md has the figures).
   if (this->template consume_hot<shardwire::sendto>(
