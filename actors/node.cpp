@@ -228,6 +228,16 @@ void enable_networking(caf::actor_system_config& cfg) {
       .add_message_type<service_down>("shardwire::service_down");
   cfg.set("middleman.heartbeat-interval", caf::timespan{1s});
   cfg.set("middleman.connection-timeout", caf::timespan{5s});
+  // CAF's middleman actor runs on the scheduler, not on a thread of its
+  // own. Stopped while a connection handshake was in flight, CAF 0.17 can
+  // leak the BASP broker together with the connect request it holds, and
+  // with it the last reference to the middleman actor: a detached actor's
+  // thread then waits for that reference forever, and so does
+  // ~actor_system (kv_cluster front hung in 1 run in 40 stopped within
+  // 0.3 s of its start). A scheduled actor leaves no thread to wait for.
+  // The price: CAF's blocking connect() runs on a scheduler worker, not on
+  // the middleman's thread (docs/distributed.md, "Stopping a node").
+  cfg.set("middleman.attach-utility-actors", true);
   cfg.set("middleman.app-identifiers",
           std::vector<std::string>{"shardwire/" +
                                    std::to_string(node_protocol_version)});

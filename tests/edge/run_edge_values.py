@@ -345,6 +345,35 @@ def describe(pids):
     return ", ".join(out)
 
 
+LIBC_FRAME = r"_|\?\?|std::|do_futex|epoll_wait|start_thread|clone"
+
+
+def thread_stacks(pid):
+    """Where a hung program's threads wait, for the failure report: the
+    innermost frames of each thread, one line per thread. Empty when gdb is
+    not installed (the report then has the command line only)."""
+    try:
+        out = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 12"],
+            capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    threads, frames = [], []
+    for line in out.splitlines():
+        line = line.replace("(anonymous namespace)", "{anon}")
+        if line.startswith("Thread "):
+            if frames:
+                threads.append(" < ".join(frames))
+            frames = []
+        m = re.match(r"#\d+\s+(?:0x[0-9a-f]+ in )?([^(]+?)\s*\(", line)
+        # libc's and the standard library's frames say only "waits".
+        if m and len(frames) < 5 and not re.match(LIBC_FRAME, m.group(1)):
+            frames.append(m.group(1).split("<")[0])
+    if frames:
+        threads.append(" < ".join(frames))
+    return "\n".join(f"       thread: {t}" for t in threads)
+
+
 def kill_all(pgid, marker):
     for pid in marked_processes(marker):
         try:
@@ -500,6 +529,7 @@ def run(j, cwd, env, bound, grace, handler_wait):
             proc.wait(timeout=bound)
         except subprocess.TimeoutExpired:
             hung = True
+            stacks = thread_stacks(proc.pid)
             kill_all(proc.pid, marker)
             proc.wait()
     j.seconds = time.monotonic() - t0
@@ -513,7 +543,7 @@ def run(j, cwd, env, bound, grace, handler_wait):
     if hung:
         j.failure = (f"hang: still running {bound:.0f} s after "
                      f"{signal.Signals(j.sig).name}; stderr tail: "
-                     f"{stderr[-300:]!r}")
+                     f"{stderr[-300:]!r}" + (f"\n{stacks}" if stacks else ""))
     elif not j.failure:
         j.failure = judge(j, proc.returncode, signalled, stderr)
     elif proc.returncode < 0 or SANITIZER.search(stderr):
@@ -632,6 +662,13 @@ def main():
     print(f"edge values: seed {seed} (SEED={seed} or --seed={seed} repeats "
           f"this run)", flush=True)
     become_subreaper()
+    # A shell without job control starts background commands with SIGINT
+    # ignored, and exec passes "ignored" on: every program would then keep
+    # ignoring the signal this script sends, and hang for nothing. The
+    # programs get the default dispositions, as from a terminal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
 
     # What `make asan` sets, for a run of this script alone: the project's
     # suppressions of known CAF 0.17 reports (tests/sanitizers/ubsan.supp,
