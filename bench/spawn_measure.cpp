@@ -4,6 +4,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/orphan_guard.hpp"
 #include "transports/subprocess.hpp"
 
 #include <cerrno>
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <string>
 #include <thread>
 #include <unistd.h>
 
@@ -132,6 +134,26 @@ bool runnable(const std::string& program) {
   }
 }
 
+// The kernel lists each thread's children, zombies included.
+bool only_guard_left() {
+  auto guard = shardwire::detail::orphan_guard_pid();
+  auto* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) return false;
+  bool only = true;
+  while (auto* t = ::readdir(tasks)) {
+    if (t->d_name[0] == '.') continue;
+    std::string path = std::string{"/proc/self/task/"} + t->d_name + "/children";
+    if (auto* f = std::fopen(path.c_str(), "r")) {
+      long pid;
+      while (std::fscanf(f, "%ld", &pid) == 1)
+        if (pid != guard) only = false;
+      std::fclose(f);
+    }
+  }
+  ::closedir(tasks);
+  return only;
+}
+
 size_t open_fds() {
   size_t n = 0;
   if (auto* d = ::opendir("/proc/self/fd")) {
@@ -232,10 +254,9 @@ churn_result spawn_churn(shardwire::runtime& rt, const std::string& program,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     r.fds_after = open_fds();
   }
-  // Every child was reaped by its transport: nothing is left to wait for.
-  errno = 0;
-  auto left = ::waitpid(-1, nullptr, WNOHANG);
-  r.no_children = left < 0 && errno == ECHILD;
+  // Every child was reaped by its transport: no child is left, running or
+  // unreaped, but the orphan guard (it lives as long as the program).
+  r.no_children = only_guard_left();
   return r;
 }
 

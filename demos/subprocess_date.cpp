@@ -17,6 +17,7 @@
 #include "runtime/runtime.hpp"
 #include "transports/subprocess.hpp"
 
+#include <chrono>
 #include <future>
 #include <memory>
 
@@ -72,6 +73,7 @@ private:
             output_.back() == ' '))
       output_.pop_back();
     done_->set_value(result{output_, returncode_});
+    runtime::request_stop(); // wakes main, which waits for this or a signal
   }
 
   result_promise done_;
@@ -105,6 +107,17 @@ int main(int argc, char** argv) {
     std::cerr << "error: cannot run " << cfg.program << ": "
               << describe(sp.error()) << '\n';
     return 127;
+  }
+  // Ctrl-C or SIGTERM before the child is done stops the program (the
+  // runtime's shutdown kills the child and its group) instead of waiting
+  // for a child that may never end; a requested stop exits 0, as every
+  // shardwire program does.
+  int sig = runtime::wait_for_stop_signal();
+  if (finished.wait_for(std::chrono::seconds(0)) !=
+      std::future_status::ready) {
+    std::cerr << "Stopped by signal " << sig << " before " << cfg.program
+              << " finished\n";
+    return 0;
   }
   auto res = finished.get();
   demo::println("Current date: ", res.output);

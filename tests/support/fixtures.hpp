@@ -50,6 +50,8 @@ struct runtime_fixture {
   ~runtime_fixture();
 
   size_t fds_before;
+  /// The orphan guard ran before this fixture (its pipe is no leak).
+  bool guard_before;
   test_config cfg;
   std::unique_ptr<runtime> rt;
 };

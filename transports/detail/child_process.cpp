@@ -1,6 +1,7 @@
 #include "transports/detail/child_process.hpp"
 
 #include "actors/errors.hpp"
+#include "transports/detail/orphan_guard.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -120,6 +121,9 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
   }
   out.pid = pid;
   out.pgid = req.new_process_group ? pid : ::getpgrp();
+  // Killed with its group if the program dies before reaping it; a child in
+  // the program's own group is killed alone.
+  guard_child(pid, req.new_process_group ? pid : 0);
   parent_ends.fds.clear(); // handed to the caller
   return out;
 }
@@ -145,7 +149,27 @@ int pidfd_signal(int pidfd, int signo) noexcept {
 #endif
 }
 
+namespace {
+
+// Waits (or, unless `block`, looks) for `pid`'s exit without reaping it;
+// false while it runs. Between this and the reap the pid cannot be
+// recycled, so the orphan guard forgets it in that window.
+bool exited_unreaped(pid_t pid, bool block) noexcept {
+  siginfo_t info;
+  for (;;) {
+    info.si_pid = 0;
+    int rc = ::waitid(P_PID, static_cast<id_t>(pid), &info,
+                      WEXITED | WNOWAIT | (block ? 0 : WNOHANG));
+    if (rc == 0) return info.si_pid != 0;
+    if (errno != EINTR) return true; // ECHILD: the reap below reports it
+  }
+}
+
+} // namespace
+
 std::optional<int> try_reap(pid_t pid) noexcept {
+  if (!exited_unreaped(pid, false)) return std::nullopt;
+  forget_child(pid);
   int status = 0;
   pid_t r;
   do {
@@ -161,6 +185,8 @@ std::optional<int> try_reap(pid_t pid) noexcept {
 int kill_and_reap(pid_t pid, pid_t pgid, bool group) noexcept {
   if (group && pgid > 0) ::kill(-pgid, SIGKILL);
   ::kill(pid, SIGKILL);
+  exited_unreaped(pid, true);
+  forget_child(pid);
   int status = 0;
   pid_t r;
   do {

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""No child outlives its program, however the program dies (the orphan
+guard, transports/detail/orphan_guard.hpp; docs/subprocess.md).
+
+Every process started here carries a marker in its environment, which its
+children and grandchildren inherit; "left" means a live (not zombie)
+process with the marker once the program is gone.
+  1. subprocess_date running `sh -c 'sleep 30 & sleep 30'` (a child and a
+     grandchild in the child's group): SIGKILL of the program: nothing left
+     within 2 s (the guard itself included);
+  2. the same, with SIGKILL sent to the program's whole process group at
+     once (the guard leads its own group and survives to do its job);
+  3. the same, stopped by SIGTERM: the program's own shutdown kills them;
+  4. fleet with 3 workers: SIGKILL of fleet: no worker left.
+Waits poll /proc against deadlines; no fixed sleeps.
+
+Usage: run_orphans.py --subprocess-date BIN --fleet BIN
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'support'))
+from harness import check, failures  # noqa: E402
+
+MARK = 'SHARDWIRE_ORPHAN_TEST'
+DEADLINE = 10.0   # for the children to appear
+GONE_WITHIN = 2.0  # for everything to be gone after the program died
+
+
+def marked(token):
+    """Live processes whose environment holds MARK=token: pid -> comm."""
+    needle = f'{MARK}={token}'.encode()
+    out = {}
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f'/proc/{pid}/environ', 'rb') as f:
+                if needle not in f.read().split(b'\0'):
+                    continue
+            with open(f'/proc/{pid}/stat') as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index('(') + 1:stat.rindex(')')]
+        if stat.rsplit(')', 1)[1].split()[0] != 'Z':
+            out[int(pid)] = comm
+    return out
+
+
+def wait_for(pred, within):
+    until = time.monotonic() + within
+    while time.monotonic() < until:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    return pred()
+
+
+def start(argv):
+    token = uuid.uuid4().hex
+    env = dict(os.environ, **{MARK: token})
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    return proc, token
+
+
+def others(token, proc):
+    return {p: c for p, c in marked(token).items() if p != proc.pid}
+
+
+def case(what, argv, ready, kill):
+    """Starts argv, waits until `ready(children)`, kills it with `kill`,
+    then checks that every marked process is gone."""
+    proc, token = start(argv)
+    kids = wait_for(lambda: (lambda k: k if ready(k) else None)(
+        others(token, proc)), DEADLINE)
+    if not check(kids, f'{what}: its children are up '
+                       f'({sorted(others(token, proc).values())})'):
+        proc.kill()
+        proc.wait()
+        return
+    kill(proc)
+    proc.wait()
+    left = wait_for(lambda: not marked(token), GONE_WITHIN)
+    rest = marked(token)
+    check(left, f'{what}: nothing left {GONE_WITHIN} s after it died '
+                f'(had {sorted(kids.values())}, left: {sorted(rest.values())})')
+    for pid in rest:  # a failed run must not leak either
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def two_sleeps(kids):
+    return sum(1 for c in kids.values() if c == 'sleep') >= 2
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--subprocess-date', required=True)
+    ap.add_argument('--fleet', required=True)
+    args = ap.parse_args()
+    sleeper = [args.subprocess_date, '--program=sh',
+               '--args=["-c", "sleep 30 & sleep 30"]']
+    case('SIGKILL of the program', sleeper, two_sleeps,
+         lambda p: p.send_signal(signal.SIGKILL))
+    case('SIGKILL of its process group', sleeper, two_sleeps,
+         lambda p: os.killpg(p.pid, signal.SIGKILL))
+    case('SIGTERM', sleeper, two_sleeps,
+         lambda p: p.send_signal(signal.SIGTERM))
+    fleet = [args.fleet, '--workers=3', '--mean-life-ms=60000', '--seed=3']
+    case('SIGKILL of fleet', fleet,
+         lambda kids: sum(1 for c in kids.values()
+                          if c != 'shardwire-guard') >= 3,
+         lambda p: p.send_signal(signal.SIGKILL))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

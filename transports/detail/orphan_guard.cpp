@@ -1,0 +1,188 @@
+#include "transports/detail/orphan_guard.hpp"
+
+#include "runtime/log.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace shardwire::detail {
+
+namespace {
+
+// One record per event, written whole (8 bytes < PIPE_BUF: atomic, so shard
+// threads write without a lock). pid > 0: a child, killed with group `pgid`
+// where pgid > 0. pid < 0: forget -pid.
+struct record {
+  int32_t pid;
+  int32_t pgid;
+};
+
+std::once_flag start_once;
+std::atomic<int> write_fd{-1};
+std::atomic<pid_t> guard_pid{-1};
+std::atomic<bool> drop_reported{false};
+
+// -- the guard process --------------------------------------------------------
+// Runs in a child forked from a multi-threaded program: only system calls,
+// no allocation, no locks (another thread may have held them at the fork),
+// and raw syscalls so that no sanitizer interceptor runs either.
+
+long sys_read(int fd, void* buf, size_t n) {
+  return ::syscall(SYS_read, fd, buf, n);
+}
+
+[[noreturn]] void sys_exit(int code) {
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+void close_all_but(int keep) {
+#ifdef SYS_close_range
+  if (keep > 0) ::syscall(SYS_close_range, 0u, unsigned(keep - 1), 0u);
+  if (::syscall(SYS_close_range, unsigned(keep + 1), ~0u, 0u) == 0) return;
+#endif
+  for (int fd = 0; fd < 65536; ++fd)
+    if (fd != keep) ::syscall(SYS_close, fd);
+}
+
+// The live children: an array grown with mmap (malloc is off limits here).
+struct table {
+  record* rows = nullptr;
+  size_t size = 0;
+  size_t cap = 0;
+
+  bool grow() {
+    size_t cap2 = cap == 0 ? 1024 : cap * 2;
+    void* p = ::mmap(nullptr, cap2 * sizeof(record), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    auto* rows2 = static_cast<record*>(p);
+    for (size_t i = 0; i < size; ++i)
+      rows2[i] = rows[i];
+    if (rows != nullptr) ::munmap(rows, cap * sizeof(record));
+    rows = rows2;
+    cap = cap2;
+    return true;
+  }
+
+  void apply(const record& r) {
+    if (r.pid > 0) {
+      if (size == cap && !grow()) return;
+      rows[size++] = r;
+      return;
+    }
+    for (size_t i = 0; i < size; ++i)
+      if (rows[i].pid == -r.pid) {
+        rows[i] = rows[--size];
+        return;
+      }
+  }
+
+  void kill_all() const {
+    for (size_t i = 0; i < size; ++i) {
+      if (rows[i].pgid > 0) ::syscall(SYS_kill, -rows[i].pgid, SIGKILL);
+      ::syscall(SYS_kill, rows[i].pid, SIGKILL);
+    }
+  }
+};
+
+[[noreturn]] void run_guard(int in) {
+  // Its own process group: a Ctrl-C or a `kill -9 -PGID` aimed at the
+  // program must not take the guard with it before it did its job.
+  ::setpgid(0, 0);
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE})
+    ::sigaction(sig, &ignore, nullptr);
+  ::prctl(PR_SET_NAME, "shardwire-guard", 0, 0, 0);
+  close_all_but(in);
+  table live;
+  // Records arrive whole but a read may end inside one: carry the rest.
+  alignas(record) char buf[4096];
+  size_t have = 0;
+  for (;;) {
+    long n = sys_read(in, buf + have, sizeof(buf) - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break; // EOF: the program is gone
+    have += static_cast<size_t>(n);
+    size_t used = 0;
+    for (; have - used >= sizeof(record); used += sizeof(record)) {
+      record r;
+      std::memcpy(&r, buf + used, sizeof(r));
+      live.apply(r);
+    }
+    std::memmove(buf, buf + used, have - used);
+    have -= used;
+  }
+  live.kill_all();
+  sys_exit(0);
+}
+
+// -- the program's side -------------------------------------------------------
+
+void start_guard() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    log::warning("orphan guard: pipe2 failed (", std::strerror(errno),
+                 "): children will outlive a killed program");
+    return;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    log::warning("orphan guard: fork failed (", std::strerror(errno),
+                 "): children will outlive a killed program");
+    ::close(p[0]);
+    ::close(p[1]);
+    return;
+  }
+  if (pid == 0) run_guard(p[0]);
+  ::close(p[0]);
+  // Registering must never block a shard thread.
+  ::fcntl(p[1], F_SETFL, O_NONBLOCK);
+  guard_pid.store(pid);
+  write_fd.store(p[1]);
+}
+
+void send(const record& r) noexcept {
+  int fd = write_fd.load();
+  if (fd < 0) return;
+  ssize_t n;
+  do {
+    n = ::write(fd, &r, sizeof(r));
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof(r))) return;
+  if (!drop_reported.exchange(true))
+    log::warning("orphan guard: cannot register child ", r.pid < 0 ? -r.pid : r.pid,
+                 " (", n < 0 ? std::strerror(errno) : "short write",
+                 "): it may outlive a killed program");
+}
+
+} // namespace
+
+void guard_child(pid_t pid, pid_t pgid) noexcept {
+  try {
+    std::call_once(start_once, start_guard);
+  } catch (...) {
+    return; // call_once throws only where threads are unavailable
+  }
+  send(record{static_cast<int32_t>(pid), static_cast<int32_t>(pgid)});
+}
+
+void forget_child(pid_t pid) noexcept {
+  send(record{-static_cast<int32_t>(pid), 0});
+}
+
+pid_t orphan_guard_pid() noexcept {
+  return guard_pid.load();
+}
+
+} // namespace shardwire::detail
