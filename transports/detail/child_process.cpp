@@ -104,6 +104,9 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
     posix_spawnattr_setpgroup(&so.attr, 0);
   }
   posix_spawnattr_setflags(&so.attr, flags);
+  // The guard exists before the first child does: a program killed right
+  // after this spawn still has it.
+  start_orphan_guard();
   auto argv = c_strings(req.argv);
   std::vector<char*> envp;
   if (req.env) envp = c_strings(*req.env);

@@ -145,6 +145,10 @@ void start_guard() {
     return;
   }
   if (pid == 0) run_guard(p[0]);
+  // The guard moves to its own group itself; doing it here as well means it
+  // has left the program's group before any child exists (a group SIGKILL
+  // right after the first spawn must not take the guard with it).
+  ::setpgid(pid, pid);
   ::close(p[0]);
   // Registering must never block a shard thread.
   ::fcntl(p[1], F_SETFL, O_NONBLOCK);
@@ -168,12 +172,16 @@ void send(const record& r) noexcept {
 
 } // namespace
 
-void guard_child(pid_t pid, pid_t pgid) noexcept {
+void start_orphan_guard() noexcept {
   try {
     std::call_once(start_once, start_guard);
   } catch (...) {
-    return; // call_once throws only where threads are unavailable
+    // call_once throws only where threads are unavailable
   }
+}
+
+void guard_child(pid_t pid, pid_t pgid) noexcept {
+  start_orphan_guard();
   send(record{static_cast<int32_t>(pid), static_cast<int32_t>(pgid)});
 }
 

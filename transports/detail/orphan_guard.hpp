@@ -29,10 +29,14 @@
 
 namespace shardwire::detail {
 
+/// Starts the guard if it does not run yet (idempotent, thread-safe). Call
+/// before starting a child, so that the guard is there once the child is.
+void start_orphan_guard() noexcept;
+
 /// Registers a child just started: at the program's death the guard kills
 /// `pgid` as a group when `pgid` > 0 (and `pid` itself in every case).
-/// Starts the guard on first use; where it cannot start (fork fails) the
-/// log says so once and children go unguarded.
+/// Starts the guard if needed; where it cannot start (fork fails) the log
+/// says so once and children go unguarded.
 void guard_child(pid_t pid, pid_t pgid) noexcept;
 
 /// Forgets `pid`. Call after the child exited and before it is reaped.
