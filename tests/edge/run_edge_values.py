@@ -454,9 +454,11 @@ def names(line, option, value):
     if option in line or all(part in line for part in option.split(".")):
         return True
     if value and value.startswith("="):
+        # A long value is matched by its first 40 characters, which the
+        # rest of the value follows in the line: no end boundary then.
         v = value[1:][:40]
-        if v and re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w.])",
-                           line):
+        end = r"(?![\w.])" if len(value) - 1 <= 40 else ""
+        if v and re.search(r"(?<![\w.])" + re.escape(v) + end, line):
             return True
     return False
 
