@@ -43,6 +43,8 @@ std::string to_string(sw_errc x) {
     return "unknown_service";
   case sw_errc::write_buffer_overflow:
     return "write_buffer_overflow";
+  case sw_errc::watchdog_timeout:
+    return "watchdog_timeout";
   }
   return "unknown";
 }

@@ -57,6 +57,9 @@ enum class sw_errc : uint8_t {
   /// protocol writes, and the protocol did not stop on `pause`. The
   /// connection was aborted.
   write_buffer_overflow,
+  /// A supervised child with a watchdog stopped sending WATCHDOG=1 in time
+  /// (or sent WATCHDOG=trigger) and was killed (transports/process_child.hpp).
+  watchdog_timeout,
 };
 
 std::string to_string(sw_errc x);

@@ -75,6 +75,7 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<set_subprocess_protocol>(
           "shardwire::set_subprocess_protocol")
       .add_message_type<process_output>("shardwire::process_output")
+      .add_message_type<process_status>("shardwire::process_status")
       .add_message_type<caf::optional<int32_t>>("caf::optional<int32_t>")
       .add_message_type<subprocess_protocol_actor>(
           "shardwire::subprocess_protocol_actor")

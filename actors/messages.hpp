@@ -725,6 +725,19 @@ typename Inspector::result_type inspect(Inspector& f, process_output& x) {
   return f(caf::meta::type_name("process_output"), x.id, x.fd, x.bytes);
 }
 
+/// A supervised child's STATUS=... notification (sd_notify(3); see
+/// process_spec::notify), sent to the child's subscriber in order with its
+/// output messages' notifications.
+struct process_status {
+  std::string id;
+  std::string status;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_status& x) {
+  return f(caf::meta::type_name("process_status"), x.id, x.status);
+}
+
 /// Registers every message type, the actor handle types and the error
 /// categories with `cfg` (done by `shardwire::config`).
 void register_types(caf::actor_system_config& cfg);

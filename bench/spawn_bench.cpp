@@ -4,7 +4,9 @@
 //    shardwire's subprocess transport and through a plain loop of
 //    pipe2 + posix_spawn + read-to-EOF + waitpid in the same run, with 1 and
 //    with --inflight children at a time;
-// 2. churn: --churn children (default 1,000) through shardwire, then checks
+// 2. the cost of each subprocess option (env_merge, child_limits: the fork
+//    path), as a ratio to no option, with --inflight children at a time;
+// 3. churn: --churn children (default 1,000) through shardwire, then checks
 //    that no descriptor leaked and no child (zombie or not) is left.
 //
 //   spawn_bench [--count=2000] [--inflight=16] [--churn=1000] [--shards=1]
@@ -72,6 +74,12 @@ int main(int argc, char** argv) {
   int rc = 0;
   for (auto& r : rows)
     if (r.failed > 0) rc = 1;
+  std::printf("\n");
+  auto costs =
+      bench::measure_option_costs(rt, cfg.program, cfg.count, cfg.inflight);
+  bench::print_option_costs(costs, cfg.inflight);
+  for (auto& c : costs)
+    if (c.failed > 0) rc = 1;
   if (cfg.churn > 0) {
     auto churn = bench::spawn_churn(rt, cfg.program, cfg.churn, cfg.inflight);
     std::printf("\n");

@@ -19,8 +19,8 @@
 #include <memory>
 #include <mutex>
 #include <spawn.h>
-#include <sys/wait.h>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -142,7 +142,8 @@ bool only_guard_left() {
   bool only = true;
   while (auto* t = ::readdir(tasks)) {
     if (t->d_name[0] == '.') continue;
-    std::string path = std::string{"/proc/self/task/"} + t->d_name + "/children";
+    std::string path =
+        std::string{"/proc/self/task/"} + t->d_name + "/children";
     if (auto* f = std::fopen(path.c_str(), "r")) {
       long pid;
       while (std::fscanf(f, "%ld", &pid) == 1)
@@ -183,8 +184,11 @@ double spawn_plain_rate(const std::string& program, size_t count,
   return static_cast<double>(count) / secs.count();
 }
 
-double spawn_shardwire_rate(shardwire::runtime& rt, const std::string& program,
-                            size_t count, size_t inflight, size_t* failed) {
+namespace {
+
+double shardwire_rate_with(shardwire::runtime& rt, const std::string& program,
+                           size_t count, size_t inflight, size_t* failed,
+                           const subprocess_options& opts) {
   auto g = std::make_shared<gate>();
   auto start = clock_type::now();
   for (size_t i = 0; i < count; ++i) {
@@ -194,7 +198,7 @@ double spawn_shardwire_rate(shardwire::runtime& rt, const std::string& program,
       ++g->running;
     }
     async_subprocess_exec(rt, {program}, subprocess_protocol_fun(counting, g),
-                          {}, [g](caf::expected<subprocess> sp) {
+                          opts, [g](caf::expected<subprocess> sp) {
                             if (sp) return;
                             std::lock_guard<std::mutex> guard{g->mtx};
                             ++g->failed;
@@ -207,6 +211,55 @@ double spawn_shardwire_rate(shardwire::runtime& rt, const std::string& program,
   std::chrono::duration<double> secs = clock_type::now() - start;
   if (failed != nullptr) *failed += g->failed;
   return static_cast<double>(count) / secs.count();
+}
+
+} // namespace
+
+double spawn_shardwire_rate(shardwire::runtime& rt, const std::string& program,
+                            size_t count, size_t inflight, size_t* failed) {
+  return shardwire_rate_with(rt, program, count, inflight, failed, {});
+}
+
+std::vector<option_cost> measure_option_costs(shardwire::runtime& rt,
+                                              const std::string& program,
+                                              size_t count, size_t inflight) {
+  std::vector<std::pair<std::string, subprocess_options>> cases;
+  cases.emplace_back("no options (posix_spawn)", subprocess_options{});
+  subprocess_options env;
+  env.env_merge = {"SHARDWIRE_BENCH=1"};
+  cases.emplace_back("env_merge, 1 entry", env);
+  subprocess_options umask;
+  umask.limits.umask = 022;
+  cases.emplace_back("limits: umask (fork+exec)", umask);
+  subprocess_options limits;
+  limits.limits.open_files = 1024;
+  limits.limits.core_size = 0;
+  limits.limits.nice = 5;
+  cases.emplace_back("limits: 2 rlimits + nice", limits);
+  if (::geteuid() == 0) {
+    subprocess_options user;
+    user.limits.user = "nobody";
+    cases.emplace_back("limits: user=nobody", user);
+  }
+  std::vector<option_cost> out;
+  for (auto& [name, opts] : cases) {
+    option_cost c;
+    c.option = name;
+    c.per_s =
+        shardwire_rate_with(rt, program, count, inflight, &c.failed, opts);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void print_option_costs(const std::vector<option_cost>& rows, size_t inflight) {
+  std::printf("%-10s %-28s %12s %8s\n", "in flight", "option", "processes/s",
+              "ratio");
+  for (auto& r : rows) {
+    std::printf("%-10zu %-28s %12.0f %8.2f\n", inflight, r.option.c_str(),
+                r.per_s, rows[0].per_s > 0 ? r.per_s / rows[0].per_s : 0.0);
+    if (r.failed > 0) std::printf("  !! %zu spawns failed\n", r.failed);
+  }
 }
 
 std::vector<spawn_row> measure_spawn(shardwire::runtime& rt,

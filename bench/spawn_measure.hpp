@@ -48,6 +48,20 @@ std::vector<spawn_row> measure_spawn(shardwire::runtime& rt,
 
 void print_spawn(const std::vector<spawn_row>& rows);
 
+/// The cost of each subprocess option: the shardwire rate with it on, and
+/// its ratio to the rate with no option (first row), in the same run.
+struct option_cost {
+  std::string option;
+  double per_s = 0;
+  size_t failed = 0;
+};
+
+std::vector<option_cost> measure_option_costs(shardwire::runtime& rt,
+                                              const std::string& program,
+                                              size_t count, size_t inflight);
+
+void print_option_costs(const std::vector<option_cost>& rows, size_t inflight);
+
 struct churn_result {
   size_t children = 0;
   double per_s = 0;

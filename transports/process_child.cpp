@@ -4,6 +4,10 @@
 #include "actors/supervision/messages.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/notify_socket.hpp"
+
+#include <algorithm>
+#include <cstdlib>
 
 namespace shardwire {
 
@@ -12,6 +16,11 @@ namespace {
 // Timer and internal messages of the process child.
 struct stop_deadline {};
 struct ready_deadline {};
+// Carries the ping generation it was armed for: a later ping re-arms with
+// a new one, and the old deadline is then ignored.
+struct watchdog_deadline {
+  uint64_t generation;
+};
 struct spawn_failed {
   caf::error reason;
 };
@@ -25,14 +34,17 @@ typename Inspector::result_type inspect(Inspector& f, ready_deadline&) {
   return f(caf::meta::type_name("shardwire::ready_deadline"));
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, watchdog_deadline& x) {
+  return f(caf::meta::type_name("shardwire::watchdog_deadline"), x.generation);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, spawn_failed& x) {
   return f(caf::meta::type_name("shardwire::spawn_failed"), x.reason);
 }
 
-using process_child_actor =
-    subprocess_protocol_actor::extend<caf::reacts_to<stop_deadline>,
-                                      caf::reacts_to<ready_deadline>,
-                                      caf::reacts_to<spawn_failed>>;
+using process_child_actor = subprocess_protocol_actor::extend<
+    caf::reacts_to<stop_deadline>, caf::reacts_to<ready_deadline>,
+    caf::reacts_to<watchdog_deadline>, caf::reacts_to<spawn_failed>>;
 
 class process_child : public pinned<process_child_actor::base> {
 public:
@@ -48,6 +60,11 @@ public:
     set_exit_handler([this](caf::exit_msg& msg) { begin_stop(msg.reason); });
     auto opts = spec_.options;
     opts.shard = home().id();
+    if (auto err = set_up_notify(opts)) {
+      caf::anon_send(caf::actor_cast<caf::actor>(this),
+                     spawn_failed{std::move(err)});
+      return handlers();
+    }
     auto self_hdl = caf::actor_cast<subprocess_protocol_actor>(this);
     auto self_addr = caf::actor_cast<caf::actor>(this);
     async_subprocess_exec(
@@ -55,6 +72,18 @@ public:
         [self_addr](caf::expected<subprocess> sp) {
           if (!sp) caf::anon_send(self_addr, spawn_failed{sp.error()});
         });
+    return handlers();
+  }
+
+  void on_exit() override {
+    // Killed without a graceful stop (exit_reason::kill, runtime shutdown):
+    // the transport sees its protocol go down and kills the group.
+    transport_ = nullptr;
+    notify_.close();
+  }
+
+private:
+  behavior_type handlers() {
     return {
         [this](subprocess_connected& msg) {
           transport_ = msg.transport;
@@ -63,6 +92,7 @@ public:
             send_stop_signal();
             return;
           }
+          if (spec_.notify) return; // READY=1 makes it ready
           if (!spec_.ready_line && !spec_.ready_after)
             ready();
           else if (spec_.ready_after)
@@ -85,6 +115,11 @@ public:
         [this](ready_deadline) {
           if (!status_ && !stopping_) ready();
         },
+        [this](watchdog_deadline msg) {
+          if (msg.generation == watchdog_generation_ && !status_ && !stopping_)
+            watchdog_fired("no WATCHDOG=1 for " +
+                           std::to_string(watchdog_interval_.count()) + " ms");
+        },
         [this](spawn_failed& msg) {
           log::warning("process ", spec_.id, ": ", describe(msg.reason));
           quit(std::move(msg.reason));
@@ -92,17 +127,80 @@ public:
     };
   }
 
-  void on_exit() override {
-    // Killed without a graceful stop (exit_reason::kill, runtime shutdown):
-    // the transport sees its protocol go down and kills the group.
-    transport_ = nullptr;
-  }
-
-private:
   void ready() {
     if (ready_sent_) return;
     ready_sent_ = true;
     if (on_ready_) on_ready_();
+  }
+
+  // With `notify`: opens the socket and gives the child its address. In
+  // every case keeps the program's own notification variables from the
+  // child.
+  caf::error set_up_notify(subprocess_options& opts) {
+    for (const char* name : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+      if (::getenv(name) != nullptr) opts.env_merge.emplace_back(name);
+    if (!spec_.notify) return {};
+    if (spec_.watchdog && spec_.watchdog->count() <= 0)
+      return make_error(sw_errc::invalid_argument,
+                        spec_.id + ": watchdog must be positive");
+    auto err = notify_.open(
+        home(), [this](auto fields) { on_notify(std::move(fields)); });
+    if (err) return err;
+    opts.env_merge.push_back("NOTIFY_SOCKET=" + notify_.address());
+    if (spec_.watchdog) {
+      watchdog_interval_ = *spec_.watchdog;
+      opts.env_merge.push_back(
+          "WATCHDOG_USEC=" + std::to_string(watchdog_interval_.count() * 1000));
+    }
+    return {};
+  }
+
+  void on_notify(std::vector<detail::notify_field> fields) {
+    for (auto& f : fields) {
+      if (f.key == "READY" && f.value == "1") {
+        if (status_ || stopping_) continue;
+        ready();
+        arm_watchdog(); // the watchdog runs from readiness on
+      } else if (f.key == "STATUS") {
+        if (spec_.subscriber)
+          caf::anon_send(spec_.subscriber,
+                         process_status{spec_.id, std::move(f.value)});
+      } else if (f.key == "WATCHDOG" && f.value == "1") {
+        if (ready_sent_) arm_watchdog();
+      } else if (f.key == "WATCHDOG" && f.value == "trigger") {
+        if (!status_ && !stopping_) watchdog_fired("WATCHDOG=trigger");
+      } else if (f.key == "WATCHDOG_USEC") {
+        char* end = nullptr;
+        auto usec = std::strtoull(f.value.c_str(), &end, 10);
+        if (end != f.value.c_str() && *end == '\0' && usec >= 1000) {
+          watchdog_interval_ = std::chrono::milliseconds{usec / 1000};
+          if (ready_sent_) arm_watchdog();
+        }
+      } else if (f.key == "STOPPING" && f.value == "1") {
+        log::info("process ", spec_.id, " (pid ", pid_, ") is stopping");
+      } else if (f.key == "MAINPID") {
+        log::info("process ", spec_.id, " (pid ", pid_, ") names main pid ",
+                  f.value);
+      }
+    }
+  }
+
+  void arm_watchdog() {
+    if (watchdog_interval_.count() <= 0) return;
+    delayed_send(this, watchdog_interval_,
+                 watchdog_deadline{++watchdog_generation_});
+  }
+
+  // The child missed its watchdog: killed as systemd does (the watchdog
+  // signal, SIGKILL after stop_timeout), and the actor ends with
+  // watchdog_timeout once it is reaped.
+  void watchdog_fired(std::string why) {
+    if (watchdog_failure_ || !transport_) return;
+    log::warning("process ", spec_.id, " (pid ", pid_, "): watchdog: ", why,
+                 "; sending signal ", spec_.watchdog_signal);
+    watchdog_failure_ = spec_.id + ": " + why;
+    send(transport_, shardwire::signal{spec_.watchdog_signal, true});
+    delayed_send(this, spec_.stop_timeout, stop_deadline{});
   }
 
   void begin_stop(caf::error reason) {
@@ -126,7 +224,7 @@ private:
   }
 
   void forward(int32_t fd, buffer bytes, read_ticket ticket) {
-    if (spec_.ready_line && !ready_sent_ &&
+    if (spec_.ready_line && !spec_.notify && !ready_sent_ &&
         bytes.view().find(*spec_.ready_line) != std::string_view::npos)
       ready();
     // The subscriber is dynamically typed: anon_send (a typed actor may not
@@ -179,9 +277,14 @@ private:
 
   void finish() {
     transport_ = nullptr;
+    notify_.close();
     if (stopping_) {
       quit(stop_reason_);
-    } else if (status_ && *status_ == 0) {
+    } else if (watchdog_failure_) {
+      quit(make_error(sw_errc::watchdog_timeout, *watchdog_failure_));
+    } else if (status_ && std::find(spec_.success_statuses.begin(),
+                                    spec_.success_statuses.end(),
+                                    *status_) != spec_.success_statuses.end()) {
       quit();
     } else {
       auto st = status_ ? *status_ : 255;
@@ -202,6 +305,10 @@ private:
   bool ready_sent_ = false;
   bool stopping_ = false;
   caf::error stop_reason_;
+  detail::notify_socket notify_;
+  std::chrono::milliseconds watchdog_interval_{0};
+  uint64_t watchdog_generation_ = 0;
+  std::optional<std::string> watchdog_failure_;
 };
 
 } // namespace
@@ -222,7 +329,7 @@ child_spec process_child_spec(runtime& rt, process_spec spec,
   cs.restart = restart;
   cs.shutdown =
       shutdown_policy::after(spec.stop_timeout + std::chrono::seconds(1));
-  if (spec.ready_line)
+  if (spec.ready_line || spec.notify)
     cs.readiness = readiness_policy::ready_message(spec.ready_timeout);
   else if (spec.ready_after)
     cs.readiness =
@@ -231,7 +338,7 @@ child_spec process_child_spec(runtime& rt, process_spec spec,
   cs.start = [rtp, spec](child_context& ctx) -> caf::expected<caf::actor> {
     auto copy = spec;
     copy.id = ctx.id; // pool children get "<id>#<n>"
-    bool report = copy.ready_line || copy.ready_after;
+    bool report = copy.ready_line || copy.ready_after || copy.notify;
     auto sup = ctx.supervisor;
     auto id = ctx.id;
     return spawn_process_child(*rtp, std::move(copy), [report, sup, id] {

@@ -8,12 +8,16 @@
 //   after `stop_timeout`; the actor then exits with the reason it was asked
 //   to exit with. Its group is killed when the child exits, so grandchildren
 //   never outlive it (kill_group_on_exit);
-// - exit reasons a supervisor can judge: `normal` after exit status 0,
-//   sw_errc::process_failed ("exit status 3", "signal 9") otherwise, and the
+// - exit reasons a supervisor can judge: `normal` after a status listed in
+//   `success_statuses` (exit status 0 by default), sw_errc::process_failed
+//   ("exit status 3", "signal 9") otherwise, and the
 //   spawn error (ENOENT ...) when the program could not be started;
 // - readiness: `on_ready` runs once the child printed a line containing
 //   `ready_line`, or once it has run for `ready_after` (whichever is set;
-//   immediately after the spawn when neither is);
+//   immediately after the spawn when neither is), or, with `notify`, once
+//   it sent READY=1 the systemd way;
+// - liveness, with `notify` and `watchdog`: a child that stops sending
+//   WATCHDOG=1 is killed and the actor ends with sw_errc::watchdog_timeout;
 // - output as messages: every line (or chunk) of stdout/stderr goes to
 //   `subscriber` as `process_output`, in order per stream. Each message holds
 //   read credit until the subscriber handled it, so a chatty child is
@@ -47,6 +51,12 @@ struct process_spec {
     o.stdin_ = stdio::devnull;
     return o;
   }();
+  /// Return codes that count as success, as asyncio reports them (the
+  /// exit status, or minus the signal number): the actor then exits
+  /// `normal`, so a transient child is not restarted (systemd's
+  /// SuccessExitStatus=, supervisord's exitcodes=). Any other code ends it
+  /// with sw_errc::process_failed.
+  std::vector<int> success_statuses{0};
   int stop_signal = SIGTERM;
   std::chrono::milliseconds stop_timeout{5000};
   /// Gets `process_output`; none: output is read and dropped.
@@ -56,8 +66,24 @@ struct process_spec {
   size_t max_line = 64 * 1024;
   std::optional<std::string> ready_line;
   std::optional<std::chrono::milliseconds> ready_after;
-  /// Under a supervisor: how long a child with `ready_line` may take to
-  /// print it before the start counts as failed.
+  /// systemd's Type=notify (sd_notify(3)): the child gets NOTIFY_SOCKET
+  /// and counts as ready when it sends READY=1 (`ready_line` and
+  /// `ready_after` are then not used). STATUS=... goes to `subscriber` as
+  /// `process_status`; STOPPING=1 and MAINPID= are logged. A program
+  /// written for Type=notify runs unchanged. Without `notify` the child
+  /// does not inherit the program's own NOTIFY_SOCKET / WATCHDOG_USEC (it
+  /// must not notify the program's supervisor in its name).
+  bool notify = false;
+  /// With `notify`, systemd's WatchdogSec=: the child gets WATCHDOG_USEC,
+  /// and once ready it must send WATCHDOG=1 at least this often (a
+  /// WATCHDOG_USEC=... from the child changes the interval). When it does
+  /// not, or sends WATCHDOG=trigger, its group gets `watchdog_signal`, then
+  /// SIGKILL after `stop_timeout`, and the actor ends with
+  /// sw_errc::watchdog_timeout (a transient child is restarted).
+  std::optional<std::chrono::milliseconds> watchdog;
+  int watchdog_signal = SIGABRT;
+  /// Under a supervisor: how long a child with `ready_line` (or `notify`)
+  /// may take to print it (send READY=1) before the start counts as failed.
   std::chrono::milliseconds ready_timeout{30'000};
 };
 

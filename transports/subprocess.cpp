@@ -5,6 +5,8 @@
 #include "transports/detail/await_result.hpp"
 #include "transports/detail/subprocess_transport.hpp"
 
+extern char** environ;
+
 namespace shardwire {
 
 namespace {
@@ -23,6 +25,29 @@ detail::child_stream to_child_stream(stdio x) {
   return detail::child_stream::inherit;
 }
 
+// `base` (or the inherited environment) with `merge` applied in order.
+std::vector<std::string>
+merged_env(const std::optional<std::vector<std::string>>& base,
+           const std::vector<std::string>& merge) {
+  std::vector<std::string> out;
+  if (base) {
+    out = *base;
+  } else {
+    for (char** e = environ; *e; ++e)
+      out.emplace_back(*e);
+  }
+  auto name_of = [](const std::string& entry) {
+    return entry.substr(0, entry.find('='));
+  };
+  for (const auto& m : merge) {
+    auto name = name_of(m);
+    std::erase_if(out,
+                  [&](const std::string& e) { return name_of(e) == name; });
+    if (m.find('=') != std::string::npos) out.push_back(m);
+  }
+  return out;
+}
+
 } // namespace
 
 void async_subprocess_exec(runtime& rt, std::vector<std::string> argv,
@@ -39,7 +64,14 @@ void async_subprocess_exec(runtime& rt, std::vector<std::string> argv,
   detail::child_request req;
   req.argv = std::move(argv);
   req.cwd = opts.cwd;
-  req.env = opts.env;
+  for (const auto& m : opts.env_merge)
+    if (m.empty() || m.front() == '=')
+      return fail("env_merge: entry '" + m + "' has no name");
+  if (opts.env_merge.empty())
+    req.env = opts.env;
+  else
+    req.env = merged_env(opts.env, opts.env_merge);
+  req.limits = opts.limits;
   req.in = to_child_stream(opts.stdin_);
   req.out = to_child_stream(opts.stdout_);
   req.err = to_child_stream(opts.stderr_);

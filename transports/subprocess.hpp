@@ -26,6 +26,7 @@
 #pragma once
 
 #include "actors/subprocess_protocol.hpp"
+#include "transports/child_limits.hpp"
 
 #include <caf/expected.hpp>
 #include <caf/optional.hpp>
@@ -59,6 +60,11 @@ struct subprocess_options {
   std::optional<std::string> cwd;
   /// The child's whole environment as "NAME=value" (default: inherited).
   std::optional<std::vector<std::string>> env;
+  /// Applied on top of `env` (or of the inherited environment): "NAME=value"
+  /// sets NAME, a bare "NAME" removes it. Later entries win.
+  std::vector<std::string> env_merge;
+  /// rlimits, user / groups, nice, umask (transports/child_limits.hpp).
+  child_limits limits;
   stdio stdin_ = stdio::pipe;
   stdio stdout_ = stdio::pipe;
   stdio stderr_ = stdio::pipe;

@@ -29,19 +29,26 @@ TEST_CASE("blocking calls on a shard thread are refused, not hung") {
   std::promise<refusals> done;
   auto fut = done.get_future();
   fx.rt->shard_at(0).post([&] {
-    refusals r;
-    connect_options copts;
-    copts.host = "127.0.0.1";
-    copts.port = 1;
-    auto conn = create_connection(*fx.rt, copts, protocol_factory{});
-    r.connect = conn ? caf::error{} : conn.error();
-    auto ep = create_datagram_endpoint(*fx.rt, datagram_protocol_factory{},
-                                       datagram_options{});
-    r.datagram = ep ? caf::error{} : ep.error();
-    auto proc = subprocess_exec(*fx.rt, {"/bin/true"},
-                                subprocess_protocol_factory{},
-                                subprocess_options{});
-    r.subprocess = proc ? caf::error{} : proc.error();
+    // The results are dropped before set_value: this thread then holds no
+    // reference to the errors' context messages once the test thread reads
+    // them (under TSan, a last reference dropped here after the test thread
+    // released its copy was reported as a race on the message's string).
+    refusals r = [&] {
+      refusals r;
+      connect_options copts;
+      copts.host = "127.0.0.1";
+      copts.port = 1;
+      auto conn = create_connection(*fx.rt, copts, protocol_factory{});
+      r.connect = conn ? caf::error{} : conn.error();
+      auto ep = create_datagram_endpoint(*fx.rt, datagram_protocol_factory{},
+                                         datagram_options{});
+      r.datagram = ep ? caf::error{} : ep.error();
+      auto proc =
+          subprocess_exec(*fx.rt, {"/bin/true"}, subprocess_protocol_factory{},
+                          subprocess_options{});
+      r.subprocess = proc ? caf::error{} : proc.error();
+      return r;
+    }();
     done.set_value(std::move(r));
   });
   REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);

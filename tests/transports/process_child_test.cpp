@@ -124,6 +124,31 @@ TEST_CASE("process child: exit reasons a supervisor can judge") {
     CHECK(is(reason, sw_errc::process_failed));
     CHECK(describe(reason).find("signal 9") != std::string::npos);
   }
+  SECTION("success_statuses: listed codes and signals are normal exits") {
+    auto code = shell("code", "exit 3");
+    code.success_statuses = {0, 3};
+    auto child = spawn_process_child(*fx.rt, code);
+    self->monitor(child);
+    CHECK(wait_exit(self, child) == caf::exit_reason::normal);
+    auto sig = shell("term", "kill -TERM $$");
+    sig.success_statuses = {0, -SIGTERM};
+    auto child2 = spawn_process_child(*fx.rt, sig);
+    self->monitor(child2);
+    CHECK(wait_exit(self, child2) == caf::exit_reason::normal);
+    // Not listed: still a failure, and 0 is only a success when listed.
+    auto other = shell("kill", "kill -9 $$");
+    other.success_statuses = {0, -SIGTERM};
+    auto child3 = spawn_process_child(*fx.rt, other);
+    self->monitor(child3);
+    CHECK(is(wait_exit(self, child3), sw_errc::process_failed));
+    auto zero = shell("zero", "exit 0");
+    zero.success_statuses = {2};
+    auto child4 = spawn_process_child(*fx.rt, zero);
+    self->monitor(child4);
+    auto reason = wait_exit(self, child4);
+    CHECK(is(reason, sw_errc::process_failed));
+    CHECK(describe(reason).find("exit status 0") != std::string::npos);
+  }
   SECTION("a missing program ends it with the spawn error") {
     process_spec spec;
     spec.id = "missing";

@@ -1,6 +1,7 @@
 #include "transports/detail/child_process.hpp"
 
 #include "actors/errors.hpp"
+#include "transports/detail/fork_exec.hpp"
 #include "transports/detail/orphan_guard.hpp"
 
 #include <cerrno>
@@ -57,8 +58,14 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
   if (req.in == child_stream::merge || req.out == child_stream::merge)
     return make_error(sw_errc::invalid_argument,
                       "only stderr can be merged into stdout");
+  caf::expected<resolved_limits> limits{resolved_limits{}};
+  if (req.limits.any()) {
+    limits = resolve_limits(req.limits);
+    if (!limits) return std::move(limits.error());
+  }
   spawn_objects so;
-  fd_guard child_ends; // closed in the parent once the child has them
+  fork_exec_request forked; // the same plan, for the fork + exec path
+  fd_guard child_ends;      // closed in the parent once the child has them
   spawned_child out;
   fd_guard parent_ends;
   const child_stream modes[3] = {req.in, req.out, req.err};
@@ -75,6 +82,7 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
       out.stdio[i] = parent_end;
       // dup2 clears close-on-exec on the child's copy.
       posix_spawn_file_actions_adddup2(&so.actions, child_end, i);
+      forked.stdio[i] = {stdio_action::dup_fd, child_end};
       break;
     }
     case child_stream::inherit:
@@ -82,9 +90,11 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
     case child_stream::devnull:
       posix_spawn_file_actions_addopen(&so.actions, i, "/dev/null",
                                        i == 0 ? O_RDONLY : O_WRONLY, 0);
+      forked.stdio[i] = {stdio_action::devnull, -1};
       break;
     case child_stream::merge:
       posix_spawn_file_actions_adddup2(&so.actions, 1, 2);
+      forked.stdio[i] = {stdio_action::merge, -1};
       break;
     }
   }
@@ -111,6 +121,21 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
   std::vector<char*> envp;
   if (req.env) envp = c_strings(*req.env);
   char** env = req.env ? envp.data() : environ;
+  std::string ctx = "spawn " + req.argv[0];
+  if (req.limits.any()) {
+    forked.argv = &req.argv;
+    forked.envp = env;
+    forked.cwd = req.cwd ? &*req.cwd : nullptr;
+    forked.new_process_group = req.new_process_group;
+    forked.limits = &*limits;
+    // fork_exec registers the child with the orphan guard itself.
+    auto pid = fork_exec(forked, ctx);
+    if (!pid) return std::move(pid.error());
+    out.pid = *pid;
+    out.pgid = req.new_process_group ? *pid : ::getpgrp();
+    parent_ends.fds.clear();
+    return out;
+  }
   pid_t pid = -1;
   int rc = req.argv[0].find('/') == std::string::npos
                ? ::posix_spawnp(&pid, argv[0], &so.actions, &so.attr,
@@ -118,7 +143,6 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
                : ::posix_spawn(&pid, argv[0], &so.actions, &so.attr,
                                argv.data(), env);
   if (rc != 0) {
-    std::string ctx = "spawn " + req.argv[0];
     if (req.cwd) ctx += " (cwd " + *req.cwd + ")";
     return make_errno_error(rc, std::move(ctx));
   }

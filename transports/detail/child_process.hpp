@@ -8,6 +8,8 @@
 // pipe from reaching EOF).
 #pragma once
 
+#include "transports/child_limits.hpp"
+
 #include <caf/expected.hpp>
 
 #include <optional>
@@ -36,6 +38,9 @@ struct child_request {
   child_stream err = child_stream::pipe;
   /// The child leads a new process group (pgid = pid).
   bool new_process_group = true;
+  /// Limits and identity; with any set the child is started with fork +
+  /// exec instead of posix_spawn (transports/detail/fork_exec.hpp).
+  child_limits limits;
 };
 
 struct spawned_child {
@@ -47,7 +52,9 @@ struct spawned_child {
 };
 
 /// Starts a child. Errors: errno category (ENOENT for a missing program,
-/// EACCES ...), with the program name in the context.
+/// EACCES, EPERM for a limit or identity the kernel refused ...), with the
+/// program name and the failed setting in the context; invalid_argument
+/// for a child_limits value out of range.
 caf::expected<spawned_child> spawn_child(const child_request& req);
 
 /// pidfd_open(2); -1 with errno set where the kernel lacks it (< 5.3).
