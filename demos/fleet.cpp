@@ -1,15 +1,22 @@
 // Supervising a fleet of OS processes, the OTP way.
 //
 // Starts --workers worker processes (this same program in --worker mode)
-// under a one_for_one supervisor. Each worker prints a ready line, works
-// for a while and then crashes at random (exit status 1, or SIGABRT). The
-// supervisor restarts each with exponential backoff and jitter; every start,
-// crash and restart is printed. Ctrl-C (or --duration-ms) stops the fleet:
+// under a one_for_one supervisor. Each worker is a systemd-style notify
+// service: it says READY=1 and pings its watchdog (WATCHDOG=1, with a
+// STATUS line) after every job, over the NOTIFY_SOCKET the fleet gives it.
+// It runs under limits (1024 open files, nice 5, no core file), works for a
+// while and then crashes at random: exit status 1, SIGABRT, or it hangs
+// and stops pinging, so that the watchdog kills it (--watchdog-ms=0: no
+// notify and no watchdog; workers are ready when they print "ready"). The
+// supervisor restarts each with exponential backoff and jitter; every
+// start, crash (with its cause) and restart is printed. Ctrl-C (or
+// --duration-ms) stops the fleet:
 // each worker gets SIGTERM to its process group, SIGKILL after
 // --stop-timeout-ms, in reverse start order. The summary lists restarts per
 // worker and checks that no worker process is left running.
 //
-//   fleet [--workers=8 (1-1000)] [--duration-ms=0] [--seed=0] [--verbose]
+//   fleet [--workers=8 (1-1000)] [--duration-ms=0] [--seed=0]
+//         [--watchdog-ms=1000 (0, or 200-)] [--verbose]
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -21,15 +28,21 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstddef>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 
@@ -48,6 +61,7 @@ struct fleet_config : config {
   size_t duration_ms = 0;
   uint64_t seed = 0;
   size_t stop_timeout_ms = 2000;
+  size_t watchdog_ms = 1000;
   bool verbose = false;
   // Worker mode (used by the fleet itself).
   bool worker = false;
@@ -63,6 +77,9 @@ struct fleet_config : config {
         .add(stop_timeout_ms, "stop-timeout-ms",
              "SIGTERM to SIGKILL escalation when stopping a worker")
         .add(mean_life_ms, "mean-life-ms", "average worker life before a crash")
+        .add(watchdog_ms, "watchdog-ms",
+             "workers notify READY=1 and must ping WATCHDOG=1 this often "
+             "(0: ready line, no watchdog)")
         .add(verbose, "verbose,v", "print every line the workers print")
         .add(worker, "worker", "(internal) run as a worker process")
         .add(worker_seed, "worker-seed", "(internal) seed of this worker");
@@ -78,6 +95,10 @@ struct fleet_config : config {
     ok &= check_option(stop_timeout_ms <= max_ms, "stop-timeout-ms", ms_range);
     ok &= check_option(mean_life_ms >= 1 && mean_life_ms <= max_ms,
                        "mean-life-ms", "must be 1-" + std::to_string(max_ms));
+    // Workers ping after every 100 ms job: a shorter watchdog kills them all.
+    ok &= check_option(
+        watchdog_ms == 0 || (watchdog_ms >= 200 && watchdog_ms <= max_ms),
+        "watchdog-ms", "must be 0 or 200-" + std::to_string(max_ms));
     return ok;
   }
 };
@@ -115,20 +136,50 @@ private:
 
 // -- worker mode --------------------------------------------------------------
 
+// sd_notify(3) by hand, as any Type=notify service does it: one datagram
+// to $NOTIFY_SOCKET ('@' = abstract namespace); nothing when it is unset.
+void notify(const std::string& msg) {
+  const char* env = std::getenv("NOTIFY_SOCKET");
+  if (env == nullptr || *env == '\0') return;
+  std::string path = env;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() > sizeof addr.sun_path) return;
+  if (path[0] == '@') path[0] = '\0';
+  path.copy(addr.sun_path, path.size());
+  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ::sendto(
+      fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size()));
+}
+
 int run_worker(const fleet_config& cfg) {
   std::mt19937_64 rng{cfg.worker_seed ^ static_cast<uint64_t>(::getpid())};
   auto life_ms = 100 + rng() % (2 * cfg.mean_life_ms);
-  std::printf("ready (pid %d)\n", ::getpid());
+  struct rlimit nofile {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  std::printf("ready (pid %d, nofile %llu, nice %d)\n", ::getpid(),
+              static_cast<unsigned long long>(nofile.rlim_cur),
+              ::getpriority(PRIO_PROCESS, 0));
   std::fflush(stdout);
+  notify("READY=1\nSTATUS=started");
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms);
   int job = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     std::printf("job %d done\n", ++job);
     std::fflush(stdout);
+    notify("WATCHDOG=1\nSTATUS=" + std::to_string(job) + " jobs done");
     std::this_thread::sleep_for(100ms);
   }
-  if (rng() % 4 == 0) {
+  auto mode = rng() % 4;
+  if (mode == 1 && std::getenv("WATCHDOG_USEC") != nullptr) {
+    std::printf("crashing by hanging (no more watchdog pings)\n");
+    std::fflush(stdout);
+    for (;;) // until the watchdog's SIGABRT
+      std::this_thread::sleep_for(1s);
+  }
+  if (mode == 0) {
     std::printf("crashing with SIGABRT\n");
     std::fflush(stdout);
     std::signal(SIGABRT, SIG_DFL);
@@ -184,6 +235,9 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<fleet_stats> st,
         demo::println("[fleet] supervisor gave up: ", describe(ev.reason));
       },
       [=](supervisor_started&) { demo::println("[fleet] all workers up"); },
+      [=](process_status& st) {
+        if (verbose) demo::println("  ", st.id, ": STATUS=", st.status);
+      },
       [=](process_output& out) {
         auto line = out.bytes.str();
         if (line.rfind("ready (pid ", 0) == 0) {
@@ -231,13 +285,26 @@ int main(int argc, char** argv) {
   spec.backoff.base = 100ms;
   spec.backoff.max = 5s;
   spec.backoff.reset_after = 3s;
+  struct rlimit nofile {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
   for (size_t i = 1; i <= cfg.workers; ++i) {
     process_spec ps;
     ps.id = "worker-" + std::to_string(i);
     ps.argv = {self_exe, "--worker",
                "--worker-seed=" + std::to_string(cfg.seed * 1000 + i),
                "--mean-life-ms=" + std::to_string(cfg.mean_life_ms)};
-    ps.ready_line = "ready";
+    if (cfg.watchdog_ms > 0) {
+      ps.notify = true;
+      ps.watchdog = std::chrono::milliseconds{cfg.watchdog_ms};
+    } else {
+      ps.ready_line = "ready";
+    }
+    // Limits as a unit file would set them: LimitNOFILE=1024, Nice=5 and
+    // LimitCORE=0 (a worker's SIGABRT leaves no core file behind); never
+    // above what this program may grant without privilege.
+    ps.options.limits.open_files = std::min<uint64_t>(1024, nofile.rlim_max);
+    ps.options.limits.nice = std::max(5, ::getpriority(PRIO_PROCESS, 0));
+    ps.options.limits.core_size = 0;
     ps.subscriber = obs;
     ps.stop_timeout = std::chrono::milliseconds{cfg.stop_timeout_ms};
     spec.children.push_back(process_child_spec(rt, ps));

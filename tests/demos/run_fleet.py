@@ -72,6 +72,7 @@ def main():
     if left:
         sys.exit(f"fleet: worker processes still running: {left}")
     print("fleet: stopped cleanly on SIGINT, no worker left")
+    check_watchdog(args.fleet)
     check_prompt_exit(args.fleet)
     check_refused(args.fleet)
 
@@ -79,6 +80,49 @@ def main():
 # SIGINT -> exit with --duration-ms far away: stopping 2 workers (SIGTERM,
 # they exit at once) takes well under a second; the bound leaves room for a
 # loaded CI machine and is far below the 30 s duration.
+def check_watchdog(fleet):
+    """Workers are notify services under limits: each reports its limits in
+    its ready line, and one that hangs is killed by its watchdog (its own
+    cause in the crash line) and restarted."""
+    proc = subprocess.Popen(
+        [fleet, "--workers=3", "--mean-life-ms=200", "--watchdog-ms=300",
+         "--seed=5", "--stop-timeout-ms=500", "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    lines = []
+    limits_seen = hung = killed = restarted = False
+    while time.monotonic() < deadline and not restarted:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        limits_seen = limits_seen or "nofile 1024, nice 5)" in line
+        hung = hung or "crashing by hanging" in line
+        if hung and "crashed: shardwire: watchdog_timeout" in line and \
+                "no WATCHDOG=1 for 300 ms" in line:
+            killed = line.split()[1]  # "[fleet] worker-N crashed: ..."
+        if killed and f"{killed} restarting in" in line:
+            restarted = True
+    proc.send_signal(signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        sys.exit("fleet --watchdog-ms: did not stop within 30 s of SIGINT")
+    out = "".join(lines) + rest
+    if not (limits_seen and killed and restarted):
+        print(out[-6000:])
+        sys.exit(f"fleet --watchdog-ms: limits in ready line {limits_seen}, "
+                 f"hang killed by the watchdog {bool(killed)}, "
+                 f"restarted {restarted}")
+    if proc.returncode != 0 or "left running: 0" not in out:
+        print(out[-6000:])
+        sys.exit(f"fleet --watchdog-ms: exit code {proc.returncode} or "
+                 "workers left running")
+    print(f"fleet --watchdog-ms=300: {killed} hung, was killed by its "
+          "watchdog and restarted")
+
+
 PROMPT_EXIT_S = 2.0
 
 
@@ -119,6 +163,7 @@ def check_prompt_exit(fleet):
 
 def check_refused(fleet):
     for arg, name in [("--workers=0", "--workers"),
+                      ("--watchdog-ms=100", "--watchdog-ms"),
                       ("--mean-life-ms=0", "--mean-life-ms"),
                       ("--duration-ms=18446744073709551615", "--duration-ms")]:
         r = subprocess.run([fleet, arg], capture_output=True, text=True,
