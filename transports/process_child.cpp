@@ -5,6 +5,7 @@
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/detail/notify_socket.hpp"
+#include "transports/detail/rotating_log.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -60,7 +61,7 @@ public:
     set_exit_handler([this](caf::exit_msg& msg) { begin_stop(msg.reason); });
     auto opts = spec_.options;
     opts.shard = home().id();
-    if (auto err = set_up_notify(opts)) {
+    if (auto err = open_logs(); err || (err = set_up_notify(opts))) {
       caf::anon_send(caf::actor_cast<caf::actor>(this),
                      spawn_failed{std::move(err)});
       return handlers();
@@ -125,6 +126,31 @@ private:
           quit(std::move(msg.reason));
         },
     };
+  }
+
+  caf::error open_logs() {
+    const std::optional<process_log_file>* specs[2] = {&spec_.stdout_log,
+                                                       &spec_.stderr_log};
+    for (int i = 0; i < 2; ++i) {
+      const auto& s = *specs[i];
+      if (!s) continue;
+      if (auto err = logs_[i].open(s->path, s->max_bytes, s->backups))
+        return make_errno_error(
+            err.code(),
+            spec_.id + (i == 0 ? ": stdout_log " : ": stderr_log ") + s->path);
+    }
+    return {};
+  }
+
+  // Output to the stream's log file; a failed write (a full disk) is
+  // reported once per stream and does not stop the child or its messages.
+  void write_log(int32_t fd, std::string_view bytes) {
+    int i = fd == 2 ? 1 : 0;
+    if (!(i == 0 ? spec_.stdout_log : spec_.stderr_log)) return;
+    if (auto err = logs_[i].write(bytes); err && !log_failed_[i]) {
+      log_failed_[i] = true;
+      log::warning("process ", spec_.id, ": ", describe(err));
+    }
   }
 
   void ready() {
@@ -236,6 +262,7 @@ private:
   }
 
   void on_output(pipe_data& msg) {
+    write_log(msg.fd, msg.bytes.view());
     auto& partial = partial_[msg.fd == 2 ? 1 : 0];
     if (!spec_.split_lines) {
       forward(msg.fd, std::move(msg.bytes), std::move(msg.ticket));
@@ -306,6 +333,8 @@ private:
   bool stopping_ = false;
   caf::error stop_reason_;
   detail::notify_socket notify_;
+  detail::rotating_log logs_[2]; // stdout, stderr
+  bool log_failed_[2] = {false, false};
   std::chrono::milliseconds watchdog_interval_{0};
   uint64_t watchdog_generation_ = 0;
   std::optional<std::string> watchdog_failure_;

@@ -40,6 +40,18 @@
 
 namespace shardwire {
 
+/// A log file for one output stream, with size rotation as supervisord's
+/// stdout_logfile / stdout_logfile_maxbytes / stdout_logfile_backups
+/// (transports/detail/rotating_log.hpp): `path` holds the newest output,
+/// `path.1` ... `path.<backups>` the older files.
+struct process_log_file {
+  std::string path;
+  /// Rotate before a write would take the file past this; 0: never.
+  uint64_t max_bytes = uint64_t{50} << 20;
+  /// Old files kept; 0: the file is emptied instead of rotated.
+  uint32_t backups = 10;
+};
+
 struct process_spec {
   /// Name used in output messages and logs.
   std::string id;
@@ -61,6 +73,13 @@ struct process_spec {
   std::chrono::milliseconds stop_timeout{5000};
   /// Gets `process_output`; none: output is read and dropped.
   caf::actor subscriber;
+  /// The child's output, byte for byte as it arrives, also goes to these
+  /// files (appended; opened before the child starts, and a file that
+  /// cannot be opened fails the start, naming it). With
+  /// `options.stderr_ = stdio::stdout_` stderr is merged into stdout_log.
+  /// Written on the child's shard thread (regular files: the page cache).
+  std::optional<process_log_file> stdout_log;
+  std::optional<process_log_file> stderr_log;
   /// Split output into lines (a line longer than max_line is cut there).
   bool split_lines = true;
   size_t max_line = 64 * 1024;
