@@ -45,6 +45,8 @@ std::string to_string(sw_errc x) {
     return "write_buffer_overflow";
   case sw_errc::watchdog_timeout:
     return "watchdog_timeout";
+  case sw_errc::liveness_failed:
+    return "liveness_failed";
   }
   return "unknown";
 }

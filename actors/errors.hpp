@@ -60,6 +60,9 @@ enum class sw_errc : uint8_t {
   /// A supervised child with a watchdog stopped sending WATCHDOG=1 in time
   /// (or sent WATCHDOG=trigger) and was killed (transports/process_child.hpp).
   watchdog_timeout,
+  /// A supervised child's liveness probe failed `failure_threshold` times in
+  /// a row and the child was killed (transports/process_child.hpp).
+  liveness_failed,
 };
 
 std::string to_string(sw_errc x);

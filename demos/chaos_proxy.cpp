@@ -295,6 +295,9 @@ int main(int argc, char** argv) {
   std::cerr << "relaying to " << cfg.upstream
             << "; up: " << to_string(opts.faults.up)
             << "; down: " << to_string(opts.faults.down) << '\n';
+  // Type=notify under systemd: ready now (a no-op elsewhere).
+  runtime::notify_ready("relaying " + to_string(proxy->address()) + " to " +
+                        cfg.upstream);
   // stdin commands: a thread that polls with a timeout, so it notices the
   // stop and never outlives the proxy it talks to.
   std::atomic<bool> stopping{false};

@@ -486,6 +486,8 @@ int run_front(kv_config& cfg) {
     for (auto& ep : srv->sockets)
       demo::eprintln("Serving on ", to_string(ep), " with ", rt.shard_count(),
                      " shard(s), ", addrs.size(), " node(s)");
+    // Type=notify under systemd: ready now (a no-op elsewhere).
+    runtime::notify_ready("serving on " + to_string(srv->sockets.front()));
     runtime::wait_for_stop_signal();
     demo::eprintln("Shutting down");
   }

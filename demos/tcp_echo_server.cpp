@@ -132,6 +132,8 @@ int main(int argc, char** argv) {
   for (auto& ep : srv->sockets)
     std::cerr << "Serving on " << python_repr(ep) << " with "
               << rt.shard_count() << " shard(s)\n";
+  // Type=notify under systemd: ready now (a no-op elsewhere).
+  runtime::notify_ready("serving on " + python_repr(srv->sockets.front()));
   runtime::wait_for_stop_signal();
   std::cerr << "Shutting down\n";
   rt.shutdown();

@@ -1,13 +1,14 @@
 #include "runtime/runtime.hpp"
 
+#include "runtime/detail/shard_watchdog.hpp"
 #include "runtime/log.hpp"
 
 #include <caf/exit_reason.hpp>
 
 #include <csignal>
+#include <semaphore.h>
 #include <string>
 #include <system_error>
-#include <semaphore.h>
 
 namespace shardwire {
 
@@ -76,10 +77,16 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
     // Typically EMFILE: each shard needs a few descriptors. The shards
     // started so far hold no actors yet; stopping them joins their threads.
     shards_.clear();
-    throw std::system_error(e.code(), "cannot start shard " +
-                                          std::to_string(i + 1) + " of " +
-                                          std::to_string(n) + " (" +
-                                          e.what() + ")");
+    throw std::system_error(
+        e.code(), "cannot start shard " + std::to_string(i + 1) + " of " +
+                      std::to_string(n) + " (" + e.what() + ")");
+  }
+  if (auto every = sd::watchdog_interval()) {
+    std::vector<shard*> all;
+    for (auto& s : shards_)
+      all.push_back(s.get());
+    watchdog_ =
+        std::make_unique<detail::shard_watchdog>(std::move(all), *every);
   }
 }
 
@@ -101,6 +108,8 @@ shard& runtime::pick_shard() {
 void runtime::shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (watchdog_) watchdog_->stop();
+  sd::notify("STOPPING=1");
   using clock = std::chrono::steady_clock;
   caf::error reason = caf::exit_reason::user_shutdown;
   // 1. Transports first: each one delivers `lost` to its protocol.
@@ -123,6 +132,15 @@ void runtime::shutdown() {
   // 3. Threads.
   for (auto& s : shards_)
     s->stop();
+}
+
+bool runtime::notify_ready(std::string_view status) {
+  std::string state = "READY=1";
+  if (!status.empty()) {
+    state += "\nSTATUS=";
+    state += status;
+  }
+  return sd::notify(state);
 }
 
 int runtime::wait_for_stop_signal() {

@@ -9,10 +9,16 @@
 //   3. shard threads stop and are joined;
 //   4. the CAF actor system goes (it waits for ordinary actors the program
 //      spawned on CAF's scheduler: terminate those before the runtime goes).
+//
+// Under systemd (runtime/systemd_notify.hpp): with $WATCHDOG_USEC set the
+// runtime sends WATCHDOG=1 every half interval while every shard is
+// responsive (and stops when one is stuck); `shutdown` first sends
+// STOPPING=1; the program sends READY=1 with `notify_ready` once it serves.
 #pragma once
 
 #include "runtime/config.hpp"
 #include "runtime/shard.hpp"
+#include "runtime/systemd_notify.hpp"
 
 #include <caf/actor_system.hpp>
 
@@ -24,6 +30,10 @@
 #include <vector>
 
 namespace shardwire {
+
+namespace detail {
+class shard_watchdog;
+} // namespace detail
 
 class runtime {
 public:
@@ -50,6 +60,10 @@ public:
   /// Stops everything as described above. Idempotent; must not be called
   /// from a shard thread.
   void shutdown();
+
+  /// Tells systemd (Type=notify) that the program is ready, with an
+  /// optional STATUS line. A no-op returning false outside systemd.
+  static bool notify_ready(std::string_view status = {});
 
   /// Blocks the calling thread until SIGINT or SIGTERM arrives (Ctrl-C), or
   /// `request_stop` is called. Returns the signal number, or 0.
@@ -82,10 +96,9 @@ public:
       if (stop_requested()) return wait_end::stop_requested;
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return wait_end::timeout;
-      auto step = std::min<std::chrono::steady_clock::duration>(
-          poll, deadline - now);
-      if (f.wait_for(step) == std::future_status::ready)
-        return wait_end::ready;
+      auto step =
+          std::min<std::chrono::steady_clock::duration>(poll, deadline - now);
+      if (f.wait_for(step) == std::future_status::ready) return wait_end::ready;
     }
   }
 
@@ -94,6 +107,7 @@ private:
   caf::actor_system system_;
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<size_t> next_{0};
+  std::unique_ptr<detail::shard_watchdog> watchdog_;
   bool stopped_ = false;
 };
 

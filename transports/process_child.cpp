@@ -4,6 +4,7 @@
 #include "actors/supervision/messages.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/liveness_probe.hpp"
 #include "transports/detail/notify_socket.hpp"
 #include "transports/detail/rotating_log.hpp"
 
@@ -22,6 +23,13 @@ struct ready_deadline {};
 struct watchdog_deadline {
   uint64_t generation;
 };
+struct probe_tick {};
+// The outcome of liveness probe number `seq`.
+struct probe_result {
+  uint64_t seq;
+  bool passed;
+  std::string what;
+};
 struct spawn_failed {
   caf::error reason;
 };
@@ -39,13 +47,23 @@ typename Inspector::result_type inspect(Inspector& f, watchdog_deadline& x) {
   return f(caf::meta::type_name("shardwire::watchdog_deadline"), x.generation);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_tick&) {
+  return f(caf::meta::type_name("shardwire::probe_tick"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
+  return f(caf::meta::type_name("shardwire::probe_result"), x.seq, x.passed,
+           x.what);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, spawn_failed& x) {
   return f(caf::meta::type_name("shardwire::spawn_failed"), x.reason);
 }
 
 using process_child_actor = subprocess_protocol_actor::extend<
     caf::reacts_to<stop_deadline>, caf::reacts_to<ready_deadline>,
-    caf::reacts_to<watchdog_deadline>, caf::reacts_to<spawn_failed>>;
+    caf::reacts_to<watchdog_deadline>, caf::reacts_to<probe_tick>,
+    caf::reacts_to<probe_result>, caf::reacts_to<spawn_failed>>;
 
 class process_child : public pinned<process_child_actor::base> {
 public:
@@ -61,7 +79,8 @@ public:
     set_exit_handler([this](caf::exit_msg& msg) { begin_stop(msg.reason); });
     auto opts = spec_.options;
     opts.shard = home().id();
-    if (auto err = open_logs(); err || (err = set_up_notify(opts))) {
+    if (auto err = check_probe();
+        err || (err = open_logs()) || (err = set_up_notify(opts))) {
       caf::anon_send(caf::actor_cast<caf::actor>(this),
                      spawn_failed{std::move(err)});
       return handlers();
@@ -116,10 +135,14 @@ private:
         [this](ready_deadline) {
           if (!status_ && !stopping_) ready();
         },
+        [this](probe_tick) { start_probe(); },
+        [this](probe_result& msg) { on_probe_result(msg); },
         [this](watchdog_deadline msg) {
           if (msg.generation == watchdog_generation_ && !status_ && !stopping_)
-            watchdog_fired("no WATCHDOG=1 for " +
-                           std::to_string(watchdog_interval_.count()) + " ms");
+            kill_unhealthy(sw_errc::watchdog_timeout,
+                           "no WATCHDOG=1 for " +
+                               std::to_string(watchdog_interval_.count()) +
+                               " ms");
         },
         [this](spawn_failed& msg) {
           log::warning("process ", spec_.id, ": ", describe(msg.reason));
@@ -157,6 +180,44 @@ private:
     if (ready_sent_) return;
     ready_sent_ = true;
     if (on_ready_) on_ready_();
+    // Liveness probes run from readiness on.
+    if (spec_.liveness)
+      delayed_send(this, spec_.liveness->interval, probe_tick{});
+  }
+
+  caf::error check_probe() {
+    if (!spec_.liveness) return {};
+    if (auto problem = detail::probe_problem(*spec_.liveness))
+      return make_error(sw_errc::invalid_argument, spec_.id + ": " + *problem);
+    return {};
+  }
+
+  void start_probe() {
+    if (status_ || stopping_ || failure_) return;
+    auto seq = ++probe_seq_;
+    auto self_addr = caf::actor_cast<caf::actor>(this);
+    detail::run_probe(
+        *rt_, home(), *spec_.liveness,
+        [self_addr, seq](bool passed, std::string what) {
+          caf::anon_send(self_addr, probe_result{seq, passed, std::move(what)});
+        });
+  }
+
+  void on_probe_result(probe_result& r) {
+    if (r.seq != probe_seq_ || status_ || stopping_ || failure_) return;
+    if (r.passed) {
+      probe_failures_ = 0;
+    } else if (++probe_failures_ >= spec_.liveness->failure_threshold) {
+      kill_unhealthy(sw_errc::liveness_failed,
+                     "liveness probe failed " +
+                         std::to_string(probe_failures_) + " times: " + r.what);
+      return;
+    } else {
+      log::warning("process ", spec_.id, " (pid ", pid_,
+                   "): liveness probe failed (", probe_failures_, " of ",
+                   spec_.liveness->failure_threshold, "): ", r.what);
+    }
+    delayed_send(this, spec_.liveness->interval, probe_tick{});
   }
 
   // With `notify`: opens the socket and gives the child its address. In
@@ -194,7 +255,8 @@ private:
       } else if (f.key == "WATCHDOG" && f.value == "1") {
         if (ready_sent_) arm_watchdog();
       } else if (f.key == "WATCHDOG" && f.value == "trigger") {
-        if (!status_ && !stopping_) watchdog_fired("WATCHDOG=trigger");
+        if (!status_ && !stopping_)
+          kill_unhealthy(sw_errc::watchdog_timeout, "WATCHDOG=trigger");
       } else if (f.key == "WATCHDOG_USEC") {
         char* end = nullptr;
         auto usec = std::strtoull(f.value.c_str(), &end, 10);
@@ -217,14 +279,14 @@ private:
                  watchdog_deadline{++watchdog_generation_});
   }
 
-  // The child missed its watchdog: killed as systemd does (the watchdog
-  // signal, SIGKILL after stop_timeout), and the actor ends with
-  // watchdog_timeout once it is reaped.
-  void watchdog_fired(std::string why) {
-    if (watchdog_failure_ || !transport_) return;
-    log::warning("process ", spec_.id, " (pid ", pid_, "): watchdog: ", why,
+  // The child missed its watchdog or failed its liveness probe: killed as
+  // systemd does (the watchdog signal, SIGKILL after stop_timeout), and the
+  // actor ends with `code` once it is reaped.
+  void kill_unhealthy(sw_errc code, std::string why) {
+    if (failure_ || !transport_) return;
+    log::warning("process ", spec_.id, " (pid ", pid_, "): ", why,
                  "; sending signal ", spec_.watchdog_signal);
-    watchdog_failure_ = spec_.id + ": " + why;
+    failure_ = make_error(code, spec_.id + ": " + why);
     send(transport_, shardwire::signal{spec_.watchdog_signal, true});
     delayed_send(this, spec_.stop_timeout, stop_deadline{});
   }
@@ -307,8 +369,8 @@ private:
     notify_.close();
     if (stopping_) {
       quit(stop_reason_);
-    } else if (watchdog_failure_) {
-      quit(make_error(sw_errc::watchdog_timeout, *watchdog_failure_));
+    } else if (failure_) {
+      quit(failure_);
     } else if (status_ && std::find(spec_.success_statuses.begin(),
                                     spec_.success_statuses.end(),
                                     *status_) != spec_.success_statuses.end()) {
@@ -337,7 +399,9 @@ private:
   bool log_failed_[2] = {false, false};
   std::chrono::milliseconds watchdog_interval_{0};
   uint64_t watchdog_generation_ = 0;
-  std::optional<std::string> watchdog_failure_;
+  caf::error failure_; // watchdog or liveness: the reason to end with
+  uint64_t probe_seq_ = 0;
+  uint32_t probe_failures_ = 0;
 };
 
 } // namespace

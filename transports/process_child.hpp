@@ -18,6 +18,8 @@
 //   it sent READY=1 the systemd way;
 // - liveness, with `notify` and `watchdog`: a child that stops sending
 //   WATCHDOG=1 is killed and the actor ends with sw_errc::watchdog_timeout;
+//   with a `liveness` probe (a command or a TCP connect) that keeps
+//   failing, with sw_errc::liveness_failed;
 // - output as messages: every line (or chunk) of stdout/stderr goes to
 //   `subscriber` as `process_output`, in order per stream. Each message holds
 //   read credit until the subscriber handled it, so a chatty child is
@@ -50,6 +52,23 @@ struct process_log_file {
   uint64_t max_bytes = uint64_t{50} << 20;
   /// Old files kept; 0: the file is emptied instead of rotated.
   uint32_t backups = 10;
+};
+
+/// A liveness probe, as Kubernetes' livenessProbe: from readiness on, every
+/// `interval` one probe runs; after `failure_threshold` failures in a row
+/// the child is killed as for a missed watchdog (`watchdog_signal`, SIGKILL
+/// after `stop_timeout`) and the actor ends with sw_errc::liveness_failed,
+/// naming the probe and the last failure. Set exactly one kind.
+struct liveness_probe {
+  /// `/bin/sh -c command`, passing when it exits 0 within `timeout` (it
+  /// runs under coreutils' `timeout -s KILL`).
+  std::optional<std::string> command;
+  /// Or a TCP connect to tcp_host:tcp_port within `timeout`.
+  std::string tcp_host = "127.0.0.1";
+  std::optional<uint16_t> tcp_port;
+  std::chrono::milliseconds interval{10'000};
+  std::chrono::milliseconds timeout{1'000};
+  uint32_t failure_threshold = 3;
 };
 
 struct process_spec {
@@ -101,6 +120,9 @@ struct process_spec {
   /// sw_errc::watchdog_timeout (a transient child is restarted).
   std::optional<std::chrono::milliseconds> watchdog;
   int watchdog_signal = SIGABRT;
+  /// Optional liveness probe (see liveness_probe); works with or without
+  /// `notify`.
+  std::optional<liveness_probe> liveness;
   /// Under a supervisor: how long a child with `ready_line` (or `notify`)
   /// may take to print it (send READY=1) before the start counts as failed.
   std::chrono::milliseconds ready_timeout{30'000};

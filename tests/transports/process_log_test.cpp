@@ -4,6 +4,7 @@
 #include "transports/process_child.hpp"
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/wait_down.hpp"
 #include "transports/detail/rotating_log.hpp"
 
 #include <cstdlib>
@@ -42,21 +43,6 @@ std::string slurp(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-caf::error wait_down(caf::scoped_actor& self, const caf::actor& child) {
-  caf::error reason{sw_errc::timeout};
-  bool done = false;
-  while (!done)
-    self->receive(
-        [&](caf::down_msg& msg) {
-          if (msg.source == child.address()) {
-            reason = msg.reason;
-            done = true;
-          }
-        },
-        caf::after(deadline) >> [&] { done = true; });
-  return reason;
 }
 
 } // namespace

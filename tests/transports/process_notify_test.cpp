@@ -2,16 +2,22 @@
 // transports/detail/notify_socket.hpp): children that speak sd_notify's
 // datagram protocol themselves (python3) and through Debian's
 // `systemd-notify`, the watchdog killing a child that stops pinging, and a
-// supervisor restarting it.
+// supervisor restarting it; liveness probes (process_spec::liveness) by TCP
+// connect and by command.
 #include "transports/process_child.hpp"
 
 #include "actors/supervision/messages.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/wait_down.hpp"
 #include "transports/detail/notify_socket.hpp"
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <future>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace shardwire;
@@ -61,22 +67,6 @@ bool collect(caf::scoped_actor& self, std::vector<std::string>& seen,
 
 bool contains(const std::vector<std::string>& xs, const std::string& x) {
   return std::find(xs.begin(), xs.end(), x) != xs.end();
-}
-
-caf::error wait_down(caf::scoped_actor& self, const caf::actor& child) {
-  caf::error reason{sw_errc::timeout};
-  bool done = false;
-  while (!done)
-    self->receive(
-        [&](caf::down_msg& msg) {
-          if (msg.source == child.address()) {
-            reason = msg.reason;
-            done = true;
-          }
-        },
-        [](process_output&) {}, [](process_status&) {},
-        caf::after(deadline) >> [&] { done = true; });
-  return reason;
 }
 
 } // namespace
@@ -257,4 +247,162 @@ TEST_CASE("notify: a child without notify does not inherit the program's "
   ::unsetenv("WATCHDOG_USEC");
   REQUIRE(got);
   CHECK(seen.front() == "out:unset unset");
+}
+
+namespace {
+
+process_spec sleeper(std::string id) {
+  process_spec spec;
+  spec.id = std::move(id);
+  spec.argv = {"/bin/sh", "-c", "exec sleep 60"};
+  return spec;
+}
+
+// A loopback port with a listening socket that never accepts: connects
+// succeed (the kernel's backlog) and are counted by draining it after.
+struct listener {
+  int fd = -1;
+  uint16_t port = 0;
+  listener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 64) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~listener() { ::close(fd); }
+  size_t accepted() {
+    size_t n = 0;
+    for (int c; (c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK)) >= 0; ++n)
+      ::close(c);
+    return n;
+  }
+};
+
+// Lines in `path` (0 while it does not exist).
+size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);)
+    ++n;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("liveness: a TCP probe that cannot connect kills the child after "
+          "the threshold") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  uint16_t closed_port;
+  {
+    listener l; // bound, then closed: nothing listens there any more
+    closed_port = l.port;
+  }
+  auto spec = sleeper("tcp-dead");
+  spec.liveness = liveness_probe{};
+  spec.liveness->tcp_port = closed_port;
+  spec.liveness->interval = std::chrono::milliseconds{50};
+  spec.liveness->failure_threshold = 2;
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  auto reason = wait_down(self, child);
+  CHECK(is(reason, sw_errc::liveness_failed));
+  auto text = describe(reason);
+  CHECK(text.find("liveness probe failed 2 times") != std::string::npos);
+  CHECK(text.find("tcp 127.0.0.1:" + std::to_string(closed_port)) !=
+        std::string::npos);
+}
+
+TEST_CASE("liveness: passing TCP probes leave the child alone") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  listener l;
+  process_spec spec;
+  spec.id = "tcp-ok";
+  // Runs until the test has seen three probes, then exits by itself.
+  auto flag = "/tmp/shardwire-probe-ok-" + std::to_string(::getpid());
+  ::unlink(flag.c_str());
+  spec.argv = {"/bin/sh", "-c",
+               "while [ ! -e " + flag + " ]; do sleep 0.02; done"};
+  spec.liveness = liveness_probe{};
+  spec.liveness->tcp_port = l.port;
+  spec.liveness->interval = std::chrono::milliseconds{30};
+  spec.liveness->failure_threshold = 1;
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  size_t probes = 0;
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (probes < 3 && std::chrono::steady_clock::now() < until) {
+    probes += l.accepted();
+    std::this_thread::sleep_for(10ms); // polling the kernel's backlog
+  }
+  CHECK(probes >= 3);
+  std::ofstream{flag} << "stop\n";
+  CHECK(wait_down(self, child) == caf::exit_reason::normal);
+  ::unlink(flag.c_str());
+}
+
+TEST_CASE("liveness: a command probe passes while it exits 0, fails when "
+          "it does not or hangs") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  auto base = "/tmp/shardwire-probe-" + std::to_string(::getpid());
+  auto count = base + ".count", healthy = base + ".healthy";
+  std::ofstream{healthy} << "ok\n";
+  ::unlink(count.c_str());
+  SECTION("exit status") {
+    auto spec = sleeper("cmd");
+    spec.liveness = liveness_probe{};
+    spec.liveness->command = "echo probe >> " + count + "; test -e " + healthy;
+    spec.liveness->interval = std::chrono::milliseconds{30};
+    spec.liveness->failure_threshold = 2;
+    auto child = spawn_process_child(*fx.rt, spec);
+    self->monitor(child);
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (line_count(count) < 3 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(10ms); // polling the probes' own file
+    CHECK(line_count(count) >= 3);       // passing probes: still running
+    ::unlink(healthy.c_str());
+    auto reason = wait_down(self, child);
+    CHECK(is(reason, sw_errc::liveness_failed));
+    CHECK(describe(reason).find("exited 1") != std::string::npos);
+  }
+  SECTION("a hung probe is killed at its timeout and counts as failed") {
+    auto spec = sleeper("hung-probe");
+    spec.liveness = liveness_probe{};
+    spec.liveness->command = "sleep 30";
+    spec.liveness->interval = std::chrono::milliseconds{10};
+    spec.liveness->timeout = std::chrono::milliseconds{200};
+    spec.liveness->failure_threshold = 1;
+    auto child = spawn_process_child(*fx.rt, spec);
+    self->monitor(child);
+    auto reason = wait_down(self, child);
+    CHECK(is(reason, sw_errc::liveness_failed));
+    INFO(describe(reason));
+    CHECK(describe(reason).find("timed out after 200 ms") != std::string::npos);
+  }
+  ::unlink(count.c_str());
+  ::unlink(healthy.c_str());
+}
+
+TEST_CASE("liveness: a malformed probe fails the start, naming it") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  auto spec = sleeper("bad-probe");
+  spec.liveness = liveness_probe{}; // neither a command nor a port
+  auto child = spawn_process_child(*fx.rt, spec);
+  self->monitor(child);
+  auto reason = wait_down(self, child);
+  CHECK(is(reason, sw_errc::invalid_argument));
+  CHECK(describe(reason).find("liveness") != std::string::npos);
+  spec.liveness->tcp_port = 1;
+  spec.liveness->failure_threshold = 0;
+  auto child2 = spawn_process_child(*fx.rt, spec);
+  self->monitor(child2);
+  CHECK(is(wait_down(self, child2), sw_errc::invalid_argument));
 }
