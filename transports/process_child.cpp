@@ -112,7 +112,14 @@ private:
             send_stop_signal();
             return;
           }
-          if (spec_.notify) return; // READY=1 makes it ready
+          if (spec_.notify) {
+            // READY=1 makes it ready; what came before this message is
+            // judged now that the child's pid is known.
+            auto early = std::move(early_notify_);
+            for (auto& [fields, sender] : early)
+              on_notify(std::move(fields), sender);
+            return;
+          }
           if (!spec_.ready_line && !spec_.ready_after)
             ready();
           else if (spec_.ready_after)
@@ -230,8 +237,9 @@ private:
     if (spec_.watchdog && spec_.watchdog->count() <= 0)
       return make_error(sw_errc::invalid_argument,
                         spec_.id + ": watchdog must be positive");
-    auto err = notify_.open(
-        home(), [this](auto fields) { on_notify(std::move(fields)); });
+    auto err = notify_.open(home(), [this](auto fields, pid_t sender) {
+      on_notify(std::move(fields), sender);
+    });
     if (err) return err;
     opts.env_merge.push_back("NOTIFY_SOCKET=" + notify_.address());
     if (spec_.watchdog) {
@@ -242,7 +250,20 @@ private:
     return {};
   }
 
-  void on_notify(std::vector<detail::notify_field> fields) {
+  void on_notify(std::vector<detail::notify_field> fields, pid_t sender) {
+    if (pid_ == 0) { // before subprocess_connected: kept until then
+      if (early_notify_.size() < 64) // bounded: connected comes at once
+        early_notify_.emplace_back(std::move(fields), sender);
+      return;
+    }
+    if (spec_.notify_from == notify_access::main && sender != pid_) {
+      if (!foreign_notify_logged_)
+        log::warning("process ", spec_.id, " (pid ", pid_,
+                     "): notification from pid ", sender,
+                     " dropped (notify_from = main)");
+      foreign_notify_logged_ = true;
+      return;
+    }
     for (auto& f : fields) {
       if (f.key == "READY" && f.value == "1") {
         if (status_ || stopping_) continue;
@@ -395,6 +416,9 @@ private:
   bool stopping_ = false;
   caf::error stop_reason_;
   detail::notify_socket notify_;
+  bool foreign_notify_logged_ = false;
+  std::vector<std::pair<std::vector<detail::notify_field>, pid_t>>
+      early_notify_;
   detail::rotating_log logs_[2]; // stdout, stderr
   bool log_failed_[2] = {false, false};
   std::chrono::milliseconds watchdog_interval_{0};

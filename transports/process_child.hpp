@@ -71,6 +71,18 @@ struct liveness_probe {
   uint32_t failure_threshold = 3;
 };
 
+/// Whose notifications a `notify` child's socket takes (systemd's
+/// NotifyAccess=).
+enum class notify_access : uint8_t {
+  /// Any process that knows the socket, so `systemd-notify` started from a
+  /// shell script works (the default here).
+  all,
+  /// Only the child itself, by the sender pid the kernel reports
+  /// (SO_PASSCRED); others' datagrams are dropped. systemd's default for
+  /// Type=notify.
+  main,
+};
+
 struct process_spec {
   /// Name used in output messages and logs.
   std::string id;
@@ -112,6 +124,7 @@ struct process_spec {
   /// does not inherit the program's own NOTIFY_SOCKET / WATCHDOG_USEC (it
   /// must not notify the program's supervisor in its name).
   bool notify = false;
+  notify_access notify_from = notify_access::all;
   /// With `notify`, systemd's WatchdogSec=: the child gets WATCHDOG_USEC,
   /// and once ready it must send WATCHDOG=1 at least this often (a
   /// WATCHDOG_USEC=... from the child changes the interval). When it does

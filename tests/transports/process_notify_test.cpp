@@ -127,6 +127,33 @@ TEST_CASE("notify: without READY=1 the child never counts as ready") {
   CHECK_FALSE(was_ready); // the actor is down: its callbacks are over
 }
 
+TEST_CASE("notify: with notify_from = main only the child itself counts") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  // A forked process of the child says READY=1 and a STATUS: both dropped.
+  // The child's own STATUS counts; it never says READY=1 itself.
+  auto spec = notifier("main-only", "pid = os.fork()\n"
+                                    "if pid == 0:\n"
+                                    "  n('STATUS=from a fork\\nREADY=1')\n"
+                                    "  os._exit(0)\n"
+                                    "os.waitpid(pid, 0)\n"
+                                    "n('STATUS=from main')\n"
+                                    "print('done', flush=True)");
+  spec.notify_from = notify_access::main;
+  spec.subscriber = caf::actor_cast<caf::actor>(self);
+  bool was_ready = false;
+  auto child =
+      spawn_process_child(*fx.rt, spec, [&was_ready] { was_ready = true; });
+  self->monitor(child);
+  std::vector<std::string> seen;
+  REQUIRE(collect(self, seen, [](auto& xs) {
+    return contains(xs, "status:from main") && contains(xs, "out:done");
+  }));
+  CHECK(wait_down(self, child) == caf::exit_reason::normal);
+  CHECK_FALSE(contains(seen, "status:from a fork"));
+  CHECK_FALSE(was_ready); // the fork's READY=1 did not count
+}
+
 TEST_CASE("notify: Debian's systemd-notify works unchanged in a child") {
   if (::access("/usr/bin/systemd-notify", X_OK) != 0) {
     WARN("skipped: /usr/bin/systemd-notify is not installed");

@@ -4,9 +4,9 @@
 //
 // The socket lives in the abstract namespace ("@shardwire-notify/..."), so
 // there is no file to clean up and a child running as another user can
-// still send to it. Every process that knows the address may send (systemd's
-// NotifyAccess=all): the children of the child, e.g. `systemd-notify`
-// started from a shell script, must be able to. Datagrams larger than
+// still send to it. Every process that knows the address may send; the
+// kernel tells the handler who sent each datagram (SO_PASSCRED), so the
+// owner can keep to systemd's NotifyAccess=main. Datagrams larger than
 // `max_datagram` and descriptors passed along (SCM_RIGHTS, FDSTORE=1) are
 // dropped.
 #pragma once
@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 #include <vector>
 
 namespace shardwire {
@@ -40,8 +41,9 @@ class notify_socket : private fd_watcher {
 public:
   static constexpr size_t max_datagram = 4096;
 
-  /// Called on the shard thread with the fields of each datagram.
-  using handler = std::function<void(std::vector<notify_field>)>;
+  /// Called on the shard thread with the fields of each datagram and the
+  /// sender's pid as the kernel reports it (0 if it reported none).
+  using handler = std::function<void(std::vector<notify_field>, pid_t)>;
 
   notify_socket() = default;
   notify_socket(const notify_socket&) = delete;
