@@ -24,6 +24,7 @@
 #include "actors/supervision/messages.hpp"
 #include "actors/supervisor.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/systemd_notify.hpp"
 #include "transports/process_child.hpp"
 
 #include <caf/scoped_actor.hpp>
@@ -32,7 +33,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <cstddef>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -41,8 +41,6 @@
 #include <random>
 #include <set>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 
@@ -136,23 +134,6 @@ private:
 
 // -- worker mode --------------------------------------------------------------
 
-// sd_notify(3) by hand, as any Type=notify service does it: one datagram
-// to $NOTIFY_SOCKET ('@' = abstract namespace); nothing when it is unset.
-void notify(const std::string& msg) {
-  const char* env = std::getenv("NOTIFY_SOCKET");
-  if (env == nullptr || *env == '\0') return;
-  std::string path = env;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() > sizeof addr.sun_path) return;
-  if (path[0] == '@') path[0] = '\0';
-  path.copy(addr.sun_path, path.size());
-  static int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ::sendto(
-      fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&addr),
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size()));
-}
-
 int run_worker(const fleet_config& cfg) {
   std::mt19937_64 rng{cfg.worker_seed ^ static_cast<uint64_t>(::getpid())};
   auto life_ms = 100 + rng() % (2 * cfg.mean_life_ms);
@@ -162,14 +143,15 @@ int run_worker(const fleet_config& cfg) {
               static_cast<unsigned long long>(nofile.rlim_cur),
               ::getpriority(PRIO_PROCESS, 0));
   std::fflush(stdout);
-  notify("READY=1\nSTATUS=started");
+  // As any Type=notify service: READY, then a watchdog ping per job.
+  sd::notify("READY=1\nSTATUS=started");
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms);
   int job = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     std::printf("job %d done\n", ++job);
     std::fflush(stdout);
-    notify("WATCHDOG=1\nSTATUS=" + std::to_string(job) + " jobs done");
+    sd::notify("WATCHDOG=1\nSTATUS=" + std::to_string(job) + " jobs done");
     std::this_thread::sleep_for(100ms);
   }
   auto mode = rng() % 4;

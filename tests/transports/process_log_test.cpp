@@ -8,6 +8,7 @@
 #include "transports/detail/rotating_log.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -27,8 +28,8 @@ struct temp_dir {
     path = tmpl;
   }
   ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    [[maybe_unused]] int rc = std::system(cmd.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
   }
   std::string file(const std::string& name) const { return path + "/" + name; }
 };
