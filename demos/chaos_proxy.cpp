@@ -16,6 +16,7 @@
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
+#include "demos/print.hpp"
 #include "runtime/runtime.hpp"
 #include "tools/fault_proxy.hpp"
 #include "transports/tcp.hpp"
@@ -160,8 +161,9 @@ split_host_port(const std::string& s) {
 }
 
 void say(const std::string& text) {
-  static std::mutex mtx;
-  std::lock_guard<std::mutex> guard{mtx};
+  // The same lock as demo::eprintln: a control reply and a status line on
+  // stderr do not interleave on a terminal.
+  std::lock_guard<std::mutex> guard{demo::print_mutex()};
   std::cout << text << std::flush;
 }
 
@@ -268,8 +270,7 @@ int main(int argc, char** argv) {
   runtime rt{cfg};
   auto proxy = fault_proxy::start(rt, opts);
   if (!proxy) {
-    std::cerr << "error: cannot start the proxy: " << describe(proxy.error())
-              << '\n';
+    demo::eprintln("error: cannot start the proxy: ", describe(proxy.error()));
     return 1;
   }
   // The control channel is bound before either address is printed, so a
@@ -282,8 +283,8 @@ int main(int argc, char** argv) {
     so.reads_follow_writes = true; // request/response
     auto srv = create_server(rt, make_protocol<control_protocol>(&*proxy), so);
     if (!srv) {
-      std::cerr << "error: cannot open the control channel on "
-                << cfg.control << ": " << describe(srv.error()) << '\n';
+      demo::eprintln("error: cannot open the control channel on ", cfg.control,
+                     ": ", describe(srv.error()));
       proxy->stop();
       rt.shutdown();
       return 1;
@@ -292,9 +293,9 @@ int main(int argc, char** argv) {
   }
   say("listening on " + to_string(proxy->address()) + "\n");
   if (control) say("control on " + to_string(control->sockets.front()) + "\n");
-  std::cerr << "relaying to " << cfg.upstream
-            << "; up: " << to_string(opts.faults.up)
-            << "; down: " << to_string(opts.faults.down) << '\n';
+  demo::eprintln("relaying to ", cfg.upstream,
+                 "; up: ", to_string(opts.faults.up),
+                 "; down: ", to_string(opts.faults.down));
   // Type=notify under systemd: ready now (a no-op elsewhere).
   runtime::notify_ready("relaying " + to_string(proxy->address()) + " to " +
                         cfg.upstream);
@@ -324,7 +325,7 @@ int main(int argc, char** argv) {
   runtime::wait_for_stop_signal();
   stopping = true;
   if (input.joinable()) input.join();
-  std::cerr << "stopping; " << to_string(proxy->stats()) << '\n';
+  demo::eprintln("stopping; ", to_string(proxy->stats()));
   proxy->stop();
   rt.shutdown();
   return 0;

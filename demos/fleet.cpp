@@ -293,7 +293,7 @@ int main(int argc, char** argv) {
   }
   auto sup = spawn_supervisor(sys, spec);
   if (!sup) {
-    std::cerr << "error: " << describe(sup.error()) << '\n';
+    demo::eprintln("error: ", describe(sup.error()));
     return 1;
   }
   std::optional<stop_timer> timer;

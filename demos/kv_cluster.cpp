@@ -258,15 +258,13 @@ int run_node(kv_config& cfg) {
     auto port = n.publish(cfg.port, cfg.host);
     if (!port) {
       auto why = bind_failure_reason(cfg.host, cfg.port, true);
-      std::cerr << "error: cannot publish on " << cfg.host << ":" << cfg.port
-                << ": " << (why.empty() ? describe(port.error()) : why)
-                << '\n';
+      demo::eprintln("error: cannot publish on ", cfg.host, ":", cfg.port, ": ",
+                     (why.empty() ? describe(port.error()) : why));
       rc = 1;
     } else {
-      std::cerr << "Serving kv node on " << cfg.host << ":" << *port
-                << std::endl;
+      demo::eprintln("Serving kv node on ", cfg.host, ":", *port);
       runtime::wait_for_stop_signal();
-      std::cerr << "Shutting down\n";
+      demo::eprintln("Shutting down");
     }
   }
   caf::anon_send_exit(kv_store, caf::exit_reason::user_shutdown);
@@ -479,8 +477,8 @@ int run_front(kv_config& cfg) {
       create_server(rt, make_protocol<front_protocol>(links, timeout), opts);
   int rc = 0;
   if (!srv) {
-    std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
-              << ": " << describe(srv.error()) << '\n';
+    demo::eprintln("error: cannot serve on ", cfg.host, ":", cfg.port, ": ",
+                   describe(srv.error()));
     rc = 1;
   } else {
     for (auto& ep : srv->sockets)
@@ -520,7 +518,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode != "node" && mode != "front") {
-    std::cerr << "error: unknown mode '" << mode << "'\n";
+    demo::eprintln("error: unknown mode '", mode, "'");
     usage(std::cerr);
     return 1;
   }

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   auto conn =
       connect_accepted_socket(rt, fds[0], make_protocol<my_protocol>(done));
   if (!conn) {
-    std::cerr << "error: " << describe(conn.error()) << '\n';
+    demo::eprintln("error: ", describe(conn.error()));
     return 1;
   }
   // Simulate the reception of data from the network.

@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
   auto sp = subprocess_exec(
       rt, argv_child, make_subprocess_protocol<date_protocol>(done), opts);
   if (!sp) {
-    std::cerr << "error: cannot run " << cfg.program << ": "
-              << describe(sp.error()) << '\n';
+    demo::eprintln("error: cannot run ", cfg.program, ": ",
+                   describe(sp.error()));
     return 127;
   }
   // Ctrl-C or SIGTERM before the child is done stops the program (the
@@ -115,8 +115,8 @@ int main(int argc, char** argv) {
   int sig = runtime::wait_for_stop_signal();
   if (finished.wait_for(std::chrono::seconds(0)) !=
       std::future_status::ready) {
-    std::cerr << "Stopped by signal " << sig << " before " << cfg.program
-              << " finished\n";
+    demo::eprintln("Stopped by signal ", sig, " before ", cfg.program,
+                   " finished");
     return 0;
   }
   auto res = finished.get();

@@ -114,12 +114,12 @@ int main(int argc, char** argv) {
   auto conn = create_connection(
       rt, opts, make_protocol<echo_client_protocol>(cfg.message, done));
   if (!conn) {
-    std::cerr << "error: cannot connect to " << cfg.host << ":" << cfg.port
-              << ": " << describe(conn.error());
     // The bound that ran out is the user's to change: name it.
+    std::string bound;
     if (conn.error() == sw_errc::timeout)
-      std::cerr << " (--timeout-ms=" << cfg.timeout_ms << ")";
-    std::cerr << '\n';
+      bound = " (--timeout-ms=" + std::to_string(cfg.timeout_ms) + ")";
+    demo::eprintln("error: cannot connect to ", cfg.host, ":", cfg.port, ": ",
+                   describe(conn.error()), bound);
     return 1;
   }
   switch (runtime::wait_or_stop(finished, deadline)) {
@@ -127,13 +127,13 @@ int main(int argc, char** argv) {
       return 0;
     case runtime::wait_end::timeout:
       done->gave_up = true;
-      std::cerr << "error: " << cfg.host << ":" << cfg.port
-                << " did not finish the exchange within " << cfg.timeout_ms
-                << " ms (--timeout-ms)\n";
+      demo::eprintln("error: ", cfg.host, ":", cfg.port,
+                     " did not finish the exchange within ", cfg.timeout_ms,
+                     " ms (--timeout-ms)");
       break;
     case runtime::wait_end::stop_requested:
       done->gave_up = true;
-      std::cerr << "error: interrupted before the exchange finished\n";
+      demo::eprintln("error: interrupted before the exchange finished");
       break;
   }
   rt.shutdown(); // closes the connection

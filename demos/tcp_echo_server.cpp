@@ -125,17 +125,17 @@ int main(int argc, char** argv) {
                                                          cfg.quiet);
   auto srv = create_server(rt, factory, opts);
   if (!srv) {
-    std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
-              << ": " << describe(srv.error()) << '\n';
+    demo::eprintln("error: cannot serve on ", cfg.host, ":", cfg.port, ": ",
+                   describe(srv.error()));
     return 1;
   }
   for (auto& ep : srv->sockets)
-    std::cerr << "Serving on " << python_repr(ep) << " with "
-              << rt.shard_count() << " shard(s)\n";
+    demo::eprintln("Serving on ", python_repr(ep), " with ", rt.shard_count(),
+                   " shard(s)");
   // Type=notify under systemd: ready now (a no-op elsewhere).
   runtime::notify_ready("serving on " + python_repr(srv->sockets.front()));
   runtime::wait_for_stop_signal();
-  std::cerr << "Shutting down\n";
+  demo::eprintln("Shutting down");
   rt.shutdown();
   return 0;
 }

@@ -368,14 +368,13 @@ int main(int argc, char** argv) {
       demo::println("  ", ex.name, ": FAILED: ", ex.error);
       // The verdict goes to stdout with the tour; the reason to stderr too,
       // where a script looks for errors.
-      std::cerr << "error: " << ex.name << " exchange failed: " << ex.error
-                << '\n';
+      demo::eprintln("error: ", ex.name, " exchange failed: ", ex.error);
     }
   }
   demo::println(ok, "/", results.size(), " exchanges ok");
   rt.shutdown();
   if (runtime::stop_requested()) {
-    std::cerr << "error: interrupted\n";
+    demo::eprintln("error: interrupted");
     return 1;
   }
   return ok == results.size() ? 0 : 1;

@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
       rt, make_datagram_protocol<echo_client_protocol>(cfg.message, done),
       opts);
   if (!ep) {
-    std::cerr << "error: cannot open a UDP endpoint to " << cfg.host << ":"
-              << cfg.port << ": " << describe(ep.error()) << '\n';
+    demo::eprintln("error: cannot open a UDP endpoint to ", cfg.host, ":",
+                   cfg.port, ": ", describe(ep.error()));
     return 1;
   }
   auto deadline = std::chrono::steady_clock::now() +
@@ -119,11 +119,11 @@ int main(int argc, char** argv) {
     case runtime::wait_end::ready:
       return 0;
     case runtime::wait_end::timeout:
-      std::cerr << "error: no reply from " << cfg.host << ":" << cfg.port
-                << " within " << cfg.timeout_ms << " ms (--timeout-ms)\n";
+      demo::eprintln("error: no reply from ", cfg.host, ":", cfg.port,
+                     " within ", cfg.timeout_ms, " ms (--timeout-ms)");
       break;
     case runtime::wait_end::stop_requested:
-      std::cerr << "error: interrupted while waiting for the reply\n";
+      demo::eprintln("error: interrupted while waiting for the reply");
       break;
   }
   rt.shutdown();

@@ -52,13 +52,13 @@ int main(int argc, char** argv) {
   auto ep = create_datagram_endpoint(
       rt, make_datagram_protocol<echo_server_protocol>(), opts);
   if (!ep) {
-    std::cerr << "error: cannot serve on " << cfg.host << ":" << cfg.port
-              << ": " << describe(ep.error()) << '\n';
+    demo::eprintln("error: cannot serve on ", cfg.host, ":", cfg.port, ": ",
+                   describe(ep.error()));
     return 1;
   }
-  std::cerr << "Serving on " << python_repr(ep->info.sockname) << '\n';
+  demo::eprintln("Serving on ", python_repr(ep->info.sockname));
   runtime::wait_for_stop_signal();
-  std::cerr << "Shutting down\n";
+  demo::eprintln("Shutting down");
   rt.shutdown();
   return 0;
 }
