@@ -47,6 +47,8 @@ std::string to_string(sw_errc x) {
     return "watchdog_timeout";
   case sw_errc::liveness_failed:
     return "liveness_failed";
+  case sw_errc::oom_killed:
+    return "oom_killed";
   }
   return "unknown";
 }

@@ -63,6 +63,10 @@ enum class sw_errc : uint8_t {
   /// A supervised child's liveness probe failed `failure_threshold` times in
   /// a row and the child was killed (transports/process_child.hpp).
   liveness_failed,
+  /// The kernel's OOM killer killed a process in a child's cgroup (its
+  /// memory.max, transports/child_limits.hpp); a supervised child ends with
+  /// this instead of process_failed.
+  oom_killed,
 };
 
 std::string to_string(sw_errc x);

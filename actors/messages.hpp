@@ -636,14 +636,17 @@ typename Inspector::result_type inspect(Inspector& f, pipe_lost& x) {
 }
 
 /// The child exited (asyncio's process_exited): `status` is the exit code, or
-/// minus the signal number that killed it.
+/// minus the signal number that killed it. `oom_killed`: the kernel's OOM
+/// killer killed a process in the child's cgroup (child_limits::cgroup with
+/// memory_max; always false for a child without a cgroup).
 struct exited {
   int32_t status = 0;
+  bool oom_killed = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exited& x) {
-  return f(caf::meta::type_name("exited"), x.status);
+  return f(caf::meta::type_name("exited"), x.status, x.oom_killed);
 }
 
 /// Sends signal `signo` to the child, or to its whole process group when

@@ -98,7 +98,7 @@ auto callback_subprocess_protocol_actor::handlers() {
       },
       [](const exited& msg) {
         auto& self = current();
-        self.transport_.set_returncode(msg.status);
+        self.transport_.set_returncode(msg.status, msg.oom_killed);
         if (!self.finished_)
           self.logged("process_exited",
                       [&] { self.impl_->process_exited(msg.status); });

@@ -89,6 +89,9 @@ public:
   int pid() const noexcept { return info_.pid; }
   /// The return code once `process_exited` ran; nullopt before.
   std::optional<int> returncode() const noexcept { return returncode_; }
+  /// Whether the OOM killer struck in the child's cgroup (child_limits::
+  /// cgroup with memory_max); known once `process_exited` ran.
+  bool oom_killed() const noexcept { return oom_killed_; }
   bool is_closing() const noexcept { return closing_; }
   const process_info& info() const noexcept { return info_; }
   /// asyncio's get_extra_info(name, default) ("subprocess", "pid", ...:
@@ -102,7 +105,10 @@ public:
   }
 
   /// Adapter side: records the return code from `exited`.
-  void set_returncode(int rc) noexcept { returncode_ = rc; }
+  void set_returncode(int rc, bool oom_killed = false) noexcept {
+    returncode_ = rc;
+    oom_killed_ = oom_killed;
+  }
   void mark_closing() noexcept { closing_ = true; }
 
 private:
@@ -112,6 +118,7 @@ private:
   detail::transport_link<subprocess_transport_actor, false> link_;
   process_info info_;
   std::optional<int> returncode_;
+  bool oom_killed_ = false;
   bool closing_ = false;
 };
 

@@ -67,6 +67,9 @@ struct slot {
   bool ever_started = false;
   /// A readiness timeout fired; the child is being stopped as a failed start.
   bool failing_start = false;
+  /// child_extend_timeout: the ready or kill deadline of the current state
+  /// is not before this (steady clock, as CAF's timers).
+  std::optional<std::chrono::steady_clock::time_point> extended_until;
   caf::error fail_reason;
   /// Part of a restart group that has not restarted it yet.
   bool restart_pending = false;
@@ -130,11 +133,22 @@ public:
             mark_started(*s);
           advance();
         },
-        [this](ready_due_atom, uint64_t key, uint64_t gen) {
+        [this](child_extend_timeout& msg) {
+          auto* s = find_by_id(msg.id);
+          if (!s || (s->state != child_state::starting &&
+                     s->state != child_state::stopping))
+            return;
+          auto until = std::chrono::steady_clock::now() + msg.extra;
+          if (!s->extended_until || *s->extended_until < until)
+            s->extended_until = until;
+        },
+        [this](ready_due_atom msg, uint64_t key, uint64_t gen) {
+          if (postponed(msg, key, gen)) return;
           on_ready_due(key, gen);
           advance();
         },
-        [this](kill_due_atom, uint64_t key, uint64_t gen) {
+        [this](kill_due_atom msg, uint64_t key, uint64_t gen) {
+          if (postponed(msg, key, gen)) return;
           auto* s = find(key);
           if (s && s->generation == gen && s->handle &&
               s->state == child_state::stopping)
@@ -398,6 +412,7 @@ private:
       return;
     }
     s->state = child_state::starting;
+    s->extended_until.reset();
     in_flight_ = step{step::start, key};
     delayed_send(this, cs.readiness.time, ready_due_atom::value, key,
                  s->generation);
@@ -414,6 +429,19 @@ private:
     if (in_flight_ && in_flight_->kind == step::start &&
         in_flight_->key == s.key)
       in_flight_.reset();
+  }
+
+  // A deadline the child extended (child_extend_timeout) fires again at
+  // the extended time instead.
+  template <class Atom>
+  bool postponed(Atom atom, uint64_t key, uint64_t gen) {
+    auto* s = find(key);
+    if (!s || s->generation != gen || !s->extended_until) return false;
+    auto left = *s->extended_until - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    delayed_send(this, std::chrono::duration_cast<caf::timespan>(left), atom,
+                 key, gen);
+    return true;
   }
 
   void on_ready_due(uint64_t key, uint64_t gen) {
@@ -442,6 +470,7 @@ private:
   }
 
   void send_stop(slot& s) {
+    s.extended_until.reset(); // an extension of the start is not the stop's
     const auto& sd = spec_of(s).shutdown;
     switch (sd.kind) {
     case shutdown_policy::brutal_kill:

@@ -4,6 +4,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "transports/detail/child_cgroup.hpp"
 #include "transports/detail/orphan_guard.hpp"
 #include "transports/subprocess.hpp"
 
@@ -241,6 +242,16 @@ std::vector<option_cost> measure_option_costs(shardwire::runtime& rt,
     user.limits.user = "nobody";
     cases.emplace_back("limits: user=nobody", user);
   }
+  // Where the program may make cgroups (otherwise the row would measure
+  // the fallback, which is the fork path alone).
+  if (shardwire::detail::cgroup_base().ok()) {
+    subprocess_options cg;
+    cg.limits.cgroup = shardwire::child_cgroup{};
+    cases.emplace_back("cgroup per child", cg);
+  }
+  subprocess_options pty;
+  pty.pty = shardwire::pty_options{};
+  cases.emplace_back("pty", pty);
   std::vector<option_cost> out;
   for (auto& [name, opts] : cases) {
     option_cost c;

@@ -28,11 +28,15 @@ namespace {
 struct date_config : config {
   std::string program = "date";
   std::vector<std::string> args{"+%Y-%m-%d %H:%M:%S.%6N"};
+  bool cgroup = false;
 
   date_config() {
     opt_group{custom_options_, "global"}
         .add(program, "program", "the child to run (looked up in PATH)")
-        .add(args, "args", "its arguments, e.g. --args='[\"-u\"]'");
+        .add(args, "args", "its arguments, e.g. --args='[\"-u\"]'")
+        .add(cgroup, "cgroup",
+             "run the child in a cgroup of its own where the program may "
+             "make one (whatever it starts dies with it)");
     shards = 1;
   }
 };
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
   subprocess_options opts;
   opts.stdin_ = stdio::inherit;
   opts.stderr_ = stdio::inherit;
+  if (cfg.cgroup) opts.limits.cgroup = child_cgroup{};
   auto sp = subprocess_exec(
       rt, argv_child, make_subprocess_protocol<date_protocol>(done), opts);
   if (!sp) {

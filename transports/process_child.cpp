@@ -68,9 +68,10 @@ using process_child_actor = subprocess_protocol_actor::extend<
 class process_child : public pinned<process_child_actor::base> {
 public:
   process_child(caf::actor_config& cfg, runtime* rt, process_spec spec,
-                std::function<void()> on_ready)
+                std::function<void()> on_ready,
+                std::function<void(caf::timespan)> on_extend)
       : pinned(cfg), rt_(rt), spec_(std::move(spec)),
-        on_ready_(std::move(on_ready)) {
+        on_ready_(std::move(on_ready)), on_extend_(std::move(on_extend)) {
     spec_.options.new_process_group = true;
     spec_.options.kill_group_on_exit = true;
   }
@@ -127,11 +128,35 @@ private:
         },
         [this](pipe_data& msg) { on_output(msg); },
         [this](pipe_lost& msg) { flush_partial(msg.fd); },
-        [this](exited& msg) { status_ = msg.status; },
+        [this](exited& msg) {
+          status_ = msg.status;
+          // Its own cause: the restart policy may treat it apart, and the
+          // fix (memory.max) differs from a crash's.
+          if (msg.oom_killed && !failure_ && !stopping_)
+            failure_ = make_error(
+                sw_errc::oom_killed,
+                spec_.id + ": the OOM killer killed it (memory.max " +
+                    (spec_.options.limits.cgroup &&
+                             spec_.options.limits.cgroup->memory_max
+                         ? std::to_string(
+                               *spec_.options.limits.cgroup->memory_max)
+                         : std::string{"?"}) +
+                    " bytes)");
+        },
         [](shardwire::pause) {},
         [](shardwire::resume) {},
         [this](lost&) { finish(); },
         [this](stop_deadline) {
+          if (stop_extended_until_) { // EXTEND_TIMEOUT_USEC while stopping
+            auto left =
+                *stop_extended_until_ - std::chrono::steady_clock::now();
+            if (left > left.zero()) {
+              delayed_send(this,
+                           std::chrono::duration_cast<caf::timespan>(left),
+                           stop_deadline{});
+              return;
+            }
+          }
           if (!status_ && transport_) {
             log::warning("process ", spec_.id, " (pid ", pid_,
                          ") ignored signal ", spec_.stop_signal,
@@ -285,6 +310,8 @@ private:
           watchdog_interval_ = std::chrono::milliseconds{usec / 1000};
           if (ready_sent_) arm_watchdog();
         }
+      } else if (f.key == "EXTEND_TIMEOUT_USEC") {
+        on_extend_timeout(f.value);
       } else if (f.key == "STOPPING" && f.value == "1") {
         log::info("process ", spec_.id, " (pid ", pid_, ") is stopping");
       } else if (f.key == "MAINPID") {
@@ -292,6 +319,26 @@ private:
                   f.value);
       }
     }
+  }
+
+  // systemd's EXTEND_TIMEOUT_USEC=: the deadline of the current state (the
+  // supervisor's for readiness, the stop's SIGKILL) moves to at least that
+  // far from now. A running child has no deadline to move (no
+  // RuntimeMaxSec=): ignored then.
+  void on_extend_timeout(const std::string& value) {
+    char* end = nullptr;
+    auto usec = std::strtoull(value.c_str(), &end, 10);
+    if (end == value.c_str() || *end != '\0') return;
+    auto extra = std::chrono::duration_cast<caf::timespan>(
+        std::chrono::microseconds{usec});
+    bool stopping = stopping_ || failure_;
+    if (ready_sent_ && !stopping) return;
+    if (stopping) {
+      auto until = std::chrono::steady_clock::now() + extra;
+      if (!stop_extended_until_ || *stop_extended_until_ < until)
+        stop_extended_until_ = until;
+    }
+    if (on_extend_) on_extend_(extra);
   }
 
   void arm_watchdog() {
@@ -408,6 +455,8 @@ private:
   runtime* rt_;
   process_spec spec_;
   std::function<void()> on_ready_;
+  std::function<void(caf::timespan)> on_extend_;
+  std::optional<std::chrono::steady_clock::time_point> stop_extended_until_;
   subprocess_transport_actor transport_;
   int32_t pid_ = 0;
   std::optional<int32_t> status_;
@@ -431,12 +480,13 @@ private:
 } // namespace
 
 caf::actor spawn_process_child(runtime& rt, process_spec spec,
-                               std::function<void()> on_ready) {
+                               std::function<void()> on_ready,
+                               std::function<void(caf::timespan)> on_extend) {
   auto& s = spec.options.shard
                 ? rt.shard_at(*spec.options.shard % rt.shard_count())
                 : rt.pick_shard();
-  return caf::actor_cast<caf::actor>(
-      spawn_on<process_child>(s, &rt, std::move(spec), std::move(on_ready)));
+  return caf::actor_cast<caf::actor>(spawn_on<process_child>(
+      s, &rt, std::move(spec), std::move(on_ready), std::move(on_extend)));
 }
 
 child_spec process_child_spec(runtime& rt, process_spec spec,
@@ -458,9 +508,14 @@ child_spec process_child_spec(runtime& rt, process_spec spec,
     bool report = copy.ready_line || copy.ready_after || copy.notify;
     auto sup = ctx.supervisor;
     auto id = ctx.id;
-    return spawn_process_child(*rtp, std::move(copy), [report, sup, id] {
-      if (report) caf::anon_send(sup, child_ready{id});
-    });
+    return spawn_process_child(
+        *rtp, std::move(copy),
+        [report, sup, id] {
+          if (report) caf::anon_send(sup, child_ready{id});
+        },
+        [sup, id](caf::timespan extra) {
+          caf::anon_send(sup, child_extend_timeout{id, extra});
+        });
   };
   return cs;
 }

@@ -144,13 +144,20 @@ struct process_spec {
 /// Starts `spec` as a process child on a shard of `rt` and returns its
 /// handle at once; the spawn itself happens on that shard (a spawn failure
 /// ends the actor with the spawn error). `on_ready` (may be empty) is called
-/// once, on the shard thread, when the child counts as ready.
-caf::actor spawn_process_child(runtime& rt, process_spec spec,
-                               std::function<void()> on_ready = nullptr);
+/// once, on the shard thread, when the child counts as ready. `on_extend`
+/// (may be empty) is called when a `notify` child that is starting or
+/// stopping sends EXTEND_TIMEOUT_USEC=, with that time: whoever waits for
+/// its readiness should wait at least that much longer. While stopping,
+/// the child's own SIGKILL after `stop_timeout` moves the same way.
+caf::actor
+spawn_process_child(runtime& rt, process_spec spec,
+                    std::function<void()> on_ready = nullptr,
+                    std::function<void(caf::timespan)> on_extend = nullptr);
 
 /// A supervisor child spec (actors/supervisor.hpp) running `spec` as an OS
 /// process child. Readiness by ready line or minimum run time is reported to
-/// the supervisor with `child_ready`; the supervisor's shutdown grace is the
+/// the supervisor with `child_ready`, EXTEND_TIMEOUT_USEC= with
+/// `child_extend_timeout`; the supervisor's shutdown grace is the
 /// child's own stop timeout plus one second, so the SIGTERM -> SIGKILL
 /// escalation always runs before CAF's kill. `rt` must outlive the
 /// supervisor.

@@ -5,6 +5,9 @@
 #include "transports/detail/await_result.hpp"
 #include "transports/detail/subprocess_transport.hpp"
 
+#include <string_view>
+#include <unordered_map>
+
 extern char** environ;
 
 namespace shardwire {
@@ -25,26 +28,31 @@ detail::child_stream to_child_stream(stdio x) {
   return detail::child_stream::inherit;
 }
 
-// `base` (or the inherited environment) with `merge` applied in order.
+// `base` (or the inherited environment) with `merge` applied in order: the
+// last entry for a name decides, in one pass over each list.
 std::vector<std::string>
 merged_env(const std::optional<std::vector<std::string>>& base,
            const std::vector<std::string>& merge) {
+  auto name_of = [](const std::string& entry) {
+    return std::string_view{entry}.substr(0, entry.find('='));
+  };
+  std::unordered_map<std::string_view, const std::string*> last;
+  for (const auto& m : merge)
+    last[name_of(m)] = &m;
   std::vector<std::string> out;
+  auto keep = [&](std::string entry) {
+    if (!last.count(name_of(entry))) out.push_back(std::move(entry));
+  };
   if (base) {
-    out = *base;
+    for (const auto& e : *base)
+      keep(e);
   } else {
     for (char** e = environ; *e; ++e)
-      out.emplace_back(*e);
+      keep(*e);
   }
-  auto name_of = [](const std::string& entry) {
-    return entry.substr(0, entry.find('='));
-  };
-  for (const auto& m : merge) {
-    auto name = name_of(m);
-    std::erase_if(out,
-                  [&](const std::string& e) { return name_of(e) == name; });
-    if (m.find('=') != std::string::npos) out.push_back(m);
-  }
+  for (const auto& m : merge)
+    if (last[name_of(m)] == &m && m.find('=') != std::string::npos)
+      out.push_back(m);
   return out;
 }
 
@@ -59,7 +67,7 @@ void async_subprocess_exec(runtime& rt, std::vector<std::string> argv,
   if (argv.empty()) return fail("subprocess_exec needs a program");
   if (opts.stdin_ == stdio::stdout_ || opts.stdout_ == stdio::stdout_)
     return fail("only stderr can go to stdout");
-  if (opts.kill_group_on_exit && !opts.new_process_group)
+  if (opts.kill_group_on_exit && !opts.new_process_group && !opts.pty)
     return fail("kill_group_on_exit needs new_process_group");
   detail::child_request req;
   req.argv = std::move(argv);
@@ -76,6 +84,7 @@ void async_subprocess_exec(runtime& rt, std::vector<std::string> argv,
   req.out = to_child_stream(opts.stdout_);
   req.err = to_child_stream(opts.stderr_);
   req.new_process_group = opts.new_process_group;
+  req.pty = opts.pty;
   auto& s = opts.shard ? rt.shard_at(*opts.shard % rt.shard_count())
                        : rt.pick_shard();
   spawn_on<detail::subprocess_transport>(

@@ -27,6 +27,7 @@
 
 #include "actors/subprocess_protocol.hpp"
 #include "transports/child_limits.hpp"
+#include "transports/pty_options.hpp"
 
 #include <caf/expected.hpp>
 #include <caf/optional.hpp>
@@ -74,6 +75,10 @@ struct subprocess_options {
   /// When the child exits, SIGKILL what is left of its process group before
   /// reaping it (no grandchild outlives it). Needs new_process_group.
   bool kill_group_on_exit = false;
+  /// Runs the child on a pseudo-terminal: the streams set to stdio::pipe
+  /// are the terminal, its output arrives on fd 1 (transports/
+  /// pty_options.hpp). The child leads a session of its own.
+  std::optional<pty_options> pty;
   child_watcher watcher = child_watcher::automatic;
   /// Shard of the transport and its pipes (default: least loaded).
   caf::optional<size_t> shard;

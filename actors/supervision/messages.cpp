@@ -22,6 +22,7 @@ std::string to_string(child_state x) {
 
 void register_supervision_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<child_ready>("shardwire::child_ready")
+      .add_message_type<child_extend_timeout>("shardwire::child_extend_timeout")
       .add_message_type<start_child>("shardwire::start_child")
       .add_message_type<terminate_child>("shardwire::terminate_child")
       .add_message_type<restart_child>("shardwire::restart_child")

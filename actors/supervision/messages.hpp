@@ -36,6 +36,20 @@ typename Inspector::result_type inspect(Inspector& f, child_ready& x) {
   return f(caf::meta::type_name("child_ready"), x.id);
 }
 
+/// A starting child that needs longer (systemd's EXTEND_TIMEOUT_USEC=): the
+/// supervisor's deadline for its `child_ready` (or, while it stops, for its
+/// exit before the kill) moves to at least `extra` from now. Never shortens
+/// a deadline; ignored for a child that is neither starting nor stopping.
+struct child_extend_timeout {
+  std::string id;
+  caf::timespan extra{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_extend_timeout& x) {
+  return f(caf::meta::type_name("child_extend_timeout"), x.id, x.extra);
+}
+
 // -- requests -----------------------------------------------------------------
 
 /// Pool only (simple_one_for_one): start one more child from the template

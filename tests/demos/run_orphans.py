@@ -11,7 +11,11 @@ process with the marker once the program is gone.
   2. the same, with SIGKILL sent to the program's whole process group at
      once (the guard leads its own group and survives to do its job);
   3. the same, stopped by SIGTERM: the program's own shutdown kills them;
-  4. fleet with 3 workers: SIGKILL of fleet: no worker left.
+  4. fleet with 3 workers: SIGKILL of fleet: no worker left;
+  5. subprocess_date --cgroup whose child starts a grandchild in a session
+     of its own (setsid: out of reach of any process-group kill): SIGKILL
+     of the program: nothing left (the guard kills the child's cgroup).
+     Skipped, with the reason, where the program may not create cgroups.
 Waits poll /proc against deadlines; no fixed sleeps.
 
 Usage: run_orphans.py --subprocess-date BIN --fleet BIN
@@ -106,6 +110,30 @@ def two_sleeps(kids):
     return sum(1 for c in kids.values() if c == 'sleep') >= 2
 
 
+def cgroup_unavailable():
+    """Why this process may not create cgroups, or None (the same rule as
+    transports/detail/child_cgroup.cpp: its own cgroup v2 dir, writable)."""
+    rel = None
+    with open('/proc/self/cgroup') as f:
+        for line in f:
+            if line.startswith('0::'):
+                rel = line[3:].strip()
+    if rel is None:
+        return 'not in a cgroup v2 hierarchy'
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            head, _, tail = line.partition(' - ')
+            if tail.split()[0] != 'cgroup2':
+                continue
+            point = head.split()[4]
+            d = point + ('' if rel == '/' else rel)
+            if os.access(d, os.W_OK) and os.access(d + '/cgroup.procs',
+                                                   os.W_OK):
+                return None
+            return f'{d} is not writable'
+    return 'no cgroup2 mount'
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--subprocess-date', required=True)
@@ -124,6 +152,14 @@ def main():
          lambda kids: sum(1 for c in kids.values()
                           if c != 'shardwire-guard') >= 3,
          lambda p: p.send_signal(signal.SIGKILL))
+    escaped = [args.subprocess_date, '--cgroup', '--program=sh',
+               '--args=["-c", "setsid sleep 30 & sleep 30"]']
+    why_not = cgroup_unavailable()
+    if why_not:
+        print(f'SKIPPED: a grandchild that left its session: {why_not}')
+    else:
+        case('SIGKILL, grandchild in its own session, child in a cgroup',
+             escaped, two_sleeps, lambda p: p.send_signal(signal.SIGKILL))
     return 1 if failures else 0
 
 

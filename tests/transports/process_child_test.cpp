@@ -3,6 +3,8 @@
 // back-pressure.
 #include "transports/process_child.hpp"
 
+#include "transports/detail/child_cgroup.hpp"
+
 #include "tests/support/fixtures.hpp"
 #include "tests/transports/helpers.hpp"
 
@@ -148,6 +150,28 @@ TEST_CASE("process child: exit reasons a supervisor can judge") {
     auto reason = wait_exit(self, child4);
     CHECK(is(reason, sw_errc::process_failed));
     CHECK(describe(reason).find("exit status 0") != std::string::npos);
+  }
+  SECTION("an OOM kill in its cgroup is oom_killed, not process_failed") {
+    const auto& base = detail::cgroup_base();
+    bool memory = false;
+    if (base.ok()) {
+      std::ifstream in{base.dir + "/cgroup.controllers"};
+      for (std::string w; in >> w;)
+        memory = memory || w == "memory";
+    }
+    if (!memory) {
+      WARN("SKIPPED: no memory controller for child cgroups here ("
+           << (base.ok() ? base.dir : base.why_not) << ")");
+    } else {
+      auto spec = shell("hog", "python3 -c 'b = bytearray(256 << 20)'");
+      spec.options.limits.cgroup = child_cgroup{};
+      spec.options.limits.cgroup->memory_max = 16u << 20;
+      auto child = spawn_process_child(*fx.rt, spec);
+      self->monitor(child);
+      auto reason = wait_exit(self, child);
+      CHECK(is(reason, sw_errc::oom_killed));
+      CHECK(describe(reason).find("memory.max") != std::string::npos);
+    }
   }
   SECTION("a missing program ends it with the spawn error") {
     process_spec spec;

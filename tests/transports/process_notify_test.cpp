@@ -433,3 +433,82 @@ TEST_CASE("liveness: a malformed probe fails the start, naming it") {
   self->monitor(child2);
   CHECK(is(wait_down(self, child2), sw_errc::invalid_argument));
 }
+
+TEST_CASE("notify: EXTEND_TIMEOUT_USEC gives a slow start more time") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  // Ready after 0.8 s, against a ready_timeout of 0.3 s: only the
+  // extension (2 s) lets it start.
+  auto outcome = [&](bool extend) {
+    auto spec = notifier(
+        "slow",
+        std::string{extend ? "n('EXTEND_TIMEOUT_USEC=2000000')\n" : ""} +
+            "time.sleep(0.8)\nn('READY=1')\ntime.sleep(60)");
+    spec.ready_timeout = std::chrono::milliseconds{300};
+    supervisor_spec sup;
+    sup.children.push_back(
+        process_child_spec(*fx.rt, spec, restart_type::temporary));
+    sup.observer = caf::actor_cast<caf::actor>(self);
+    auto s = spawn_supervisor(fx.rt->system(), sup);
+    REQUIRE(s);
+    self->monitor(*s);
+    std::string result = "nothing";
+    bool done = false;
+    while (!done)
+      self->receive(
+          [&](child_started&) {
+            result = "started";
+            done = true;
+          },
+          [&](child_start_failed& ev) {
+            result = "failed: " + describe(ev.reason);
+            done = true;
+          },
+          [](child_exited&) {}, [](child_restarting&) {},
+          [](supervisor_started&) {}, [&](caf::down_msg&) { done = true; },
+          caf::after(deadline) >> [&] { done = true; });
+    self->send_exit(*s, caf::exit_reason::user_shutdown);
+    wait_down(self, *s);
+    return result;
+  };
+  CHECK(outcome(true) == "started");
+  CHECK(outcome(false).find("ready_timeout") != std::string::npos);
+}
+
+TEST_CASE("notify: EXTEND_TIMEOUT_USEC while stopping postpones the SIGKILL") {
+  runtime_fixture fx;
+  caf::scoped_actor self{fx.rt->system()};
+  // On SIGTERM it needs 0.8 s to finish, against a stop_timeout of 0.3 s.
+  auto says_bye = [&](bool extend) {
+    auto spec =
+        notifier("stopper",
+                 std::string{"import signal\n"
+                             "def term(*a):\n"} +
+                     (extend ? "    n('EXTEND_TIMEOUT_USEC=3000000')\n" : "") +
+                     "    time.sleep(0.8)\n"
+                     "    print('bye', flush=True)\n"
+                     "    sys.exit(0)\n"
+                     "signal.signal(signal.SIGTERM, term)\n"
+                     "n('READY=1')\nprint('up', flush=True)\ntime.sleep(60)");
+    spec.stop_timeout = std::chrono::milliseconds{300};
+    spec.subscriber = caf::actor_cast<caf::actor>(self);
+    auto child = spawn_process_child(*fx.rt, spec);
+    self->monitor(child);
+    std::vector<std::string> seen;
+    REQUIRE(
+        collect(self, seen, [](auto& xs) { return contains(xs, "out:up"); }));
+    self->send_exit(child, caf::exit_reason::user_shutdown);
+    // Its output ends with its exit, whichever way it goes.
+    bool down = false;
+    while (!down)
+      self->receive(
+          [&](process_output& out) {
+            seen.push_back("out:" + out.bytes.str());
+          },
+          [](process_status&) {}, [&](caf::down_msg&) { down = true; },
+          caf::after(deadline) >> [&] { down = true; });
+    return contains(seen, "out:bye");
+  };
+  CHECK(says_bye(true));
+  CHECK_FALSE(says_bye(false));
+}

@@ -6,11 +6,14 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 
 extern char** environ;
 
@@ -41,6 +44,52 @@ struct spawn_objects {
   }
 };
 
+// A pseudo-terminal pair; both ends close-on-exec (the child gets the slave
+// through its file actions only).
+struct terminal {
+  struct fd_owner {
+    int fd = -1;
+    fd_owner() = default;
+    fd_owner(fd_owner&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    fd_owner& operator=(fd_owner&& o) noexcept {
+      std::swap(fd, o.fd);
+      return *this;
+    }
+    ~fd_owner() {
+      if (fd >= 0) ::close(fd);
+    }
+    int get() const noexcept { return fd; }
+    int release() noexcept { return std::exchange(fd, -1); }
+  };
+  fd_owner master;
+  fd_owner slave;
+  std::string slave_path;
+};
+
+caf::expected<terminal> open_terminal(const pty_options& size) {
+  terminal t;
+  t.master.fd = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (t.master.fd < 0) return make_errno_error(errno, "pty: posix_openpt");
+  if (::grantpt(t.master.fd) != 0 || ::unlockpt(t.master.fd) != 0)
+    return make_errno_error(errno, "pty: unlockpt");
+  char name[128];
+  if (int err = ::ptsname_r(t.master.fd, name, sizeof name))
+    return make_errno_error(err, "pty: ptsname");
+  t.slave_path = name;
+  struct winsize ws = {};
+  ws.ws_row = size.rows;
+  ws.ws_col = size.cols;
+  if (::ioctl(t.master.fd, TIOCSWINSZ, &ws) != 0)
+    return make_errno_error(errno, "pty: TIOCSWINSZ");
+  // Held open by the parent until the child has its own: a child that
+  // exits at once must not leave the master without a slave before the
+  // fork path's copies are made.
+  t.slave.fd = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (t.slave.fd < 0)
+    return make_errno_error(errno, std::string{"pty: open "} + name);
+  return t;
+}
+
 std::vector<char*> c_strings(const std::vector<std::string>& xs) {
   std::vector<char*> out;
   out.reserve(xs.size() + 1);
@@ -63,13 +112,40 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
     limits = resolve_limits(req.limits);
     if (!limits) return std::move(limits.error());
   }
+  if (req.pty && req.out != child_stream::pipe)
+    return make_error(sw_errc::invalid_argument,
+                      "pty: stdout must be on the terminal (stdio::pipe)");
   spawn_objects so;
   fork_exec_request forked; // the same plan, for the fork + exec path
   fd_guard child_ends;      // closed in the parent once the child has them
   spawned_child out;
   fd_guard parent_ends;
+  std::optional<terminal> term;
+  if (req.pty) {
+    auto t = open_terminal(*req.pty);
+    if (!t) return std::move(t.error());
+    term = std::move(*t);
+  }
+  // The first stream on the terminal opens it by name (in the new session,
+  // that makes it the controlling terminal); the others are copies of it.
+  int first_on_terminal = -1;
   const child_stream modes[3] = {req.in, req.out, req.err};
   for (int i = 0; i < 3; ++i) {
+    if (term && modes[i] == child_stream::pipe) {
+      if (first_on_terminal < 0) {
+        first_on_terminal = i;
+        posix_spawn_file_actions_addopen(&so.actions, i,
+                                         term->slave_path.c_str(), O_RDWR, 0);
+      } else {
+        posix_spawn_file_actions_adddup2(&so.actions, first_on_terminal, i);
+      }
+      forked.stdio[i] = {stdio_action::dup_fd, term->slave.get()};
+      if (i == 1) {
+        out.stdio[1] = term->master.release();
+        parent_ends.fds.push_back(out.stdio[1]);
+      }
+      continue;
+    }
     switch (modes[i]) {
     case child_stream::pipe: {
       int p[2];
@@ -109,7 +185,19 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
   sigset_t all;
   sigfillset(&all);
   posix_spawnattr_setsigdefault(&so.attr, &all);
-  if (req.new_process_group) {
+  if (term) {
+    // A session of its own (pgid = pid as well): its terminal's signals
+    // (Ctrl-C, hang-up) reach it and nothing of ours.
+    flags |= POSIX_SPAWN_SETSID;
+    forked.controlling_terminal = term->slave.get();
+    if (req.in == child_stream::pipe) {
+      // stdin's transport writes to the master, stdout's reads it: one
+      // descriptor each, so that closing one leaves the other working.
+      out.stdio[0] = ::fcntl(out.stdio[1], F_DUPFD_CLOEXEC, 0);
+      if (out.stdio[0] < 0) return make_errno_error(errno, "dup of pty master");
+      parent_ends.fds.push_back(out.stdio[0]);
+    }
+  } else if (req.new_process_group) {
     flags |= POSIX_SPAWN_SETPGROUP;
     posix_spawnattr_setpgroup(&so.attr, 0);
   }
@@ -123,6 +211,12 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
   char** env = req.env ? envp.data() : environ;
   std::string ctx = "spawn " + req.argv[0];
   if (req.limits.any()) {
+    if (req.limits.cgroup) {
+      auto dir = child_cgroup_dir::create(*req.limits.cgroup, ctx);
+      if (!dir) return std::move(dir.error());
+      out.cgroup = std::move(*dir);
+      if (out.cgroup) forked.cgroup_procs_fd = out.cgroup->procs_fd();
+    }
     forked.argv = &req.argv;
     forked.envp = env;
     forked.cwd = req.cwd ? &*req.cwd : nullptr;
@@ -130,9 +224,10 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
     forked.limits = &*limits;
     // fork_exec registers the child with the orphan guard itself.
     auto pid = fork_exec(forked, ctx);
-    if (!pid) return std::move(pid.error());
+    if (out.cgroup) out.cgroup->close_procs();
+    if (!pid) return std::move(pid.error()); // the cgroup goes with `out`
     out.pid = *pid;
-    out.pgid = req.new_process_group ? *pid : ::getpgrp();
+    out.pgid = req.new_process_group || term ? *pid : ::getpgrp();
     parent_ends.fds.clear();
     return out;
   }
@@ -147,10 +242,11 @@ caf::expected<spawned_child> spawn_child(const child_request& req) {
     return make_errno_error(rc, std::move(ctx));
   }
   out.pid = pid;
-  out.pgid = req.new_process_group ? pid : ::getpgrp();
+  bool own_group = req.new_process_group || term;
+  out.pgid = own_group ? pid : ::getpgrp();
   // Killed with its group if the program dies before reaping it; a child in
   // the program's own group is killed alone.
-  guard_child(pid, req.new_process_group ? pid : 0);
+  guard_child(pid, own_group ? pid : 0);
   parent_ends.fds.clear(); // handed to the caller
   return out;
 }

@@ -9,9 +9,12 @@
 #pragma once
 
 #include "transports/child_limits.hpp"
+#include "transports/detail/child_cgroup.hpp"
+#include "transports/pty_options.hpp"
 
 #include <caf/expected.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -41,14 +44,22 @@ struct child_request {
   /// Limits and identity; with any set the child is started with fork +
   /// exec instead of posix_spawn (transports/detail/fork_exec.hpp).
   child_limits limits;
+  /// A pseudo-terminal for the streams set to `pipe` (pty_options.hpp): the
+  /// child leads a new session with it as controlling terminal.
+  std::optional<pty_options> pty;
 };
 
 struct spawned_child {
   pid_t pid = -1;
   pid_t pgid = -1;
   /// Parent ends of the pipes (-1 where the stream is not a pipe): the
-  /// write end of stdin, the read ends of stdout and stderr.
+  /// write end of stdin, the read ends of stdout and stderr. With a pty:
+  /// the terminal's master for stdout, a duplicate of it for stdin, none for
+  /// stderr (its output arrives with stdout's).
   int stdio[3] = {-1, -1, -1};
+  /// The child's own cgroup where child_limits::cgroup asked for one and
+  /// one could be made: whoever reaps the child calls release() on it.
+  std::shared_ptr<child_cgroup_dir> cgroup;
 };
 
 /// Starts a child. Errors: errno category (ENOENT for a missing program,

@@ -55,6 +55,9 @@ public:
       watch_.clear_ready(fd_read); // nothing after all: wait for an edge
       return {0, transport_core::io_result::would_block, false};
     }
+    // A pseudo-terminal's master reads EIO once no process holds the slave
+    // side: its end of file (nothing else reads EIO from a pipe).
+    if (errno == EIO && !is_socket_) return {0, 0, true};
     return {0, errno, false};
   }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,10 +20,12 @@ namespace {
 
 // Which step failed in the child; the parent turns it into a message.
 enum class step : int {
+  cgroup,
   stdio,
   devnull,
   chdir,
   setpgid,
+  setsid,
   setgroups,
   setgid,
   setrlimit,
@@ -53,6 +56,8 @@ const char* rlimit_name(int resource) {
 
 std::string describe_step(const child_report& r, const fork_exec_request& req) {
   switch (r.what) {
+  case step::cgroup:
+    return "entering its cgroup";
   case step::stdio:
     return "redirecting a standard stream";
   case step::devnull:
@@ -61,6 +66,8 @@ std::string describe_step(const child_report& r, const fork_exec_request& req) {
     return "cwd " + *req.cwd;
   case step::setpgid:
     return "new process group";
+  case step::setsid:
+    return "new session with its terminal";
   case step::setgroups:
     return "supplementary groups";
   case step::setgid:
@@ -99,6 +106,8 @@ std::string describe_step(const child_report& r, const fork_exec_request& req) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  if (req.cgroup_procs_fd >= 0 && ::write(req.cgroup_procs_fd, "0", 1) != 1)
+    child_fail(report_fd, step::cgroup, errno);
   for (int i = 0; i < 3; ++i) {
     const auto& a = req.stdio[i];
     switch (a.kind) {
@@ -125,8 +134,12 @@ std::string describe_step(const child_report& r, const fork_exec_request& req) {
   }
   if (req.cwd && ::chdir(req.cwd->c_str()) != 0)
     child_fail(report_fd, step::chdir, errno);
-  if (req.new_process_group && ::setpgid(0, 0) != 0)
+  if (req.controlling_terminal >= 0) {
+    if (::setsid() < 0 || ::ioctl(req.controlling_terminal, TIOCSCTTY, 0) != 0)
+      child_fail(report_fd, step::setsid, errno);
+  } else if (req.new_process_group && ::setpgid(0, 0) != 0) {
     child_fail(report_fd, step::setpgid, errno);
+  }
 
   const auto& l = *req.limits;
   if (l.set_groups &&
@@ -258,9 +271,12 @@ caf::expected<pid_t> fork_exec(const fork_exec_request& req,
     ::close(report[0]);
     return make_errno_error(fork_errno, context + ": fork");
   }
-  // Also from here, so that the group exists whichever side runs first.
-  if (req.new_process_group) ::setpgid(pid, pid);
-  guard_child(pid, req.new_process_group ? pid : 0);
+  // Also from here, so that the group exists whichever side runs first (a
+  // session leader makes its own, and setpgid would be refused).
+  bool own_group = req.new_process_group || req.controlling_terminal >= 0;
+  if (req.new_process_group && req.controlling_terminal < 0)
+    ::setpgid(pid, pid);
+  guard_child(pid, own_group ? pid : 0);
   // EOF on the report pipe: the child exec'd (close-on-exec closed it).
   child_report r{};
   size_t got = 0;

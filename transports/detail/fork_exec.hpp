@@ -56,7 +56,14 @@ struct fork_exec_request {
   const std::string* cwd = nullptr; ///< null: the parent's
   stdio_action stdio[3];
   bool new_process_group = true;
+  /// >= 0: the child leads a new session (instead of a new process group)
+  /// with this descriptor, a terminal it has as one of its standard
+  /// streams, as controlling terminal.
+  int controlling_terminal = -1;
   const resolved_limits* limits = nullptr;
+  /// A cgroup's cgroup.procs, open for writing: the child moves itself in
+  /// first, so that everything it does after is counted there (-1: none).
+  int cgroup_procs_fd = -1;
 };
 
 /// Forks, applies the request in the child and execs argv[0] (looked up in

@@ -1,13 +1,16 @@
 #include "transports/detail/orphan_guard.hpp"
 
 #include "runtime/log.hpp"
+#include "transports/detail/child_cgroup.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
+#include <initializer_list>
 #include <mutex>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -30,6 +33,11 @@ std::once_flag start_once;
 std::atomic<int> write_fd{-1};
 std::atomic<pid_t> guard_pid{-1};
 std::atomic<bool> drop_reported{false};
+
+// Filled before the guard is forked (it must not allocate): where the
+// children's cgroups are, and the prefix of their names.
+char cgroup_dir[4096];
+char cgroup_prefix[64];
 
 // -- the guard process --------------------------------------------------------
 // Runs in a child forked from a multi-threaded program: only system calls,
@@ -95,6 +103,77 @@ struct table {
   }
 };
 
+bool starts_with(const char* s, const char* prefix) {
+  for (; *prefix != '\0'; ++s, ++prefix)
+    if (*s != *prefix) return false;
+  return true;
+}
+
+// Appends `parts` to `out` (size `cap`); false if it does not fit.
+bool join(char* out, size_t cap, std::initializer_list<const char*> parts) {
+  size_t n = 0;
+  for (const char* p : parts)
+    for (; *p != '\0'; ++p) {
+      if (n + 1 >= cap) return false;
+      out[n++] = *p;
+    }
+  out[n] = '\0';
+  return true;
+}
+
+// Calls fn(name) for each of the program's child cgroups; how many.
+template <class F>
+int for_each_cgroup(F fn) {
+  int dir = static_cast<int>(
+      ::syscall(SYS_openat, AT_FDCWD, cgroup_dir, O_RDONLY | O_DIRECTORY, 0));
+  if (dir < 0) return 0;
+  int count = 0;
+  alignas(8) char buf[8192];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + at + 16, sizeof(reclen));
+      const char* name = buf + at + 19;
+      if (starts_with(name, cgroup_prefix)) {
+        fn(name);
+        ++count;
+      }
+      at += reclen;
+    }
+  }
+  ::syscall(SYS_close, dir);
+  return count;
+}
+
+// Kills everything in the program's child cgroups, then removes them once
+// their processes are gone (within a second; the kernel needs the killed
+// processes to exit first).
+void sweep_cgroups() {
+  if (cgroup_dir[0] == '\0') return;
+  char path[4096 + 128];
+  for_each_cgroup([&](const char* name) {
+    if (!join(path, sizeof(path), {cgroup_dir, "/", name, "/cgroup.kill"}))
+      return;
+    int fd = static_cast<int>(
+        ::syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0));
+    if (fd < 0) return;
+    ::syscall(SYS_write, fd, "1", 1);
+    ::syscall(SYS_close, fd);
+  });
+  for (int round = 0; round < 100; ++round) {
+    int busy = for_each_cgroup([&](const char* name) {
+      if (join(path, sizeof(path), {cgroup_dir, "/", name}))
+        ::syscall(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR);
+    });
+    if (busy == 0) return;
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    ::syscall(SYS_nanosleep, &pause, nullptr);
+  }
+}
+
 [[noreturn]] void run_guard(int in) {
   // Its own process group: a Ctrl-C or a `kill -9 -PGID` aimed at the
   // program must not take the guard with it before it did its job.
@@ -124,12 +203,20 @@ struct table {
     have -= used;
   }
   live.kill_all();
+  sweep_cgroups();
   sys_exit(0);
 }
 
 // -- the program's side -------------------------------------------------------
 
 void start_guard() {
+  // Copied now: the guard cannot look them up (no allocation after fork).
+  const auto& place = cgroup_base();
+  if (place.ok() && place.dir.size() < sizeof(cgroup_dir)) {
+    std::memcpy(cgroup_dir, place.dir.c_str(), place.dir.size() + 1);
+    auto prefix = child_cgroup_prefix(::getpid());
+    std::memcpy(cgroup_prefix, prefix.c_str(), prefix.size() + 1);
+  }
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     log::warning("orphan guard: pipe2 failed (", std::strerror(errno),

@@ -19,10 +19,14 @@
 //     recycled pid;
 //   - registering never blocks (a full pipe drops the entry: a guard that is
 //     that far behind is reported once by the log).
-// Not covered: a grandchild that leaves its group (setsid, setpgid), and a
-// guard that is itself SIGKILLed by pid. The guard costs one process and one
-// descriptor for the program's life, from its first child on; a program that
-// never starts a child never starts the guard.
+//   - where children have cgroups of their own (child_limits::cgroup), the
+//     guard also kills each of the program's child cgroups whole
+//     (cgroup.kill) and removes them: that catches grandchildren that left
+//     the group (setsid, daemons).
+// Not covered: a grandchild that leaves its group (setsid, setpgid) of a
+// child without a cgroup, and a guard that is itself SIGKILLed by pid. The
+// guard costs one process and one descriptor for the program's life, from its
+// first child on; a program that never starts a child never starts the guard.
 #pragma once
 
 #include <sys/types.h>

@@ -67,8 +67,7 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
   }
   factory_ = nullptr;
   if (!proto_) {
-    returncode_ =
-        kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
+    returncode_ = kill_and_reap_child();
     report(make_error(sw_errc::factory_failed));
     lost_sent_ = true;
     quit();
@@ -119,7 +118,7 @@ subprocess_transport::behavior_type subprocess_transport::make_behavior() {
       [this](lost& msg) { on_pipe_lost(msg); },
       [this](child_reaped msg) {
         returncode_ = msg.status;
-        if (proto_) send(proto_, exited{msg.status});
+        if (proto_) send(proto_, exited{msg.status, reaped_oom_});
         try_finish();
       },
       // -- from the user --
@@ -275,6 +274,8 @@ void subprocess_transport::do_close() {
   if (!returncode_ && !reaped_) {
     bool group = opts_.kill_group_on_exit && child_.pgid == child_.pid;
     if (group) ::kill(-child_.pgid, SIGKILL);
+    // Its cgroup holds all it started, in its group or not.
+    if (child_.cgroup) child_.cgroup->kill_all();
     if (pidfd_ >= 0)
       pidfd_signal(pidfd_, SIGKILL);
     else
@@ -283,6 +284,23 @@ void subprocess_transport::do_close() {
 }
 
 // -- the child ----------------------------------------------------------------
+
+int subprocess_transport::kill_and_reap_child() {
+  if (child_.cgroup) child_.cgroup->kill_all();
+  int status =
+      kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
+  release_cgroup();
+  return status;
+}
+
+void subprocess_transport::release_cgroup() {
+  if (!child_.cgroup) return;
+  // Read before the directory goes; what the child left behind dies with
+  // the cgroup (systemd's KillMode=control-group).
+  reaped_oom_ = child_.cgroup->oom_kills() > 0;
+  child_.cgroup->release();
+  child_.cgroup.reset();
+}
 
 void subprocess_transport::watch_exit() {
   if (opts_.watcher != child_watcher::sigchld) {
@@ -343,6 +361,7 @@ void subprocess_transport::on_child_event() {
   if (opts_.kill_group_on_exit && child_.pgid == child_.pid)
     ::kill(-child_.pgid, SIGKILL);
   auto status = try_reap(child_.pid);
+  release_cgroup();
   // The return code becomes visible (and `lost` possible) only when
   // child_reaped is handled, so `exited` always precedes `lost`; signals
   // are refused from now on (the pid may be recycled).
@@ -383,11 +402,11 @@ void subprocess_transport::on_exit() {
   if (child_.pid > 0 && !returncode_ && !reaped_) {
     // Terminated from outside (runtime shutdown): nothing may outlive the
     // transport. SIGKILL cannot be caught, so the wait is short.
-    returncode_ =
-        kill_and_reap(child_.pid, child_.pgid, child_.pgid == child_.pid);
-    if (proto_ && !lost_sent_) send(proto_, exited{*returncode_});
+    returncode_ = kill_and_reap_child();
+    if (proto_ && !lost_sent_) send(proto_, exited{*returncode_, reaped_oom_});
   } else if (reaped_ && !returncode_ && proto_ && !lost_sent_) {
-    send(proto_, exited{reaped_status_}); // child_reaped was still queued
+    // child_reaped was still queued
+    send(proto_, exited{reaped_status_, reaped_oom_});
   }
   if (!lost_sent_) {
     lost_sent_ = true;

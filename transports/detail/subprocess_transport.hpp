@@ -90,6 +90,11 @@ private:
   // ----------------------------------------------------------------
   void watch_exit();
   void on_child_event();
+  /// SIGKILLs the child (its group, its cgroup) and waits for it.
+  int kill_and_reap_child();
+  /// Notes an OOM kill, kills what is left in the child's cgroup and
+  /// removes it; after the child was reaped.
+  void release_cgroup();
   void on_fd_ready(uint32_t) override { on_child_event(); }
   /// Closes the pidfd / cancels the SIGCHLD wait.
   void stop_watching();
@@ -110,6 +115,7 @@ private:
   std::optional<int> returncode_;
   bool reaped_ = false; // waited for; child_reaped may still be queued
   int reaped_status_ = 0;
+  bool reaped_oom_ = false; // the OOM killer struck in the child's cgroup
   // The child's pidfd (readable once it exited), watched on the shard's
   // poller like every descriptor; -1 when SIGCHLD is watched instead.
   int pidfd_ = -1;
