@@ -6,7 +6,7 @@
 #include "runtime/runtime.hpp"
 #include "transports/detail/liveness_probe.hpp"
 #include "transports/detail/notify_socket.hpp"
-#include "transports/detail/rotating_log.hpp"
+#include "transports/detail/process_output.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -81,7 +81,7 @@ public:
     auto opts = spec_.options;
     opts.shard = home().id();
     if (auto err = check_probe();
-        err || (err = open_logs()) || (err = set_up_notify(opts))) {
+        err || (err = output_.open(spec_)) || (err = set_up_notify(opts))) {
       caf::anon_send(caf::actor_cast<caf::actor>(this),
                      spawn_failed{std::move(err)});
       return handlers();
@@ -126,8 +126,8 @@ private:
           else if (spec_.ready_after)
             delayed_send(this, *spec_.ready_after, ready_deadline{});
         },
-        [this](pipe_data& msg) { on_output(msg); },
-        [this](pipe_lost& msg) { flush_partial(msg.fd); },
+        [this](pipe_data& msg) { output_.on_data(msg, forward_fn()); },
+        [this](pipe_lost& msg) { output_.on_end(msg.fd, forward_fn()); },
         [this](exited& msg) {
           status_ = msg.status;
           // Its own cause: the restart policy may treat it apart, and the
@@ -181,31 +181,6 @@ private:
           quit(std::move(msg.reason));
         },
     };
-  }
-
-  caf::error open_logs() {
-    const std::optional<process_log_file>* specs[2] = {&spec_.stdout_log,
-                                                       &spec_.stderr_log};
-    for (int i = 0; i < 2; ++i) {
-      const auto& s = *specs[i];
-      if (!s) continue;
-      if (auto err = logs_[i].open(s->path, s->max_bytes, s->backups))
-        return make_errno_error(
-            err.code(),
-            spec_.id + (i == 0 ? ": stdout_log " : ": stderr_log ") + s->path);
-    }
-    return {};
-  }
-
-  // Output to the stream's log file; a failed write (a full disk) is
-  // reported once per stream and does not stop the child or its messages.
-  void write_log(int32_t fd, std::string_view bytes) {
-    int i = fd == 2 ? 1 : 0;
-    if (!(i == 0 ? spec_.stdout_log : spec_.stderr_log)) return;
-    if (auto err = logs_[i].write(bytes); err && !log_failed_[i]) {
-      log_failed_[i] = true;
-      log::warning("process ", spec_.id, ": ", describe(err));
-    }
   }
 
   void ready() {
@@ -379,6 +354,12 @@ private:
     }
   }
 
+  detail::process_output::forward_fn forward_fn() {
+    return [this](int32_t fd, buffer bytes, read_ticket ticket) {
+      forward(fd, std::move(bytes), std::move(ticket));
+    };
+  }
+
   void forward(int32_t fd, buffer bytes, read_ticket ticket) {
     if (spec_.ready_line && !spec_.notify && !ready_sent_ &&
         bytes.view().find(*spec_.ready_line) != std::string_view::npos)
@@ -389,47 +370,6 @@ private:
       caf::anon_send(
           spec_.subscriber,
           process_output{spec_.id, fd, std::move(bytes), std::move(ticket)});
-  }
-
-  void on_output(pipe_data& msg) {
-    write_log(msg.fd, msg.bytes.view());
-    auto& partial = partial_[msg.fd == 2 ? 1 : 0];
-    if (!spec_.split_lines) {
-      forward(msg.fd, std::move(msg.bytes), std::move(msg.ticket));
-      return;
-    }
-    auto text = msg.bytes.view();
-    // The ticket goes with the last line cut from this chunk: it is
-    // released once the subscriber handled every line before it.
-    std::vector<buffer> lines;
-    size_t pos = 0;
-    while (pos < text.size()) {
-      auto nl = text.find('\n', pos);
-      if (nl == std::string_view::npos) break;
-      if (partial.empty()) {
-        lines.push_back(msg.bytes.slice(pos, nl - pos));
-      } else {
-        partial.append(text.substr(pos, nl - pos));
-        lines.push_back(buffer::copy_of(partial));
-        partial.clear();
-      }
-      pos = nl + 1;
-    }
-    partial.append(text.substr(pos));
-    while (partial.size() >= spec_.max_line) {
-      lines.push_back(buffer::copy_of(partial.substr(0, spec_.max_line)));
-      partial.erase(0, spec_.max_line);
-    }
-    for (size_t i = 0; i < lines.size(); ++i)
-      forward(msg.fd, std::move(lines[i]),
-              i + 1 == lines.size() ? std::move(msg.ticket) : read_ticket{});
-  }
-
-  void flush_partial(int32_t fd) {
-    auto& partial = partial_[fd == 2 ? 1 : 0];
-    if (partial.empty()) return;
-    forward(fd, buffer::copy_of(partial), {});
-    partial.clear();
   }
 
   void finish() {
@@ -460,7 +400,6 @@ private:
   subprocess_transport_actor transport_;
   int32_t pid_ = 0;
   std::optional<int32_t> status_;
-  std::string partial_[2];
   bool ready_sent_ = false;
   bool stopping_ = false;
   caf::error stop_reason_;
@@ -468,8 +407,7 @@ private:
   bool foreign_notify_logged_ = false;
   std::vector<std::pair<std::vector<detail::notify_field>, pid_t>>
       early_notify_;
-  detail::rotating_log logs_[2]; // stdout, stderr
-  bool log_failed_[2] = {false, false};
+  detail::process_output output_; // log files, lines
   std::chrono::milliseconds watchdog_interval_{0};
   uint64_t watchdog_generation_ = 0;
   caf::error failure_; // watchdog or liveness: the reason to end with
