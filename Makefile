@@ -54,7 +54,7 @@ FUZZ_MERGE    ?= 0
 FUZZ_TARGETS  ?=
 
 # Exactly what a fresh Debian 12 needs to build and test shardwire.
-PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3
+PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3 pkg-config
 # What `make fuzz` needs on top: clang 14 with libFuzzer and the sanitizer
 # runtimes (libclang-rt-dev), llvm-symbolizer for readable reports (llvm).
 FUZZ_PACKAGES := clang libclang-rt-dev llvm

@@ -49,7 +49,12 @@ endfunction()
 function(shardwire_add_library name)
   add_library(shardwire_${name} ${ARGN})
   add_library(shardwire::${name} ALIAS shardwire_${name})
-  target_include_directories(shardwire_${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  # Headers are included by their path from the source root
+  # ("runtime/runtime.hpp"); installed, that root is include/shardwire.
+  target_include_directories(shardwire_${name} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/shardwire>)
+  set_target_properties(shardwire_${name} PROPERTIES EXPORT_NAME ${name})
   shardwire_apply_flags(shardwire_${name})
 endfunction()
 
