@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -23,6 +24,9 @@ namespace {
 
 using add_service_atom = caf::atom_constant<caf::atom("swaddsvc")>;
 using retry_atom = caf::atom_constant<caf::atom("swretry")>;
+// A watch's heartbeat to a node's directory, and the watch's own tick.
+using ping_atom = caf::atom_constant<caf::atom("swping")>;
+using beat_atom = caf::atom_constant<caf::atom("swbeat")>;
 
 // -- errors -------------------------------------------------------------------
 
@@ -89,6 +93,7 @@ caf::behavior directory(caf::stateful_actor<directory_state>* self) {
         self->state.entries[name] =
             service_entry{std::move(hdl), std::move(interface)};
       },
+      [=](ping_atom) { return ping_atom::value; },
       [=](service_lookup& q) -> caf::result<service_entry> {
         if (q.version != node_protocol_version)
           return make_error(sw_errc::incompatible_node,
@@ -109,8 +114,15 @@ struct watch_state {
   service_address addr;
   std::set<std::string> interface;
   backoff_policy policy;
-  /// The service while it is up.
+  heartbeat_policy heartbeats;
+  /// The service while it is up, and the directory that named it.
   caf::actor current;
+  caf::actor directory;
+  /// Judges the heartbeats of the current connection (heartbeats on).
+  std::optional<phi_accrual> detector;
+  /// Ticks and replies of an earlier "up" carry an older generation.
+  uint64_t beat_generation = 0;
+  phi_accrual::clock::time_point last_beat;
   caf::timespan delay{0};
   /// A `service_down` went out for the current outage.
   bool down_reported = false;
@@ -123,19 +135,83 @@ void watch_failed(watch_actor* self, caf::error reason) {
   auto& st = self->state;
   if (!st.down_reported) {
     st.down_reported = true;
-    self->send(st.owner, service_down{st.addr.name, std::move(reason)});
+    self->send(st.owner, service_down{st.addr.name, std::move(reason),
+                                      down_cause::lookup_failed});
   }
   self->delayed_send(self, st.delay, retry_atom::value);
   st.delay = std::min(st.delay * 2, st.policy.max);
 }
 
-void watch_succeeded(watch_actor* self, caf::actor hdl) {
+void watch_succeeded(watch_actor* self, caf::actor hdl, caf::actor dir) {
   auto& st = self->state;
   st.current = hdl;
+  st.directory = std::move(dir);
   st.down_reported = false;
   st.delay = st.policy.initial;
   self->monitor(hdl);
   self->send(st.owner, service_up{st.addr.name, std::move(hdl)});
+  if (st.heartbeats.interval.count() > 0) {
+    // A new history per connection; the lookup's answer is the first beat.
+    st.detector.emplace(st.heartbeats.phi);
+    st.last_beat = phi_accrual::clock::now();
+    st.detector->heartbeat(st.last_beat);
+    self->send(self, beat_atom::value, ++st.beat_generation);
+  }
+}
+
+void watch_attempt(watch_actor* self);
+
+// The node answers the connection but not the heartbeats: report it down
+// as suspected and look it up again (a lookup bounded by lookup_timeout).
+void watch_suspected(watch_actor* self, double phi) {
+  auto& st = self->state;
+  auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
+      phi_accrual::clock::now() - st.last_beat);
+  self->demonitor(st.current);
+  st.current = nullptr;
+  st.directory = nullptr;
+  ++st.beat_generation;
+  st.down_reported = true;
+  char level[32];
+  std::snprintf(level, sizeof level, "%.1f", phi);
+  self->send(
+      st.owner,
+      service_down{st.addr.name,
+                   make_error(sw_errc::node_unavailable,
+                              to_string(st.addr) + ": phi " + level +
+                                  " above its threshold " +
+                                  std::to_string(static_cast<int>(
+                                      st.heartbeats.phi.threshold)) +
+                                  " (no heartbeat for " +
+                                  std::to_string(silent.count()) + " ms)"),
+                   down_cause::suspected});
+  watch_attempt(self);
+}
+
+// One heartbeat tick: judge, then ping again.
+void watch_beat(watch_actor* self, uint64_t generation) {
+  auto& st = self->state;
+  if (generation != st.beat_generation || !st.current || !st.detector) return;
+  auto now = phi_accrual::clock::now();
+  if (st.detector->suspect(now)) {
+    watch_suspected(self, st.detector->phi(now));
+    return;
+  }
+  auto interval = st.heartbeats.interval;
+  // An unanswered ping must not stay pending for long: the detector
+  // judges the silence, the timeout only bounds what is kept.
+  auto bound = std::max(caf::timespan{interval * 10},
+                        caf::timespan{std::chrono::seconds(1)});
+  self->request(st.directory, bound, ping_atom::value)
+      .then(
+          [=](ping_atom) {
+            auto& st = self->state;
+            if (generation != st.beat_generation || !st.detector) return;
+            st.last_beat = phi_accrual::clock::now();
+            st.detector->heartbeat(st.last_beat);
+          },
+          [](caf::error&) {});
+  self->delayed_send(self, interval, beat_atom::value, generation);
 }
 
 // One lookup: the middleman's connect (it never blocks the caller; CAF
@@ -157,14 +233,14 @@ void watch_attempt(watch_actor* self) {
                                                 ": no directory published"));
               return;
             }
-            self->request(caf::actor_cast<caf::actor>(ptr), timeout,
-                          service_lookup{st.addr.name})
+            auto dir = caf::actor_cast<caf::actor>(ptr);
+            self->request(dir, timeout, service_lookup{st.addr.name})
                 .then(
                     [=](service_entry& e) {
                       auto& st = self->state;
                       auto x = check_entry(e, st.interface, st.addr);
                       if (x)
-                        watch_succeeded(self, std::move(*x));
+                        watch_succeeded(self, std::move(*x), dir);
                       else
                         watch_failed(self, std::move(x.error()));
                     },
@@ -178,12 +254,14 @@ void watch_attempt(watch_actor* self) {
 }
 
 caf::behavior watch(watch_actor* self, caf::actor owner, service_address addr,
-                    std::set<std::string> interface, backoff_policy policy) {
+                    std::set<std::string> interface, backoff_policy policy,
+                    heartbeat_policy heartbeats) {
   auto& st = self->state;
   st.owner = std::move(owner);
   st.addr = std::move(addr);
   st.interface = std::move(interface);
   st.policy = policy;
+  st.heartbeats = heartbeats;
   st.delay = policy.initial;
   self->monitor(st.owner);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -194,15 +272,24 @@ caf::behavior watch(watch_actor* self, caf::actor owner, service_address addr,
     }
     if (!st.current || dm.source != st.current.address()) return;
     st.current = nullptr;
+    st.directory = nullptr;
+    ++st.beat_generation;
     st.down_reported = true;
+    bool is_exit = dm.reason && dm.reason.category() == caf::atom("exit");
     auto why =
-        dm.reason && dm.reason.category() == caf::atom("exit")
+        is_exit
             ? caf::to_string(static_cast<caf::exit_reason>(dm.reason.code()))
             : describe(dm.reason);
+    auto cause = is_exit && dm.reason.code() ==
+                                static_cast<uint8_t>(
+                                    caf::exit_reason::remote_link_unreachable)
+                     ? down_cause::connection_lost
+                     : down_cause::service_exited;
     self->send(st.owner,
                service_down{st.addr.name,
                             make_error(sw_errc::node_unavailable,
-                                       to_string(st.addr) + ": " + why)});
+                                       to_string(st.addr) + ": " + why),
+                            cause});
     // Retry at once: a service that restarted quickly is back without delay;
     // a dead node refuses the connection and the back-off takes over.
     watch_attempt(self);
@@ -212,6 +299,7 @@ caf::behavior watch(watch_actor* self, caf::actor owner, service_address addr,
       [=](retry_atom) {
         if (!self->state.current) watch_attempt(self);
       },
+      [=](beat_atom, uint64_t generation) { watch_beat(self, generation); },
   };
 }
 
@@ -245,6 +333,20 @@ void enable_networking(caf::actor_system_config& cfg) {
 
 node_config::node_config() {
   enable_networking(*this);
+}
+
+std::string to_string(down_cause x) {
+  switch (x) {
+  case down_cause::lookup_failed:
+    return "lookup_failed";
+  case down_cause::connection_lost:
+    return "connection_lost";
+  case down_cause::service_exited:
+    return "service_exited";
+  case down_cause::suspected:
+    return "suspected";
+  }
+  return "unknown";
 }
 
 // -- addresses ----------------------------------------------------------------
@@ -349,9 +451,10 @@ caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
 caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
                                service_address addr,
                                std::set<std::string> interface,
-                               backoff_policy policy) {
+                               backoff_policy policy,
+                               heartbeat_policy heartbeats) {
   return sys.spawn(watch, std::move(owner), std::move(addr),
-                   std::move(interface), policy);
+                   std::move(interface), policy, heartbeats);
 }
 
 } // namespace shardwire

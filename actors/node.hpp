@@ -25,12 +25,14 @@
 #pragma once
 
 #include "actors/config.hpp"
+#include "actors/phi_accrual.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
@@ -98,17 +100,44 @@ typename Inspector::result_type inspect(Inspector& f, service_up& x) {
   return f(caf::meta::type_name("service_up"), x.name, x.actor);
 }
 
+/// Why a service watch reported a service down.
+enum class down_cause : uint8_t {
+  /// The lookup failed: node unreachable, service unknown, incompatible.
+  lookup_failed,
+  /// CAF dropped the connection to the node: it closed, or CAF's own
+  /// heartbeats stopped for `middleman.connection-timeout`.
+  connection_lost,
+  /// The remote actor exited (its reason is in the context).
+  service_exited,
+  /// The watch's own heartbeats (heartbeat_policy): the phi-accrual
+  /// detector's suspicion crossed its threshold while the connection was
+  /// still open (a black-holed or hung node).
+  suspected,
+};
+
+/// "lookup_failed", "connection_lost", "service_exited", "suspected".
+std::string to_string(down_cause x);
+
 /// From a service watch to its owner: the service is gone or unreachable;
-/// `reason` is `sw_errc::node_unavailable` (context: the cause),
-/// `incompatible_node` or `unknown_service`.
+/// `reason` is `sw_errc::node_unavailable` (context: what happened),
+/// `incompatible_node` or `unknown_service`; `cause` says which kind of
+/// event it was.
 struct service_down {
   std::string name;
   caf::error reason;
+  down_cause cause = down_cause::lookup_failed;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_down& x) {
-  return f(caf::meta::type_name("service_down"), x.name, x.reason);
+  // As its underlying integer: CAF 0.17's inspectors take no enum.
+  auto cause = static_cast<uint8_t>(x.cause);
+  auto restore = caf::meta::load_callback([&]() -> caf::error {
+    x.cause = static_cast<down_cause>(cause);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("service_down"), x.name, x.reason, cause,
+           restore);
 }
 
 // -- addresses ----------------------------------------------------------------
@@ -209,6 +238,18 @@ struct backoff_policy {
   caf::timespan lookup_timeout = std::chrono::seconds(2);
 };
 
+/// Heartbeats from a service watch to the node of a service that is up,
+/// judged by a phi-accrual detector (actors/phi_accrual.hpp): a node that
+/// keeps its connection open but stops answering (black-holed, hung) is
+/// reported down when phi crosses `phi.threshold`, long before CAF's own
+/// connection timeout (5 s); a slow but steady link is judged at its own
+/// pace. Each heartbeat is one small request to the node's directory.
+struct heartbeat_policy {
+  /// Time between heartbeats; 0 turns them off (the default).
+  caf::timespan interval{0};
+  phi_accrual_options phi;
+};
+
 /// Spawns an actor on CAF's scheduler that keeps the service at `addr`
 /// looked up for `owner`, without ever blocking a thread:
 /// - on a successful lookup it sends `owner` `service_up{name, actor}` and
@@ -217,13 +258,18 @@ struct backoff_policy {
 ///   off: `down_msg` with `remote_link_unreachable`), it sends
 ///   `service_down{name, reason}` once per outage, then retries after
 ///   `policy.initial`, doubling up to `policy.max`, until the next
-///   `service_up`. The first lookup starts at once.
+///   `service_up`. The first lookup starts at once;
+/// - with `heartbeats.interval` set, while the service is up it pings the
+///   node every interval and reports `service_down` with cause `suspected`
+///   once the detector suspects the node, then looks it up again as after
+///   any outage.
 /// `owner` must handle both messages. Messages to `owner` keep the order in
 /// which the watch saw the events. The watch exits when `owner` does, or
 /// when sent an exit message.
 caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
                                service_address addr,
                                std::set<std::string> interface,
-                               backoff_policy policy = {});
+                               backoff_policy policy = {},
+                               heartbeat_policy heartbeats = {});
 
 } // namespace shardwire

@@ -122,6 +122,8 @@ struct kv_config : node_config {
   uint16_t port = 0;
   std::string nodes;
   size_t timeout_ms = 2000;
+  size_t heartbeat_ms = 500;
+  double phi_threshold = 8.0;
   /// --nodes, parsed by `validate`.
   std::vector<service_address> node_addrs;
 
@@ -131,7 +133,13 @@ struct kv_config : node_config {
         .add(port, "port,p", "port to listen on (node: for the middleman)")
         .add(nodes, "nodes",
              "front: storage nodes as HOST:PORT,HOST:PORT,... (key order)")
-        .add(timeout_ms, "timeout-ms", "front: per-request timeout in ms");
+        .add(timeout_ms, "timeout-ms", "front: per-request timeout in ms")
+        .add(heartbeat_ms, "heartbeat-ms",
+             "front: heartbeat to each node every N ms, judged by a "
+             "phi-accrual detector (0: off, CAF's 5 s timeout alone)")
+        .add(phi_threshold, "phi-threshold",
+             "front: suspicion at which a node counts as down (0.5-50; "
+             "lower detects sooner, with more false alarms)");
     add_message_type<kv::request>("kv::request");
     add_message_type<kv::reply>("kv::reply");
     add_message_type<kv::store_actor>("kv::store_actor");
@@ -145,6 +153,11 @@ struct kv_config : node_config {
     bool ok = check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
                            "timeout-ms",
                            "must be 1-" + std::to_string(max_timeout_ms));
+    ok &= check_option(heartbeat_ms == 0 ||
+                           (heartbeat_ms >= 10 && heartbeat_ms <= 60000),
+                       "heartbeat-ms", "must be 0 (off) or 10-60000");
+    ok &= check_option(phi_threshold >= 0.5 && phi_threshold <= 50,
+                       "phi-threshold", "must be 0.5-50");
     std::string_view rest = nodes;
     while (!rest.empty()) {
       auto comma = rest.find(',');
@@ -332,8 +345,8 @@ link(kv::link_actor::stateful_pointer<link_state> self, size_t index,
         st.pending.clear();
         for (auto& kvp : pending)
           kvp.second.deliver(unavailable(st));
-        demo::eprintln("node ", st.index, " (", st.where,
-                       ") unavailable: ", describe(down.reason));
+        demo::eprintln("node ", st.index, " (", st.where, ") unavailable (",
+                       to_string(down.cause), "): ", describe(down.reason));
       },
   };
 }
@@ -460,11 +473,17 @@ int run_front(kv_config& cfg) {
   runtime rt{cfg};
   auto& sys = rt.system();
   auto timeout = caf::timespan{std::chrono::milliseconds(cfg.timeout_ms)};
+  heartbeat_policy heartbeats;
+  heartbeats.interval = std::chrono::milliseconds(cfg.heartbeat_ms);
+  heartbeats.phi.threshold = cfg.phi_threshold;
+  // A loaded machine (a sanitizer run, a busy node) may pause a second: no
+  // suspicion for that (a stopped node is still found in about 2 s).
+  heartbeats.phi.acceptable_pause = std::chrono::milliseconds(1000);
   std::vector<kv::link_actor> links;
   for (size_t i = 0; i < addrs.size(); ++i) {
     auto l = sys.spawn(link, i, to_string(addrs[i]), timeout);
     spawn_service_watch(sys, caf::actor_cast<caf::actor>(l), addrs[i],
-                        sys.message_types<kv::store_actor>());
+                        sys.message_types<kv::store_actor>(), {}, heartbeats);
     links.push_back(l);
   }
   server_options opts;

@@ -7,6 +7,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/remote_node.hpp"
 #include "transports/socket.hpp"
 
 #include <caf/binary_deserializer.hpp>
@@ -88,36 +89,6 @@ remote_echo(protocol_actor::stateful_pointer<echo_state> self,
         self->quit();
       },
   };
-}
-
-/// A second actor system in this process, networked: the "remote node".
-struct remote_node {
-  node_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  std::unique_ptr<node> n;
-  uint16_t port = 0;
-
-  remote_node() {
-    cfg.set("scheduler.max-threads", 2);
-    sys = std::make_unique<caf::actor_system>(cfg);
-    n = std::make_unique<node>(*sys);
-    auto p = n->publish(0);
-    REQUIRE(p);
-    port = *p;
-  }
-
-  service_address address(std::string name) const {
-    return {"127.0.0.1", port, std::move(name)};
-  }
-
-  ~remote_node() {
-    n.reset();
-    sys.reset();
-  }
-};
-
-void networked(test_config& cfg) {
-  enable_networking(cfg);
 }
 
 } // namespace

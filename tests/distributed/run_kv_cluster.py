@@ -14,9 +14,11 @@ loopback ports and drives the front with a line-protocol client:
   3. restart it on the same port: the front looks it up again (back-off) and
      its keys work again (an empty store: the node kept nothing);
   4. SIGSTOP one node (cut off, its socket stays open) while a request waits
-     on it: the front's heartbeat timeout drops the connection and the
+     on it: the front's phi-accrual detector (heartbeats every 500 ms)
+     suspects the node, the front says so with cause "suspected", and the
      waiting request is answered "ERR node unavailable" long before its own
-     request timeout; after SIGCONT the node is found again.
+     request timeout and before CAF's 5 s connection timeout; after SIGCONT
+     the node is found again.
   5. SIGINT stops the front and the nodes, each exits 0.
 Waits poll the protocol against deadlines; no fixed sleeps.
 
@@ -42,8 +44,10 @@ STOP_TIMEOUT = 5.0     # SIGINT -> exit
 # down message answered it. Heartbeats every 200 ms, a node silent for 1 s
 # is cut off (long enough not to fire on a loaded CI machine).
 FRONT_TIMEOUT_MS = 8000
-NET_OPTS = ['--middleman.heartbeat-interval=200ms',
-            '--middleman.connection-timeout=1s']
+# CAF's own connection timeout stays at its 5 s: a cut-off node must be
+# found by the front's phi-accrual detector (heartbeats every 100 ms).
+NET_OPTS = ['--middleman.heartbeat-interval=200ms']
+FRONT_OPTS = ['--heartbeat-ms=100']
 
 def process_stopped(pid):
     """True once /proc says the process is stopped (state T)."""
@@ -236,7 +240,8 @@ def main():
         procs.extend(nodes)
         front = Proc([args.kv, 'front', '--port', str(fport), '--nodes',
                       ','.join(f'127.0.0.1:{p}' for p in nports),
-                      f'--timeout-ms={FRONT_TIMEOUT_MS}'] + NET_OPTS,
+                      f'--timeout-ms={FRONT_TIMEOUT_MS}'] + NET_OPTS +
+                     FRONT_OPTS,
                      'front')
         procs.append(front)
         if not check(front.wait_line('Serving on'), 'front serving'):
@@ -336,6 +341,9 @@ def main():
             check(took < FRONT_TIMEOUT_MS / 1000 / 2,
                   f'answered by the down message after {took:.2f} s, '
                   f'not by the {FRONT_TIMEOUT_MS} ms timeout')
+            poll('the front names the cause: suspected (phi-accrual)',
+                 lambda: any(f'node {cut} ' in line and '(suspected)' in line
+                             for line in list(front.lines)))
             check(c.cmd(f'GET {probe[0]}') == 'changed',
                   'other nodes unaffected')
         finally:
