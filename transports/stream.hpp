@@ -7,6 +7,7 @@
 
 #include <caf/expected.hpp>
 
+#include <chrono>
 #include <functional>
 
 namespace shardwire {
@@ -39,6 +40,13 @@ struct stream_settings {
   /// Reading stops while the transport's writes are paused (its write
   /// buffer is above the high-water mark) and resumes with them.
   bool reads_follow_writes = false;
+  /// TCP sockets only (transports/tcp.hpp, tcp_keepalive): SO_KEEPALIVE
+  /// with these idle / interval / count (off while keepalive_idle is 0).
+  std::chrono::seconds keepalive_idle{0};
+  std::chrono::seconds keepalive_interval{0};
+  int keepalive_count = 0;
+  /// TCP sockets only: TCP_USER_TIMEOUT in ms (0: the kernel's).
+  std::chrono::milliseconds user_timeout{0};
 
   static stream_settings from(const runtime& rt);
 };

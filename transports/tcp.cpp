@@ -10,6 +10,14 @@ namespace shardwire {
 
 namespace {
 
+void set_tcp_options(stream_settings& st, const tcp_keepalive& ka,
+                     std::chrono::milliseconds user_timeout) {
+  st.keepalive_idle = ka.idle;
+  st.keepalive_interval = ka.interval;
+  st.keepalive_count = ka.count;
+  st.user_timeout = user_timeout;
+}
+
 shard& choose(runtime& rt, const caf::optional<size_t>& which) {
   if (which) return rt.shard_at(*which % rt.shard_count());
   return rt.pick_shard();
@@ -22,6 +30,11 @@ void async_create_connection(runtime& rt, connect_options opts,
   detail::tcp_target target{opts.host, opts.port, opts.family, opts.timeout};
   auto settings = stream_settings::from(rt);
   settings.reads_follow_writes = opts.reads_follow_writes;
+  set_tcp_options(settings, opts.keepalive, opts.user_timeout);
+  if (auto err = detail::check_tcp_options(settings)) {
+    if (done) done(std::move(err));
+    return;
+  }
   detail::start_tcp_connect(choose(rt, opts.shard), std::move(target),
                             std::move(factory), settings, std::move(done));
 }
@@ -38,6 +51,10 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
   if (!factory)
     return make_error(sw_errc::invalid_argument, "no protocol factory");
   if (opts.hosts.empty()) opts.hosts.emplace_back();
+  auto settings = stream_settings::from(rt);
+  settings.reads_follow_writes = opts.reads_follow_writes;
+  set_tcp_options(settings, opts.keepalive, opts.user_timeout);
+  if (auto err = detail::check_tcp_options(settings)) return err;
   detail::listen_options lo{opts.backlog, opts.reuse_address, opts.reuse_port};
   std::vector<detail::listener_socket> socks;
   auto cleanup = [&] {
@@ -65,8 +82,6 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
   server result;
   for (auto& s : socks)
     result.sockets.push_back(s.address);
-  auto settings = stream_settings::from(rt);
-  settings.reads_follow_writes = opts.reads_follow_writes;
   detail::listener_settings ls{"tcp", opts.backlog, opts.start_serving,
                                settings};
   auto& home = rt.shard_at(opts.listener_shard % rt.shard_count());

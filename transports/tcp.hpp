@@ -13,6 +13,20 @@ namespace shardwire {
 
 class runtime;
 
+/// TCP keep-alive (SO_KEEPALIVE): after `idle` without traffic the kernel
+/// probes the peer every `interval`; after `count` unanswered probes the
+/// connection ends with `lost{errno ETIMEDOUT}`. Notices a peer that
+/// vanished without a FIN or RST (a powered-off host, a dropped NAT entry)
+/// on an idle connection. `idle` 0 (the default) leaves keep-alive off;
+/// `interval` or `count` 0 keep the kernel's value. Ranges: idle and
+/// interval 1-32767 s, count 1-127; others are refused with
+/// invalid_argument naming the field.
+struct tcp_keepalive {
+  std::chrono::seconds idle{0};
+  std::chrono::seconds interval{0};
+  int count = 0;
+};
+
 struct connect_options {
   /// Host name or numeric address; resolved off the shard thread.
   std::string host = "127.0.0.1";
@@ -29,12 +43,22 @@ struct connect_options {
   /// request/response protocol wants: a peer that sends without reading
   /// then fills its own socket buffers instead of this process's memory.
   bool reads_follow_writes = false;
+  /// Keep-alive probes on an idle connection (see tcp_keepalive).
+  tcp_keepalive keepalive;
+  /// TCP_USER_TIMEOUT: written data unacknowledged for this long, or a
+  /// peer whose receive window stays closed this long, ends the connection
+  /// with `lost{errno ETIMEDOUT}` (a black-holed or hung peer is noticed
+  /// while writing). 0 (the default): the kernel's retransmission limits,
+  /// minutes. At most 2^31-1 ms.
+  std::chrono::milliseconds user_timeout{0};
 };
 
 /// Resolves and connects, then creates transport and protocol on one shard.
 /// `done` gets the connection after the protocol handled `connected`, or an
 /// error: `errno` ECONNREFUSED / ENETUNREACH / EHOSTUNREACH ...,
-/// `sw_errc::unknown_host`, `sw_errc::timeout`. Never blocks the caller.
+/// `sw_errc::unknown_host`, `sw_errc::timeout`, `sw_errc::invalid_argument`
+/// for keep-alive or user-timeout values out of range. Never blocks the
+/// caller.
 void async_create_connection(runtime& rt, connect_options opts,
                              protocol_factory factory, connect_callback done);
 
@@ -64,6 +88,9 @@ struct server_options {
   /// request/response protocol wants: a peer that sends without reading
   /// then fills its own socket buffers instead of this process's memory.
   bool reads_follow_writes = false;
+  /// For every accepted connection: see connect_options.
+  tcp_keepalive keepalive;
+  std::chrono::milliseconds user_timeout{0};
 };
 
 /// A running server: its actor (see `server_actor` in actors/messages.hpp)

@@ -974,3 +974,128 @@ TEST_CASE("a connection lives on when nobody keeps its transport handle") {
   raw_close(c);
   REQUIRE(log->wait_for_event("lost"));
 }
+
+// -- keep-alive and TCP_USER_TIMEOUT ------------------------------------------
+
+namespace {
+
+int int_sockopt(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof(v);
+  if (::getsockopt(fd, level, name, &v, &len) != 0) return -1;
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("keep-alive and TCP_USER_TIMEOUT are set where asked, on both "
+          "sides, and only there") {
+  runtime_fixture fx;
+  auto sink = std::make_shared<info_sink>();
+  server_options so;
+  so.keepalive =
+      tcp_keepalive{std::chrono::seconds{30}, std::chrono::seconds{5}, 4};
+  so.user_timeout = std::chrono::milliseconds{1500};
+  auto srv = create_server(*fx.rt, info_recorder(sink), so);
+  REQUIRE(srv);
+  auto log = std::make_shared<event_log>();
+  connect_options co;
+  co.port = srv->sockets.at(0).port;
+  co.keepalive =
+      tcp_keepalive{std::chrono::seconds{60}, std::chrono::seconds{10}, 3};
+  co.user_timeout = std::chrono::milliseconds{2000};
+  auto conn = create_connection(*fx.rt, co, recorder(log));
+  REQUIRE(conn);
+  int c = conn->info.fd;
+  CHECK(int_sockopt(c, SOL_SOCKET, SO_KEEPALIVE) == 1);
+  CHECK(int_sockopt(c, IPPROTO_TCP, TCP_KEEPIDLE) == 60);
+  CHECK(int_sockopt(c, IPPROTO_TCP, TCP_KEEPINTVL) == 10);
+  CHECK(int_sockopt(c, IPPROTO_TCP, TCP_KEEPCNT) == 3);
+  CHECK(int_sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT) == 2000);
+  REQUIRE(sink->log->wait_for_event("connected"));
+  auto infos = sink->snapshot();
+  REQUIRE(infos.size() == 1);
+  int s = infos[0].fd;
+  CHECK(int_sockopt(s, SOL_SOCKET, SO_KEEPALIVE) == 1);
+  CHECK(int_sockopt(s, IPPROTO_TCP, TCP_KEEPIDLE) == 30);
+  CHECK(int_sockopt(s, IPPROTO_TCP, TCP_KEEPINTVL) == 5);
+  CHECK(int_sockopt(s, IPPROTO_TCP, TCP_KEEPCNT) == 4);
+  CHECK(int_sockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT) == 1500);
+  // Without the options: neither is set.
+  auto log2 = std::make_shared<event_log>();
+  connect_options plain;
+  plain.port = co.port;
+  auto conn2 = create_connection(*fx.rt, plain, recorder(log2));
+  REQUIRE(conn2);
+  CHECK(int_sockopt(conn2->info.fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
+  CHECK(int_sockopt(conn2->info.fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
+  for (auto& t : {conn->transport, conn2->transport})
+    caf::anon_send(t, shardwire::close{});
+  REQUIRE(log->wait_for_event("lost"));
+  REQUIRE(log2->wait_for_event("lost"));
+}
+
+TEST_CASE("TCP_USER_TIMEOUT ends a connection whose peer stopped reading") {
+  runtime_fixture fx;
+  raw_listener peer; // accepts, never reads: its window closes
+  int small = 4096;
+  ::setsockopt(peer.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  auto log = std::make_shared<event_log>();
+  connect_options co;
+  co.port = peer.port();
+  co.user_timeout = std::chrono::milliseconds{1000};
+  auto conn = create_connection(*fx.rt, co, recorder(log));
+  REQUIRE(conn);
+  int accepted = peer.accept_one();
+  REQUIRE(accepted >= 0);
+  // More than both kernels' buffers hold: the rest waits on a closed
+  // window, which the kernel probes until the user timeout runs out.
+  for (int i = 0; i < 8; ++i)
+    caf::anon_send(conn->transport, shardwire::write{buffer::copy_of(
+                                        std::string(1 << 20, 'x'))});
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(log->wait_for_event("lost", true));
+  auto took = std::chrono::steady_clock::now() - start;
+  auto events = log->events();
+  auto lost = *std::find_if(events.begin(), events.end(),
+                            [](auto& e) { return e.rfind("lost", 0) == 0; });
+  INFO(lost);
+  CHECK(lost.find("timed out") != std::string::npos);
+  CHECK(took < std::chrono::seconds{8});
+  ::close(accepted);
+}
+
+TEST_CASE("keep-alive and user-timeout values out of range are refused by "
+          "name") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  struct bad_case {
+    const char* field;
+    tcp_keepalive ka;
+    std::chrono::milliseconds user_timeout;
+  };
+  for (auto& c :
+       {bad_case{"keepalive.idle", {std::chrono::seconds{40000}, {}, 0}, {}},
+        bad_case{"keepalive.idle", {std::chrono::seconds{-1}, {}, 0}, {}},
+        bad_case{"keepalive.interval",
+                 {std::chrono::seconds{10}, std::chrono::seconds{99999}, 0},
+                 {}},
+        bad_case{"keepalive.count", {std::chrono::seconds{10}, {}, 128}, {}},
+        bad_case{"user_timeout", {}, std::chrono::milliseconds{-5}}}) {
+    INFO(c.field);
+    connect_options co;
+    co.port = 1;
+    co.keepalive = c.ka;
+    co.user_timeout = c.user_timeout;
+    auto conn = create_connection(*fx.rt, co, recorder(log));
+    REQUIRE_FALSE(conn);
+    CHECK(is(conn.error(), sw_errc::invalid_argument));
+    CHECK(describe(conn.error()).find(c.field) != std::string::npos);
+    server_options so;
+    so.keepalive = c.ka;
+    so.user_timeout = c.user_timeout;
+    auto srv = create_server(*fx.rt, recorder(log), so);
+    REQUIRE_FALSE(srv);
+    CHECK(describe(srv.error()).find(c.field) != std::string::npos);
+  }
+}

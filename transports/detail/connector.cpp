@@ -1,6 +1,7 @@
 #include "transports/detail/connector.hpp"
 
 #include "actors/errors.hpp"
+#include "transports/detail/socket_util.hpp"
 #include "transports/detail/stream_transport.hpp"
 
 #include <asio/connect.hpp>
@@ -44,6 +45,7 @@ struct attempt {
     finished = true;
     timer.cancel();
     int fd = sock.release();
+    apply_tcp_options(fd, settings);
     spawn_stream_transport(s, fd, std::move(kind), std::move(factory), settings,
                            std::move(done));
   }

@@ -172,6 +172,7 @@ void listener::back_off(int err) {
 }
 
 void listener::hand_off(int fd) {
+  apply_tcp_options(fd, settings_.stream);
   auto& target = rt_->pick_shard();
   auto hdl = spawn_on<stream_transport>(target, factory_, settings_.stream,
                                         connect_callback{},

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fcntl.h>
 #include <netdb.h>
@@ -93,6 +94,46 @@ void set_tcp_nodelay(int fd) {
   if (fam != AF_INET && fam != AF_INET6) return;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+caf::error check_tcp_options(const stream_settings& st) {
+  auto bad = [](const char* field, long long v, const char* range) {
+    return make_error(sw_errc::invalid_argument, std::string{field} + ": " +
+                                                     std::to_string(v) +
+                                                     " is outside " + range);
+  };
+  if (st.keepalive_idle.count() < 0 || st.keepalive_idle.count() > 32767)
+    return bad("keepalive.idle", st.keepalive_idle.count(), "0-32767 s");
+  if (st.keepalive_interval.count() < 0 ||
+      st.keepalive_interval.count() > 32767)
+    return bad("keepalive.interval", st.keepalive_interval.count(),
+               "0-32767 s");
+  if (st.keepalive_count < 0 || st.keepalive_count > 127)
+    return bad("keepalive.count", st.keepalive_count, "0-127");
+  if (st.user_timeout.count() < 0 || st.user_timeout.count() > INT32_MAX)
+    return bad("user_timeout", st.user_timeout.count(), "0-2147483647 ms");
+  return {};
+}
+
+void apply_tcp_options(int fd, const stream_settings& st) {
+  if (st.keepalive_idle.count() == 0 && st.user_timeout.count() == 0) return;
+  auto fam = socket_family(fd);
+  if (fam != AF_INET && fam != AF_INET6) return;
+  auto set = [fd](int level, int name, int value) {
+    ::setsockopt(fd, level, name, &value, sizeof(value));
+  };
+  if (st.keepalive_idle.count() > 0) {
+    set(SOL_SOCKET, SO_KEEPALIVE, 1);
+    set(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(st.keepalive_idle.count()));
+    if (st.keepalive_interval.count() > 0)
+      set(IPPROTO_TCP, TCP_KEEPINTVL,
+          static_cast<int>(st.keepalive_interval.count()));
+    if (st.keepalive_count > 0)
+      set(IPPROTO_TCP, TCP_KEEPCNT, st.keepalive_count);
+  }
+  if (st.user_timeout.count() > 0)
+    set(IPPROTO_TCP, TCP_USER_TIMEOUT,
+        static_cast<int>(st.user_timeout.count()));
 }
 
 void close_fd(int fd) noexcept {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "actors/endpoint.hpp"
+#include "transports/stream.hpp"
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -31,6 +32,14 @@ int make_nonblocking(int fd);
 
 /// Enables TCP_NODELAY on TCP sockets (asyncio always does).
 void set_tcp_nodelay(int fd);
+
+/// Checks keep-alive and user-timeout values (invalid_argument naming the
+/// field, e.g. "keepalive.idle"); empty if they are fine.
+caf::error check_tcp_options(const stream_settings& st);
+
+/// Applies keep-alive and TCP_USER_TIMEOUT from `st` to `fd` when it is a
+/// TCP socket and they are set (values checked by check_tcp_options).
+void apply_tcp_options(int fd, const stream_settings& st);
 
 /// Closes `fd`, ignoring EINTR.
 void close_fd(int fd) noexcept;
