@@ -112,6 +112,12 @@ SPECS = [
           "--seconds=1"]),
     spec("spawn_bench", ["--count=20", "--inflight=4", "--churn=20"]),
     spec("udp_batch_bench", ["--seconds=1", "--count=1000"]),
+    # --role=server is the process remote_bench starts for itself (it waits
+    # for a signal); --baseline=erlang would start Erlang's epmd, a daemon
+    # no test may leave behind.
+    spec("remote_bench",
+         ["--baseline=none", "--callers=1", "--payload=64", "--seconds=0.2"],
+         skip=["role", "baseline"]),
 ]
 
 # Option groups that are CAF's own machinery, not the program's interface.
