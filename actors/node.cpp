@@ -326,6 +326,12 @@ void enable_networking(caf::actor_system_config& cfg) {
   // The price: CAF's blocking connect() runs on a scheduler worker, not on
   // the middleman's thread (docs/distributed.md, "Stopping a node").
   cfg.set("middleman.attach-utility-actors", true);
+  // One shared queue instead of work stealing: a message from the network
+  // wakes a sleeping worker at once instead of after its back-off, which
+  // more than doubled one caller's round trips in bench/remote_bench
+  // (docs/performance.md, "Remote messaging"). Shards do not use CAF's
+  // scheduler: this changes only the actors of nodes, links and watches.
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.set("middleman.app-identifiers",
           std::vector<std::string>{"shardwire/" +
                                    std::to_string(node_protocol_version)});

@@ -37,6 +37,7 @@
 #include <optional>
 #include <sched.h>
 #include <string>
+#include <string_view>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -284,7 +285,7 @@ std::optional<row> measure_erlang(size_t callers, size_t payload,
   std::string cli = "swbench_cli" + tag + "@127.0.0.1";
   child server;
   if (!server.start({"erl", "-name", srv, "-setcookie", "swbench", "-noshell",
-                     "+S", "1", "-eval",
+                     "-eval",
                      "register(echo, spawn(fun L() -> receive {F, R, B} -> "
                      "F ! {R, B}, L() end end)), io:format(\"ready~n\")."},
                     0))
@@ -318,7 +319,7 @@ std::optional<row> measure_erlang(size_t callers, size_t payload,
   child client;
   std::optional<row> out;
   if (client.start({"erl", "-name", cli, "-setcookie", "swbench", "-noshell",
-                    "+S", "1", "-eval", code},
+                    "-eval", code},
                    1)) {
     while (client.read_line(line)) {
       double rps = 0, p50 = 0, p99 = 0;
@@ -370,7 +371,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   self_path[len] = '\0';
-  if (!server.start({self_path, "--role=server"}, 0)) {
+  // The server gets the same options (CAF's scheduler and middleman
+  // settings included), as a server.
+  std::vector<std::string> server_argv{self_path};
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view{argv[i]}.rfind("--role", 0) != 0)
+      server_argv.emplace_back(argv[i]);
+  server_argv.emplace_back("--role=server");
+  if (!server.start(server_argv, 0)) {
     std::cerr << "error: cannot start the server process\n";
     return 1;
   }
