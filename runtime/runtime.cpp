@@ -92,6 +92,9 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
 
 runtime::~runtime() {
   shutdown();
+  // Their threads are joined; the objects stay until the actor system is
+  // gone (see stopped_shards_).
+  stopped_shards_ = std::move(shards_);
 }
 
 shard& runtime::pick_shard() {

@@ -104,6 +104,11 @@ public:
 
 private:
   runtime_config& cfg_;
+  // The shards, once stopped, handed over by ~runtime: declared before
+  // system_, so they are freed after it. Until the actor system is gone its
+  // clock thread may still deliver a timer to a pinned actor that already
+  // exited, and the pinned actor's enqueue looks at its home shard.
+  std::vector<std::unique_ptr<shard>> stopped_shards_;
   caf::actor_system system_;
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<size_t> next_{0};
