@@ -174,14 +174,15 @@ void watch_suspected(watch_actor* self, double phi) {
   st.down_reported = true;
   char level[32];
   std::snprintf(level, sizeof level, "%.1f", phi);
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%.1f",
+                st.heartbeats.phi.threshold);
   self->send(
       st.owner,
       service_down{st.addr.name,
                    make_error(sw_errc::node_unavailable,
                               to_string(st.addr) + ": phi " + level +
-                                  " above its threshold " +
-                                  std::to_string(static_cast<int>(
-                                      st.heartbeats.phi.threshold)) +
+                                  " above its threshold " + threshold +
                                   " (no heartbeat for " +
                                   std::to_string(silent.count()) + " ms)"),
                    down_cause::suspected});

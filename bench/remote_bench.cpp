@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <future>
@@ -273,9 +274,19 @@ std::optional<row> measure_shardwire(caf::actor_system& sys, caf::actor svc,
 // -- the Erlang baseline
 // -------------------------------------------------------
 
+// The same search execvp makes, so "installed" means "the child can start".
 bool have_erl() {
-  return ::access("/usr/bin/erl", X_OK) == 0 ||
-         ::access("/usr/local/bin/erl", X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string_view rest =
+      path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    auto colon = rest.find(':');
+    std::string dir{rest.substr(0, colon)};
+    if (dir.empty()) dir = ".";
+    if (::access((dir + "/erl").c_str(), X_OK) == 0) return true;
+    if (colon == std::string_view::npos) return false;
+    rest.remove_prefix(colon + 1);
+  }
 }
 
 std::optional<row> measure_erlang(size_t callers, size_t payload,

@@ -45,7 +45,7 @@ struct watched {
     fast.lookup_timeout = 2s;
     heartbeat_policy hb;
     hb.interval = 50ms;
-    hb.phi.threshold = 8;
+    hb.phi.threshold = 8.5; // printed as given, not rounded
     hb.phi.min_std_deviation = 20ms;
     watch = spawn_service_watch(
         fx.rt->system(), caf::actor_cast<caf::actor>(*owner),
@@ -94,6 +94,7 @@ TEST_CASE("heartbeats: a black-holed node is suspected within a second") {
   CHECK(down->cause == down_cause::suspected);
   CHECK(is(down->reason, sw_errc::node_unavailable));
   CHECK(describe(down->reason).find("phi") != std::string::npos);
+  CHECK(describe(down->reason).find("threshold 8.5") != std::string::npos);
   // CAF's own connection timeout is 5 s: this is the detector's doing.
   CHECK(took < 1500ms);
 }

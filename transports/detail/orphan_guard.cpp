@@ -148,6 +148,33 @@ int for_each_cgroup(F fn) {
   return count;
 }
 
+// SIGKILLs every pid listed (decimal, one per line) in the file at `path`.
+// Raw syscalls only: the guard runs after the program is gone.
+void kill_listed(const char* path) {
+  int fd = static_cast<int>(
+      ::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0));
+  if (fd < 0) return;
+  char buf[4096];
+  long pid = 0;
+  bool digits = false;
+  for (;;) {
+    long n = ::syscall(SYS_read, fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long i = 0; i < n; ++i) {
+      if (buf[i] >= '0' && buf[i] <= '9') {
+        pid = pid * 10 + (buf[i] - '0');
+        digits = true;
+      } else {
+        if (digits && pid > 0) ::syscall(SYS_kill, pid, SIGKILL);
+        pid = 0;
+        digits = false;
+      }
+    }
+  }
+  if (digits && pid > 0) ::syscall(SYS_kill, pid, SIGKILL);
+  ::syscall(SYS_close, fd);
+}
+
 // Kills everything in the program's child cgroups, then removes them once
 // their processes are gone (within a second; the kernel needs the killed
 // processes to exit first).
@@ -159,9 +186,15 @@ void sweep_cgroups() {
       return;
     int fd = static_cast<int>(
         ::syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0));
-    if (fd < 0) return;
-    ::syscall(SYS_write, fd, "1", 1);
-    ::syscall(SYS_close, fd);
+    if (fd >= 0) {
+      ::syscall(SYS_write, fd, "1", 1);
+      ::syscall(SYS_close, fd);
+      return;
+    }
+    // Before Linux 5.14 there is no cgroup.kill: kill what cgroup.procs
+    // lists (a child forked meanwhile is caught by its process group).
+    if (join(path, sizeof(path), {cgroup_dir, "/", name, "/cgroup.procs"}))
+      kill_listed(path);
   });
   for (int round = 0; round < 100; ++round) {
     int busy = for_each_cgroup([&](const char* name) {
