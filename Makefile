@@ -54,7 +54,12 @@ FUZZ_MERGE    ?= 0
 FUZZ_TARGETS  ?=
 
 # Exactly what a fresh Debian 12 needs to build and test shardwire.
-PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3 pkg-config
+PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3 pkg-config \
+            libhttp-parser-dev nlohmann-json3-dev
+# What the test suite needs on top, as command:package pairs; a command
+# already on PATH (a newer Node from elsewhere) counts as present. Node runs
+# the Toxiproxy client test (tests/interop/run_toxiproxy_node.py).
+TEST_TOOLS := node:nodejs npm:npm
 # What `make fuzz` needs on top: clang 14 with libFuzzer and the sanitizer
 # runtimes (libclang-rt-dev), llvm-symbolizer for readable reports (llvm).
 FUZZ_PACKAGES := clang libclang-rt-dev llvm
@@ -64,7 +69,7 @@ FORMAT_DIRS := $(wildcard runtime actors transports tests demos bench)
 CTEST := ctest --output-on-failure --no-tests=error -j $(CTEST_JOBS) \
          --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
 
-.PHONY: deps build demo test asan tsan bench format clean
+.PHONY: deps test-deps build demo test asan tsan bench format clean
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -89,6 +94,22 @@ deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update && apt-get install -y --no-install-recommends $$missing
 
+# The test-only tools of TEST_TOOLS, installed when their command is missing.
+test-deps: deps
+	@missing=""; \
+	for pair in $(TEST_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "test-deps: all present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "test-deps: missing:$$missing (tests that need them are skipped)"; \
+	  exit 0; \
+	fi; \
+	echo "test-deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y --no-install-recommends $$missing || \
+	  { apt-get update && apt-get install -y --no-install-recommends $$missing; }
+
 build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -101,10 +122,10 @@ demo: build
 	fi
 	$(BUILD_DIR)/demos/tour $(DEMO_ARGS)
 
-test: build
+test: build test-deps
 	cd $(BUILD_DIR) && $(CTEST)
 
-asan: deps
+asan: test-deps
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DSHARDWIRE_SANITIZE=ON -DSHARDWIRE_CHECK_HEADERS=OFF
 	cmake --build $(ASAN_DIR) -j $(JOBS)
@@ -127,7 +148,7 @@ asan: deps
 # settings once. Both passes run even if the first fails.
 TSAN_OPTIONS_MAKE := halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp
 
-tsan: deps
+tsan: test-deps
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DSHARDWIRE_TSAN=ON -DSHARDWIRE_CHECK_HEADERS=OFF
 	cmake --build $(TSAN_DIR) -j $(JOBS)

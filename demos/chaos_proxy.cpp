@@ -1,32 +1,45 @@
 // chaos_proxy: a fault-injecting TCP proxy for out-of-process tests of real
 // programs (tools/fault_proxy.hpp; docs/chaos-proxy.md).
 //
-// Listens on --listen, relays every connection to --upstream, and applies
-// per-direction faults: `up` is client -> upstream, `down` upstream ->
-// client. Faults can be changed while it runs through a line-based control
-// channel (--control=HOST:PORT, e.g. with `nc`) and/or stdin (--stdin).
+// Two ways to run it, alone or together:
+// - Toxiproxy's HTTP API on --api (default 127.0.0.1:8474; --api=off
+//   disables it): named proxies and toxics created by any Toxiproxy client
+//   (tools/toxiproxy_api.hpp); --config=FILE creates proxies at start from
+//   the JSON that POST /populate takes. With no --upstream this is all it
+//   does, like toxiproxy-server.
+// - One proxy from the command line: listens on --listen, relays every
+//   connection to --upstream, and applies per-direction faults: `up` is
+//   client -> upstream, `down` upstream -> client. Faults can be changed
+//   while it runs through a line-based control channel (--control=HOST:PORT,
+//   e.g. with `nc`) and/or stdin (--stdin).
 //
-//   chaos_proxy --listen=127.0.0.1:0 --upstream=127.0.0.1:8888
+//   chaos_proxy [--api=127.0.0.1:8474|off] [--config=FILE]
+//               [--listen=127.0.0.1:0 --upstream=127.0.0.1:8888]
 //               [--control=127.0.0.1:0] [--stdin]
 //               [--up.latency-ms=N] [--down.slice-max=N] ... [--seed=N]
 //
-// Prints "listening on HOST:PORT" (and "control on HOST:PORT") on stdout
-// once bound, so a test that asked for port 0 learns the port. Runs until
-// Ctrl-C / SIGTERM or the control command `quit`.
+// Prints "listening on HOST:PORT" (the command-line proxy), "control on
+// HOST:PORT" and "api on HOST:PORT" on stdout once bound, so a test that
+// asked for port 0 learns the port. Runs until Ctrl-C / SIGTERM or the
+// control command `quit`.
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
 #include "demos/print.hpp"
 #include "runtime/runtime.hpp"
 #include "tools/fault_proxy.hpp"
+#include "tools/http_server.hpp"
+#include "tools/toxiproxy_api.hpp"
 #include "transports/tcp.hpp"
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <poll.h>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -49,6 +62,8 @@ struct direction_options {
   int64_t reset_after = -1;
   int64_t reset_after_ms = -1;
   bool black_hole = false;
+  int64_t cut_after_ms = -1;
+  size_t close_delay_ms = 0;
 
   void add_to(caf::config_option_set& opts, const char* category) {
     caf::config_option_adder{opts, category}
@@ -65,7 +80,11 @@ struct direction_options {
         .add(reset_after_ms, "reset-after-ms",
              "reset the connection T ms after it started (-1 = off)")
         .add(black_hole, "black-hole",
-             "swallow data and EOF, keep the connection open");
+             "swallow data and EOF, keep the connection open")
+        .add(cut_after_ms, "cut-after-ms",
+             "close the connection T ms after it started (-1 = off)")
+        .add(close_delay_ms, "close-delay-ms",
+             "hold this direction's EOF back this long (ms)");
   }
 
   /// Sets every field of `spec`; prints `error: --CATEGORY.KEY: ...` for
@@ -81,7 +100,9 @@ struct direction_options {
         {"cut-after", std::to_string(cut_after)},
         {"reset-after", std::to_string(reset_after)},
         {"reset-after-ms", std::to_string(reset_after_ms)},
-        {"black-hole", black_hole ? "1" : "0"}};
+        {"black-hole", black_hole ? "1" : "0"},
+        {"cut-after-ms", std::to_string(cut_after_ms)},
+        {"close-delay-ms", std::to_string(close_delay_ms)}};
     bool ok = true;
     for (auto& [key, value] : fields)
       if (auto err = set_fault(spec, key, value))
@@ -99,6 +120,8 @@ struct proxy_config : config {
   std::string listen = "127.0.0.1:0";
   std::string upstream;
   std::string control;
+  std::string api = "127.0.0.1:8474";
+  std::string config_file;
   bool use_stdin = false;
   uint64_t seed = 0;
   size_t connect_timeout_ms = 5000;
@@ -109,7 +132,13 @@ struct proxy_config : config {
     opt_group{custom_options_, "global"}
         .add(listen, "listen,l",
              "HOST:PORT to accept clients on (port 0 = any)")
-        .add(upstream, "upstream,u", "HOST:PORT every connection is relayed to")
+        .add(upstream, "upstream,u",
+             "HOST:PORT every connection is relayed to (empty = no "
+             "command-line proxy, only the API)")
+        .add(api, "api",
+             "HOST:PORT of the Toxiproxy HTTP API (port 0 = any; off = none)")
+        .add(config_file, "config",
+             "JSON file of proxies to create at start (POST /populate's body)")
         .add(control, "control,c",
              "HOST:PORT of the line-based control channel (empty = none)")
         .add(use_stdin, "stdin", "also read control commands from stdin")
@@ -218,7 +247,8 @@ int main(int argc, char** argv) {
       // On stderr, as every shardwire program's --help (CAF's own text says
       // so).
       std::cerr
-          << "usage: chaos_proxy --upstream=HOST:PORT [--listen=HOST:PORT]"
+          << "usage: chaos_proxy [--api=HOST:PORT|off] [--config=FILE]\n"
+             "                   [--upstream=HOST:PORT [--listen=HOST:PORT]]"
              " [options]\n\n"
           << cfg.full_help()
           << "\ncontrol commands (--control / --stdin), one per line:\n"
@@ -231,6 +261,8 @@ int main(int argc, char** argv) {
   // Every option is checked before anything is bound or printed.
   fault_proxy_options opts;
   std::optional<std::pair<std::string, uint16_t>> control_at;
+  std::optional<std::pair<std::string, uint16_t>> api_at;
+  std::string config_json;
   auto validate = [&] {
     // Checks one HOST:PORT flag, naming it and its value.
     auto address = [](std::string_view name, const std::string& value) {
@@ -242,11 +274,40 @@ int main(int argc, char** argv) {
       return hp;
     };
     auto listen = address("listen", cfg.listen);
-    auto upstream = address("upstream", cfg.upstream);
-    bool ok = listen && upstream;
+    bool ok = listen.has_value();
+    bool api_on = cfg.api != "off";
+    if (api_on) {
+      api_at = address("api", cfg.api);
+      ok &= api_at.has_value();
+    }
+    std::optional<std::pair<std::string, uint16_t>> upstream;
+    if (!cfg.upstream.empty() || !api_on) {
+      // Without the API the command-line proxy is all there is.
+      upstream = address("upstream", cfg.upstream);
+      ok &= upstream.has_value();
+    }
     if (!cfg.control.empty()) {
       control_at = address("control", cfg.control);
       ok &= control_at.has_value();
+      ok &= check_option(cfg.upstream.empty() == false, "control",
+                         "needs the command-line proxy (--upstream)");
+    }
+    ok &= check_option(!cfg.use_stdin || !cfg.upstream.empty(), "stdin",
+                       "needs the command-line proxy (--upstream)");
+    if (!cfg.config_file.empty()) {
+      std::ifstream in{cfg.config_file, std::ios::binary};
+      std::ostringstream text;
+      if (in) text << in.rdbuf();
+      if (!in || in.bad()) {
+        ok &= check_option(false, "config",
+                           "cannot read '" + cfg.config_file + "'");
+      } else {
+        config_json = text.str();
+        std::vector<toxiproxy::proxy_config> parsed;
+        if (auto err = toxiproxy::parse_populate(config_json, parsed))
+          ok &= check_option(false, "config", err->message);
+        ok &= check_option(api_on, "config", "needs the API (--api)");
+      }
     }
     if (listen) {
       opts.listen_host = listen->first;
@@ -256,10 +317,9 @@ int main(int argc, char** argv) {
       opts.upstream_host = upstream->first;
       opts.upstream_port = upstream->second;
     }
-    ok &= check_option(cfg.connect_timeout_ms >= 1 &&
-                           cfg.connect_timeout_ms <= max_timeout_ms,
-                       "connect-timeout-ms",
-                       "must be 1-" + std::to_string(max_timeout_ms));
+    ok &= check_option(
+        cfg.connect_timeout_ms >= 1 && cfg.connect_timeout_ms <= max_timeout_ms,
+        "connect-timeout-ms", "must be 1-" + std::to_string(max_timeout_ms));
     ok &= cfg.up.apply(opts.faults.up, "up");
     ok &= cfg.down.apply(opts.faults.down, "down");
     return ok;
@@ -268,10 +328,51 @@ int main(int argc, char** argv) {
   opts.seed = cfg.seed;
   opts.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
   runtime rt{cfg};
-  auto proxy = fault_proxy::start(rt, opts);
-  if (!proxy) {
-    demo::eprintln("error: cannot start the proxy: ", describe(proxy.error()));
-    return 1;
+  std::optional<fault_proxy> proxy;
+  if (!cfg.upstream.empty()) {
+    auto p = fault_proxy::start(rt, opts);
+    if (!p) {
+      demo::eprintln("error: cannot start the proxy: ", describe(p.error()));
+      rt.shutdown();
+      return 1;
+    }
+    proxy = std::move(*p);
+  }
+  // The API's proxies live until `api` is stopped, before the runtime.
+  std::optional<toxiproxy_api> api;
+  std::optional<http_server> api_server;
+  auto stop_api = [&] {
+    if (api_server) api_server->stop();
+    if (api) api->stop();
+  };
+  if (api_at) {
+    toxiproxy_api_options ao;
+    ao.default_seed = cfg.seed;
+    ao.connect_timeout = opts.connect_timeout;
+    api.emplace(rt, ao);
+    if (!config_json.empty()) {
+      if (auto err = api->populate(config_json)) {
+        demo::eprintln("error: --config: ", cfg.config_file, ": ",
+                       err->message);
+        stop_api();
+        if (proxy) proxy->stop();
+        rt.shutdown();
+        return 1;
+      }
+    }
+    http_server_options ho;
+    ho.host = api_at->first;
+    ho.port = api_at->second;
+    auto srv = http_server::start(rt, ho, api->async_handler<http_responder>());
+    if (!srv) {
+      demo::eprintln("error: --api: cannot listen on ", cfg.api, ": ",
+                     describe(srv.error()));
+      stop_api();
+      if (proxy) proxy->stop();
+      rt.shutdown();
+      return 1;
+    }
+    api_server = std::move(*srv);
   }
   // The control channel is bound before either address is printed, so a
   // failure there is not preceded by a "listening on" line.
@@ -285,20 +386,26 @@ int main(int argc, char** argv) {
     if (!srv) {
       demo::eprintln("error: cannot open the control channel on ", cfg.control,
                      ": ", describe(srv.error()));
+      stop_api();
       proxy->stop();
       rt.shutdown();
       return 1;
     }
     control = *srv;
   }
-  say("listening on " + to_string(proxy->address()) + "\n");
-  if (control) say("control on " + to_string(control->sockets.front()) + "\n");
-  demo::eprintln("relaying to ", cfg.upstream,
-                 "; up: ", to_string(opts.faults.up),
-                 "; down: ", to_string(opts.faults.down));
+  if (proxy) {
+    say("listening on " + to_string(proxy->address()) + "\n");
+    if (control)
+      say("control on " + to_string(control->sockets.front()) + "\n");
+    demo::eprintln("relaying to ", cfg.upstream,
+                   "; up: ", to_string(opts.faults.up),
+                   "; down: ", to_string(opts.faults.down));
+  }
+  if (api_server) say("api on " + to_string(api_server->address()) + "\n");
   // Type=notify under systemd: ready now (a no-op elsewhere).
-  runtime::notify_ready("relaying " + to_string(proxy->address()) + " to " +
-                        cfg.upstream);
+  runtime::notify_ready(proxy ? "relaying " + to_string(proxy->address()) +
+                                    " to " + cfg.upstream
+                              : "api on " + to_string(api_server->address()));
   // stdin commands: a thread that polls with a timeout, so it notices the
   // stop and never outlives the proxy it talks to.
   std::atomic<bool> stopping{false};
@@ -325,8 +432,11 @@ int main(int argc, char** argv) {
   runtime::wait_for_stop_signal();
   stopping = true;
   if (input.joinable()) input.join();
-  demo::eprintln("stopping; ", to_string(proxy->stats()));
-  proxy->stop();
+  stop_api();
+  if (proxy) {
+    demo::eprintln("stopping; ", to_string(proxy->stats()));
+    proxy->stop();
+  }
   rt.shutdown();
   return 0;
 }

@@ -4,13 +4,14 @@
 #include "runtime/log.hpp"
 #include "runtime/pinned.hpp"
 #include "runtime/runtime.hpp"
-#include "transports/detail/socket_util.hpp"
 #include "tools/fault_control.hpp"
+#include "transports/detail/socket_util.hpp"
 #include "transports/tcp.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <random>
 #include <sstream>
 #include <sys/socket.h>
+#include <thread>
 #include <unordered_map>
 #include <variant>
 
@@ -39,6 +41,7 @@ struct fault_proxy_state {
 
   mutable std::mutex mtx;
   fault_set faults;
+  std::vector<fault_layer> layers;
   // Bumped under `mtx` with every change; sessions compare it (lock-free)
   // on each chunk and reload `faults` only when it moved.
   std::atomic<uint64_t> faults_version{1};
@@ -51,10 +54,22 @@ struct fault_proxy_state {
   std::array<std::atomic<uint64_t>, 2> writes{};
   std::atomic<uint64_t> cuts{0};
   std::atomic<uint64_t> resets{0};
+  std::array<std::atomic<uint64_t>, 2> received{};
 
   std::pair<fault_set, uint64_t> snapshot() const {
     std::lock_guard<std::mutex> guard{mtx};
     return {faults, faults_version.load(std::memory_order_relaxed)};
+  }
+
+  struct full_snapshot {
+    fault_set faults;
+    std::vector<fault_layer> layers;
+    uint64_t version;
+  };
+
+  full_snapshot snapshot_all() const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return {faults, layers, faults_version.load(std::memory_order_relaxed)};
   }
 
   // Copies the handles out, so that messages are sent without the lock held:
@@ -162,9 +177,11 @@ class fault_session : public pinned<caf::event_based_actor> {
 public:
   fault_session(caf::actor_config& cfg, state_ptr st, uint64_t id)
       : pinned(cfg), st_(std::move(st)), id_(id), rng_(st_->opts.seed + id) {
-    auto [faults, version] = st_->snapshot();
-    faults_ = faults;
-    version_ = version;
+    auto snap = st_->snapshot_all();
+    base_ = std::move(snap.faults);
+    layers_ = std::move(snap.layers);
+    version_ = snap.version;
+    compose();
     std::lock_guard<std::mutex> guard{st_->mtx};
     st_->sessions.emplace(id_, this->address());
   }
@@ -185,7 +202,7 @@ public:
           flush(d);
         },
         [this](reset_timer_atom, uint64_t gen) {
-          if (gen == reset_gen_) end_session(true);
+          if (gen == reset_gen_) end_session(timed_end(faults_).reset);
         },
         [this](changed_atom) {
           refresh_faults();
@@ -233,6 +250,17 @@ private:
     bool timer_armed = false;
     clock_type::time_point timer_at{};
     uint64_t sent = 0; // bytes that left the proxy (cut/reset counting)
+    // close_delay: when the held-back EOF may leave.
+    std::optional<clock_type::time_point> eof_due;
+  };
+
+  // A connection's draw for one layer (see fault_layer).
+  struct layer_draw {
+    uint64_t generation = 0;
+    bool applies = false;
+    // For fault_layer::timers_from_first_data: when the first byte after
+    // the layer started reached its direction.
+    std::optional<clock_type::time_point> first_data;
   };
 
   // -- events ----------------------------------------------------------------
@@ -292,8 +320,10 @@ private:
 
   void on_data(uint8_t s, data& msg) {
     refresh_faults();
+    note_first_data(static_cast<fault_direction>(s));
     auto& dir = dirs_[s];
     auto n = msg.bytes.size();
+    st_->received[s].fetch_add(n, std::memory_order_relaxed);
     if (ending_ || dir.eof_out || n == 0) return;
     const auto& spec = faults_[static_cast<fault_direction>(s)];
     if (spec.black_hole) {
@@ -414,6 +444,18 @@ private:
     if (!dir.q.empty()) {
       if (!sink.write_paused) arm_timer(d, dir.q.front().due, now);
     } else if (dir.eof_in) {
+      // slow_close: the EOF waits close_delay after it would have left.
+      auto delay = faults_[static_cast<fault_direction>(d)].close_delay;
+      if (delay.count() > 0) {
+        if (!dir.eof_due)
+          dir.eof_due =
+              now + std::chrono::duration_cast<clock_type::duration>(delay);
+        if (*dir.eof_due > now) {
+          arm_timer(d, *dir.eof_due, now);
+          update_reading(d);
+          return;
+        }
+      }
       dir.eof_out = true;
       send(sink.t, write_eof{});
       check_done();
@@ -493,24 +535,103 @@ private:
 
   void refresh_faults() {
     if (st_->faults_version.load(std::memory_order_acquire) == version_) return;
-    auto [faults, version] = st_->snapshot();
-    bool timer_changed = reset_time(faults) != reset_time(faults_);
-    faults_ = faults;
-    version_ = version;
-    if (timer_changed) arm_reset_timer();
+    auto snap = st_->snapshot_all();
+    auto before = timed_end(faults_);
+    base_ = std::move(snap.faults);
+    layers_ = std::move(snap.layers);
+    version_ = snap.version;
+    compose();
+    if (timed_end(faults_) != before) arm_reset_timer();
   }
 
-  static std::optional<std::chrono::milliseconds>
-  reset_time(const fault_set& f) {
-    auto a = f.up.reset_after_time;
-    auto b = f.down.reset_after_time;
-    if (a && b) return std::min(*a, *b);
-    return a ? a : b;
+  // Base faults plus the layers that apply to this connection, in order.
+  void compose() {
+    auto ref = sides_[upstream_side].connected ? start_ : clock_type::now();
+    fault_set eff = base_;
+    std::unordered_map<uint64_t, layer_draw> kept;
+    for (auto& layer : layers_) {
+      auto it = draws_.find(layer.id);
+      layer_draw d;
+      if (it != draws_.end() && it->second.generation == layer.generation)
+        d = it->second;
+      else
+        d = layer_draw{layer.generation, draw(layer.toxicity), std::nullopt};
+      kept[layer.id] = d;
+      if (!d.applies) continue;
+      auto spec = layer.spec;
+      if (layer.timers_from_first_data) {
+        auto off = d.first_data ? std::chrono::ceil<std::chrono::milliseconds>(
+                                      *d.first_data - ref)
+                                : std::chrono::milliseconds{0};
+        for (auto* t : {&spec.cut_after_time, &spec.reset_after_time}) {
+          if (!d.first_data)
+            t->reset(); // not armed before the first byte
+          else if (*t)
+            **t += std::max(off, std::chrono::milliseconds{0});
+        }
+      } else if (layer.since > ref) {
+        // Timers of a layer newer than the connection start with the layer.
+        auto off =
+            std::chrono::ceil<std::chrono::milliseconds>(layer.since - ref);
+        for (auto* t : {&spec.cut_after_time, &spec.reset_after_time})
+          if (*t) **t += off;
+      }
+      eff[layer.dir] = stack(eff[layer.dir], spec);
+    }
+    draws_ = std::move(kept);
+    faults_ = eff;
+  }
+
+  // Data reached direction `d`: layers that count their timers from the
+  // first byte start counting now (once per layer and draw).
+  void note_first_data(fault_direction d) {
+    bool changed = false;
+    auto now = clock_type::now();
+    for (auto& layer : layers_) {
+      if (!layer.timers_from_first_data || layer.dir != d) continue;
+      auto it = draws_.find(layer.id);
+      if (it == draws_.end() || !it->second.applies || it->second.first_data)
+        continue;
+      it->second.first_data = now;
+      changed = true;
+    }
+    if (!changed) return;
+    auto before = timed_end(faults_);
+    compose();
+    if (timed_end(faults_) != before) arm_reset_timer();
+  }
+
+  // Toxicity 0 and 1 take no draw, so a proxy without partial toxicity
+  // keeps the random sequence (jitter, slices) it always had.
+  bool draw(double toxicity) {
+    if (!(toxicity > 0.0)) return false;
+    if (toxicity >= 1.0) return true;
+    return std::uniform_real_distribution<double>{0.0, 1.0}(rng_) < toxicity;
+  }
+
+  // The earliest time-triggered end of the connection, and whether it is a
+  // reset (RST) or a cut (FIN); a reset wins a tie.
+  struct timed {
+    std::optional<std::chrono::milliseconds> at;
+    bool reset = true;
+    friend bool operator==(const timed&, const timed&) = default;
+  };
+
+  static timed timed_end(const fault_set& f) {
+    auto pick = [](const std::optional<std::chrono::milliseconds>& a,
+                   const std::optional<std::chrono::milliseconds>& b) {
+      if (a && b) return std::optional{std::min(*a, *b)};
+      return a ? a : b;
+    };
+    auto r = pick(f.up.reset_after_time, f.down.reset_after_time);
+    auto c = pick(f.up.cut_after_time, f.down.cut_after_time);
+    if (r && (!c || *r <= *c)) return {r, true};
+    return {c, false};
   }
 
   void arm_reset_timer() {
     ++reset_gen_; // any pending timer is now stale
-    auto t = reset_time(faults_);
+    auto t = timed_end(faults_).at;
     if (!t || !sides_[upstream_side].connected || ending_) return;
     auto wait = std::chrono::ceil<std::chrono::microseconds>(start_ + *t -
                                                              clock_type::now());
@@ -574,7 +695,10 @@ private:
   state_ptr st_;
   uint64_t id_;
   std::mt19937_64 rng_;
-  fault_set faults_;
+  fault_set base_;                                 // the proxy's base faults
+  std::vector<fault_layer> layers_;                // the proxy's layers
+  std::unordered_map<uint64_t, layer_draw> draws_; // by layer id
+  fault_set faults_; // in force for this connection
   uint64_t version_ = 0;
   std::array<side_state, 2> sides_;
   std::array<dir_state, 2> dirs_;
@@ -597,7 +721,8 @@ std::string to_string(const fault_proxy_stats& x) {
       << " swallowed_up=" << x.swallowed_up
       << " swallowed_down=" << x.swallowed_down << " writes_up=" << x.writes_up
       << " writes_down=" << x.writes_down << " cuts=" << x.cuts
-      << " resets=" << x.resets;
+      << " resets=" << x.resets << " received_up=" << x.received_up
+      << " received_down=" << x.received_down;
   return out.str();
 }
 
@@ -690,6 +815,23 @@ void fault_proxy::clear() {
   update(fault_set{});
 }
 
+void fault_proxy::set_layers(std::vector<fault_layer> layers) {
+  if (!state_) return;
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    state_->layers = std::move(layers);
+    state_->faults_version.fetch_add(1, std::memory_order_release);
+  }
+  for (auto& hdl : state_->live_sessions())
+    caf::anon_send(hdl, changed_atom::value);
+}
+
+std::vector<fault_layer> fault_proxy::layers() const {
+  if (!state_) return {};
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  return state_->layers;
+}
+
 fault_set fault_proxy::faults() const {
   if (!state_) return {};
   return state_->snapshot().first;
@@ -716,6 +858,8 @@ fault_proxy_stats fault_proxy::stats() const {
   x.writes_down = get(st.writes[1]);
   x.cuts = get(st.cuts);
   x.resets = get(st.resets);
+  x.received_up = get(st.received[0]);
+  x.received_down = get(st.received[1]);
   return x;
 }
 
@@ -731,6 +875,34 @@ void fault_proxy::stop() {
   sever_all();
   state_.reset();
   server_ = nullptr;
+}
+
+void fault_proxy::stop_and_wait(std::chrono::milliseconds timeout) {
+  if (!state_) return;
+  auto st = state_;
+  auto srv = server_;
+  auto deadline = clock_type::now() + timeout;
+  stop();
+  if (srv) {
+    // The listener closes its sockets in on_exit, before its down message.
+    caf::scoped_actor self{st->rt->system()};
+    self->monitor(srv);
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(timeout) >>
+                      [] {
+                        log::warning(
+                            "fault proxy: listener still open after stop");
+                      });
+  }
+  // Sessions were severed; they end once both transports reported `lost`.
+  // Nothing announces the last one, so poll briefly (only on this path).
+  while (clock_type::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> guard{st->mtx};
+      if (st->sessions.empty()) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 // The language is parsed in fault_control.cpp (a pure function, fuzzed);

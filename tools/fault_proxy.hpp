@@ -1,6 +1,7 @@
 // A fault-injecting TCP proxy built on shardwire's own transports: faults on
 // real sockets, for out-of-process tests of real programs (Toxiproxy's job,
-// without a Go daemon or an HTTP API).
+// without a Go daemon; chaos_proxy serves Toxiproxy's HTTP API over named
+// instances of it, tools/toxiproxy_api.hpp).
 //
 // Each accepted client connection gets one relay session: a pinned actor on
 // the shard that accepted it, plus one thin protocol actor per socket that
@@ -11,8 +12,10 @@
 //
 // Per direction the session runs a pipeline over the bytes it reads (see
 // fault_spec.hpp): black-hole, slicing, latency + jitter, bandwidth, then
-// cut/reset counted at the moment bytes leave the proxy. Delayed bytes wait
-// in a per-direction queue released by CAF timers, in order.
+// cut/reset counted at the moment bytes leave the proxy, and a held-back EOF
+// (close delay). Delayed bytes wait in a per-direction queue released by CAF
+// timers, in order. The spec a session runs is the proxy's base faults with
+// the stacked layers that apply to that connection on top (`fault_layer`).
 //
 // Flow control: a direction stops reading its source socket (pause_reading)
 // while its sink transport reports `pause` (its write buffer is above the
@@ -38,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shardwire {
 
@@ -69,6 +73,36 @@ struct fault_proxy_options {
   fault_set faults;
 };
 
+/// One stacked fault of one direction (a Toxiproxy toxic, translated to a
+/// `fault_spec` by tools/toxiproxy_model.hpp). Each connection decides once
+/// per layer and generation, with its own random generator, whether the
+/// layer applies to it (probability `toxicity`); the layers that apply are
+/// stacked (see `stack` in fault_spec.hpp) on top of the proxy's base
+/// faults in list order.
+struct fault_layer {
+  /// Identifies the layer across `set_layers` calls (a connection keeps
+  /// its draw while id and generation stay the same).
+  uint64_t id = 0;
+  /// Bump it when the layer changes: the connection draws again and the
+  /// layer's timers restart from `since`.
+  uint64_t generation = 0;
+  fault_direction dir = fault_direction::down;
+  /// Probability in [0, 1] that the layer applies to a connection.
+  double toxicity = 1.0;
+  fault_spec spec;
+  /// When the layer was added or last changed. Its time-triggered faults
+  /// (cut_after_time, reset_after_time) count from the later of this and
+  /// the connection's start, as a Toxiproxy toxic's timer starts when the
+  /// toxic starts on a link.
+  std::chrono::steady_clock::time_point since{};
+  /// When true, the time-triggered faults count instead from the first
+  /// byte that reaches the layer's direction of a connection after the
+  /// layer started there, and are not armed before it (Toxiproxy's
+  /// `reset_peer`: T ms after the first data, a silent connection is left
+  /// alone).
+  bool timers_from_first_data = false;
+};
+
 /// Counters since start; all monotonic except `live_connections`.
 struct fault_proxy_stats {
   uint64_t connections = 0;       // accepted
@@ -80,8 +114,10 @@ struct fault_proxy_stats {
   uint64_t swallowed_down = 0;
   uint64_t writes_up = 0; // write messages sent (pieces, for slicing)
   uint64_t writes_down = 0;
-  uint64_t cuts = 0;   // connections ended by cut-after
-  uint64_t resets = 0; // connections reset by reset-after(-ms)/sever
+  uint64_t cuts = 0;          // connections ended by cut-after
+  uint64_t resets = 0;        // connections reset by reset-after(-ms)/sever
+  uint64_t received_up = 0;   // bytes read from clients
+  uint64_t received_down = 0; // bytes read from upstreams
 };
 
 /// "connections=.. live=.. ..." on one line.
@@ -124,8 +160,15 @@ public:
   /// Sets one field, e.g. set("down.latency-ms", "200"); see set_fault.
   caf::error set(std::string_view qualified_key, std::string_view value);
 
-  /// Removes every fault (Toxiproxy's reset).
+  /// Removes every base fault (`update`, `set`); layers stay.
   void clear();
+
+  /// Replaces the stacked layers (see `fault_layer`); same propagation as
+  /// `update`. Layers and base faults are independent.
+  void set_layers(std::vector<fault_layer> layers);
+
+  /// The layers in force.
+  std::vector<fault_layer> layers() const;
 
   /// The faults in force.
   fault_set faults() const;
@@ -156,6 +199,12 @@ public:
   /// Stops accepting and resets every live connection. Idempotent. Does not
   /// wait for the sessions to end (the runtime's shutdown does).
   void stop();
+
+  /// `stop`, then blocks until the listening sockets are closed (so the
+  /// port can be bound again and new clients are refused) and the live
+  /// connections are gone, or `timeout` passed. Blocks: never call it on a
+  /// shard thread.
+  void stop_and_wait(std::chrono::milliseconds timeout);
 
   explicit operator bool() const noexcept { return state_ != nullptr; }
 

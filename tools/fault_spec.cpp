@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -50,9 +51,9 @@ bool fault_spec::is_clean() const noexcept {
 
 const std::vector<std::string>& fault_keys() {
   static const std::vector<std::string> keys{
-      "latency-ms",     "jitter-ms",      "bandwidth", "slice-min",
-      "slice-max",      "slice-delay-us", "cut-after", "reset-after",
-      "reset-after-ms", "black-hole"};
+      "latency-ms",     "jitter-ms",      "bandwidth",    "slice-min",
+      "slice-max",      "slice-delay-us", "cut-after",    "reset-after",
+      "reset-after-ms", "black-hole",     "cut-after-ms", "close-delay-ms"};
   return keys;
 }
 
@@ -95,6 +96,18 @@ caf::error set_fault(fault_spec& spec, std::string_view key,
         return bad(key, value, "expected milliseconds or -1");
       next.reset_after_time = std::chrono::milliseconds(n);
     }
+  } else if (key == "cut-after-ms") {
+    if (is_off(value)) {
+      next.cut_after_time.reset();
+    } else {
+      if (!number(max_ms))
+        return bad(key, value, "expected milliseconds or -1");
+      next.cut_after_time = std::chrono::milliseconds(n);
+    }
+  } else if (key == "close-delay-ms") {
+    if (!number(max_ms))
+      return bad(key, value, "expected 0.." + std::to_string(max_ms));
+    next.close_delay = std::chrono::milliseconds(n);
   } else if (key == "black-hole") {
     if (value == "1" || value == "true" || value == "on")
       next.black_hole = true;
@@ -150,7 +163,56 @@ std::string get_fault(const fault_spec& spec, std::string_view key) {
                ? std::to_string(spec.reset_after_time->count())
                : std::string{"-1"};
   if (key == "black-hole") return spec.black_hole ? "1" : "0";
+  auto opt_ms = [](const std::optional<std::chrono::milliseconds>& x) {
+    return x ? std::to_string(x->count()) : std::string{"-1"};
+  };
+  if (key == "cut-after-ms") return opt_ms(spec.cut_after_time);
+  if (key == "close-delay-ms") return std::to_string(spec.close_delay.count());
   return {};
+}
+
+namespace {
+
+template <class T>
+std::optional<T> smaller(const std::optional<T>& a, const std::optional<T>& b) {
+  if (a && b) return std::min(*a, *b);
+  return a ? a : b;
+}
+
+// Sums stay within a day per field, as set_fault's bound.
+template <class Duration>
+Duration capped_sum(Duration a, Duration b) {
+  auto cap =
+      std::chrono::duration_cast<Duration>(std::chrono::milliseconds(max_ms));
+  return std::min(cap, a + b);
+}
+
+} // namespace
+
+fault_spec stack(const fault_spec& a, const fault_spec& b) {
+  fault_spec r;
+  r.latency = capped_sum(a.latency, b.latency);
+  r.jitter = capped_sum(a.jitter, b.jitter);
+  if (a.bandwidth == 0 || b.bandwidth == 0)
+    r.bandwidth = std::max(a.bandwidth, b.bandwidth);
+  else
+    r.bandwidth = std::min(a.bandwidth, b.bandwidth);
+  if (a.slice_max == 0 || b.slice_max == 0) {
+    const auto& on = a.slice_max > 0 ? a : b;
+    r.slice_min = on.slice_min;
+    r.slice_max = on.slice_max;
+  } else {
+    r.slice_min = std::min(a.slice_min, b.slice_min);
+    r.slice_max = std::min(a.slice_max, b.slice_max);
+  }
+  r.slice_delay = capped_sum(a.slice_delay, b.slice_delay);
+  r.cut_after = smaller(a.cut_after, b.cut_after);
+  r.reset_after = smaller(a.reset_after, b.reset_after);
+  r.reset_after_time = smaller(a.reset_after_time, b.reset_after_time);
+  r.black_hole = a.black_hole || b.black_hole;
+  r.cut_after_time = smaller(a.cut_after_time, b.cut_after_time);
+  r.close_delay = capped_sum(a.close_delay, b.close_delay);
+  return r;
 }
 
 std::string to_string(const fault_spec& spec) {

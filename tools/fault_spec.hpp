@@ -17,6 +17,8 @@
 //   reset-after     reset the connection after N bytes            (-1 = off)
 //   reset-after-ms  reset the connection T ms after it started    (-1 = off)
 //   black-hole      swallow data and EOF, keep the connection open (0/1)
+//   cut-after-ms    close the connection T ms after it started    (-1 = off)
+//   close-delay-ms  hold this direction's EOF back this long       (0 = off)
 //
 // Pure values: no threads, no actors; copy them freely.
 #pragma once
@@ -70,6 +72,13 @@ struct fault_spec {
   /// Swallow everything (data and EOF) in this direction; the connection
   /// stays open.
   bool black_hole = false;
+  /// Both sockets are closed (FIN, what was already written is flushed)
+  /// this long after the upstream connection was made (Toxiproxy's
+  /// `timeout` with T > 0, together with `black_hole`).
+  std::optional<std::chrono::milliseconds> cut_after_time;
+  /// The EOF of this direction (source closed or gone) reaches the sink
+  /// this much later than it otherwise would (Toxiproxy's `slow_close`).
+  std::chrono::milliseconds close_delay{0};
 
   /// True if this spec changes nothing.
   bool is_clean() const noexcept;
@@ -91,6 +100,14 @@ struct fault_set {
 
   friend bool operator==(const fault_set&, const fault_set&) = default;
 };
+
+/// The faults of `a` and then `b` on one direction, as one spec: what two
+/// stacked Toxiproxy toxics do when composed into the fixed pipeline.
+/// Delays add (latency, jitter, slice delay, close delay); limits take the
+/// tighter value (bandwidth: the smallest non-zero rate; slicing: the
+/// smaller bounds; cut/reset counts and times: the smallest); black hole if
+/// either. Commutative, and the clean spec is its identity.
+fault_spec stack(const fault_spec& a, const fault_spec& b);
 
 /// The text keys of a `fault_spec`, in the order of the table above.
 const std::vector<std::string>& fault_keys();

@@ -47,6 +47,8 @@ REFUSED = [
     (['netsim_demo'], ['--requests=-1'], '--requests'),
     (['fleet'], ['--workers=0'], '--workers'),
     (['chaos_proxy'], ['--upstream=127.0.0.1'], '--upstream'),
+    (['chaos_proxy'], ['--api=nowhere'], '--api'),
+    (['chaos_proxy'], ['--config=/nonexistent/proxies.json'], '--config'),
     (['kv_cluster', 'front'], ['--nodes=127.0.0.1:1', '--timeout-ms=0'],
      '--timeout-ms'),
     (['kv_cluster', 'node'], ['--nodes=127.0.0.1:1'], '--nodes'),

@@ -60,7 +60,7 @@ def start_server(exe, extra):
 
 def start_proxy(exe, upstream_port):
     proc = subprocess.Popen(
-        [exe, "--listen=127.0.0.1:0",
+        [exe, "--listen=127.0.0.1:0", "--api=off",
          f"--upstream=127.0.0.1:{upstream_port}",
          "--down.bandwidth=32000000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

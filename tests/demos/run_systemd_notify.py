@@ -82,7 +82,7 @@ def main():
             [args.echo_server, "--host=127.0.0.1", "--port=0", "--quiet"])
     upstream = free_port()
     run_one("chaos_proxy",
-            [args.chaos_proxy, "--listen=127.0.0.1:0",
+            [args.chaos_proxy, "--listen=127.0.0.1:0", "--api=127.0.0.1:0",
              f"--upstream=127.0.0.1:{upstream}"])
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")

@@ -103,7 +103,9 @@ SPECS = [
     spec("fleet", ["--workers=2", "--duration-ms=3000"], skip=["worker"]),
     spec("netsim_demo"),
     spec("chaos_proxy",
-         ["--listen=127.0.0.1:0", "--upstream=127.0.0.1:{tcp_echo}"]),
+         ["--listen=127.0.0.1:0", "--upstream=127.0.0.1:{tcp_echo}",
+          # Never the default 8474: runs go in parallel.
+          "--api=127.0.0.1:0"]),
     spec("echo_bench",
          ["--suite=tcp", "--servers=asio", "--shard-counts=1", "--rounds=1",
           "--duration=0.05", "--idle=0", "--connections=2"]),

@@ -18,8 +18,8 @@ merge="$3"
 shift 3
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(fuzz_fault_spec fuzz_fault_control fuzz_kv_line fuzz_vocabulary
-           fuzz_message)
+  targets=(fuzz_fault_spec fuzz_fault_control fuzz_kv_line fuzz_http_request
+           fuzz_vocabulary fuzz_message)
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"

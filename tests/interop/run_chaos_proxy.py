@@ -24,9 +24,12 @@ import argparse
 import os
 import signal
 import socket
+import json
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
@@ -111,6 +114,51 @@ def recv_to_end(sock):
         return data, e
 
 
+def api_with_config(proxy_bin, echo_port):
+    """--config creates proxies at start; the API (port 0) shows them, and a
+    toxic added through it acts on the traffic."""
+    with tempfile.NamedTemporaryFile('w', suffix='.json',
+                                     delete=False) as f:
+        json.dump([{'name': 'cfg', 'listen': '127.0.0.1:0',
+                    'upstream': f'127.0.0.1:{echo_port}'}], f)
+        path = f.name
+    proc = Proc([proxy_bin, '--api=127.0.0.1:0', f'--config={path}',
+                 '--shards=1'])
+    try:
+        m = Proc.wait_line(proc.out, r'^api on 127\.0\.0\.1:(\d+)$')
+        if not check(m is not None, 'api prints its bound port'):
+            return
+        base = f'http://127.0.0.1:{m.group(1)}'
+
+        def call(method, path, body=None):
+            data = None if body is None else json.dumps(body).encode()
+            req = urllib.request.Request(base + path, data=data,
+                                         method=method)
+            with urllib.request.urlopen(req, timeout=STEP_TIMEOUT) as r:
+                text = r.read()
+                return r.status, json.loads(text) if text else None
+
+        status, proxies = call('GET', '/proxies')
+        check(status == 200 and 'cfg' in proxies,
+              f'--config created the proxy ({proxies})')
+        port = int(proxies['cfg']['listen'].rsplit(':', 1)[1])
+        status, toxic = call('POST', '/proxies/cfg/toxics',
+                             {'type': 'limit_data',
+                              'attributes': {'bytes': 4}})
+        check(status == 200 and toxic['name'] == 'limit_data_downstream',
+              f'toxic added ({status} {toxic})')
+        with socket.create_connection(('127.0.0.1', port),
+                                      timeout=STEP_TIMEOUT) as s:
+            s.sendall(b'0123456789')
+            data, end = recv_to_end(s)
+        check(data == b'0123' and end == 'eof',
+              f'limit_data: 4 bytes then EOF (got {data!r}, {end})')
+    finally:
+        rc = proc.stop()
+        check(rc == 0, f'chaos_proxy with --config exited 0 (rc={rc})')
+        os.unlink(path)
+
+
 def refused_options(proxy_bin, echo_port):
     """Each bad command line: exit 1, nothing on stdout, the flag named."""
     busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -119,7 +167,13 @@ def refused_options(proxy_bin, echo_port):
     busy_port = busy.getsockname()[1]
     up = f'--upstream=127.0.0.1:{echo_port}'
     cases = [
-        ([], ['error: --upstream:']),
+        # Without the API the command-line proxy is required.
+        (['--api=off'], ['error: --upstream:']),
+        (['--api=garbage'], ['error: --api:', "'garbage'"]),
+        (['--api=127.0.0.1:0', '--config=/nonexistent/proxies.json'],
+         ['error: --config:']),
+        (['--api=127.0.0.1:0', '--control=127.0.0.1:0'],
+         ['error: --control:']),
         (['--upstream=nowhere'], ['error: --upstream:', "'nowhere'"]),
         ([up, '--listen=127.0.0.1'], ['error: --listen:', "'127.0.0.1'"]),
         ([up, '--listen=127.0.0.1:70000'], ['error: --listen:', '70000']),
@@ -129,9 +183,15 @@ def refused_options(proxy_bin, echo_port):
         ([up, '--connect-timeout-ms=0'], ['error: --connect-timeout-ms:']),
         ([up, f'--control=127.0.0.1:{busy_port}'],
          [f'127.0.0.1:{busy_port}', 'Address already in use']),
+        ([f'--api=127.0.0.1:{busy_port}'],
+         ['error: --api:', f'127.0.0.1:{busy_port}',
+          'Address already in use']),
     ]
     try:
         for extra, expect in cases:
+            # The default API port would collide between parallel tests.
+            if not any(a.startswith('--api=') for a in extra):
+                extra = ['--api=off'] + extra
             r = run_bounded([proxy_bin, '--shards=1'] + extra, STEP_TIMEOUT,
                             f'{extra}')
             if r is None:
@@ -160,7 +220,7 @@ def main():
         return 1
     echo_port = int(m.group(1))
 
-    proxy = Proc([args.proxy, '--listen=127.0.0.1:0',
+    proxy = Proc([args.proxy, '--listen=127.0.0.1:0', '--api=off',
                   f'--upstream=127.0.0.1:{echo_port}',
                   '--control=127.0.0.1:0', '--stdin', '--shards=2',
                   '--down.slice-min=1', '--down.slice-max=8',
@@ -266,6 +326,8 @@ def main():
         check(rc == 0, f'proxy exited 0 after quit (rc={rc})')
         # 8. Bad options (the echo server is a valid upstream).
         refused_options(args.proxy, echo_port)
+        # 9. The Toxiproxy API with --config.
+        api_with_config(args.proxy, echo_port)
     finally:
         proxy.stop()
         rc = echo.stop()

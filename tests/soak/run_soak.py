@@ -138,7 +138,7 @@ class Run:
                                         n['echo'] + 2).group(1))
         up_port = int(self.start('proxied-echo', echo_cmd, echo_re,
                                  n['proxy'] + 2).group(1))
-        proxy_cmd = [a.chaos_proxy, '--listen=127.0.0.1:0',
+        proxy_cmd = [a.chaos_proxy, '--listen=127.0.0.1:0', '--api=off',
                      f'--upstream=127.0.0.1:{up_port}',
                      '--control=127.0.0.1:0', sh, f'--seed={a.seed}']
         for key, value in PROXY_BASELINE:

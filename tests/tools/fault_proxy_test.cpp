@@ -427,3 +427,116 @@ TEST_CASE("a stalled upstream stops the proxy from reading the client",
   proxy->stop();
   close_server(*fx.rt, srv->actor);
 }
+
+TEST_CASE("stack composes two specs: delays add, limits take the tighter",
+          "[fault_proxy]") {
+  auto a = with({{"down.latency-ms", "100"},
+                 {"down.bandwidth", "5000"},
+                 {"down.cut-after", "90"},
+                 {"down.close-delay-ms", "10"}})
+               .down;
+  auto b = with({{"down.latency-ms", "50"},
+                 {"down.bandwidth", "3000"},
+                 {"down.cut-after-ms", "400"},
+                 {"down.close-delay-ms", "5"},
+                 {"down.black-hole", "1"}})
+               .down;
+  auto s = stack(a, b);
+  CHECK(s.latency == 150ms);
+  CHECK(s.bandwidth == 3000u);
+  CHECK(s.cut_after == 90u);
+  CHECK(s.cut_after_time == 400ms);
+  CHECK(s.close_delay == 15ms);
+  CHECK(s.black_hole);
+  CHECK(stack(a, b) == stack(b, a));
+  CHECK(stack(a, fault_spec{}) == a);
+  // The new keys round-trip through the text form.
+  fault_spec t;
+  REQUIRE(!set_fault(t, "cut-after-ms", "250"));
+  REQUIRE(!set_fault(t, "close-delay-ms", "30"));
+  CHECK(get_fault(t, "cut-after-ms") == "250");
+  CHECK(get_fault(t, "close-delay-ms") == "30");
+  CHECK(to_string(t) == "cut-after-ms=250 close-delay-ms=30");
+  CHECK(set_fault(t, "close-delay-ms", "-1"));
+  CHECK(!set_fault(t, "cut-after-ms", "off"));
+  CHECK(!t.cut_after_time);
+}
+
+TEST_CASE("close-delay holds the EOF back; cut-after-ms closes in time",
+          "[fault_proxy]") {
+  proxy_fixture fx{with({{"down.close-delay-ms", "300"}})};
+  int fd = fx.connect();
+  REQUIRE(raw_send_all(fd, "abc"));
+  CHECK(read_from(fd, 3).bytes == "abc");
+  auto t0 = steady_clock::now();
+  ::shutdown(fd, SHUT_WR); // the echo server closes, its EOF comes back late
+  auto r = read_from(fd);
+  CHECK(r.eof);
+  CHECK(steady_clock::now() - t0 >= 250ms);
+  raw_close(fd);
+
+  fx.proxy.update(with({{"up.cut-after-ms", "300"}}));
+  fd = fx.connect();
+  t0 = steady_clock::now();
+  r = read_from(fd);
+  CHECK(r.eof);
+  CHECK(steady_clock::now() - t0 >= 250ms);
+  CHECK(eventually([&] { return fx.proxy.stats().cuts == 1; }));
+  raw_close(fd);
+}
+
+TEST_CASE("a layer applies to the connections its seeded toxicity draw picks",
+          "[fault_proxy]") {
+  // With cut-after 1, a connection the layer applies to echoes 1 byte and
+  // ends; the others echo all 5. The draw of connection k uses seed + k, so
+  // a second proxy with the same seed picks the same connections.
+  auto picks = [] {
+    proxy_fixture fx;
+    fault_layer layer;
+    layer.id = 1;
+    layer.dir = fault_direction::down;
+    layer.toxicity = 0.5;
+    layer.spec.cut_after = 1;
+    fx.proxy.set_layers({layer});
+    REQUIRE(fx.proxy.layers().size() == 1);
+    std::string out;
+    for (int i = 0; i < 16; ++i) {
+      int fd = fx.connect();
+      REQUIRE(raw_send_all(fd, "hello"));
+      auto r = read_from(fd, 5);
+      CHECK((r.bytes == "hello" || r.bytes == "h"));
+      out += r.bytes == "h" ? '1' : '0';
+      raw_close(fd);
+    }
+    return out;
+  };
+  auto first = picks();
+  CHECK(first.find('1') != std::string::npos);
+  CHECK(first.find('0') != std::string::npos);
+  CHECK(picks() == first);
+}
+
+TEST_CASE("toxicity 0 and 1 and layer changes on live connections",
+          "[fault_proxy]") {
+  proxy_fixture fx;
+  int fd = fx.connect();
+  REQUIRE(raw_send_all(fd, "one"));
+  CHECK(read_from(fd, 3).bytes == "one");
+  fault_layer never;
+  never.id = 1;
+  never.toxicity = 0.0;
+  never.spec.black_hole = true;
+  fault_layer always;
+  always.id = 2;
+  always.toxicity = 1.0;
+  always.spec.latency = 300ms;
+  fx.proxy.set_layers({never, always});
+  auto t0 = steady_clock::now();
+  REQUIRE(raw_send_all(fd, "two"));
+  CHECK(read_from(fd, 3).bytes == "two");
+  CHECK(steady_clock::now() - t0 >= 250ms);
+  fx.proxy.set_layers({});
+  REQUIRE(raw_send_all(fd, "three"));
+  CHECK(read_from(fd, 5).bytes == "three");
+  raw_close(fd);
+}
