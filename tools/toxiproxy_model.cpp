@@ -216,7 +216,10 @@ std::optional<api_error> merge_attributes(const type_spec& type,
                                           std::map<std::string, int64_t>& out) {
   if (attrs.is_null()) return std::nullopt;
   if (!attrs.is_object()) return bad("attributes must be an object");
-  for (auto& [key, v] : attrs.items()) {
+  for (auto& item : attrs.items()) {
+    // Named copies: clang 14 cannot capture a structured binding.
+    const auto& key = item.key();
+    const auto& v = item.value();
     auto it =
         std::find_if(type.attributes.begin(), type.attributes.end(),
                      [&](const attribute_spec& a) { return key == a.name; });
