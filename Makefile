@@ -4,7 +4,9 @@
 #                when everything is already there)
 #   make build   configure (CMake + Ninja, RelWithDebInfo) and build into build/
 #   make demo    deps + build, then run the guided tour (build/demos/tour)
-#   make test    deps + build, then the whole test suite with CTest
+#   make test-deps  deps + the test-only tools (Node and npm for the
+#                Toxiproxy client test) when their commands are missing
+#   make test    deps + test-deps + build, then the whole test suite with CTest
 #   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
 #   make tsan    Debug (-O1) build with ThreadSanitizer in build-tsan/, then the
 #                whole suite twice: fast path on, then SHARDWIRE_FAST_PATH=0
