@@ -237,6 +237,27 @@ TEST_CASE("a co-located delivery takes the fast path unless it is off") {
   caf::anon_send_exit(last, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("the mailbox depth gauge sees a backlog behind a busy actor") {
+  runtime_fixture fx;
+  auto& rt = *fx.rt;
+  auto hdl = spawn_on<spinner>(rt.shard_at(0));
+  caf::scoped_actor self{rt.system()};
+  // The first message keeps the actor busy while the rest queue up; it
+  // then handles max-throughput (64) of them in a turn and leaves the rest.
+  self->send(hdl, spin_atom::value, 20);
+  for (int i = 0; i < 200; ++i)
+    self->send(hdl, spin_atom::value, 0);
+  for (int i = 0; i < 201; ++i)
+    self->receive([](int) {}, caf::after(deadline) >> [] { FAIL("no reply"); });
+  REQUIRE(call<int>(rt, hdl, spin_atom::value, 0));
+  auto depth = rt.shard_at(0).metrics().max_mailbox_depth.value();
+  if (fx.cfg.metrics_collect) {
+    CHECK(depth >= 150);
+    CHECK(depth <= 202);
+  }
+  caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("with collection off the data path counts nothing") {
   runtime_fixture fx(2, [](test_config& cfg) { cfg.metrics_collect = false; });
   auto& rt = *fx.rt;
