@@ -153,6 +153,11 @@ metrics_family& metrics_registry::family(const std::string& name,
                                          metric_type type) {
   if (!valid_name(name, true))
     throw std::logic_error("invalid metric name '" + name + "'");
+  // render_prometheus writes the shard series first: a family of the same
+  // name would appear twice in one exposition.
+  for (auto& row : shard_table)
+    if (name == row.name)
+      throw std::logic_error("metric " + name + " is a per-shard series");
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = families_.find(name);
   if (i != families_.end()) {

@@ -155,8 +155,9 @@ class metrics_registry {
 public:
   /// The family `name`, made on first use. A second call with the same
   /// name returns the same family; throws std::logic_error if its type
-  /// differs, or if `name` is not a valid metric name. Counter names
-  /// should end in `_total` (Prometheus' convention).
+  /// differs, if `name` is not a valid metric name, or if it is the name
+  /// of a per-shard series (which `render_prometheus` writes). Counter
+  /// names should end in `_total` (Prometheus' convention).
   metrics_family& family(const std::string& name, const std::string& help,
                          metric_type type);
 

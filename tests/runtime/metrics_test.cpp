@@ -339,6 +339,7 @@ TEST_CASE("label values are escaped; a family renders once with its series") {
   CHECK(&reg.family("test_things_total", "", metric_type::counter) == &fam);
   CHECK_THROWS(reg.family("test_things_total", "", metric_type::gauge));
   CHECK_THROWS(reg.family("bad name", "", metric_type::gauge));
+  CHECK_THROWS(reg.family("shardwire_stalls_total", "", metric_type::counter));
   CHECK_THROWS(fam.counter({{"bad-label", "x"}}));
   std::string out;
   reg.render(out);
