@@ -1,6 +1,7 @@
 #include "actors/node.hpp"
 
 #include "actors/errors.hpp"
+#include "runtime/metrics.hpp"
 
 #include <caf/actor_system_config.hpp>
 #include <caf/atom.hpp>
@@ -27,6 +28,31 @@ using retry_atom = caf::atom_constant<caf::atom("swretry")>;
 // A watch's heartbeat to a node's directory, and the watch's own tick.
 using ping_atom = caf::atom_constant<caf::atom("swping")>;
 using beat_atom = caf::atom_constant<caf::atom("swbeat")>;
+
+// -- metrics ------------------------------------------------------------------
+
+// Lookups are the requests a node sends to another (connect + directory
+// request); `kind` says who asked: lookup_actor, or a service watch.
+shared_value& requests_sent(const char* kind) {
+  return metrics_registry::global()
+      .family("shardwire_node_requests_total",
+              "Lookups sent to remote nodes, by kind (lookup, watch).",
+              metric_type::counter)
+      .counter({{"kind", kind}});
+}
+
+void count_failure(const char* kind, const caf::error& err) {
+  // The three documented errors, by name; anything else as "other".
+  std::string what = "other";
+  if (err && err.category() == sw_category)
+    what = to_string(static_cast<sw_errc>(err.code()));
+  metrics_registry::global()
+      .family("shardwire_node_request_failures_total",
+              "Lookups to remote nodes that failed, by kind and error.",
+              metric_type::counter)
+      .counter({{"kind", kind}, {"error", what}})
+      .add();
+}
 
 // -- errors -------------------------------------------------------------------
 
@@ -132,6 +158,7 @@ struct watch_state {
 using watch_actor = caf::stateful_actor<watch_state>;
 
 void watch_failed(watch_actor* self, caf::error reason) {
+  count_failure("watch", reason);
   auto& st = self->state;
   if (!st.down_reported) {
     st.down_reported = true;
@@ -220,6 +247,8 @@ void watch_beat(watch_actor* self, uint64_t generation) {
 // directory's proxy goes down), then the directory request.
 void watch_attempt(watch_actor* self) {
   auto& st = self->state;
+  static auto& sent = requests_sent("watch");
+  sent.add();
   auto mm = self->home_system().middleman().actor_handle();
   auto timeout = st.policy.lookup_timeout;
   self->request(mm, timeout, caf::connect_atom::value, st.addr.host,
@@ -430,10 +459,29 @@ void node::close() {
 
 // -- lookups ------------------------------------------------------------------
 
+namespace {
+caf::expected<caf::actor> lookup_once(caf::actor_system& sys,
+                                      const service_address& addr,
+                                      const std::set<std::string>& interface,
+                                      caf::timespan timeout);
+} // namespace
+
 caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
                                        const service_address& addr,
                                        const std::set<std::string>& interface,
                                        caf::timespan timeout) {
+  static auto& sent = requests_sent("lookup");
+  sent.add();
+  auto result = lookup_once(sys, addr, interface, timeout);
+  if (!result) count_failure("lookup", result.error());
+  return result;
+}
+
+namespace {
+caf::expected<caf::actor> lookup_once(caf::actor_system& sys,
+                                      const service_address& addr,
+                                      const std::set<std::string>& interface,
+                                      caf::timespan timeout) {
   caf::scoped_actor self{sys};
   auto mm = sys.middleman().actor_handle();
   std::optional<caf::error> err;
@@ -454,6 +502,7 @@ caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
           [&](caf::error& x) { result = classify(x, addr); });
   return std::move(*result);
 }
+} // namespace
 
 caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
                                service_address addr,

@@ -1,6 +1,7 @@
 #include "actors/supervisor.hpp"
 
 #include "actors/errors.hpp"
+#include "runtime/metrics.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
@@ -36,6 +37,39 @@ std::string to_string(supervision_strategy x) {
 }
 
 namespace {
+
+// -- metrics (runtime/metrics.hpp) -------------------------------------------
+
+shared_value& restarts_counter() {
+  static auto& c =
+      metrics_registry::global()
+          .family("shardwire_supervisor_restarts_total",
+                  "Children restarted by supervisors.", metric_type::counter)
+          .counter();
+  return c;
+}
+
+// The `cause` label of a child's exit reason.
+const char* exit_cause(const caf::error& reason) {
+  if (!reason || reason == caf::exit_reason::normal) return "normal";
+  if (reason == caf::exit_reason::kill) return "killed";
+  if (reason == caf::exit_reason::user_shutdown) return "shutdown";
+  if (reason == caf::exit_reason::unhandled_exception) return "exception";
+  return "error";
+}
+
+metrics_family& exits_family() {
+  static auto& fam = metrics_registry::global().family(
+      "shardwire_supervisor_child_exits_total",
+      "Supervised children that went down, by cause (normal, killed, "
+      "shutdown, exception, error).",
+      metric_type::counter);
+  return fam;
+}
+
+void count_exit(const caf::error& reason) {
+  exits_family().counter({{"cause", exit_cause(reason)}}).add();
+}
 
 // Internal timers, sent by the supervisor to itself.
 using init_atom = caf::atom_constant<caf::atom("sv_init")>;
@@ -502,11 +536,13 @@ private:
       s->failing_start = false;
       on_start_failed(key, std::move(reason));
     } else if (s->state == child_state::stopping) {
+      count_exit(dm.reason);
       emit(child_exited{s->id, dm.reason, true});
       s->state =
           s->restart_pending ? child_state::restarting : child_state::stopped;
       finish_stop(*s);
     } else {
+      count_exit(dm.reason);
       emit(child_exited{s->id, dm.reason, false});
       if (s->terminating) {
         // It went down on its own before its requested stop began.
@@ -588,6 +624,7 @@ private:
     auto delay = backoff_delay(spec_.backoff, s.attempt, rng_);
     ++s.attempt;
     ++s.restarts;
+    restarts_counter().add();
     emit(child_restarting{s.id, delay, s.attempt});
     // The restart group, in start order: the failed child plus, for
     // one_for_all / rest_for_one, its siblings that are alive or waiting
@@ -706,6 +743,10 @@ caf::error validate(const supervisor_spec& spec) {
 caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys,
                                            supervisor_spec spec) {
   if (auto err = validate(spec)) return err;
+  // The families appear in the exposition (at zero) from the first
+  // supervisor on, not only after the first restart.
+  restarts_counter();
+  exits_family();
   return sys.spawn<supervisor_actor>(std::move(spec));
 }
 

@@ -11,6 +11,7 @@
 //   echo_bench --suite=tcp --sizes=64,1024,16384 --shard-counts=1,2
 //   echo_bench --suite=tcp --shards-sweep=8 --load-procs=0   # 1..8 shards
 //   echo_bench --callgrind             # user-space instructions per echo
+//   echo_bench --metrics-overhead      # shardwire, metrics on vs off
 //
 // Figures per server: req/s, MiB/s, p50/p99 latency, server CPU per request
 // (user+sys from /proc), memory per idle connection (server RSS growth over
@@ -93,6 +94,7 @@ struct bench_config : caf::actor_system_config {
   size_t spawn_inflight = 16;
   size_t spawn_churn = 1000;
   std::string spawn_program = "true";
+  bool metrics_overhead = false;
   // Internal: run one server in this process.
   std::string serve;
   int ready_fd = -1;
@@ -104,6 +106,7 @@ struct bench_config : caf::actor_system_config {
         .add(servers, "servers",
              "comma list of: asio, shardwire, shardwire-cb (callback style), "
              "shardwire-buf (buffered protocol, callback style), "
+             "shardwire-nometrics (shardwire with metrics collection off), "
              "asio-mt (Asio with an io_context per thread, as many threads as "
              "shards: the multi-core baseline)")
         .add(connections, "connections,c", "concurrent connections")
@@ -137,6 +140,10 @@ struct bench_config : caf::actor_system_config {
         .add(spawn_churn, "spawn-churn",
              "children in the churn check (0: skip)")
         .add(spawn_program, "spawn-program", "what to spawn (no arguments)")
+        .add(metrics_overhead, "metrics-overhead",
+             "TCP only: shardwire with metrics collection on and off side "
+             "by side (servers asio,shardwire,shardwire-nometrics) and the "
+             "ratios of the two")
         .add(serve, "serve", "internal: run this server kind here")
         .add(ready_fd, "ready-fd", "internal: fd to report the port on")
         .add(shards, "shards", "internal: shard count for --serve");
@@ -211,6 +218,9 @@ int serve(const std::string& kind, int ready_fd, size_t shards) {
   if (kind == "shardwire-buf")
     return bench::run_shardwire_server(ready_fd, shards,
                                        bench::shardwire_style::buffered);
+  if (kind == "shardwire-nometrics")
+    return bench::run_shardwire_server(ready_fd, shards,
+                                       bench::shardwire_style::typed, false);
   // main refused any other kind.
   std::cerr << "error: --serve: unknown server kind '" << kind << "'\n";
   return 1;
@@ -450,7 +460,8 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
 
 bool known_server(const std::string& kind) {
   return kind == "asio" || kind == "asio-mt" || kind == "shardwire" ||
-         kind == "shardwire-cb" || kind == "shardwire-buf";
+         kind == "shardwire-cb" || kind == "shardwire-buf" ||
+         kind == "shardwire-nometrics";
 }
 
 std::vector<std::string> bad_suites(const std::vector<std::string>& parts) {
@@ -611,6 +622,8 @@ bool run_tcp(const bench_config& cfg) {
   print_rows(rows, cfg.callgrind);
   if (cfg.rounds > 1 && !cfg.callgrind) print_round_ratios(by_round);
   if (cfg.shards_sweep > 0 && !cfg.callgrind) print_scaling(rows, by_round);
+  if (cfg.metrics_overhead)
+    bench::print_metrics_overhead(by_round, cfg.callgrind);
   if (!cfg.csv.empty()) bench::append_csv(cfg.csv, rows);
   return ok;
 }
@@ -684,7 +697,7 @@ bool valid_options(const bench_config& cfg) {
       "servers",
       "'" + cfg.servers.substr(0, 100) +
           "' is not a comma list of asio, asio-mt, shardwire, shardwire-cb, "
-          "shardwire-buf");
+          "shardwire-buf, shardwire-nometrics");
   auto shards = shardwire::max_shards();
   ok &= check_range(cfg.connections, 1, max_connections, "connections");
   ok &= check_range(cfg.size, 1, max_size, "size", " bytes");
@@ -710,8 +723,8 @@ bool valid_options(const bench_config& cfg) {
   if (!cfg.serve.empty()) {
     ok &= check_option(known_server(cfg.serve), "serve",
                        "'" + cfg.serve.substr(0, 100) +
-                           "' is not asio, asio-mt, shardwire, shardwire-cb "
-                           "or shardwire-buf");
+                           "' is not asio, asio-mt, shardwire, shardwire-cb, "
+                           "shardwire-buf or shardwire-nometrics");
     ok &= check_option(cfg.ready_fd >= 0 && ::fcntl(cfg.ready_fd, F_GETFD) >= 0,
                        "ready-fd",
                        std::to_string(cfg.ready_fd) +
@@ -730,6 +743,10 @@ int main(int argc, char** argv) {
                                          [&] { return valid_options(cfg); }))
     return *rc;
   if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
+  if (cfg.metrics_overhead) {
+    cfg.suite = "tcp";
+    cfg.servers = "asio,shardwire,shardwire-nometrics";
+  }
   auto parts = split(cfg.suite);
   bench::raise_fd_limit();
   bool ok = true;

@@ -21,6 +21,9 @@ int run_asio_server(int ready_fd, size_t threads);
 /// adapter, or a buffered protocol (callback style, lending pooled chunks).
 enum class shardwire_style { typed, callback, buffered };
 
-int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style);
+/// `collect_metrics` false runs it with --shardwire.metrics-collect=false
+/// (the cost of metrics: --metrics-overhead).
+int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style,
+                         bool collect_metrics = true);
 
 } // namespace bench

@@ -69,9 +69,11 @@ private:
 
 } // namespace
 
-int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style) {
+int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style,
+                         bool collect_metrics) {
   config cfg;
   cfg.shards = shards;
+  cfg.metrics_collect = collect_metrics;
   cfg.log_level = "error";
   runtime rt{cfg};
   server_options opts;

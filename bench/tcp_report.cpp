@@ -181,6 +181,45 @@ void print_round_ratios(const rounds& by_round) {
   }
 }
 
+// Metrics on / off, paired within each round: the two servers run side by
+// side and are measured a few hundred milliseconds apart, so the drift of a
+// shared machine cancels as it does for the ratios against Asio.
+void print_metrics_overhead(const rounds& by_round, bool callgrind) {
+  std::printf("\nmetrics on / off (shardwire / shardwire-nometrics), per "
+              "round, median last\n");
+  for (size_t i = 0; i < by_round[0].size(); ++i) {
+    auto& on = by_round[0][i];
+    if (on.server != "shardwire") continue;
+    for (size_t j = 0; j < by_round[0].size(); ++j) {
+      auto& off = by_round[0][j];
+      if (off.server != "shardwire-nometrics" || off.size != on.size ||
+          off.shards != on.shards)
+        continue;
+      auto ratios = [&](auto field) {
+        std::vector<double> xs;
+        for (auto& round : by_round) {
+          double a = round[i].*field;
+          double b = round[j].*field;
+          if (a > 0 && b > 0) xs.push_back(a / b);
+        }
+        return xs;
+      };
+      auto print = [&](const char* what, const std::vector<double>& xs) {
+        std::printf("%-18s %7zu %6zu  ", what, on.size, on.shards);
+        for (double r : xs)
+          std::printf(" %.3f", r);
+        std::printf("   median %.3f\n", median(xs));
+      };
+      if (callgrind) {
+        print("Ir/echo", ratios(&row::ir_per_echo));
+        continue;
+      }
+      print("cpu us/req", ratios(&row::cpu_us_per_req));
+      print("req/s", ratios(&row::req_per_s));
+    }
+  }
+}
+
 // Throughput and CPU per request by shard count, for each shardwire server
 // kind and size: the ratio to N x the 1-shard throughput (target of issue 3:
 // >= 0.8 on N free cores) and the CPU per request against 1 shard (with

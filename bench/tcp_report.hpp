@@ -69,6 +69,12 @@ void print_round_ratios(const rounds& by_round);
 /// same server and size.
 void print_scaling(const std::vector<row>& rows, const rounds& by_round);
 
+/// shardwire with metrics collection on against the same server with it
+/// off (shardwire-nometrics) at each size and shard count: per round, CPU
+/// per request and throughput (or, in callgrind mode, instructions per
+/// echo) of on / off, with the medians.
+void print_metrics_overhead(const rounds& by_round, bool callgrind);
+
 /// Appends the rows to a CSV file (columns in bench/plot.gp).
 void append_csv(const std::string& path, const std::vector<row>& rows);
 

@@ -188,7 +188,13 @@ runtime_config::runtime_config() {
       .add(fast_path, "fast-path",
            "deliver messages between idle co-located actors synchronously")
       .add(shutdown_grace_ms, "shutdown-grace-ms",
-           "ms to wait for protocols to exit at shutdown before killing them");
+           "ms to wait for protocols to exit at shutdown before killing them")
+      .add(metrics_collect_option, "metrics-collect",
+           "true or false: collect per-shard metrics (false skips them, to "
+           "measure their cost)")
+      .add(stall_ms, "stall-ms",
+           "log a shard handler running longer than this many ms, with a "
+           "backtrace (0 = off)");
   // shardwire runs its own I/O threads; keep CAF's worker pool small so the
   // two pools do not oversubscribe the machine.
   set("scheduler.max-threads",
@@ -258,6 +264,8 @@ bool validate_runtime_options(const runtime_config& cfg) {
                          std::to_string(max_bytes) + " bytes");
   ok &= check_range(cfg.shutdown_grace_ms, 0, 3'600'000,
                     "shardwire.shutdown-grace-ms", " ms");
+  ok &= check_range(cfg.stall_ms, 0, 600'000, "shardwire.stall-ms",
+                    " ms (0 = off)");
   return ok;
 }
 
@@ -297,7 +305,19 @@ std::optional<int> parse_options(caf::actor_system_config& cfg, int argc,
 std::optional<int> parse_args(runtime_config& cfg, int argc, char** argv,
                               const std::function<bool()>& validate) {
   return parse_options(cfg, argc, argv, [&] {
-    bool ok = validate_runtime_options(cfg);
+    bool ok = true;
+    if (auto& v = cfg.metrics_collect_option; !v.empty()) {
+      if (v == "true" || v == "1" || v == "on")
+        cfg.metrics_collect = true;
+      else if (v == "false" || v == "0" || v == "off")
+        cfg.metrics_collect = false;
+      else
+        ok = check_option(false, "shardwire.metrics-collect",
+                          "'" + v +
+                              "' is not a boolean; accepted: true, "
+                              "false (also 1, 0, on, off)");
+    }
+    ok &= validate_runtime_options(cfg);
     // Program checks run even after a runtime error, so one run reports
     // every problem.
     if (validate) ok &= validate();

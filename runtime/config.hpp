@@ -55,6 +55,22 @@ public:
   /// SHARDWIRE_FAST_PATH=0 turns it off (the test suite runs both ways).
   bool fast_path = true;
 
+  /// Collect the per-shard metrics on the data path (runtime/metrics.hpp).
+  /// Default on; off skips every shard-side update but the stall count
+  /// (`--shardwire.metrics-collect=false`), to measure what they cost.
+  bool metrics_collect = true;
+
+  /// `--shardwire.metrics-collect=true|false` as given (empty: not given);
+  /// `parse_args` sets `metrics_collect` from it. A text option because
+  /// CAF 0.17's command line takes a boolean option only as a flag (its
+  /// presence means true), so `=false` could not be written otherwise.
+  std::string metrics_collect_option;
+
+  /// Stall detector: a shard handler that runs longer than this many
+  /// milliseconds is logged with the actor that runs and a backtrace of the
+  /// shard thread taken while it is stuck (docs/metrics.md). 0 = off.
+  size_t stall_ms = 0;
+
   /// Global log level: quiet, error, warning, info, debug.
   std::string log_level = "warning";
 

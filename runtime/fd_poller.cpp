@@ -1,5 +1,7 @@
 #include "runtime/fd_poller.hpp"
 
+#include "runtime/shard.hpp"
+
 #include <asio/detail/epoll_reactor.hpp>
 #include <asio/detail/reactor_op.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -119,6 +121,16 @@ fd_poller::~fd_poller() {
 
 void fd_poller::drain_epoll() {
   ++wakeups_;
+  if (shard_ == nullptr) {
+    drain_epoll_batches();
+    return;
+  }
+  if (auto& m = shard_->metrics(); m.enabled) m.poller_wakeups.add();
+  shard::handler_scope mark{*shard_, nullptr, true};
+  drain_epoll_batches();
+}
+
+void fd_poller::drain_epoll_batches() {
   size_t served = 0;
   for (;;) {
     // Until epoll comes back empty: events that arrived while the last

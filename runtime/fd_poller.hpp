@@ -87,6 +87,7 @@ protected:
 };
 
 class fd_watch;
+class shard;
 
 class fd_poller {
 public:
@@ -113,6 +114,11 @@ public:
   /// Times the reactor found the poller's epoll readable and the poller
   /// drained it.
   uint64_t wakeups() const noexcept { return wakeups_; }
+
+  /// Makes the poller count its wake-ups in `s`'s metrics and mark each
+  /// wake-up as a handler for the stall detector (shard::handler_scope).
+  /// `s` must drive this poller's io_context and outlive the poller.
+  void attach(shard& s) noexcept { shard_ = &s; }
 
   /// Epoll batches taken so far (system calls that returned events).
   uint64_t batches() const noexcept { return batches_; }
@@ -159,6 +165,7 @@ private:
   /// Takes events from epoll until none is left or the budget is spent
   /// (then the rest waits for a round). Run by the reactor operation.
   void drain_epoll();
+  void drain_epoll_batches();
   /// Takes one batch from epoll and serves it; returns how many events
   /// it took.
   int take_batch();
@@ -177,6 +184,7 @@ private:
   std::vector<pending_entry> round_; // reused storage for run_round
   uint32_t free_head_ = UINT32_MAX;
   size_t watched_ = 0;
+  shard* shard_ = nullptr;
   uint64_t wakeups_ = 0;
   uint64_t batches_ = 0;
   bool round_posted_ = false;

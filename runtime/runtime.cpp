@@ -1,6 +1,7 @@
 #include "runtime/runtime.hpp"
 
 #include "runtime/detail/shard_watchdog.hpp"
+#include "runtime/detail/stall_monitor.hpp"
 #include "runtime/log.hpp"
 
 #include <caf/exit_reason.hpp>
@@ -71,6 +72,8 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
       shards_.emplace_back(
           std::make_unique<shard>(system_, i, cfg.max_throughput));
       shards_.back()->set_fast_path(cfg.fast_path);
+      shards_.back()->metrics().enabled = cfg.metrics_collect;
+      shards_.back()->watch_stalls(cfg.stall_ms > 0);
       shards_.back()->start();
     }
   } catch (const std::system_error& e) {
@@ -80,6 +83,13 @@ runtime::runtime(runtime_config& cfg) : cfg_(cfg), system_(cfg) {
     throw std::system_error(
         e.code(), "cannot start shard " + std::to_string(i + 1) + " of " +
                       std::to_string(n) + " (" + e.what() + ")");
+  }
+  if (cfg.stall_ms > 0) {
+    std::vector<shard*> all;
+    for (auto& s : shards_)
+      all.push_back(s.get());
+    stall_monitor_ = std::make_unique<detail::stall_monitor>(
+        std::move(all), std::chrono::milliseconds(cfg.stall_ms));
   }
   if (auto every = sd::watchdog_interval()) {
     std::vector<shard*> all;
@@ -112,6 +122,7 @@ void runtime::shutdown() {
   if (stopped_) return;
   stopped_ = true;
   if (watchdog_) watchdog_->stop();
+  if (stall_monitor_) stall_monitor_->stop();
   sd::notify("STOPPING=1");
   using clock = std::chrono::steady_clock;
   caf::error reason = caf::exit_reason::user_shutdown;

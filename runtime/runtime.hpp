@@ -33,6 +33,7 @@ namespace shardwire {
 
 namespace detail {
 class shard_watchdog;
+class stall_monitor;
 } // namespace detail
 
 class runtime {
@@ -53,6 +54,7 @@ public:
 
   size_t shard_count() const noexcept { return shards_.size(); }
   shard& shard_at(size_t i) { return *shards_.at(i); }
+  const shard& shard_at(size_t i) const { return *shards_.at(i); }
 
   /// The shard with the fewest live connections; ties go round-robin.
   shard& pick_shard();
@@ -113,6 +115,7 @@ private:
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<size_t> next_{0};
   std::unique_ptr<detail::shard_watchdog> watchdog_;
+  std::unique_ptr<detail::stall_monitor> stall_monitor_;
   bool stopped_ = false;
 };
 

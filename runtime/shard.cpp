@@ -60,7 +60,10 @@ shard::~shard() {
 }
 
 fd_poller& shard::poller() {
-  if (!poller_) poller_ = std::make_unique<fd_poller>(io_);
+  if (!poller_) {
+    poller_ = std::make_unique<fd_poller>(io_);
+    poller_->attach(*this);
+  }
   return *poller_;
 }
 

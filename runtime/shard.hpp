@@ -15,6 +15,8 @@
 // its shard.
 #pragma once
 
+#include "runtime/metrics.hpp"
+
 #include <asio/io_context.hpp>
 #include <atomic>
 #include <caf/execution_unit.hpp>
@@ -27,6 +29,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <vector>
 
@@ -77,6 +80,65 @@ public:
   size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
   void add_load() noexcept { load_.fetch_add(1, std::memory_order_relaxed); }
   void remove_load() noexcept { load_.fetch_sub(1, std::memory_order_relaxed); }
+
+  /// This shard's counters (metrics.hpp): written by its thread, read by
+  /// any.
+  shard_metrics& metrics() noexcept { return metrics_; }
+  const shard_metrics& metrics() const noexcept { return metrics_; }
+
+  // -- handlers watched by the stall detector --------------------------------
+
+  /// Marks the run of one shard handler (an actor's resume, an I/O handler)
+  /// for the stall detector (runtime/detail/stall_monitor.hpp): the
+  /// outermost scope on the shard's thread is one handler; inner scopes
+  /// only say which actor runs now, restoring the previous one when they
+  /// end. Costs one branch when the detector is off. Shard thread only.
+  class handler_scope {
+  public:
+    /// `actor`: the pinned actor that runs (null: none); `io`: an I/O
+    /// handler rather than a message handler.
+    handler_scope(shard& s, const caf::local_actor* actor, bool io) noexcept
+        : s_(s.stall_watched_ ? &s : nullptr) {
+      if (s_ == nullptr) return;
+      prev_ = s_->running_.load(std::memory_order_relaxed);
+      auto who = reinterpret_cast<uintptr_t>(actor) | (io ? 1U : 0U);
+      s_->running_.store(who, std::memory_order_relaxed);
+      if (s_->handler_depth_++ == 0) s_->bump_handler_seq();
+    }
+    ~handler_scope() {
+      if (s_ == nullptr) return;
+      if (--s_->handler_depth_ == 0) s_->bump_handler_seq();
+      s_->running_.store(prev_, std::memory_order_relaxed);
+    }
+    handler_scope(const handler_scope&) = delete;
+    handler_scope& operator=(const handler_scope&) = delete;
+
+  private:
+    shard* s_;
+    uintptr_t prev_ = 0;
+  };
+
+  /// Turns handler marking on (the stall detector does, before the shard
+  /// runs anything it watches). Not thread-safe against running handlers:
+  /// call before `start`.
+  void watch_stalls(bool on) noexcept { stall_watched_ = on; }
+
+  /// Odd while a marked handler runs; bumped when one starts and when it
+  /// ends. Read by the stall monitor (any thread).
+  uint64_t handler_seq() const noexcept {
+    return handler_seq_.load(std::memory_order_relaxed);
+  }
+
+  /// The running actor (null) and I/O flag (low bit), as published by the
+  /// innermost handler_scope. Only meaningful on the shard's own thread
+  /// (the stall signal handler reads it there, while the handler runs).
+  uintptr_t running() const noexcept {
+    return running_.load(std::memory_order_relaxed);
+  }
+
+  /// The shard's thread, for pthread_kill; valid between `start` and
+  /// `stop`.
+  pthread_t native_thread() noexcept { return thread_.native_handle(); }
 
   // -- caf::execution_unit ---------------------------------------------------
 
@@ -188,12 +250,24 @@ private:
   size_t id_;
   size_t max_throughput_;
   bool fast_path_ = true;
+  bool stall_watched_ = false;
   asio::io_context io_;
   // Declared after io_: destroyed before it (it holds an Asio descriptor).
   std::unique_ptr<fd_poller> poller_;
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
   std::atomic<size_t> load_{0};
+
+  // Written only on the shard thread, read by others (metrics, stalls).
+  shard_metrics metrics_;
+  alignas(64) std::atomic<uint64_t> handler_seq_{0};
+  std::atomic<uintptr_t> running_{0};
+  int handler_depth_ = 0;
+
+  void bump_handler_seq() noexcept {
+    handler_seq_.store(handler_seq_.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+  }
 
   // Only touched on the shard thread.
   std::deque<caf::resumable*> local_;

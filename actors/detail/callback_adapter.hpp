@@ -136,6 +136,7 @@ public:
   using behavior_type = typename super::behavior_type;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    this->count_delivery();
     auto& content = x.content();
     if (x.mid.is_async() && content.template match_elements<Hot>()) {
       // As CAF's consume() does: user code may ask for the current element
@@ -145,7 +146,7 @@ public:
       return caf::invoke_message_result::consumed;
     }
     typename current_actor<Derived>::scope current{&derived()};
-    return super::consume(x);
+    return this->consume_counted(x);
   }
 
 protected:

@@ -244,6 +244,7 @@ void datagram_core<B>::on_exit() {
 
 template <class B>
 caf::invoke_message_result datagram_core<B>::consume(caf::mailbox_element& x) {
+  this->count_delivery();
   if (done_ && !proto_spoke_) // only until the endpoint is reported
     proto_spoke_ = x.content().match_elements<shardwire::sendto>() ||
                    x.content().match_elements<close>() ||
@@ -253,7 +254,7 @@ caf::invoke_message_result datagram_core<B>::consume(caf::mailbox_element& x) {
   if (this->template consume_hot<shardwire::sendto>(
           x, [this](shardwire::sendto& msg) { do_sendto(msg); }))
     return caf::invoke_message_result::consumed;
-  return pinned::consume(x);
+  return this->consume_counted(x);
 }
 
 // -- readiness ----------------------------------------------------------------

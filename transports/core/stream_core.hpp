@@ -105,6 +105,21 @@ private:
   using lifecycle::replace_protocol;
   using lifecycle::write_paused_;
 
+  // -- metrics (runtime/metrics.hpp; home shard thread only) -------------
+  shard_metrics* counting() noexcept {
+    auto& m = this->home().metrics();
+    return m.enabled ? &m : nullptr;
+  }
+  void count_out(size_t n) noexcept {
+    if (auto* m = counting()) m->bytes_out.add(n);
+  }
+  void count_closed() noexcept {
+    // Counted even with collection off: the gauge must not drift if it
+    // were switched between open and close (it cannot be today).
+    if (counted_open_) this->home().metrics().open_connections.sub();
+    counted_open_ = false;
+  }
+
   // -- message handlers (through the per-thread shared behavior) ----------
   static behavior_type make_shared_behavior();
   void do_write_eof();
@@ -123,6 +138,7 @@ private:
   uint64_t write_bytes() const noexcept { return wq_.bytes(); }
   void on_finishing() noexcept {
     read_closed_ = true;
+    count_closed();
     // The protocol closed, aborted or wrote inside `connected` and that
     // ended the transport before the acknowledgement: asyncio's
     // create_connection still returns the transport (closing; `lost`
@@ -224,6 +240,7 @@ private:
   uint32_t dropped_writes_ = 0;
   // Read state.
   bool started_ = false;       // protocol handled `connected`
+  bool counted_open_ = false;  // in the shard's open_connections gauge
   bool user_paused_ = false;   // pause_reading
   bool credit_paused_ = false; // read back-pressure
   bool read_closed_ = false;   // EOF seen, close, abort or error
@@ -335,6 +352,8 @@ void stream_core<B>::do_write_eof() {
 template <class B>
 void stream_core<B>::do_pause_reading() {
   if (closing_) return;
+  if (!user_paused_)
+    if (auto* m = counting()) m->read_pauses.add();
   user_paused_ = true;
   update_reading();
 }
@@ -359,11 +378,13 @@ transport_status stream_core<B>::status() const {
 template <class B>
 void stream_core<B>::on_exit() {
   lease_.reset(); // as in on_finishing: never outlive the actor's run
+  count_closed();
   this->exit_core();
 }
 
 template <class B>
 caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
+  this->count_delivery();
   if (startup_ && !proto_spoke_) // only until the connection is reported
     proto_spoke_ = x.content().match_elements<shardwire::write>() ||
                    x.content().match_elements<writelines>() ||
@@ -382,7 +403,7 @@ caf::invoke_message_result stream_core<B>::consume(caf::mailbox_element& x) {
           x, [this](lend_buffer& msg) { on_lend(msg.lease); }))
     return caf::invoke_message_result::consumed;
   typename current_actor<stream_core>::scope current{this};
-  return pinned::consume(x);
+  return this->consume_counted(x);
 }
 
 // -- lifecycle ----------------------------------------------------------------
@@ -396,6 +417,10 @@ void stream_core<B>::on_connected_ack() {
   if (multiplexed_responses_.empty()) multiplexed_responses_ = {};
   if (lost_sent_) return;
   started_ = true;
+  if (direction_ == stream_direction::both && !counted_open_) {
+    counted_open_ = true;
+    this->home().metrics().open_connections.add();
+  }
   report(
       connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
   if (direction_ == stream_direction::write_only)
@@ -523,7 +548,12 @@ std::optional<data> stream_core<B>::on_readable() {
     auto bytes = std::move(chunk).freeze(r.bytes);
     auto weight = bytes.footprint();
     credit_->take(weight);
-    if (credit_->must_wait()) credit_paused_ = true; // on_io_ready syncs
+    auto* m = counting();
+    if (m != nullptr) m->bytes_in.add(r.bytes);
+    if (credit_->must_wait()) {
+      credit_paused_ = true; // on_io_ready syncs
+      if (m != nullptr) m->read_pauses.add();
+    }
     return data{std::move(bytes), read_ticket{credit_, weight}};
   }
   if (r.eof)
@@ -538,6 +568,7 @@ std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
   if (!should_read()) return std::nullopt;
   auto r = backend_.read({lease_->data, static_cast<size_t>(lease_->size)});
   if (r.bytes > 0) {
+    if (auto* m = counting()) m->bytes_in.add(r.bytes);
     // The bytes are in the lender's memory: the only copy was the
     // backend's (the kernel's). The lease goes back; reading waits for
     // the next one.
@@ -649,6 +680,7 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
       return caf::unit;
     }
     skip = r.bytes;
+    count_out(r.bytes);
   }
   for (size_t i = 0; i < n; ++i) {
     auto& p = parts[i];
@@ -714,6 +746,7 @@ void stream_core<B>::flush() {
       return;
     }
     wq_.consume(r.bytes);
+    count_out(r.bytes);
     if (r.bytes < offered) break; // took less than offered: wait
   }
   bool was_paused = write_paused_;
@@ -831,6 +864,7 @@ void stream_core<B>::pump_file() {
         }
         job.left -= r.bytes;
         job.sent += r.bytes;
+        count_out(r.bytes);
         continue;
       }
     }
@@ -860,6 +894,7 @@ void stream_core<B>::pump_file() {
       fatal(w.error, "write");
       return;
     }
+    count_out(w.bytes);
     if (w.bytes < bytes.size()) {
       wq_.push(w.bytes == 0 ? bytes : bytes.slice(w.bytes));
       arm_write();

@@ -346,6 +346,7 @@ protected:
     auto& d = self();
     if (!write_paused_ && d.write_bytes() > high_ && !lost_sent_) {
       write_paused_ = true;
+      if (auto& m = d.home().metrics(); m.enabled) m.write_pauses.add();
       d.send(d.proto_, shardwire::pause{});
     }
   }

@@ -101,6 +101,7 @@ void listener::want_accepts(bool on) {
 
 void listener::on_acceptable(slot& s) {
   shard::io_scope scope{home()};
+  shard::handler_scope mark{home(), this, true}; // for the stall detector
   if (!serving_) return; // the kernel keeps queueing connections in the backlog
   for (int i = 0; i < settings_.backlog; ++i) {
     int fd =
@@ -110,6 +111,7 @@ void listener::on_acceptable(slot& s) {
         log::info("accept on ", to_string(s.sock.address), " recovered");
         backoff_ = std::chrono::milliseconds{0};
       }
+      if (auto& m = home().metrics(); m.enabled) m.accepted.add();
       hand_off(fd);
       continue;
     }
