@@ -129,7 +129,7 @@ public:
     return handler_seq_.load(std::memory_order_relaxed);
   }
 
-  /// The running actor (null) and I/O flag (low bit), as published by the
+  /// The running actor (0: none) and I/O flag (low bit), as published by the
   /// innermost handler_scope. Only meaningful on the shard's own thread
   /// (the stall signal handler reads it there, while the handler runs).
   uintptr_t running() const noexcept {
