@@ -5,7 +5,8 @@
 #   make build   configure (CMake + Ninja, RelWithDebInfo) and build into build/
 #   make demo    deps + build, then run the guided tour (build/demos/tour)
 #   make test-deps  deps + the test-only tools (Node and npm for the
-#                Toxiproxy client test) when their commands are missing
+#                Toxiproxy client test, Prometheus for the metrics tests)
+#                when their commands are missing
 #   make test    deps + test-deps + build, then the whole test suite with CTest
 #   make asan    Debug build with AddressSanitizer + UBSan in build-asan/, tests
 #   make tsan    Debug (-O1) build with ThreadSanitizer in build-tsan/, then the
@@ -60,8 +61,10 @@ PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3 pkg-conf
             libhttp-parser-dev nlohmann-json3-dev
 # What the test suite needs on top, as command:package pairs; a command
 # already on PATH (a newer Node from elsewhere) counts as present. Node runs
-# the Toxiproxy client test (tests/interop/run_toxiproxy_node.py).
-TEST_TOOLS := node:nodejs npm:npm
+# the Toxiproxy client test (tests/interop/run_toxiproxy_node.py);
+# Prometheus and promtool check and scrape --metrics
+# (tests/demos/run_prometheus_scrape.py, tests/runtime/metrics_test.cpp).
+TEST_TOOLS := node:nodejs npm:npm promtool:prometheus prometheus:prometheus
 # What `make fuzz` needs on top: clang 14 with libFuzzer and the sanitizer
 # runtimes (libclang-rt-dev), llvm-symbolizer for readable reports (llvm).
 FUZZ_PACKAGES := clang libclang-rt-dev llvm

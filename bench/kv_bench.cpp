@@ -284,6 +284,8 @@ int main(int argc, char** argv) {
     ok &= bench::check_range(cfg.keys, 1, SIZE_MAX, "keys");
     ok &= bench::check_range(cfg.front_shards, 0, shardwire::max_shards(),
                              "front-shards", " (0 = one per hardware thread)");
+    // The measured runtimes are kv_cluster's processes.
+    ok &= shardwire::refuse_metrics_option(cfg);
     return ok;
   };
   if (auto rc = shardwire::parse_args(cfg, argc, argv, valid)) return *rc;

@@ -363,6 +363,8 @@ int main(int argc, char** argv) {
         ok &= cfg.payload == 0 ||
               bench::check_range(cfg.payload, 1, 16 << 20, "payload", " bytes");
         ok &= bench::check_seconds(cfg.seconds, 3600, "seconds");
+        // Two nodes in two processes, no shardwire runtime: nothing to serve.
+        ok &= shardwire::refuse_metrics_option(cfg);
         ok &= shardwire::check_option(cfg.baseline == "erlang" ||
                                           cfg.baseline == "none",
                                       "baseline", "must be erlang or none");

@@ -19,6 +19,7 @@
 
 #include "actors/config.hpp"
 #include "runtime/runtime.hpp"
+#include "tools/metrics_endpoint.hpp"
 
 #include <cstdio>
 #include <string>
@@ -63,6 +64,10 @@ int main(int argc, char** argv) {
   };
   if (auto rc = parse_args(cfg, argc, argv, valid)) return *rc;
   runtime rt{cfg};
+  auto metrics = serve_metrics_option(rt, cfg, [](std::string_view line) {
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  });
+  if (!metrics) return 1;
   std::printf("spawn_bench: %zu x `%s` (stdin/stdout/stderr as pipes), "
               "%zu shard(s)\n\n",
               cfg.count, cfg.program.c_str(), rt.shard_count());

@@ -23,6 +23,7 @@
 #include "actors/datagram_protocol.hpp"
 #include "actors/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "tools/metrics_endpoint.hpp"
 #include "transports/udp.hpp"
 
 #include <caf/scoped_actor.hpp>
@@ -319,6 +320,10 @@ int main(int argc, char** argv) {
   };
   if (auto rc = parse_args(cfg, argc, argv, valid)) return *rc;
   runtime rt{cfg};
+  auto metrics = serve_metrics_option(rt, cfg, [](std::string_view line) {
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  });
+  if (!metrics) return 1;
   if (cfg.echo) return run_echo(rt, cfg);
   if (cfg.send) return run_send(rt, cfg);
   auto single = run_once(rt, cfg, 1);

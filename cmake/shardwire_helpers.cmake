@@ -82,6 +82,7 @@ endfunction()
 
 function(shardwire_add_demo name)
   add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE shardwire::transports)
+  # tools: every program serves --metrics (tools/metrics_endpoint.hpp).
+  target_link_libraries(${name} PRIVATE shardwire::tools)
   shardwire_apply_flags(${name})
 endfunction()

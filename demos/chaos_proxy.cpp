@@ -25,7 +25,9 @@
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
+#include "runtime/host_port.hpp"
 #include "runtime/runtime.hpp"
 #include "tools/fault_proxy.hpp"
 #include "tools/http_server.hpp"
@@ -170,23 +172,11 @@ struct proxy_config : config {
   }
 };
 
-/// Splits "host:port" / "[v6]:port"; the host must not be empty.
-std::optional<std::pair<std::string, uint16_t>>
-split_host_port(const std::string& s) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon + 1 == s.size()) return std::nullopt;
-  auto host = s.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) return std::nullopt;
-  try {
-    size_t used = 0;
-    auto port = std::stoul(s.substr(colon + 1), &used);
-    if (used != s.size() - colon - 1 || port > 65535) return std::nullopt;
-    return std::make_pair(host, static_cast<uint16_t>(port));
-  } catch (...) {
-    return std::nullopt;
-  }
+/// A HOST:PORT option value with a host (runtime/host_port.hpp).
+std::optional<host_port> split_host_port(const std::string& s) {
+  auto hp = parse_host_port(s);
+  if (!hp || hp->host.empty()) return std::nullopt;
+  return hp;
 }
 
 void say(const std::string& text) {
@@ -260,8 +250,8 @@ int main(int argc, char** argv) {
   }
   // Every option is checked before anything is bound or printed.
   fault_proxy_options opts;
-  std::optional<std::pair<std::string, uint16_t>> control_at;
-  std::optional<std::pair<std::string, uint16_t>> api_at;
+  std::optional<host_port> control_at;
+  std::optional<host_port> api_at;
   std::string config_json;
   auto validate = [&] {
     // Checks one HOST:PORT flag, naming it and its value.
@@ -280,7 +270,7 @@ int main(int argc, char** argv) {
       api_at = address("api", cfg.api);
       ok &= api_at.has_value();
     }
-    std::optional<std::pair<std::string, uint16_t>> upstream;
+    std::optional<host_port> upstream;
     if (!cfg.upstream.empty() || !api_on) {
       // Without the API the command-line proxy is all there is.
       upstream = address("upstream", cfg.upstream);
@@ -310,12 +300,12 @@ int main(int argc, char** argv) {
       }
     }
     if (listen) {
-      opts.listen_host = listen->first;
-      opts.listen_port = listen->second;
+      opts.listen_host = listen->host;
+      opts.listen_port = listen->port;
     }
     if (upstream) {
-      opts.upstream_host = upstream->first;
-      opts.upstream_port = upstream->second;
+      opts.upstream_host = upstream->host;
+      opts.upstream_port = upstream->port;
     }
     ok &= check_option(
         cfg.connect_timeout_ms >= 1 && cfg.connect_timeout_ms <= max_timeout_ms,
@@ -361,8 +351,8 @@ int main(int argc, char** argv) {
       }
     }
     http_server_options ho;
-    ho.host = api_at->first;
-    ho.port = api_at->second;
+    ho.host = api_at->host;
+    ho.port = api_at->port;
     auto srv = http_server::start(rt, ho, api->async_handler<http_responder>());
     if (!srv) {
       demo::eprintln("error: --api: cannot listen on ", cfg.api, ": ",
@@ -374,13 +364,25 @@ int main(int argc, char** argv) {
     }
     api_server = std::move(*srv);
   }
+  // --metrics: the API's /metrics (the proxies' series and shardwire's),
+  // rendered on the API's worker thread, which owns the proxies; without
+  // the API, shardwire's series alone.
+  http_handler metrics_handler;
+  if (api) metrics_handler = api->async_handler<http_responder>();
+  auto metrics = demo::serve_metrics(rt, cfg, std::move(metrics_handler));
+  if (!metrics) {
+    stop_api();
+    if (proxy) proxy->stop();
+    rt.shutdown();
+    return 1;
+  }
   // The control channel is bound before either address is printed, so a
   // failure there is not preceded by a "listening on" line.
   std::optional<server> control;
   if (!cfg.control.empty()) {
     server_options so;
-    so.hosts = {control_at->first};
-    so.port = control_at->second;
+    so.hosts = {control_at->host};
+    so.port = control_at->port;
     so.reads_follow_writes = true; // request/response
     auto srv = create_server(rt, make_protocol<control_protocol>(&*proxy), so);
     if (!srv) {

@@ -17,6 +17,7 @@
 //
 //   fleet [--workers=8 (1-1000)] [--duration-ms=0] [--seed=0]
 //         [--watchdog-ms=1000 (0, or 200-)] [--verbose]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -249,6 +250,8 @@ int main(int argc, char** argv) {
     return *rc;
   if (cfg.worker) return run_worker(cfg);
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   auto& sys = rt.system();
   auto stats = std::make_shared<fleet_stats>();
   auto obs = sys.spawn(observer, stats, cfg.verbose);

@@ -25,6 +25,7 @@
 // Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
 // ready. docs/distributed.md explains the model.
 #include "demos/kv_line_protocol.hpp"
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/errors.hpp"
@@ -471,6 +472,8 @@ private:
 int run_front(kv_config& cfg) {
   const auto& addrs = cfg.node_addrs;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   auto& sys = rt.system();
   auto timeout = caf::timespan{std::chrono::milliseconds(cfg.timeout_ms)};
   heartbeat_policy heartbeats;

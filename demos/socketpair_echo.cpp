@@ -2,6 +2,7 @@
 // of a socketpair becomes a transport, the other end sends "abc".
 //
 //   socketpair_echo
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
   cfg.shards = 1;
   if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
     std::perror("socketpair");

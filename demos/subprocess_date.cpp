@@ -10,6 +10,7 @@
 //
 // The default child is `date '+%Y-%m-%d %H:%M:%S.%6N'`, which prints what
 // Python's `print(datetime.datetime.now())` prints.
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -98,6 +99,8 @@ int main(int argc, char** argv) {
       }))
     return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   auto done = std::make_shared<std::promise<result>>();
   auto finished = done->get_future();
   std::vector<std::string> argv_child{cfg.program};

@@ -7,6 +7,7 @@
 //
 //   tcp_echo_client [--host=127.0.0.1] [--port=8888] [--message=...]
 //                   [--timeout-ms=10000]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
   auto timeout = std::chrono::milliseconds{cfg.timeout_ms};
   auto deadline = std::chrono::steady_clock::now() + timeout;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   auto done = std::make_shared<exchange_state>();
   auto finished = done->done.get_future();
   connect_options opts;

@@ -9,6 +9,7 @@
 //
 //   tcp_echo_server [--host=127.0.0.1] [--port=8888] [--persistent]
 //                   [--buffered] [--shards=N]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/buffered_protocol.hpp"
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
   server_config cfg;
   if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   server_options opts;
   opts.hosts = {cfg.host};
   opts.port = cfg.port;

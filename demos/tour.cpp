@@ -12,6 +12,7 @@
 // with a summary and exits 0 when all three exchanges echoed intact.
 //
 //   tour [--message=TEXT] [--shards=N] [--timeout-ms=MS] [--help]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -349,6 +350,8 @@ int main(int argc, char** argv) {
   if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
     return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   demo::println("shardwire tour: ", rt.shard_count(),
                 " shard(s); servers use callback-style protocols, clients "
                 "actor-style ones");

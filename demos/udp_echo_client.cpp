@@ -11,6 +11,7 @@
 //
 //   udp_echo_client [--host=127.0.0.1] [--port=9999] [--message=...]
 //                   [--timeout-ms=5000]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -101,6 +102,8 @@ int main(int argc, char** argv) {
   if (auto rc = parse_args(cfg, argc, argv, [&] { return cfg.validate(); }))
     return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
   datagram_options opts;

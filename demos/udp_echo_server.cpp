@@ -6,6 +6,7 @@
 // after an hour), then shuts down cleanly and exits 0.
 //
 //   udp_echo_server [--host=127.0.0.1] [--port=9999]
+#include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
   server_config cfg;
   if (auto rc = parse_args(cfg, argc, argv)) return *rc;
   runtime rt{cfg};
+  auto metrics = demo::serve_metrics(rt, cfg);
+  if (!metrics) return 1;
   demo::println("Starting UDP server");
   datagram_options opts;
   opts.local_addr = host_port{cfg.host, cfg.port};

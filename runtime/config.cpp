@@ -1,5 +1,6 @@
 #include "runtime/config.hpp"
 
+#include "runtime/host_port.hpp"
 #include "runtime/log.hpp"
 
 #include <caf/config_option_set.hpp>
@@ -174,7 +175,10 @@ runtime_config::runtime_config() {
     fast_path = std::string_view{env} != "0";
   opt_group{custom_options_, "global"}
       .add(shards, "shards,s", "number of shards (0 = one per hardware thread)")
-      .add(log_level, "log-level", "quiet, error, warning, info or debug");
+      .add(log_level, "log-level", "quiet, error, warning, info or debug")
+      .add(metrics, "metrics",
+           "HOST:PORT to serve Prometheus metrics on at /metrics (off when "
+           "not given; port 0 picks one)");
   opt_group{custom_options_, "shardwire"}
       .add(max_throughput, "max-throughput",
            "messages an actor handles per turn before yielding its shard")
@@ -228,6 +232,12 @@ bool check_option(bool ok, std::string_view name, std::string_view message) {
   return ok;
 }
 
+bool refuse_metrics_option(const runtime_config& cfg) {
+  return check_option(cfg.metrics.empty(), "metrics",
+                      "not served by this program: it runs no shardwire "
+                      "runtime of its own");
+}
+
 bool validate_runtime_options(const runtime_config& cfg) {
   bool ok = true;
   if (cfg.shards != 0)
@@ -266,6 +276,13 @@ bool validate_runtime_options(const runtime_config& cfg) {
                     "shardwire.shutdown-grace-ms", " ms");
   ok &= check_range(cfg.stall_ms, 0, 600'000, "shardwire.stall-ms",
                     " ms (0 = off)");
+  if (!cfg.metrics.empty()) {
+    auto at = parse_host_port(cfg.metrics);
+    ok &= check_option(at && !at->host.empty(), "metrics",
+                       "'" + cfg.metrics +
+                           "' is not HOST:PORT (port 0-65535, an IPv6 host "
+                           "in brackets)");
+  }
   return ok;
 }
 

@@ -71,6 +71,12 @@ public:
   /// shard thread taken while it is stuck (docs/metrics.md). 0 = off.
   size_t stall_ms = 0;
 
+  /// `--metrics=HOST:PORT`: where the program serves Prometheus' /metrics
+  /// (tools/metrics_endpoint.hpp; port 0 picks a free one). Empty = off,
+  /// the default. Checked by `parse_args`; served by the program, since the
+  /// HTTP server is a tool above the runtime.
+  std::string metrics;
+
   /// Global log level: quiet, error, warning, info, debug.
   std::string log_level = "warning";
 
@@ -92,6 +98,11 @@ size_t max_shards();
 /// returns `ok`. For program-specific checks inside a `parse_args`
 /// validator: `return check_option(port != 0, "port", "must be 1-65535");`.
 bool check_option(bool ok, std::string_view name, std::string_view message);
+
+/// For a program that runs no shardwire runtime of its own (a simulation,
+/// a benchmark driving other processes): refuses `--metrics`, which it
+/// could not serve, naming the option; true when it was not given.
+bool refuse_metrics_option(const runtime_config& cfg);
 
 /// Checks the options every shardwire program has (shards, log level, read
 /// watermarks, ...); prints one error line per problem, returns true if none.

@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metrics.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -73,14 +74,14 @@ std::vector<std::string> split_path(std::string_view path) {
 // Where a proxy listens and connects: an empty host listens on every IPv4
 // interface (Go's ":port") and connects to loopback.
 struct addresses {
-  toxiproxy::host_port listen;
-  toxiproxy::host_port upstream;
+  host_port listen;
+  host_port upstream;
 };
 
 std::optional<api_error> resolve_config(const toxiproxy::proxy_config& cfg,
                                         addresses& out) {
-  auto l = toxiproxy::parse_host_port(cfg.listen);
-  auto u = toxiproxy::parse_host_port(cfg.upstream);
+  auto l = parse_host_port(cfg.listen);
+  auto u = parse_host_port(cfg.upstream);
   if (!l) return api_error{400, "bad request body: listen must be HOST:PORT"};
   if (!u) return api_error{400, "bad request body: upstream must be HOST:PORT"};
   if (u->port == 0)
@@ -219,7 +220,9 @@ http_response toxiproxy_api::route(const http_request& req) {
     if (m != "GET") return not_allowed();
     http_response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = metrics();
+    // As Toxiproxy's /metrics carries the Go runtime's series, this one
+    // carries shardwire's (runtime/metrics.hpp) after the proxies'.
+    r.body = metrics() + render_prometheus(*rt_);
     return r;
   }
   if (parts.size() == 1 && parts[0] == "reset") {
@@ -453,8 +456,7 @@ std::optional<api_error> toxiproxy_api::start(entry& e) {
   e.running = std::move(*p);
   // Shown and re-used with the bound port: enabling again listens on the
   // same address, as Toxiproxy does.
-  e.cfg.listen = toxiproxy::to_string(
-      toxiproxy::host_port{a.listen.host, e.running.address().port});
+  e.cfg.listen = to_string(host_port{a.listen.host, e.running.address().port});
   push_layers(e);
   return std::nullopt;
 }

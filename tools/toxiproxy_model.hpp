@@ -9,6 +9,7 @@
 // carrying the HTTP status the API answers with.
 #pragma once
 
+#include "runtime/host_port.hpp"
 #include "tools/fault_spec.hpp"
 
 #include <cstdint>
@@ -34,18 +35,9 @@ std::string to_json(const api_error& err);
 
 // -- addresses ---------------------------------------------------------------
 
-/// "host:port", "[v6]:port" or ":port" (empty host).
-struct host_port {
-  std::string host;
-  uint16_t port = 0;
-};
-
-/// Splits an address; nothing if the port is missing, not a decimal number
-/// or above 65535. The host may be empty (":8080", as Go allows).
-std::optional<host_port> parse_host_port(std::string_view s);
-
-/// "host:port", with brackets around a host containing ':'.
-std::string to_string(const host_port& x);
+// Addresses are runtime/host_port.hpp's.
+using shardwire::host_port;
+using shardwire::parse_host_port;
 
 // -- proxies -----------------------------------------------------------------
 

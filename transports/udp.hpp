@@ -13,6 +13,7 @@
 #pragma once
 
 #include "actors/datagram_protocol.hpp"
+#include "runtime/host_port.hpp"
 #include "transports/datagram.hpp"
 
 #include <caf/expected.hpp>
@@ -24,12 +25,6 @@
 namespace shardwire {
 
 class runtime;
-
-/// A host (name or numeric address) and a port.
-struct host_port {
-  std::string host;
-  uint16_t port = 0;
-};
 
 struct datagram_options {
   /// Address to bind; port 0 picks a free port (see `info.sockname`).

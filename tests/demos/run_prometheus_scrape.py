@@ -9,12 +9,15 @@ Starts `tcp_echo_server --metrics=127.0.0.1:0`, sends echo traffic, then
      and a loopback port) scrapes it every second; the test queries the
      series back through Prometheus' HTTP API (/api/v1/query) until the
      accepted-connection count it stored matches what the demo served;
-  3. a bad --metrics value is refused, naming the option.
+  3. a bad --metrics value is refused, naming the option;
 
 Skipped (exit 77) when prometheus or promtool is not installed. Every wait
 has a deadline; both processes are stopped at the end.
 
-Usage: run_prometheus_scrape.py --server BIN --work-dir DIR
+  4. chaos_proxy --metrics: Toxiproxy's series (after traffic through a
+     proxy made with the API) and shardwire's in one exposition.
+
+Usage: run_prometheus_scrape.py --server BIN --proxy BIN --work-dir DIR
 """
 import argparse
 import json
@@ -37,7 +40,7 @@ from harness import LineQueue, check, failures, free_port, run_bounded  # noqa: 
 SKIP = 77
 STEP_TIMEOUT = 10.0
 SCRAPE_DEADLINE = 60.0
-ACCEPTED = 'shardwire_connections_accepted_total'
+ACCEPTED = 'shardwire_accepted_connections_total'
 
 
 class Proc:
@@ -145,9 +148,45 @@ def scrape_with_prometheus(metrics_port, want, work_dir):
         shutil.rmtree(storage, ignore_errors=True)
 
 
+def chaos_proxy_metrics(proxy_bin, echo_port):
+    """chaos_proxy --metrics: Toxiproxy's series and shardwire's, one
+    exposition that promtool accepts."""
+    proxy = Proc([proxy_bin, '--api=127.0.0.1:0', '--metrics=127.0.0.1:0',
+                  '--shards=1'])
+    try:
+        mm = proxy.err.wait_line(r'metrics on 127\.0\.0\.1:(\d+)',
+                                 STEP_TIMEOUT)
+        ma = proxy.out.wait_line(r'api on 127\.0\.0\.1:(\d+)', STEP_TIMEOUT)
+        if not check(mm is not None and ma is not None,
+                     'chaos_proxy serves its API and metrics'):
+            print('\n'.join(proxy.err.tail(20)))
+            return
+        body = json.dumps({'name': 'echo', 'listen': '127.0.0.1:0',
+                           'upstream': f'127.0.0.1:{echo_port}'}).encode()
+        req = urllib.request.Request(
+            f'http://127.0.0.1:{ma.group(1)}/proxies', data=body,
+            method='POST', headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(req, timeout=STEP_TIMEOUT) as r:
+            created = json.loads(r.read().decode())
+        echo_round_trips(int(created['listen'].rsplit(':', 1)[1]), 2)
+        status, text = http_get(f'http://127.0.0.1:{mm.group(1)}/metrics')
+        check(status == 200, 'chaos_proxy GET /metrics answers 200')
+        check(promtool_accepts(text), 'promtool accepts chaos_proxy\'s')
+        sent = series_sum(text, 'toxiproxy_proxy_sent_bytes_total')
+        check(sent >= 2 * 8, f'Toxiproxy\'s sent bytes counted ({sent})')
+        check(re.search(r'^toxiproxy_proxy_received_bytes_total\{'
+                        r'direction="upstream",[^}]*proxy="echo"', text, re.M)
+              is not None, 'Toxiproxy\'s labels (direction, proxy, ...)')
+        check(series_sum(text, ACCEPTED) >= 2,
+              'shardwire\'s series in the same exposition')
+    finally:
+        check(proxy.stop() == 0, 'chaos_proxy stops on SIGINT, exit 0')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--server', required=True)
+    ap.add_argument('--proxy', required=True)
     ap.add_argument('--work-dir', required=True)
     args = ap.parse_args()
     for tool in ('prometheus', 'promtool'):
@@ -164,10 +203,12 @@ def main():
     demo = Proc([args.server, '--persistent', '--quiet', '--port=0',
                  '--shards=2', '--metrics=127.0.0.1:0'])
     try:
-        m = demo.err.wait_line(r"Serving on \('127\.0\.0\.1', (\d+)\)",
-                               STEP_TIMEOUT)
+        # The metrics line comes first: served right after the runtime
+        # started, before the program's own server.
         mm = demo.err.wait_line(r'metrics on 127\.0\.0\.1:(\d+)',
                                 STEP_TIMEOUT)
+        m = demo.err.wait_line(r"Serving on \('127\.0\.0\.1', (\d+)\)",
+                               STEP_TIMEOUT)
         if not check(m is not None and mm is not None,
                      'echo server serves echo and metrics'):
             print('\n'.join(demo.err.tail(20)))
@@ -180,12 +221,13 @@ def main():
         accepted = series_sum(text, ACCEPTED)
         check(accepted >= 5, f'{ACCEPTED} counted the 5 connections '
                              f'({accepted})')
-        check(series_sum(text, 'shardwire_bytes_received_total') >= 5 * 8,
+        check(series_sum(text, 'shardwire_received_bytes_total') >= 5 * 8,
               'bytes received counted')
         check(re.search(rf'^{ACCEPTED}{{shard="1"}}', text, re.M)
               is not None, 'one series per shard, labelled')
         scrape_with_prometheus(metrics_port, accepted,
                                args.work_dir)
+        chaos_proxy_metrics(args.proxy, port)
     finally:
         check(demo.stop() == 0, 'echo server stops on SIGINT, exit 0')
     return 1 if failures else 0

@@ -179,6 +179,28 @@ TEST_CASE("an unknown log level is refused") {
   CHECK(contains(r.err, "error: --log-level: 'bogus'"));
 }
 
+TEST_CASE("--metrics takes HOST:PORT with a host, or nothing") {
+  for (auto bad : {"9100", "localhost", ":9100", "127.0.0.1:65536",
+                   "127.0.0.1:x", "::1:9100"}) {
+    runtime_config cfg;
+    auto r = parse_captured(cfg, {std::string{"--metrics="} + bad});
+    INFO(bad);
+    CHECK(r.rc == 1);
+    CHECK(contains(r.err, "error: --metrics: '"));
+  }
+  for (auto good : {"127.0.0.1:0", "localhost:9100", "[::1]:65535"}) {
+    runtime_config cfg;
+    auto r = parse_captured(cfg, {std::string{"--metrics="} + good});
+    INFO(good);
+    CHECK_FALSE(r.rc);
+    CHECK(cfg.metrics == good);
+  }
+  runtime_config off;
+  CHECK_FALSE(parse_captured(off, {}).rc);
+  CHECK(off.metrics.empty());
+  CHECK(refuse_metrics_option(off));
+}
+
 TEST_CASE("read-low-water above read-high-water is refused") {
   runtime_config cfg;
   auto r = parse_captured(cfg, {"--shardwire.read-high-water=1000",

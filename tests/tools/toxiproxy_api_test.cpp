@@ -79,7 +79,7 @@ http_request request(std::string method, std::string target,
 }
 
 uint16_t port_of(const std::string& hostport) {
-  auto x = toxiproxy::parse_host_port(hostport);
+  auto x = parse_host_port(hostport);
   REQUIRE(x);
   return x->port;
 }
