@@ -139,7 +139,7 @@ struct watch_state {
   caf::actor owner;
   service_address addr;
   std::set<std::string> interface;
-  backoff_policy policy;
+  watch_backoff policy;
   heartbeat_policy heartbeats;
   /// The service while it is up, and the directory that named it.
   caf::actor current;
@@ -284,7 +284,7 @@ void watch_attempt(watch_actor* self) {
 }
 
 caf::behavior watch(watch_actor* self, caf::actor owner, service_address addr,
-                    std::set<std::string> interface, backoff_policy policy,
+                    std::set<std::string> interface, watch_backoff policy,
                     heartbeat_policy heartbeats) {
   auto& st = self->state;
   st.owner = std::move(owner);
@@ -507,7 +507,7 @@ caf::expected<caf::actor> lookup_once(caf::actor_system& sys,
 caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
                                service_address addr,
                                std::set<std::string> interface,
-                               backoff_policy policy,
+                               watch_backoff policy,
                                heartbeat_policy heartbeats) {
   return sys.spawn(watch, std::move(owner), std::move(addr),
                    std::move(interface), policy, heartbeats);

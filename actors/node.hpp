@@ -229,7 +229,7 @@ caf::expected<Handle> lookup(caf::actor_system& sys,
 }
 
 /// How a service watch retries.
-struct backoff_policy {
+struct watch_backoff {
   /// Delay before the first retry; doubled after each failure ...
   caf::timespan initial = std::chrono::milliseconds(50);
   /// ... up to this.
@@ -269,7 +269,7 @@ struct heartbeat_policy {
 caf::actor spawn_service_watch(caf::actor_system& sys, caf::actor owner,
                                service_address addr,
                                std::set<std::string> interface,
-                               backoff_policy policy = {},
+                               watch_backoff policy = {},
                                heartbeat_policy heartbeats = {});
 
 } // namespace shardwire

@@ -109,20 +109,9 @@ fault_proxy_stats operator+(fault_proxy_stats a, const fault_proxy_stats& b) {
   return a;
 }
 
-// Prometheus label values: backslash, double quote and newline escaped.
+// Prometheus label values (backslash, double quote and newline escaped).
 std::string label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
+  return escape_label_value(v);
 }
 
 } // namespace

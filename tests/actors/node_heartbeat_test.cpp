@@ -39,7 +39,7 @@ struct watched {
     proxy = fault_proxy::start(*fx.rt, po);
     REQUIRE(proxy);
     owner = std::make_unique<caf::scoped_actor>(fx.rt->system());
-    backoff_policy fast;
+    watch_backoff fast;
     fast.initial = 10ms;
     fast.max = 100ms;
     fast.lookup_timeout = 2s;

@@ -1,8 +1,9 @@
 // Nodes count the lookups they send and their failures in the global
-// metrics registry (runtime/metrics.hpp, docs/metrics.md). A file of its
-// own: actors/node.hpp and actors/supervisor.hpp cannot be included
-// together (both define shardwire::backoff_policy).
+// metrics registry (runtime/metrics.hpp, docs/metrics.md).
 #include "actors/node.hpp"
+// Both in one unit: node.hpp's watch_backoff and the supervisors'
+// backoff_policy were once one name with two definitions.
+#include "actors/supervisor.hpp"
 
 #include "runtime/metrics.hpp"
 #include "tests/support/remote_node.hpp"

@@ -300,7 +300,7 @@ TEST_CASE("a service watch reports down and up as the remote service goes "
   auto first = remote.sys->spawn(remote_echo, log);
   remote.n->add("echo", first);
   caf::scoped_actor owner{sys};
-  backoff_policy fast;
+  watch_backoff fast;
   fast.initial = std::chrono::milliseconds(10);
   fast.max = std::chrono::milliseconds(100);
   auto watch = spawn_service_watch(sys, caf::actor_cast<caf::actor>(owner),

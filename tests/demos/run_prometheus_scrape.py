@@ -35,32 +35,13 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures, free_port, run_bounded  # noqa: E402
+from harness import Proc, check, failures, free_port, run_bounded  # noqa: E402
 
 SKIP = 77
 STEP_TIMEOUT = 10.0
 SCRAPE_DEADLINE = 60.0
 ACCEPTED = 'shardwire_accepted_connections_total'
 
-
-class Proc:
-    def __init__(self, argv, **kw):
-        print('  $ ' + ' '.join(argv), flush=True)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, **kw)
-        self.out = LineQueue(self.proc.stdout)
-        self.err = LineQueue(self.proc.stderr)
-
-    def stop(self, sig=signal.SIGINT, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 def http_get(url, timeout=STEP_TIMEOUT):

@@ -33,36 +33,22 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures, run_bounded  # noqa: E402
+import harness  # noqa: E402
+from harness import check, failures, run_bounded  # noqa: E402
 
 STEP_TIMEOUT = 10.0
 
 
-class Proc:
-    """A child process whose stdout/stderr lines are queued by threads."""
+class Proc(harness.Proc):
+    """harness.Proc, with stdin inherited unless given."""
 
     def __init__(self, argv, stdin=None):
-        print('  $ ' + ' '.join(argv))
-        self.proc = subprocess.Popen(argv, stdin=stdin,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.out = LineQueue(self.proc.stdout)
-        self.err = LineQueue(self.proc.stderr)
+        super().__init__(argv, stdin=stdin)
 
     @staticmethod
     def wait_line(lines, pattern, timeout=STEP_TIMEOUT):
         """Returns the first match of `pattern` in a coming line, or None."""
         return lines.wait_line(pattern, timeout)
-
-    def stop(self, sig=signal.SIGINT, timeout=5.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 class LineClient:

@@ -17,13 +17,12 @@ Usage: run_toxiproxy_node.py --proxy BIN --server BIN --work-dir DIR
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures  # noqa: E402
+from harness import Proc, check, failures  # noqa: E402
 
 CLIENT = 'toxiproxy-node-client@4.1.0'
 SKIP = 77
@@ -66,25 +65,6 @@ def install_client(work_dir):
         return False
     return os.path.exists(marker)
 
-
-class Proc:
-    def __init__(self, argv):
-        print('  $ ' + ' '.join(argv), flush=True)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.out = LineQueue(self.proc.stdout)
-        self.err = LineQueue(self.proc.stderr)
-
-    def stop(self, timeout=5.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 def main():

@@ -232,6 +232,11 @@ TEST_CASE("a co-located delivery takes the fast path unless it is off") {
     CHECK(m.fast_deliveries.value() - fast0 == 0);
     CHECK(m.queued_deliveries.value() - queued0 == 2);
   }
+  // The depth gauge is written when a turn ends, after its answer left:
+  // wait until the shard ran past that turn.
+  std::promise<void> past;
+  s.post([&] { past.set_value(); });
+  past.get_future().wait();
   CHECK(m.max_mailbox_depth.value() >= 1);
   caf::anon_send_exit(first, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(last, caf::exit_reason::user_shutdown);

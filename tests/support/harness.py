@@ -5,11 +5,12 @@ A script imports it after putting this folder on its path:
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..',
                                     'support'))
-    from harness import check, failures, free_ports, LineQueue
+    from harness import check, failures, free_ports, LineQueue, Proc
 """
 
 import queue
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -119,3 +120,28 @@ class LineQueue:
         """Waits (up to `timeout` seconds each) until the streams ended."""
         for t in self._threads:
             t.join(timeout)
+
+
+class Proc:
+    """A child process whose stdout and stderr lines are queued by threads
+    (`out`, `err`: LineQueue). stdin is /dev/null unless given."""
+
+    def __init__(self, argv, stdin=subprocess.DEVNULL):
+        print('  $ ' + ' '.join(argv), flush=True)
+        self.proc = subprocess.Popen(argv, stdin=stdin,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.out = LineQueue(self.proc.stdout)
+        self.err = LineQueue(self.proc.stderr)
+
+    def stop(self, sig=signal.SIGINT, timeout=10.0):
+        """Sends `sig` and waits; kills it after `timeout` s. Returns the
+        exit code, or None when it had to be killed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None

@@ -6,6 +6,7 @@
 // deadline.
 #include "tools/fault_proxy.hpp"
 
+#include "tests/support/raw_read.hpp"
 #include "tests/transports/helpers.hpp"
 #include "transports/tcp.hpp"
 
@@ -19,45 +20,6 @@ using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 namespace {
-
-/// What a client read: bytes, the number of recv calls that returned data,
-/// and how it ended (EOF, an errno, or neither: deadline or enough bytes).
-struct read_result {
-  std::string bytes;
-  size_t reads = 0;
-  bool eof = false;
-  int error = 0;
-};
-
-/// Reads until `want` bytes arrived (npos: until EOF or error), EOF, an
-/// error or the deadline.
-read_result read_from(int fd, size_t want = std::string::npos,
-                      std::chrono::milliseconds timeout = deadline) {
-  read_result r;
-  auto until = steady_clock::now() + timeout;
-  char buf[65536];
-  while (want == std::string::npos || r.bytes.size() < want) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    auto cap = sizeof(buf);
-    if (want != std::string::npos) cap = std::min(cap, want - r.bytes.size());
-    auto n = ::recv(fd, buf, cap, 0);
-    if (n > 0) {
-      r.bytes.append(buf, static_cast<size_t>(n));
-      ++r.reads;
-    } else if (n == 0) {
-      r.eof = true;
-      break;
-    } else if (errno != EINTR && errno != EAGAIN) {
-      r.error = errno;
-      break;
-    }
-  }
-  return r;
-}
 
 /// Polls `pred` every 2 ms until it holds or the deadline passes. For
 /// counters only (no message to wait on); the condition, not the sleep,

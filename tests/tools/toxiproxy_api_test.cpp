@@ -7,6 +7,7 @@
 // Waits are on bytes, EOF, errors or futures, each with a deadline.
 #include "tools/toxiproxy_api.hpp"
 
+#include "tests/support/raw_read.hpp"
 #include "tests/transports/helpers.hpp"
 #include "transports/tcp.hpp"
 
@@ -24,44 +25,6 @@ using std::chrono::steady_clock;
 using json = nlohmann::json;
 
 namespace {
-
-struct read_result {
-  std::string bytes;
-  size_t reads = 0;
-  bool eof = false;
-  int error = 0;
-};
-
-/// Reads until `want` bytes arrived (npos: until EOF or error), EOF, an
-/// error or the deadline.
-read_result read_from(int fd, size_t want = std::string::npos,
-                      std::chrono::milliseconds timeout = deadline) {
-  read_result r;
-  auto until = steady_clock::now() + timeout;
-  char buf[65536];
-  while (want == std::string::npos || r.bytes.size() < want) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    auto cap = sizeof(buf);
-    if (want != std::string::npos) cap = std::min(cap, want - r.bytes.size());
-    auto n = ::recv(fd, buf, cap, 0);
-    if (n > 0) {
-      r.bytes.append(buf, static_cast<size_t>(n));
-      ++r.reads;
-    } else if (n == 0) {
-      r.eof = true;
-      break;
-    } else if (errno != EINTR && errno != EAGAIN) {
-      r.error = errno;
-      break;
-    }
-  }
-  return r;
-}
-
 std::string pattern(size_t n) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i)
