@@ -104,8 +104,8 @@ const shard_series shard_table[] = {
      "Times a protocol was sent pause (write buffer above its high mark).",
      metric_type::counter, &shard_metrics::write_pauses},
     {"shardwire_mailbox_depth_max",
-     "Most messages one pinned actor of the shard had in its mailbox in one "
-     "turn.",
+     "Most queued messages one pinned actor of the shard handled in one "
+     "turn (at most max-throughput).",
      metric_type::gauge, &shard_metrics::max_mailbox_depth},
     {"shardwire_deliveries_total",
      "Messages handled by pinned actors of the shard, by path.",

@@ -86,10 +86,9 @@ struct alignas(64) shard_metrics {
   /// A protocol of this shard was sent `pause` (write buffer above its
   /// high mark).
   single_writer_value write_pauses;
-  /// The most messages one pinned actor had in its mailbox in one turn:
-  /// those it handled in the turn plus, when it used its whole turn
-  /// (`--shardwire.max-throughput`), those still queued after it (gauge of
-  /// the maximum since start).
+  /// The most queued messages one pinned actor handled in one turn (gauge
+  /// of the maximum since start): a backlog shows up to
+  /// `--shardwire.max-throughput`, the most one turn takes.
   single_writer_value max_mailbox_depth;
   /// Messages to pinned actors of this shard handled at once inside the
   /// send (the co-located fast path, pinned.hpp), and through the mailbox.
