@@ -58,13 +58,14 @@ FUZZ_TARGETS  ?=
 
 # Exactly what a fresh Debian 12 needs to build and test shardwire.
 PACKAGES := g++ cmake ninja-build libcaf-dev libasio-dev catch2 python3 pkg-config \
-            libhttp-parser-dev nlohmann-json3-dev
+            libhttp-parser-dev nlohmann-json3-dev libssl-dev
 # What the test suite needs on top, as command:package pairs; a command
 # already on PATH (a newer Node from elsewhere) counts as present. Node runs
 # the Toxiproxy client test (tests/interop/run_toxiproxy_node.py);
 # Prometheus and promtool check and scrape --metrics
 # (tests/demos/run_prometheus_scrape.py, tests/runtime/metrics_test.cpp).
-TEST_TOOLS := node:nodejs npm:npm promtool:prometheus prometheus:prometheus
+TEST_TOOLS := node:nodejs npm:npm promtool:prometheus prometheus:prometheus \
+              openssl:openssl
 # What `make fuzz` needs on top: clang 14 with libFuzzer and the sanitizer
 # runtimes (libclang-rt-dev), llvm-symbolizer for readable reports (llvm).
 FUZZ_PACKAGES := clang libclang-rt-dev llvm

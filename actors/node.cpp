@@ -9,14 +9,27 @@
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/node_id.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/sec.hpp>
 #include <caf/send.hpp>
+#include <caf/settings.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 
 namespace shardwire {
@@ -56,8 +69,21 @@ void count_failure(const char* kind, const caf::error& err) {
 
 // -- errors -------------------------------------------------------------------
 
+// CAF says no more than this when a TLS handshake fails (its openssl
+// module logs OpenSSL's reason at INFO level only): the hint names the
+// likely causes for the side that reads it.
+std::string handshake_hint(bool tls) {
+  return tls ? " (the TLS handshake failed or the peer closed the link: it "
+               "runs without TLS, or one side's certificate is not signed "
+               "by a CA the other trusts, or has expired)"
+             : " (the peer closed the link in the handshake: it may require "
+               "TLS, --tls-cert/--tls-key/--tls-ca)";
+}
+
 /// Maps what CAF or a directory answered to the three documented errors.
-caf::error classify(const caf::error& err, const service_address& addr) {
+/// `tls`: whether this node's links run over TLS.
+caf::error classify(const caf::error& err, const service_address& addr,
+                    bool tls) {
   if (err.category() == sw_category) {
     if (is(err, sw_errc::unknown_service) ||
         is(err, sw_errc::incompatible_node))
@@ -71,9 +97,24 @@ caf::error classify(const caf::error& err, const service_address& addr) {
     case caf::sec::unexpected_actor_messaging_interface:
       return make_error(sw_errc::incompatible_node,
                         to_string(addr) + ": " + describe(err));
+    case caf::sec::disconnect_during_handshake:
+      return make_error(sw_errc::node_unavailable, to_string(addr) + ": " +
+                                                       describe(err) +
+                                                       handshake_hint(tls));
+    case caf::sec::cannot_connect_to_node:
+      // Without context only from CAF's openssl module: the TLS handshake
+      // failed at its first step (a refused TCP connect names the host).
+      if (tls && err.context().empty())
+        return make_error(sw_errc::node_unavailable, to_string(addr) + ": " +
+                                                         describe(err) +
+                                                         handshake_hint(tls));
+      break;
     default:
       break;
     }
+  } else if (err.category() == sw_category &&
+             is(err, sw_errc::invalid_argument)) {
+    return err; // link_manager's refusal
   }
   return make_error(sw_errc::node_unavailable,
                     to_string(addr) + ": " + describe(err));
@@ -91,6 +132,25 @@ caf::expected<caf::actor> check_entry(service_entry& e,
     return make_error(sw_errc::incompatible_node,
                       to_string(addr) + ": the actor has another interface");
   return std::move(e.actor);
+}
+
+// -- links: plain or TLS ------------------------------------------------------
+
+/// The middleman actor that makes this node's links: CAF's openssl module
+/// with TLS on, else the plain middleman. Refuses CAF's `openssl.*` options
+/// without `enable_tls`: a node never runs in plain text a configuration
+/// that asked for TLS.
+caf::expected<caf::io::middleman_actor> link_manager(caf::actor_system& sys) {
+  if (sys.has_openssl_manager()) return sys.openssl_manager().actor_handle();
+  const auto& c = sys.config();
+  if (!c.openssl_certificate.empty() || !c.openssl_key.empty() ||
+      !c.openssl_cafile.empty() || !c.openssl_capath.empty() ||
+      !c.openssl_passphrase.empty())
+    return make_error(sw_errc::invalid_argument,
+                      "CAF's openssl.* options are set but TLS is off on "
+                      "node links: turn it on with enable_tls "
+                      "(--tls-cert, --tls-key, --tls-ca)");
+  return sys.middleman().actor_handle();
 }
 
 // -- the directory ------------------------------------------------------------
@@ -249,9 +309,15 @@ void watch_attempt(watch_actor* self) {
   auto& st = self->state;
   static auto& sent = requests_sent("watch");
   sent.add();
-  auto mm = self->home_system().middleman().actor_handle();
+  auto& sys = self->home_system();
+  auto mm = link_manager(sys);
+  if (!mm) {
+    watch_failed(self, std::move(mm.error()));
+    return;
+  }
+  auto tls = tls_enabled(sys);
   auto timeout = st.policy.lookup_timeout;
-  self->request(mm, timeout, caf::connect_atom::value, st.addr.host,
+  self->request(*mm, timeout, caf::connect_atom::value, st.addr.host,
                 st.addr.port)
       .then(
           [=](caf::node_id&, caf::strong_actor_ptr& ptr,
@@ -275,11 +341,11 @@ void watch_attempt(watch_actor* self) {
                         watch_failed(self, std::move(x.error()));
                     },
                     [=](caf::error& err) {
-                      watch_failed(self, classify(err, self->state.addr));
+                      watch_failed(self, classify(err, self->state.addr, tls));
                     });
           },
           [=](caf::error& err) {
-            watch_failed(self, classify(err, self->state.addr));
+            watch_failed(self, classify(err, self->state.addr, tls));
           });
 }
 
@@ -371,6 +437,191 @@ node_config::node_config() {
   enable_networking(*this);
 }
 
+// -- encrypted links ----------------------------------------------------------
+
+namespace {
+
+/// OpenSSL's queued reasons for the last failure, "; "-separated; empties
+/// the thread's error queue (CAF's module reads it too).
+std::string openssl_reason() {
+  std::string out;
+  while (auto e = ERR_get_error()) {
+    if (!out.empty()) out += "; ";
+    if (auto* r = ERR_reason_error_string(e)) {
+      out += r;
+    } else {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof buf);
+      out += buf;
+    }
+  }
+  return out.empty() ? "no reason given" : out;
+}
+
+/// Empty if `path` names a regular file this process can read, else why not.
+std::string unreadable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return "is a directory";
+  auto* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return std::strerror(errno);
+  std::fclose(f);
+  return {};
+}
+
+/// Hands OpenSSL the passphrase, or refuses (returns 0) when there is none:
+/// never OpenSSL's default, which prompts on the terminal.
+int passphrase_cb(char* buf, int size, int, void* user) {
+  const auto& pass = *static_cast<const std::string*>(user);
+  if (pass.empty() || size <= 0) return 0;
+  auto n = std::min(pass.size(), static_cast<size_t>(size));
+  std::memcpy(buf, pass.data(), n);
+  return static_cast<int>(n);
+}
+
+template <class T, void (*Free)(T*)>
+struct openssl_deleter {
+  void operator()(T* x) const noexcept { Free(x); }
+};
+
+using ssl_ctx_ptr =
+    std::unique_ptr<SSL_CTX, openssl_deleter<SSL_CTX, SSL_CTX_free>>;
+using pkey_ptr =
+    std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY, EVP_PKEY_free>>;
+using store_ctx_ptr =
+    std::unique_ptr<X509_STORE_CTX,
+                    openssl_deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
+
+/// Empty if `leaf` (with `chain`) verifies against the trust store of
+/// `ctx` for `purpose` ("ssl_server" or "ssl_client"), else OpenSSL's
+/// reason.
+std::string verify_for(SSL_CTX* ctx, X509* leaf, STACK_OF(X509) * chain,
+                       const char* purpose) {
+  store_ctx_ptr sctx{X509_STORE_CTX_new()};
+  if (!sctx ||
+      X509_STORE_CTX_init(sctx.get(), SSL_CTX_get_cert_store(ctx), leaf,
+                          chain) != 1 ||
+      X509_STORE_CTX_set_default(sctx.get(), purpose) != 1)
+    return openssl_reason();
+  if (X509_verify_cert(sctx.get()) == 1) return {};
+  return X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx.get()));
+}
+
+} // namespace
+
+std::vector<node_tls_problem> check_node_tls(const node_tls& tls,
+                                             const std::string& passphrase) {
+  std::vector<node_tls_problem> out;
+  if (!tls.any()) return out;
+  struct item {
+    const char* option;
+    const std::string& path;
+  };
+  const item items[] = {{"tls-cert", tls.cert_file},
+                        {"tls-key", tls.key_file},
+                        {"tls-ca", tls.ca_file}};
+  std::string given;
+  for (auto& x : items)
+    if (!x.path.empty())
+      given += (given.empty() ? "--" : ", --") + std::string{x.option};
+  for (auto& x : items) {
+    if (x.path.empty())
+      out.push_back({x.option, "missing: --tls-cert, --tls-key and --tls-ca "
+                               "go together (given: " +
+                                   given + ")"});
+    else if (auto why = unreadable(x.path); !why.empty())
+      out.push_back({x.option, "cannot read '" + x.path + "': " + why});
+  }
+  if (!out.empty()) return out;
+  ERR_clear_error();
+  ssl_ctx_ptr ctx{SSL_CTX_new(TLS_method())};
+  if (!ctx) {
+    out.push_back(
+        {"tls-cert", "cannot make a TLS context: " + openssl_reason()});
+    return out;
+  }
+  // The way CAF's module loads the files (session.cpp): the certificate as
+  // a chain file, the key as PEM, the CA file as verify locations.
+  bool cert_ok =
+      SSL_CTX_use_certificate_chain_file(ctx.get(), tls.cert_file.c_str()) == 1;
+  if (!cert_ok)
+    out.push_back({"tls-cert", "'" + tls.cert_file +
+                                   "' holds no usable PEM certificate: " +
+                                   openssl_reason()});
+  pkey_ptr key;
+  if (auto* bio = BIO_new_file(tls.key_file.c_str(), "r")) {
+    key.reset(PEM_read_bio_PrivateKey(
+        bio, nullptr, passphrase_cb,
+        const_cast<void*>(static_cast<const void*>(&passphrase))));
+    BIO_free(bio);
+  }
+  if (!key) {
+    out.push_back({"tls-key", "'" + tls.key_file +
+                                  "' holds no usable PEM private key (an "
+                                  "encrypted key needs openssl.passphrase): " +
+                                  openssl_reason()});
+  } else if (cert_ok &&
+             X509_check_private_key(SSL_CTX_get0_certificate(ctx.get()),
+                                    key.get()) != 1) {
+    ERR_clear_error();
+    out.push_back({"tls-key", "'" + tls.key_file +
+                                  "' is not the key of the certificate in "
+                                  "--tls-cert '" +
+                                  tls.cert_file + "'"});
+  }
+  bool ca_ok = SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(),
+                                             nullptr) == 1;
+  if (!ca_ok)
+    out.push_back({"tls-ca", "'" + tls.ca_file +
+                                 "' holds no usable PEM CA certificate: " +
+                                 openssl_reason()});
+  if (cert_ok && ca_ok) {
+    // A node's certificate serves both ends of its links: the accepting
+    // side verifies a client certificate, the connecting side a server one.
+    auto* leaf = SSL_CTX_get0_certificate(ctx.get());
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx.get(), &chain);
+    for (auto [purpose, role] : {std::pair{"ssl_server", "server"},
+                                 std::pair{"ssl_client", "client"}}) {
+      if (auto why = verify_for(ctx.get(), leaf, chain, purpose);
+          !why.empty()) {
+        out.push_back({"tls-cert", "'" + tls.cert_file +
+                                       "' does not verify against --tls-ca '" +
+                                       tls.ca_file + "' as a TLS " + role +
+                                       " certificate: " + why});
+        break;
+      }
+    }
+  }
+  ERR_clear_error();
+  return out;
+}
+
+caf::error enable_tls(caf::actor_system_config& cfg, const node_tls& tls) {
+  if (!tls.any()) return caf::none;
+  auto problems = check_node_tls(tls, cfg.openssl_passphrase);
+  if (!problems.empty())
+    return make_error(sw_errc::invalid_argument,
+                      "--" + problems.front().option + ": " +
+                          problems.front().message);
+  cfg.openssl_certificate = tls.cert_file;
+  cfg.openssl_key = tls.key_file;
+  cfg.openssl_cafile = tls.ca_file;
+  cfg.set("openssl.certificate", tls.cert_file);
+  cfg.set("openssl.key", tls.key_file);
+  cfg.set("openssl.cafile", tls.ca_file);
+  // Loaded once: a second module of the same id would replace the first.
+  // (A mark in the settings, not an option: not on the command line.)
+  if (!caf::get_or(cfg.content, "shardwire.node-tls", false)) {
+    caf::put(cfg.content, "shardwire.node-tls", true);
+    cfg.load<caf::openssl::manager>();
+  }
+  return caf::none;
+}
+
+bool tls_enabled(const caf::actor_system& sys) {
+  return sys.has_openssl_manager();
+}
+
 std::string to_string(down_cause x) {
   switch (x) {
   case down_cause::lookup_failed:
@@ -441,7 +692,14 @@ void node::add_actor(std::string name, caf::actor hdl,
 
 caf::expected<uint16_t> node::publish(uint16_t port, const std::string& host,
                                       bool reuse) {
-  auto res = sys_.middleman().publish(directory_, port, host.c_str(), reuse);
+  auto mm = link_manager(sys_);
+  if (!mm) return std::move(mm.error());
+  // Both modules hand the port to the same BASP broker, so `close`
+  // unpublishes either kind through the plain middleman.
+  auto res =
+      tls_enabled(sys_)
+          ? caf::openssl::publish(directory_, port, host.c_str(), reuse)
+          : sys_.middleman().publish(directory_, port, host.c_str(), reuse);
   if (res) port_ = *res;
   return res;
 }
@@ -482,14 +740,16 @@ caf::expected<caf::actor> lookup_once(caf::actor_system& sys,
                                       const service_address& addr,
                                       const std::set<std::string>& interface,
                                       caf::timespan timeout) {
+  auto mm = link_manager(sys);
+  if (!mm) return std::move(mm.error());
+  auto tls = tls_enabled(sys);
   caf::scoped_actor self{sys};
-  auto mm = sys.middleman().actor_handle();
   std::optional<caf::error> err;
   caf::strong_actor_ptr dir;
-  self->request(mm, timeout, caf::connect_atom::value, addr.host, addr.port)
+  self->request(*mm, timeout, caf::connect_atom::value, addr.host, addr.port)
       .receive([&](caf::node_id&, caf::strong_actor_ptr& ptr,
                    std::set<std::string>&) { dir = std::move(ptr); },
-               [&](caf::error& x) { err = classify(x, addr); });
+               [&](caf::error& x) { err = classify(x, addr, tls); });
   if (err) return std::move(*err);
   if (!dir)
     return make_error(sw_errc::incompatible_node,
@@ -499,7 +759,7 @@ caf::expected<caf::actor> lookup_once(caf::actor_system& sys,
                 service_lookup{addr.name})
       .receive(
           [&](service_entry& e) { result = check_entry(e, interface, addr); },
-          [&](caf::error& x) { result = classify(x, addr); });
+          [&](caf::error& x) { result = classify(x, addr, tls); });
   return std::move(*result);
 }
 } // namespace

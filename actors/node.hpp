@@ -19,6 +19,12 @@
 // messages in flight when a node goes are lost, and requests to it must carry
 // a timeout (or be failed by whoever watches the service).
 //
+// Encrypted links: `enable_tls` runs every link of a node over TLS with
+// mutual authentication (CAF's openssl module): each side presents a
+// certificate and verifies the other's against the cluster's CA; a peer
+// without TLS, or with a certificate the CA did not sign, fails the lookup
+// (docs/distributed.md, "Encrypted node links").
+//
 // Why this lives in actors/: it is vocabulary and actor plumbing on top of
 // CAF's own io module, with no socket type of shardwire's; transports/ is not
 // needed to run a storage node.
@@ -41,6 +47,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shardwire {
 
@@ -55,6 +62,71 @@ constexpr uint32_t node_protocol_version = 1;
 /// handshake. Call it before parsing the command line (options override
 /// these defaults) and before the actor system exists.
 void enable_networking(caf::actor_system_config& cfg);
+
+// -- encrypted links ----------------------------------------------------------
+
+/// The PEM files for TLS on a node's links; all three or none. Programs
+/// take them as `--tls-cert`, `--tls-key` and `--tls-ca`, the names the
+/// errors below use.
+struct node_tls {
+  /// The node's certificate, leaf first, then any intermediates (`tls-cert`).
+  std::string cert_file;
+  /// Its private key, unencrypted unless CAF's `openssl.passphrase` is set
+  /// (`tls-key`).
+  std::string key_file;
+  /// The CA certificates a peer's certificate must chain to (`tls-ca`).
+  std::string ca_file;
+
+  /// Whether any of the three is set.
+  bool any() const noexcept {
+    return !cert_file.empty() || !key_file.empty() || !ca_file.empty();
+  }
+};
+
+/// One thing wrong with a `node_tls`: the option it concerns ("tls-cert",
+/// "tls-key" or "tls-ca") and what is wrong with it.
+struct node_tls_problem {
+  std::string option;
+  std::string message;
+};
+
+/// Checks `tls` without an actor system, as a node's first connection
+/// would load it: all three set (or none, which is fine), each file
+/// readable PEM, the key matches the certificate, and the certificate
+/// verifies against `ca_file` now (signed by it, not expired, not yet
+/// valid): with one CA for the cluster, a certificate that fails here
+/// would be refused by every peer. `passphrase` unlocks an encrypted key;
+/// without one such a key is refused, never prompted for. One entry per
+/// problem, in option order; empty when there is none.
+std::vector<node_tls_problem>
+check_node_tls(const node_tls& tls, const std::string& passphrase = {});
+
+/// Turns TLS with mutual authentication on for every node link of the actor
+/// system that will be made from `cfg`: sets CAF's `openssl.certificate`,
+/// `openssl.key` and `openssl.cafile` and loads CAF's openssl module, so
+/// `node::publish` listens for TLS only and `lookup` / service watches
+/// connect with TLS only. Call it after `enable_networking` and after
+/// parsing the command line, before the actor system exists; a `tls` with
+/// nothing set changes nothing.
+///
+/// What is verified, on every connection and by both sides (CAF's module,
+/// checked in tests/actors/node_tls_test.cpp): the peer presents a
+/// certificate, and it chains to a CA in the own `ca_file` and is within
+/// its validity period; a connection without a peer certificate is
+/// refused. Not verified: the peer's host name or IP address (CAF's module
+/// offers no hook for it), so any holder of a certificate from the CA is
+/// trusted as a node: use a CA of the cluster's own. The files are read
+/// again for every new connection (CAF makes a TLS context per connection):
+/// replaced files take effect for new links; files that vanish make CAF
+/// throw on the next connection, which ends the process.
+///
+/// Errors (nothing is changed then): `sw_errc::invalid_argument`, context
+/// "--OPTION: what is wrong" for the first problem `check_node_tls` finds.
+caf::error enable_tls(caf::actor_system_config& cfg, const node_tls& tls);
+
+/// Whether the node links of `sys` run over TLS (`enable_tls` set up its
+/// configuration).
+bool tls_enabled(const caf::actor_system& sys);
 
 /// `shardwire::config` with networking enabled (see `enable_networking`).
 class node_config : public config {
@@ -186,7 +258,11 @@ public:
 
   /// Listens on `host:port` (0 picks a free port) and returns the port.
   /// `reuse` sets SO_REUSEADDR, so a restarted node gets its old port back
-  /// at once. Errors: CAF's `sec::cannot_open_port` and similar.
+  /// at once. With TLS on (`enable_tls`) the port speaks TLS only.
+  /// Errors: CAF's `sec::cannot_open_port` and similar;
+  /// `sw_errc::invalid_argument` when CAF's `openssl.*` options are set
+  /// but `enable_tls` was not applied (a node never falls back to plain
+  /// text for a configuration that asked for TLS).
   caf::expected<uint16_t> publish(uint16_t port,
                                   const std::string& host = "127.0.0.1",
                                   bool reuse = true);
@@ -211,8 +287,13 @@ private:
 /// shard thread or in a message handler (use `spawn_service_watch` there).
 /// A non-empty `interface` must equal the remote actor's.
 /// Errors: `sw_errc::node_unavailable` (context: the cause, e.g. connection
-/// refused, timeout), `sw_errc::incompatible_node` (not a shardwire node, a
-/// different protocol version or interface), `sw_errc::unknown_service`.
+/// refused, timeout; a failed TLS handshake, from a peer that runs without
+/// TLS when this node has it or the reverse, or from a certificate the
+/// other side does not accept, is "disconnect_during_handshake" with a
+/// hint saying so: CAF reports no more than that), `sw_errc::incompatible_node`
+/// (not a shardwire node, a different protocol version or interface),
+/// `sw_errc::unknown_service`, `sw_errc::invalid_argument` as for
+/// `node::publish`.
 caf::expected<caf::actor> lookup_actor(caf::actor_system& sys,
                                        const service_address& addr,
                                        const std::set<std::string>& interface,

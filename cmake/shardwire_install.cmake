@@ -54,7 +54,7 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "asyncio's transports and protocols as CAF actors (C++20, static libraries and headers)")
 set(CPACK_PACKAGE_CONTACT "shardwire developers <shardwire@localhost>")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libcaf-dev (>= 0.17.6), libasio-dev, libhttp-parser-dev, g++ (>= 4:12)")
+    "libcaf-dev (>= 0.17.6), libasio-dev, libhttp-parser-dev, libssl-dev (>= 3), g++ (>= 4:12)")
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
