@@ -1,8 +1,10 @@
 // A sharded key-value store across processes: protocol actors on a front
 // node, storage actors on other nodes, CAF's middleman in between.
 //
-//   kv_cluster node  --port P [--host=127.0.0.1]
+//   kv_cluster node  --port P [--host=127.0.0.1] [TLS]
 //   kv_cluster front --port P --nodes HOST:PORT,HOST:PORT,... [--timeout-ms=N]
+//                    [TLS]
+//   TLS: --tls-cert=FILE --tls-key=FILE --tls-ca=FILE (all three or none)
 //
 // A storage node publishes one actor, "kv", on its port (actors/node.hpp).
 // The front accepts TCP clients with shardwire's server; each connection is
@@ -21,6 +23,11 @@
 // back; a service watch looks the node up again with back-off. Replies on a
 // connection keep the order of its requests. `ERR timeout` if a node does not
 // answer within --timeout-ms, `ERR bad request` for anything else.
+//
+// With the three --tls-* options, the links between the front and the nodes
+// run over TLS with mutual authentication (actors/node.hpp, enable_tls):
+// every process of the cluster needs a certificate signed by the CA in
+// --tls-ca. The front's clients still speak plain lines.
 //
 // Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
 // ready. docs/distributed.md explains the model.
@@ -125,6 +132,8 @@ struct kv_config : node_config {
   size_t timeout_ms = 2000;
   size_t heartbeat_ms = 500;
   double phi_threshold = 8.0;
+  /// --tls-cert, --tls-key, --tls-ca: TLS on the node links.
+  node_tls tls;
   /// --nodes, parsed by `validate`.
   std::vector<service_address> node_addrs;
 
@@ -140,7 +149,15 @@ struct kv_config : node_config {
              "phi-accrual detector (0: off, CAF's 5 s timeout alone)")
         .add(phi_threshold, "phi-threshold",
              "front: suspicion at which a node counts as down (0.5-50; "
-             "lower detects sooner, with more false alarms)");
+             "lower detects sooner, with more false alarms)")
+        .add(tls.cert_file, "tls-cert",
+             "TLS on node links: this process's certificate (PEM), signed "
+             "by --tls-ca; needs --tls-key and --tls-ca")
+        .add(tls.key_file, "tls-key",
+             "TLS on node links: the private key of --tls-cert (PEM)")
+        .add(tls.ca_file, "tls-ca",
+             "TLS on node links: the CA (PEM) that signs every node's and "
+             "the front's certificate; peers must present one");
     add_message_type<kv::request>("kv::request");
     add_message_type<kv::reply>("kv::reply");
     add_message_type<kv::store_actor>("kv::store_actor");
@@ -149,11 +166,15 @@ struct kv_config : node_config {
   /// Checks the options of `mode` ("node" or "front") and parses --nodes;
   /// prints one error line per problem (parse_args' validator).
   bool validate(const std::string& mode) {
+    // Both modes: all three --tls-* or none, readable, matching, signed.
+    bool ok = true;
+    for (auto& p : check_node_tls(tls, openssl_passphrase))
+      ok &= check_option(false, p.option, p.message);
     if (mode == "node")
-      return check_option(nodes.empty(), "nodes", "only for front mode");
-    bool ok = check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
-                           "timeout-ms",
-                           "must be 1-" + std::to_string(max_timeout_ms));
+      return check_option(nodes.empty(), "nodes", "only for front mode") && ok;
+    ok &= check_option(timeout_ms >= 1 && timeout_ms <= max_timeout_ms,
+                       "timeout-ms",
+                       "must be 1-" + std::to_string(max_timeout_ms));
     ok &= check_option(heartbeat_ms == 0 ||
                            (heartbeat_ms >= 10 && heartbeat_ms <= 60000),
                        "heartbeat-ms", "must be 0 (off) or 10-60000");
@@ -216,8 +237,9 @@ std::string bind_failure_reason(const std::string& host, uint16_t port,
 // CAF's parser wants --name=value; the documented command lines also use
 // "--name value". Joins those pairs for the options that take a value.
 std::vector<std::string> normalize_args(int argc, char** argv) {
-  static const char* valued[] = {"--port",       "--nodes",  "--host",
-                                 "--timeout-ms", "--shards", "--log-level"};
+  static const char* valued[] = {"--port",       "--nodes",   "--host",
+                                 "--timeout-ms", "--shards",  "--log-level",
+                                 "--tls-cert",   "--tls-key", "--tls-ca"};
   std::vector<std::string> out;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
@@ -520,10 +542,12 @@ int run_front(kv_config& cfg) {
 }
 
 void usage(std::ostream& out) {
-  out << "usage: kv_cluster node  --port P [--host=ADDR]\n"
+  out << "usage: kv_cluster node  --port P [--host=ADDR] [TLS]\n"
          "       kv_cluster front --port P --nodes HOST:PORT,... "
-         "[--timeout-ms=N]\n"
+         "[--timeout-ms=N] [TLS]\n"
          "       kv_cluster MODE --help   (all options of a mode)\n"
+         "TLS on node links: --tls-cert=FILE --tls-key=FILE --tls-ca=FILE "
+         "(all three)\n"
          "Clients speak lines: SET k v | GET k | DEL k | PING\n";
 }
 
@@ -553,5 +577,10 @@ int main(int argc, char** argv) {
   if (auto rc = parse_args(cfg, static_cast<int>(cargs.size()), cargs.data(),
                            [&] { return cfg.validate(mode); }))
     return *rc;
+  // Checked by validate already; this loads CAF's openssl module.
+  if (auto err = enable_tls(cfg, cfg.tls)) {
+    demo::eprintln("error: ", describe(err));
+    return 1;
+  }
   return mode == "node" ? run_node(cfg) : run_front(cfg);
 }

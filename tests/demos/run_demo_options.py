@@ -52,6 +52,16 @@ REFUSED = [
     (['kv_cluster', 'front'], ['--nodes=127.0.0.1:1', '--timeout-ms=0'],
      '--timeout-ms'),
     (['kv_cluster', 'node'], ['--nodes=127.0.0.1:1'], '--nodes'),
+    # TLS on node links: all three --tls-* or none, and files that exist.
+    (['kv_cluster', 'node'], ['--tls-cert=/nonexistent/node.pem'],
+     '--tls-key'),
+    (['kv_cluster', 'front'], ['--nodes=127.0.0.1:1',
+                               '--tls-cert=/nonexistent/front.pem',
+                               '--tls-key=/nonexistent/front.key'],
+     '--tls-ca'),
+    (['kv_cluster', 'node'], ['--tls-cert=/nonexistent/node.pem',
+                              '--tls-key=/nonexistent/node.key',
+                              '--tls-ca=/nonexistent/ca.pem'], '--tls-cert'),
 ]
 
 
