@@ -53,6 +53,47 @@ std::string to_string(sw_errc x) {
   return "unknown";
 }
 
+std::string to_string(tls_errc x) {
+  switch (x) {
+  case tls_errc::handshake_failed:
+    return "handshake_failed";
+  case tls_errc::unknown_ca:
+    return "unknown_ca";
+  case tls_errc::hostname_mismatch:
+    return "hostname_mismatch";
+  case tls_errc::certificate_expired:
+    return "certificate_expired";
+  case tls_errc::certificate_rejected:
+    return "certificate_rejected";
+  case tls_errc::not_tls:
+    return "not_tls";
+  case tls_errc::closed_in_handshake:
+    return "closed_in_handshake";
+  case tls_errc::handshake_timeout:
+    return "handshake_timeout";
+  case tls_errc::truncated:
+    return "truncated";
+  case tls_errc::renegotiation_refused:
+    return "renegotiation_refused";
+  case tls_errc::protocol_error:
+    return "protocol_error";
+  case tls_errc::bad_config:
+    return "bad_config";
+  }
+  return "unknown";
+}
+
+caf::error make_error(tls_errc x, std::string context) {
+  if (context.empty()) return caf::error{static_cast<uint8_t>(x), tls_category};
+  return caf::error{static_cast<uint8_t>(x), tls_category,
+                    caf::make_message(std::move(context))};
+}
+
+bool is(const caf::error& x, tls_errc code) noexcept {
+  return x && x.category() == tls_category &&
+         x.code() == static_cast<uint8_t>(code);
+}
+
 caf::error make_error(sw_errc x, std::string context) {
   if (context.empty()) return caf::error{static_cast<uint8_t>(x), sw_category};
   return caf::error{static_cast<uint8_t>(x), sw_category,
@@ -93,6 +134,9 @@ std::string render(uint8_t code, caf::atom_value cat, const caf::message& ctx) {
   } else if (cat == sw_category) {
     out = "shardwire: ";
     out += to_string(static_cast<sw_errc>(code));
+  } else if (cat == tls_category) {
+    out = "tls: ";
+    out += to_string(static_cast<tls_errc>(code));
   } else if (cat == supervisor_category) {
     out = "supervisor: ";
     out += to_string(static_cast<supervisor_errc>(code));
@@ -126,6 +170,7 @@ std::string describe(const caf::error& x) {
 void register_error_categories(caf::actor_system_config& cfg) {
   cfg.add_error_category(errno_category, render);
   cfg.add_error_category(sw_category, render);
+  cfg.add_error_category(tls_category, render);
   cfg.add_error_category(supervisor_category, render);
 }
 

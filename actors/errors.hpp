@@ -20,6 +20,9 @@ constexpr caf::atom_value errno_category = caf::atom("errno");
 /// Category of `sw_errc` values.
 constexpr caf::atom_value sw_category = caf::atom("shardwire");
 
+/// Category of `tls_errc` values (transports/tls.hpp).
+constexpr caf::atom_value tls_category = caf::atom("tls");
+
 /// Errors that are not an OS error number.
 enum class sw_errc : uint8_t {
   /// `write` after `write_eof`.
@@ -69,10 +72,50 @@ enum class sw_errc : uint8_t {
   oom_killed,
 };
 
+/// Why a TLS connection failed or ended (transports/tls.hpp). The error's
+/// context carries OpenSSL's own reason text where there is one.
+enum class tls_errc : uint8_t {
+  /// The handshake failed for a reason not listed below (no shared
+  /// protocol version or cipher, a bad message, an alert from the peer).
+  handshake_failed = 1,
+  /// The peer's certificate does not chain to a trusted CA (or is
+  /// self-signed and not trusted).
+  unknown_ca,
+  /// The peer's certificate does not name the host asked for
+  /// (server_hostname, or the host connected to).
+  hostname_mismatch,
+  /// The peer's certificate has expired (or is not valid yet).
+  certificate_expired,
+  /// Any other certificate verification failure (revoked, bad signature,
+  /// wrong purpose, no certificate where one is required).
+  certificate_rejected,
+  /// The peer does not speak TLS (a plaintext client on a TLS port, or a
+  /// plaintext server).
+  not_tls,
+  /// The peer closed the connection before the handshake finished.
+  closed_in_handshake,
+  /// The handshake did not finish within handshake_timeout.
+  handshake_timeout,
+  /// The stream ended without the peer's close_notify: the data may be cut
+  /// short by an attacker or a crash (OpenSSL's "unexpected eof").
+  truncated,
+  /// The peer asked to renegotiate (refused: TLS 1.2 renegotiation is off).
+  renegotiation_refused,
+  /// A protocol error after the handshake (a bad record, a fatal alert).
+  protocol_error,
+  /// The TLS context or its options are unusable (a certificate or key
+  /// that cannot be loaded, a key that does not match, a bad ALPN list).
+  bad_config,
+};
+
 std::string to_string(sw_errc x);
+std::string to_string(tls_errc x);
 
 /// Makes an error of the `shardwire` category; `context` adds detail.
 caf::error make_error(sw_errc x, std::string context = {});
+
+/// Makes an error of the `tls` category; `context` adds detail.
+caf::error make_error(tls_errc x, std::string context = {});
 
 /// Makes an error of the `errno` category for OS error `err`.
 caf::error make_errno_error(int err, std::string context = {});
@@ -83,11 +126,14 @@ bool is_errno(const caf::error& x, int err) noexcept;
 /// True if `x` is in the `shardwire` category with value `code`.
 bool is(const caf::error& x, sw_errc code) noexcept;
 
+/// True if `x` is in the `tls` category with value `code`.
+bool is(const caf::error& x, tls_errc code) noexcept;
+
 /// Renders any error (both shardwire categories, CAF's own, others) without
 /// needing an actor system: "errno: Connection refused (connect 127.0.0.1)".
 std::string describe(const caf::error& x);
 
-/// Registers both categories' renderers with a CAF config.
+/// Registers the categories' renderers with a CAF config.
 void register_error_categories(caf::actor_system_config& cfg);
 
 } // namespace shardwire

@@ -80,7 +80,10 @@ void register_types(caf::actor_system_config& cfg) {
       .add_message_type<subprocess_protocol_actor>(
           "shardwire::subprocess_protocol_actor")
       .add_message_type<subprocess_transport_actor>(
-          "shardwire::subprocess_transport_actor");
+          "shardwire::subprocess_transport_actor")
+      .add_message_type<start_tls>("shardwire::start_tls")
+      .add_message_type<start_tls_data>("shardwire::start_tls_data")
+      .add_message_type<tls_started>("shardwire::tls_started");
   register_error_categories(cfg);
   register_supervision_types(cfg);
 }

@@ -36,6 +36,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <chrono>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -72,6 +74,9 @@ struct get_protocol;
 struct lend_buffer;
 struct buffer_filled;
 struct send_file;
+struct start_tls;
+struct start_tls_data;
+struct tls_started;
 
 // -- interfaces ---------------------------------------------------------------
 
@@ -93,7 +98,9 @@ using transport_actor = caf::typed_actor<
     caf::replies_to<get_status>::with<transport_status>,
     caf::reacts_to<set_protocol>,
     caf::replies_to<get_protocol>::with<protocol_actor>,
-    caf::reacts_to<lend_buffer>, caf::replies_to<send_file>::with<uint64_t>>;
+    caf::reacts_to<lend_buffer>, caf::replies_to<send_file>::with<uint64_t>,
+    caf::replies_to<start_tls>::with<tls_started>,
+    caf::reacts_to<start_tls_data>>;
 
 /// A protocol that receives into its own memory (asyncio's BufferedProtocol):
 /// it lends the transport buffers (`lend_buffer`) and gets them back filled
@@ -311,6 +318,86 @@ struct send_file {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_file& x) {
   return f(caf::meta::type_name("send_file"), x.fd, x.offset, x.count);
+}
+
+// -- TLS (transports/tls.hpp) -------------------------------------------------
+
+/// A TLS configuration made by `make_tls_context` (transports/tls.hpp):
+/// role, certificates, trust, verification, ALPN. Shared by every
+/// connection that uses it and immutable once made; opaque here.
+class tls_context;
+
+/// TLS for one connection (asyncio's `ssl=`, `server_hostname=`,
+/// `ssl_handshake_timeout=`, `ssl_shutdown_timeout=`). Without a context
+/// the connection carries plain bytes.
+struct tls_params {
+  std::shared_ptr<const tls_context> context;
+  /// Client side: the name sent as SNI and checked against the server's
+  /// certificate. Empty: the host connected to (a numeric address is
+  /// checked as an IP address and sends no SNI). Ignored on the server side.
+  std::string server_hostname;
+  /// The handshake must finish within this, or the connection fails with
+  /// tls_errc::handshake_timeout (asyncio's default: 60 s). 0: no bound.
+  std::chrono::milliseconds handshake_timeout{60000};
+  /// `close` waits this long for the queued bytes and the close_notify to
+  /// leave before it drops the connection (asyncio's default: 30 s).
+  std::chrono::milliseconds shutdown_timeout{30000};
+
+  explicit operator bool() const noexcept { return context != nullptr; }
+};
+
+/// Protocol -> transport: upgrade this plaintext stream to TLS in place
+/// (asyncio's loop.start_tls, STARTTLS-style protocols). The reply comes
+/// after the handshake: `tls_started` with the transport's TLS extra info,
+/// or the handshake's error (the connection then ends with `lost`).
+///
+/// No byte is lost (asyncio loses bytes that arrive with the upgrade):
+/// - `early`: the bytes the protocol already received after its upgrade
+///   point (the rest of the `data` that carried "STARTTLS\r\n", typically
+///   the start of the peer's ClientHello); they go to TLS first.
+/// - `received`: how many bytes this protocol had received from the
+///   transport (in `data` or `buffer_filled`) when it sent the request.
+///   Bytes the transport delivered after that (already on their way) are
+///   TLS bytes too: the protocol hands each such `data` back as
+///   `start_tls_data`, in order, until the reply; the transport waits for
+///   them before it reads the socket again. The callback adapter
+///   (transport_ref::start_tls) does all this itself.
+/// Refused (with the connection left as it was): a transport already on
+/// TLS, one closing, a pipe, a context missing, or a buffered protocol's
+/// outstanding lease.
+struct start_tls {
+  tls_params tls;
+  buffer early;
+  uint64_t received = 0;
+};
+
+/// A TLS context never crosses nodes: a deserialized start_tls has none
+/// and is refused.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_tls& x) {
+  return f(caf::meta::type_name("start_tls"), x.early, x.received);
+}
+
+/// Protocol -> transport during start_tls: bytes the transport delivered
+/// after the request's `received` count, handed back (see start_tls).
+struct start_tls_data {
+  buffer bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_tls_data& x) {
+  return f(caf::meta::type_name("start_tls_data"), x.bytes);
+}
+
+/// Transport -> protocol: the reply to start_tls: the handshake finished;
+/// `info` is the transport's extra info, now with the TLS names.
+struct tls_started {
+  transport_info info;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tls_started& x) {
+  return f(caf::meta::type_name("tls_started"), x.info);
 }
 
 // -- buffered reading (asyncio's BufferedProtocol) ---------------------------

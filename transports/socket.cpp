@@ -12,7 +12,8 @@ namespace shardwire {
 void async_connect_accepted_socket(runtime& rt, int fd,
                                    protocol_factory factory,
                                    connect_callback done,
-                                   caf::optional<size_t> which) {
+                                   caf::optional<size_t> which,
+                                   tls_params tls) {
   if (!detail::is_stream_socket(fd)) {
     detail::close_fd(fd);
     if (done)
@@ -26,15 +27,18 @@ void async_connect_accepted_socket(runtime& rt, int fd,
   std::string kind = fam == AF_UNIX                        ? "unix"
                      : (fam == AF_INET || fam == AF_INET6) ? "tcp"
                                                            : "socket";
+  auto settings = stream_settings::from(rt);
+  settings.tls = std::move(tls);
   detail::spawn_stream_transport(s, fd, std::move(kind), std::move(factory),
-                                 stream_settings::from(rt), std::move(done));
+                                 std::move(settings), std::move(done));
 }
 
 caf::expected<connection> connect_accepted_socket(runtime& rt, int fd,
                                                   protocol_factory factory,
-                                                  caf::optional<size_t> which) {
+                                                  caf::optional<size_t> which,
+                                                  tls_params tls) {
   return await_connection([&](connect_callback cb) {
-    async_connect_accepted_socket(rt, fd, factory, std::move(cb), which);
+    async_connect_accepted_socket(rt, fd, factory, std::move(cb), which, tls);
   });
 }
 

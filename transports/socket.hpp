@@ -14,13 +14,17 @@ class runtime;
 /// Takes ownership of connected stream socket `fd` (closed on error too)
 /// and runs it as a transport on `shard` (default: least loaded).
 /// Errors: `sw_errc::invalid_argument` if `fd` is not a stream socket.
+/// With a TLS context in `tls` (either role) the handshake runs first, as
+/// for create_connection / create_server.
 void async_connect_accepted_socket(runtime& rt, int fd,
                                    protocol_factory factory,
                                    connect_callback done,
-                                   caf::optional<size_t> shard = caf::none);
+                                   caf::optional<size_t> shard = caf::none,
+                                   tls_params tls = {});
 
 caf::expected<connection>
 connect_accepted_socket(runtime& rt, int fd, protocol_factory factory,
-                        caf::optional<size_t> shard = caf::none);
+                        caf::optional<size_t> shard = caf::none,
+                        tls_params tls = {});
 
 } // namespace shardwire

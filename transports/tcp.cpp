@@ -35,6 +35,10 @@ void async_create_connection(runtime& rt, connect_options opts,
     if (done) done(std::move(err));
     return;
   }
+  settings.tls = std::move(opts.tls);
+  // asyncio: server_hostname defaults to the host connected to.
+  if (settings.tls && settings.tls.server_hostname.empty())
+    settings.tls.server_hostname = opts.host;
   detail::start_tcp_connect(choose(rt, opts.shard), std::move(target),
                             std::move(factory), settings, std::move(done));
 }
@@ -55,6 +59,7 @@ caf::expected<server> create_server(runtime& rt, protocol_factory factory,
   settings.reads_follow_writes = opts.reads_follow_writes;
   set_tcp_options(settings, opts.keepalive, opts.user_timeout);
   if (auto err = detail::check_tcp_options(settings)) return err;
+  settings.tls = opts.tls;
   detail::listen_options lo{opts.backlog, opts.reuse_address, opts.reuse_port};
   std::vector<detail::listener_socket> socks;
   auto cleanup = [&] {

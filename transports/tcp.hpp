@@ -51,6 +51,11 @@ struct connect_options {
   /// while writing). 0 (the default): the kernel's retransmission limits,
   /// minutes. At most 2^31-1 ms.
   std::chrono::milliseconds user_timeout{0};
+  /// TLS (transports/tls.hpp): a client context makes this a TLS
+  /// connection, verified against `tls.server_hostname` or else `host`.
+  /// `done` then gets the connection after the handshake, or its error
+  /// (tls_errc). No context: plain TCP.
+  tls_params tls;
 };
 
 /// Resolves and connects, then creates transport and protocol on one shard.
@@ -91,6 +96,10 @@ struct server_options {
   /// For every accepted connection: see connect_options.
   tcp_keepalive keepalive;
   std::chrono::milliseconds user_timeout{0};
+  /// TLS (transports/tls.hpp): a server context makes every accepted
+  /// connection TLS; its protocol is made after the handshake. A failed
+  /// handshake drops the connection and is logged (asyncio does the same).
+  tls_params tls;
 };
 
 /// A running server: its actor (see `server_actor` in actors/messages.hpp)

@@ -16,17 +16,21 @@ namespace shardwire {
 void async_create_unix_connection(runtime& rt, std::string path,
                                   protocol_factory factory,
                                   connect_callback done,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout,
+                                  tls_params tls) {
+  auto settings = stream_settings::from(rt);
+  settings.tls = std::move(tls);
   detail::start_unix_connect(rt.pick_shard(), std::move(path), timeout,
-                             std::move(factory), stream_settings::from(rt),
+                             std::move(factory), std::move(settings),
                              std::move(done));
 }
 
 caf::expected<connection>
 create_unix_connection(runtime& rt, std::string path, protocol_factory factory,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout, tls_params tls) {
   return await_connection([&](connect_callback cb) {
-    async_create_unix_connection(rt, path, factory, std::move(cb), timeout);
+    async_create_unix_connection(rt, path, factory, std::move(cb), timeout,
+                                 tls);
   });
 }
 
@@ -80,6 +84,7 @@ caf::expected<server> create_unix_server(runtime& rt, protocol_factory factory,
   result.sockets.push_back(socks.front().address);
   auto settings = stream_settings::from(rt);
   settings.reads_follow_writes = opts.reads_follow_writes;
+  settings.tls = opts.tls;
   detail::listener_settings ls{"unix", opts.backlog, opts.start_serving,
                                settings};
   auto& home = rt.shard_at(opts.listener_shard % rt.shard_count());

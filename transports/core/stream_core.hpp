@@ -28,6 +28,7 @@
 #include "runtime/pinned.hpp"
 #include "runtime/shared_behavior.hpp"
 #include "transports/core/stream_backend.hpp"
+#include "transports/core/stream_layer.hpp"
 #include "transports/core/transport_lifecycle.hpp"
 #include "transports/core/write_queue.hpp"
 #include "transports/stream.hpp"
@@ -37,6 +38,8 @@
 #include <caf/typed_response_promise.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
+
+#include <asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -60,6 +63,7 @@ template <class Backend>
 class stream_core final
     : public pinned<stream_transport_actor::base, pinned_role::transport>,
       private io_owner,
+      private layer_port,
       private transport_lifecycle<stream_core<Backend>> {
 public:
   using lifecycle = transport_lifecycle<stream_core<Backend>>;
@@ -133,8 +137,11 @@ private:
   void report(caf::expected<connection> result);
   // Hooks for transport_lifecycle.
   void drop_writes() noexcept { wq_.clear(); }
-  // A file being sent counts as queued bytes: close waits for it.
-  bool writes_empty() const noexcept { return wq_.empty() && !file_; }
+  // A file being sent counts as queued bytes: close waits for it; so does
+  // a TLS close_notify not yet out.
+  bool writes_empty() const noexcept {
+    return wq_.empty() && !file_ && (!tls_ || tls_closed_out());
+  }
   uint64_t write_bytes() const noexcept { return wq_.bytes(); }
   void on_finishing() noexcept {
     read_closed_ = true;
@@ -154,9 +161,61 @@ private:
     if (file_)
       end_file(make_error(sw_errc::closed,
                           "transport ended before the file was sent"));
+    if (tls_ && tls_->upgrading) {
+      tls_->upgrading = false;
+      auto err = tls_->layer->error();
+      tls_->upgrade.deliver(
+          err ? err
+              : make_error(sw_errc::closed,
+                           "the transport ended before start_tls finished"));
+    }
   }
   void on_close_draining();
   void on_protocol_gone() noexcept { proto_fast_ = nullptr; }
+
+  // -- layers (TLS; stream_layer.hpp) -------------------------------------
+  io_result lower_read(std::span<std::byte> into) override {
+    return backend_.read(into);
+  }
+  io_result lower_write(const std::byte* bytes, size_t n) override {
+    if constexpr (requires(Backend & b) { b.write_bytes(bytes, n); }) {
+      return backend_.write_bytes(bytes, n);
+    } else {
+      auto b = buffer::copy_of(bytes, n);
+      return backend_.write(&b, 1);
+    }
+  }
+  // One read or write of application bytes: through the layer if any.
+  io_result read_in(std::span<std::byte> into) {
+    if (tls_) [[unlikely]]
+      return tls_->layer->read(into);
+    return backend_.read(into);
+  }
+  io_result write_out(const buffer* parts, size_t n) {
+    if (tls_) [[unlikely]]
+      return tls_->layer->write(parts, n);
+    return backend_.write(parts, n);
+  }
+  /// TLS from the first byte: the layer's handshake runs before the
+  /// protocol exists (asyncio: connection_made after the handshake).
+  bool start_with_layer();
+  /// Puts `layer` in place and starts its handshake and its time bound.
+  void install_layer(std::unique_ptr<stream_layer> layer,
+                     std::chrono::milliseconds bound);
+  caf::result<tls_started> on_start_tls(start_tls& msg);
+  void on_start_tls_data(start_tls_data& msg);
+  /// After the layer moved: the handshake's end (done or failed), a close
+  /// that finished.
+  void after_layer_moved();
+  void on_layer_timer();
+  void arm_layer_timer(std::chrono::milliseconds bound);
+  /// Another readiness call while the layer holds input the backend no
+  /// longer signals.
+  void kick_layer();
+  bool tls_closed_out() const noexcept;
+  /// During close: queues close_notify once; true once it is out.
+  bool tls_close_step();
+  void send_connected();
 
   // -- readiness ----------------------------------------------------------
   /// From the backend: readable, writable, or a hang-up / error pending.
@@ -230,6 +289,25 @@ private:
     caf::typed_response_promise<uint64_t> rp;
   };
   std::unique_ptr<file_job> file_;
+  // A layer between the core and the backend (TLS), with what its
+  // handshake and close need; null on plain connections (8 bytes).
+  struct layer_state {
+    std::unique_ptr<stream_layer> layer;
+    // The handshake's or the close's time bound (on the home io_context;
+    // destroyed on the home shard in on_exit).
+    std::unique_ptr<asio::steady_timer> timer;
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+    caf::typed_response_promise<tls_started> upgrade;
+    tls_params params;
+    uint64_t awaiting = 0;    // start_tls bytes still to be handed back
+    bool handshaking = false; // TLS from the start: no protocol yet
+    bool upgrading = false;   // start_tls waits for its reply
+    bool kick_posted = false;
+    bool shutdown_sent = false;
+  };
+  std::unique_ptr<layer_state> tls_;
+  // Bytes delivered to protocols so far (start_tls's `received`).
+  uint64_t delivered_ = 0;
   write_queue wq_;
   // Hard cap on wq_.bytes(); 0 = none.
   uint64_t write_cap_ = 0;
@@ -260,8 +338,10 @@ private:
 template <class B>
 transport_info stream_core<B>::make_info() const {
   auto info = this->core_info();
-  // A write pipe's write_eof closes it (asyncio says true there too).
-  info.can_write_eof = direction_ != stream_direction::read_only;
+  // A write pipe's write_eof closes it (asyncio says true there too). TLS
+  // has no half-close (asyncio: SSL transports cannot write_eof).
+  info.can_write_eof = direction_ != stream_direction::read_only && !tls_;
+  if (tls_) tls_->layer->describe(info);
   return info;
 }
 
@@ -277,18 +357,27 @@ template <class B>
 typename stream_core<B>::behavior_type stream_core<B>::make_behavior() {
   // The backend starts here, on the home shard, not in the constructor
   // (which runs on the spawning thread).
-  if (!this->start_core(startup_->factory, startup_->settings.read_high_water,
-                        startup_->settings.read_low_water, direction_))
-    return behavior_type::make_empty_behavior();
-  auto self_hdl = caf::actor_cast<transport_actor>(this);
-  request(proto_, caf::infinite, connected{self_hdl, make_info()})
-      .then([this] { on_connected_ack(); },
-            [this](caf::error& err) { this->connect_failed(std::move(err)); });
+  if (startup_->settings.tls) {
+    if (!start_with_layer()) return behavior_type::make_empty_behavior();
+  } else {
+    if (!this->start_core(startup_->factory, startup_->settings.read_high_water,
+                          startup_->settings.read_low_water, direction_))
+      return behavior_type::make_empty_behavior();
+    send_connected();
+  }
   // One behavior per shard thread, shared by all transports of this kind
   // (saves a ~600-byte behavior object per connection); see
   // shared_behavior.hpp.
   return thread_shared_behavior<stream_core, behavior_type>(
       &stream_core::make_shared_behavior);
+}
+
+template <class B>
+void stream_core<B>::send_connected() {
+  auto self_hdl = caf::actor_cast<transport_actor>(this);
+  request(proto_, caf::infinite, connected{self_hdl, make_info()})
+      .then([this] { on_connected_ack(); },
+            [this](caf::error& err) { this->connect_failed(std::move(err)); });
 }
 
 template <class B>
@@ -304,7 +393,19 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
         return self.enqueue_write(msg.parts.data(), msg.parts.size(),
                                   self.handling_request());
       },
-      [](write_eof) { cur::get().do_write_eof(); },
+      [](write_eof) -> caf::result<void> {
+        auto& self = cur::get();
+        if (self.tls_ && !self.lost_sent_ && !self.closing_) {
+          auto err = make_error(sw_errc::not_supported,
+                                "write_eof: TLS has no half-close (asyncio: "
+                                "SSL transports cannot write_eof)");
+          if (self.handling_request()) return err;
+          log::error(describe(err));
+          return caf::unit;
+        }
+        self.do_write_eof();
+        return caf::unit;
+      },
       [](close) { cur::get().do_close(); },
       [](abort) { cur::get().do_abort(); },
       [](pause_reading) { cur::get().do_pause_reading(); },
@@ -332,6 +433,10 @@ typename stream_core<B>::behavior_type stream_core<B>::make_shared_behavior() {
       },
       [](get_protocol) { return cur::get().proto_; },
       [](lend_buffer& msg) { cur::get().on_lend(msg.lease); },
+      [](start_tls& msg) -> caf::result<tls_started> {
+        return cur::get().on_start_tls(msg);
+      },
+      [](start_tls_data& msg) { cur::get().on_start_tls_data(msg); },
       [](read_credit_returned) { cur::get().on_credit_returned(); },
   };
 }
@@ -378,6 +483,12 @@ transport_status stream_core<B>::status() const {
 template <class B>
 void stream_core<B>::on_exit() {
   lease_.reset(); // as in on_finishing: never outlive the actor's run
+  if (tls_) {
+    // Timer and posted jobs see the flag; the timer belongs to the home
+    // io_context, which is not thread-safe: destroyed here, on its thread.
+    *tls_->alive = false;
+    tls_->timer.reset();
+  }
   count_closed();
   this->exit_core();
 }
@@ -433,6 +544,11 @@ template <class B>
 void stream_core<B>::fatal(int err, const char* op) {
   log::debug("transport ", backend_.kind(), " fd ", backend_.fd(), ": ", op,
              " failed: ", std::strerror(err));
+  if (tls_ && err == layer_failed)
+    if (auto lerr = tls_->layer->error()) {
+      finish(std::move(lerr));
+      return;
+    }
   finish(make_errno_error(err, op));
 }
 
@@ -440,6 +556,8 @@ template <class B>
 void stream_core<B>::on_close_draining() {
   read_closed_ = true;
   update_reading(); // stop reading; the write handler finishes once drained
+  // TLS with nothing queued: only the close_notify is left to send.
+  if (tls_ && wq_.empty() && !file_) after_drain();
 }
 
 // -- readiness ----------------------------------------------------------------
@@ -455,6 +573,15 @@ void stream_core<B>::sync_interest() {
   // the write end.
   if (direction_ == stream_direction::write_only && started_ && !lost_sent_)
     want |= fd_hangup;
+  if (tls_) [[unlikely]] {
+    auto& layer = *tls_->layer;
+    if (int err = backend_.want(layer.lower_interest(want));
+        err != 0 && !lost_sent_)
+      fatal(err, "epoll_ctl");
+    else if (read_armed_ && layer.input_buffered())
+      kick_layer();
+    return;
+  }
   if (int err = backend_.want(want); err != 0 && !lost_sent_)
     fatal(err, "epoll_ctl");
 }
@@ -462,6 +589,22 @@ void stream_core<B>::sync_interest() {
 template <class B>
 void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
   typename pinned::io_handler_scope guard{*this};
+  if (tls_) [[unlikely]] {
+    auto& layer = *tls_->layer;
+    layer.on_lower_ready(readable, writable, failed);
+    after_layer_moved();
+    if (lost_sent_ || !started_) {
+      // Failed, or the handshake still runs (no protocol to read for).
+      if (!lost_sent_) sync_interest();
+      guard.release_busy();
+      finalize_if_quit();
+      return;
+    }
+    // What the application side is ready for: the layer's input (and any
+    // error, which the read reports), and writing once established.
+    readable = readable || failed || layer.input_buffered();
+    writable = layer.established();
+  }
   if (write_armed_ && (failed || writable)) {
     write_armed_ = false; // flush arms again if the backend took too little
     if (!lost_sent_) flush();
@@ -536,7 +679,7 @@ std::optional<data> stream_core<B>::on_readable() {
   if (!should_read())
     return std::nullopt; // paused meanwhile: leave the bytes where they are
   mutable_buffer chunk{next_read_size_};
-  auto r = backend_.read({chunk.data(), chunk.capacity()});
+  auto r = read_in({chunk.data(), chunk.capacity()});
   if (r.bytes > 0) {
     // Adapt the read size: grow while reads fill the buffer, shrink when
     // they use little of it (keeps memory per in-flight message small).
@@ -545,6 +688,7 @@ std::optional<data> stream_core<B>::on_readable() {
       next_read_size_ *= 2;
     else if (r.bytes < cap / 8 && next_read_size_ > min_read_size)
       next_read_size_ /= 2;
+    delivered_ += r.bytes;
     auto bytes = std::move(chunk).freeze(r.bytes);
     auto weight = bytes.footprint();
     credit_->take(weight);
@@ -566,8 +710,9 @@ std::optional<data> stream_core<B>::on_readable() {
 template <class B>
 std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
   if (!should_read()) return std::nullopt;
-  auto r = backend_.read({lease_->data, static_cast<size_t>(lease_->size)});
+  auto r = read_in({lease_->data, static_cast<size_t>(lease_->size)});
   if (r.bytes > 0) {
+    delivered_ += r.bytes;
     if (auto* m = counting()) m->bytes_in.add(r.bytes);
     // The bytes are in the lender's memory: the only copy was the
     // backend's (the kernel's). The lease goes back; reading waits for
@@ -614,6 +759,12 @@ void stream_core<B>::on_eof() {
   request(proto_, caf::infinite, eof{})
       .then(
           [this](bool keep_open) {
+            if (keep_open && tls_) {
+              // asyncio: "returning true from eof_received() has no
+              // effect when using ssl": TLS has no half-open state.
+              log::warning("eof kept open on a TLS transport: closing");
+              keep_open = false;
+            }
             if (!keep_open) do_close();
           },
           [](caf::error& err) {
@@ -674,7 +825,7 @@ caf::result<void> stream_core<B>::enqueue_write(const buffer* parts, size_t n,
   if (was_empty && n == 1) {
     // Nothing queued: try to send right away (as asyncio does) and queue
     // only what the backend did not take.
-    auto r = backend_.write(parts, 1);
+    auto r = write_out(parts, 1);
     if (r.error != 0 && r.error != io_result::would_block) {
       fatal(r.error, "write");
       return caf::unit;
@@ -739,7 +890,7 @@ void stream_core<B>::flush() {
     size_t offered = 0;
     for (size_t i = 0; i < count; ++i)
       offered += parts[i].size();
-    auto r = backend_.write(parts, count);
+    auto r = write_out(parts, count);
     if (r.error == io_result::would_block) break; // full: wait
     if (r.error != 0) {
       fatal(r.error, "write");
@@ -776,7 +927,10 @@ void stream_core<B>::after_drain() {
       backend_.shutdown_write();
     }
   }
-  if (closing_) finish({});
+  if (closing_) {
+    if (tls_ && !tls_close_step()) return; // close_notify still going out
+    finish({});
+  }
 }
 
 // -- sending a file -------------------------------------------------------------
@@ -839,6 +993,7 @@ void stream_core<B>::pump_file() {
     }
     const auto n = static_cast<size_t>(std::min<uint64_t>(job.left, file_chunk));
     if constexpr (requires(B& b, uint64_t& off) { b.send_file(0, off, n); }) {
+      if (tls_) job.read_self = true; // TLS encrypts: no sendfile(2)
       if (!job.read_self) {
         auto r = backend_.send_file(job.fd, job.offset, n);
         if (r.error == EINVAL || r.error == ENOSYS) {
@@ -888,7 +1043,7 @@ void stream_core<B>::pump_file() {
     job.offset += bytes.size();
     job.left -= bytes.size();
     job.sent += bytes.size();
-    auto w = backend_.write(&bytes, 1);
+    auto w = write_out(&bytes, 1);
     if (w.error != 0 && w.error != io_result::would_block) {
       end_file(make_errno_error(w.error, "write"));
       fatal(w.error, "write");
@@ -901,6 +1056,212 @@ void stream_core<B>::pump_file() {
       return;
     }
   }
+}
+
+// -- layers (TLS)
+// ---------------------------------------------------------------
+
+template <class B>
+void stream_core<B>::install_layer(std::unique_ptr<stream_layer> layer,
+                                   std::chrono::milliseconds bound) {
+  if (!tls_) tls_ = std::make_unique<layer_state>();
+  tls_->layer = std::move(layer);
+  arm_layer_timer(bound);
+  layer_port& port = *this;
+  tls_->layer->start(port);
+}
+
+template <class B>
+bool stream_core<B>::start_with_layer() {
+  auto& st = *startup_;
+  if (!this->start_backend(direction_)) return false;
+  auto layer = make_tls_layer(st.settings.tls);
+  if (!layer) {
+    this->abandon_start(std::move(layer.error()));
+    return false;
+  }
+  this->hold_self(); // the handshake runs before anyone holds a handle
+  install_layer(std::move(*layer), st.settings.tls.handshake_timeout);
+  tls_->params = st.settings.tls;
+  tls_->handshaking = true;
+  after_layer_moved(); // a client's hello may have failed to go out
+  if (lost_sent_) return false;
+  sync_interest();
+  return true;
+}
+
+template <class B>
+void stream_core<B>::arm_layer_timer(std::chrono::milliseconds bound) {
+  if (bound.count() <= 0) {
+    tls_->timer.reset();
+    return;
+  }
+  if (!tls_->timer)
+    tls_->timer = std::make_unique<asio::steady_timer>(this->home().io());
+  tls_->timer->expires_after(bound);
+  tls_->timer->async_wait(
+      [this, alive = tls_->alive](const std::error_code& ec) {
+        if (ec || !*alive) return; // cancelled, or the actor exited
+        on_layer_timer();
+      });
+}
+
+template <class B>
+void stream_core<B>::on_layer_timer() {
+  typename pinned::io_handler_scope guard{*this};
+  if (lost_sent_ || !tls_) {
+    guard.release_busy();
+    return;
+  }
+  auto ms = [](std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+  };
+  if (tls_->handshaking || tls_->upgrading) {
+    auto err = make_error(tls_errc::handshake_timeout,
+                          "no TLS handshake within " +
+                              ms(tls_->params.handshake_timeout));
+    if (tls_->handshaking) {
+      this->abandon_start(std::move(err));
+    } else {
+      tls_->upgrading = false;
+      tls_->upgrade.deliver(err);
+      finish(std::move(err));
+    }
+  } else if (closing_) {
+    // asyncio's ssl_shutdown_timeout: the peer did not take the rest.
+    finish(make_error(sw_errc::timeout, "TLS close did not finish within " +
+                                            ms(tls_->params.shutdown_timeout) +
+                                            ": connection dropped"));
+  }
+  guard.release_busy();
+  finalize_if_quit();
+}
+
+template <class B>
+void stream_core<B>::kick_layer() {
+  if (tls_->kick_posted) return;
+  tls_->kick_posted = true;
+  this->home().post(
+      [this, keep = caf::strong_actor_ptr{this->ctrl()}, alive = tls_->alive] {
+        if (!*alive || exited_) return;
+        tls_->kick_posted = false;
+        on_io_ready(false, false, false);
+      });
+}
+
+template <class B>
+bool stream_core<B>::tls_closed_out() const noexcept {
+  auto& layer = *tls_->layer;
+  if (!layer.established() || layer.error()) return true; // nothing to say
+  return tls_->shutdown_sent && !layer.output_pending();
+}
+
+template <class B>
+bool stream_core<B>::tls_close_step() {
+  if (tls_closed_out()) return true;
+  if (!tls_->shutdown_sent) {
+    tls_->shutdown_sent = true;
+    arm_layer_timer(tls_->params.shutdown_timeout);
+    tls_->layer->shutdown();
+  }
+  if (tls_closed_out()) return true;
+  sync_interest(); // the backend's write readiness moves the rest
+  return false;
+}
+
+template <class B>
+void stream_core<B>::after_layer_moved() {
+  auto& layer = *tls_->layer;
+  if (auto err = layer.error(); err && !lost_sent_) {
+    if (tls_->handshaking) {
+      tls_->handshaking = false;
+      this->abandon_start(std::move(err));
+      return;
+    }
+    if (tls_->upgrading) {
+      tls_->upgrading = false;
+      tls_->upgrade.deliver(err);
+    }
+    finish(std::move(err));
+    return;
+  }
+  if (!layer.established()) return;
+  if (tls_->handshaking) {
+    tls_->handshaking = false;
+    tls_->timer.reset();
+    // Now the protocol: credit, factory, monitor, `connected`.
+    if (!this->start_protocol(startup_->factory,
+                              startup_->settings.read_high_water,
+                              startup_->settings.read_low_water))
+      return;
+    send_connected();
+  } else if (tls_->upgrading) {
+    tls_->upgrading = false;
+    tls_->timer.reset();
+    // The reply before any decrypted byte: the protocol learns of TLS
+    // first.
+    tls_->upgrade.deliver(tls_started{make_info()});
+  }
+  if (closing_ && !lost_sent_ && wq_.empty() && !file_ && tls_->shutdown_sent &&
+      !layer.output_pending())
+    finish({});
+}
+
+template <class B>
+caf::result<tls_started> stream_core<B>::on_start_tls(start_tls& msg) {
+  if (tls_)
+    return make_error(sw_errc::invalid_argument,
+                      "start_tls on a transport that already runs TLS");
+  if (lost_sent_ || closing_)
+    return make_error(sw_errc::closed, "start_tls on a closing transport");
+  if (direction_ != stream_direction::both)
+    return make_error(sw_errc::not_supported, "start_tls on a pipe");
+  if (!msg.tls)
+    return make_error(sw_errc::invalid_argument,
+                      "start_tls without a TLS context");
+  if (msg.received > delivered_)
+    return make_error(sw_errc::invalid_argument,
+                      "start_tls: received " + std::to_string(msg.received) +
+                          " bytes, but the transport delivered " +
+                          std::to_string(delivered_));
+  if (!wq_.empty() || file_)
+    return make_error(sw_errc::not_supported,
+                      "start_tls with " + std::to_string(wq_.bytes()) +
+                          " plaintext bytes still queued: wait until the "
+                          "write buffer is empty");
+  auto layer = make_tls_layer(msg.tls);
+  if (!layer) return std::move(layer.error());
+  tls_ = std::make_unique<layer_state>();
+  tls_->params = msg.tls;
+  tls_->awaiting = delivered_ - msg.received;
+  tls_->upgrading = true;
+  tls_->upgrade = this->template make_response_promise<tls_started>();
+  auto rp = tls_->upgrade;
+  if (tls_->awaiting > 0) (*layer)->hold_input(true);
+  if (!msg.early.empty()) (*layer)->feed(msg.early);
+  install_layer(std::move(*layer), msg.tls.handshake_timeout);
+  // The early bytes may hold the peer's whole hello: move on now.
+  tls_->layer->on_lower_ready(false, false, false);
+  after_layer_moved();
+  if (!lost_sent_) sync_interest();
+  return rp;
+}
+
+template <class B>
+void stream_core<B>::on_start_tls_data(start_tls_data& msg) {
+  if (!tls_ || lost_sent_ || msg.bytes.empty()) return;
+  if (msg.bytes.size() > tls_->awaiting) {
+    finish(make_error(sw_errc::invalid_argument,
+                      "start_tls_data: more bytes handed back than the "
+                      "transport delivered after start_tls"));
+    return;
+  }
+  tls_->layer->feed(msg.bytes);
+  tls_->awaiting -= msg.bytes.size();
+  if (tls_->awaiting == 0) tls_->layer->hold_input(false);
+  tls_->layer->on_lower_ready(false, false, false);
+  after_layer_moved();
+  if (!lost_sent_) sync_interest();
 }
 
 } // namespace shardwire::transport_core

@@ -101,12 +101,28 @@ protected:
   template <class Factory, class... StartArgs>
   bool start_core(Factory& factory, size_t read_high, size_t read_low,
                   const StartArgs&... args) {
+    return start_backend(args...) &&
+           start_protocol(factory, read_high, read_low);
+  }
+
+  /// start_core's first half: the backend. False if it failed (reported).
+  template <class... StartArgs>
+  bool start_backend(const StartArgs&... args) {
     auto& d = self();
     io_owner& owner = d;
     if (auto err = d.backend_.start(owner, d.home(), args...)) {
       abandon_start(std::move(err));
       return false;
     }
+    return true;
+  }
+
+  /// start_core's second half, once the backend is ready for the protocol
+  /// (at once, or after a TLS handshake): read credit, the protocol, its
+  /// monitor. False if the factory failed (reported).
+  template <class Factory>
+  bool start_protocol(Factory& factory, size_t read_high, size_t read_low) {
+    auto& d = self();
     d.credit_ =
         caf::make_counted<read_credit>(d.address(), read_high, read_low);
     if (!make_protocol(factory)) {
@@ -190,6 +206,9 @@ protected:
     lost_sent_ = true;
     d.on_finishing();
     d.quit();
+    // A TLS handshake held the actor (hold_self) before the protocol
+    // existed; whoever runs this holds its own reference.
+    self_ref_.reset();
   }
 
   /// Monitors the new protocol; its down message goes to on_protocol_down.

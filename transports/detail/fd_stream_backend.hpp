@@ -85,6 +85,24 @@ public:
     return {taken, 0, false};
   }
 
+  /// Optional part of the backend contract (layers, stream_layer.hpp): one
+  /// write of raw bytes, as `write`, with no buffer to wrap them in.
+  [[gnu::always_inline]] transport_core::io_result
+  write_bytes(const std::byte* bytes, size_t n) {
+    iovec iov{const_cast<std::byte*>(bytes), n};
+    auto sent = write_gathered(&iov, 1);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        watch_.clear_ready(fd_write);
+        return {0, transport_core::io_result::would_block, false};
+      }
+      return {0, errno, false};
+    }
+    auto taken = static_cast<size_t>(sent);
+    if (taken < n) watch_.clear_ready(fd_write);
+    return {taken, 0, false};
+  }
+
   /// Optional part of the backend contract (send_file): one sendfile(2) of
   /// up to `n` bytes of the regular file `in_fd` from `offset` (advanced by
   /// what was sent). io_result::bytes 0 with no error: the file ended.

@@ -176,10 +176,15 @@ void listener::back_off(int err) {
 void listener::hand_off(int fd) {
   apply_tcp_options(fd, settings_.stream);
   auto& target = rt_->pick_shard();
+  connect_callback done;
+  if (settings_.stream.tls)
+    // asyncio logs a failed server handshake and drops the connection.
+    done = [](caf::expected<connection> res) {
+      if (!res) log::info("TLS connection dropped: ", describe(res.error()));
+    };
   auto hdl = spawn_on<stream_transport>(target, factory_, settings_.stream,
-                                        connect_callback{},
-                                        stream_direction::both, fd,
-                                        settings_.kind);
+                                        std::move(done), stream_direction::both,
+                                        fd, settings_.kind);
   auto thdl = caf::actor_cast<transport_actor>(hdl);
   monitor(thdl);
   clients_.emplace(thdl.address(), std::move(thdl));
