@@ -362,9 +362,12 @@ struct tls_params {
 ///   `start_tls_data`, in order, until the reply; the transport waits for
 ///   them before it reads the socket again. The callback adapter
 ///   (transport_ref::start_tls) does all this itself.
-/// Refused (with the connection left as it was): a transport already on
-/// TLS, one closing, a pipe, a context missing, or a buffered protocol's
-/// outstanding lease.
+/// Refused, and the connection ended with `lost` carrying the same error
+/// (bytes handed back would have nowhere to go): a transport already on
+/// TLS, a pipe, no context, a `received` above what was delivered,
+/// plaintext still queued (wait for an empty write buffer first), a
+/// context that cannot make a session. A closing transport refuses with
+/// sw_errc::closed.
 struct start_tls {
   tls_params tls;
   buffer early;

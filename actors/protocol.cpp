@@ -70,6 +70,27 @@ void transport_ref::set_protocol(protocol_actor next) {
   link_.send(shardwire::set_protocol{std::move(next)});
 }
 
+void transport_ref::start_tls(
+    tls_params tls, buffer early,
+    std::function<void(caf::expected<transport_info>)> done) {
+  upgrading_ = true;
+  link_.ask(shardwire::start_tls{std::move(tls), std::move(early), received_},
+            caf::behavior{[this, done](tls_started& ok) {
+                            upgrading_ = false;
+                            info_ =
+                                std::make_unique<const transport_info>(ok.info);
+                            if (done) done(std::move(ok.info));
+                          },
+                          [this, done](caf::error& err) {
+                            upgrading_ = false;
+                            if (done) done(std::move(err));
+                          }});
+}
+
+void transport_ref::hand_back(const buffer& bytes) {
+  link_.send(start_tls_data{bytes});
+}
+
 void transport_ref::lend(read_lease lease) {
   // The fast path: a co-located idle transport takes the lease at once.
   link_.send_fast(lend_buffer{std::move(lease)});
@@ -106,6 +127,7 @@ callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
 // fatal (section 2.8); everything else is the adapter's.
 
 void callback_protocol_actor::on_hot(const data& msg) {
+  if (transport_.note_received(msg.bytes)) return; // TLS bytes (start_tls)
   if (!finished_)
     fatal("data_received", [&] { impl_->data_received(msg.bytes); });
 }

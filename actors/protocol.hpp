@@ -94,6 +94,28 @@ public:
   /// `lend_buffer` in messages.hpp); buffered_protocol does this for you.
   void lend(read_lease lease);
 
+  /// asyncio's loop.start_tls: upgrades this connection to TLS in place
+  /// (transports/tls.hpp). `early`: the bytes of the last data_received
+  /// that came after the upgrade point (e.g. after "STARTTLS\r\n"); they
+  /// and whatever the transport delivers until the handshake ends go to
+  /// TLS, never to data_received, so no byte is lost. `done` runs on this
+  /// protocol's actor after the handshake, with the new extra info (info()
+  /// has it too), or with the error (the connection then ends with
+  /// connection_lost). Plain protocols only (not buffered_protocol).
+  void start_tls(tls_params tls, buffer early,
+                 std::function<void(caf::expected<transport_info>)> done);
+
+  /// The adapter's count of the bytes delivered to this protocol, and the
+  /// hand-back while start_tls runs: true if `bytes` went back to the
+  /// transport instead of to data_received.
+  bool note_received(const buffer& bytes) {
+    received_ += bytes.size();
+    if (!upgrading_) [[likely]]
+      return false;
+    hand_back(bytes);
+    return true;
+  }
+
   /// True once `close` or `abort` was called here, EOF auto-closed, or the
   /// connection was lost.
   bool is_closing() const noexcept { return closing_; }
@@ -121,7 +143,11 @@ private:
   // Held apart: most of its size is two endpoints that many protocols
   // never read.
   std::unique_ptr<const transport_info> info_;
+  // Bytes delivered so far (start_tls's `received`).
+  uint64_t received_ = 0;
   bool closing_ = false;
+  bool upgrading_ = false; // start_tls waits for its reply
+  void hand_back(const buffer& bytes);
 };
 
 /// Base class for callback-style protocols (asyncio.Protocol).

@@ -167,13 +167,15 @@ void network::restart(const std::string& host) {
 // -- streams ------------------------------------------------------------------
 
 caf::error network::listen(const std::string& host, uint16_t port,
-                           protocol_factory factory) {
+                           protocol_factory factory, tls_params tls) {
   auto& c = *core_;
   auto h = c.find_host(host);
   if (!h) return make_error(sw_errc::unknown_host, host);
   if (c.listeners.count({*h, port}) != 0)
     return make_errno_error(EADDRINUSE, host + ":" + std::to_string(port));
-  c.listeners.emplace(std::make_pair(*h, port), std::move(factory));
+  c.listeners.emplace(
+      std::make_pair(*h, port),
+      detail::core::listener_entry{std::move(factory), std::move(tls)});
   c.log("listen " + host + ":" + std::to_string(port), c.cause);
   return {};
 }
@@ -194,8 +196,10 @@ void network::async_create_connection(connect_options opts,
     c.at(c.now(), [done = std::move(done), err] { done(err); });
     return;
   }
+  if (opts.tls && opts.tls.server_hostname.empty())
+    opts.tls.server_hostname = opts.to;
   c.connect(*a, *b, opts.port, opts.timeout, std::move(factory),
-            std::move(done));
+            std::move(done), std::move(opts.tls));
 }
 
 caf::expected<connection> network::create_connection(connect_options opts,

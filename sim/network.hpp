@@ -86,6 +86,9 @@ struct connect_options {
   uint16_t port = 0;
   /// Virtual bound on the connect; 0 = none (a hung connect stays hung).
   duration timeout = duration::zero();
+  /// A client context makes it a TLS connection (see `listen`); the name
+  /// checked is `tls.server_hostname`, or else `to`.
+  tls_params tls;
 };
 
 struct datagram_options {
@@ -145,9 +148,14 @@ public:
   // -- streams ----------------------------------------------------------------
 
   /// Accepts connections on host:port; each gets a protocol from `factory`
-  /// on the host's shard. Error: EADDRINUSE, unknown_host.
+  /// on the host's shard. Error: EADDRINUSE, unknown_host. With a server
+  /// context in `tls`, each connection runs TLS (transports/tls.hpp; the
+  /// protocol is made after the handshake). The simulation's TLS has no
+  /// handshake or shutdown timer (they run on wall-clock time): bound it
+  /// with the connect timeout and faults. OpenSSL's randomness makes the
+  /// bytes (not the events) of a TLS run differ between replays.
   caf::error listen(const std::string& host, uint16_t port,
-                    protocol_factory factory);
+                    protocol_factory factory, tls_params tls = {});
   void stop_listening(const std::string& host, uint16_t port);
 
   /// Connects (one virtual round trip). `done` runs inside the simulation

@@ -23,11 +23,16 @@ caf::scheduler::test_coordinator& sched(caf::actor_system& sys) {
 
 } // namespace
 
-stream_settings sim_stream_settings() {
+stream_settings sim_stream_settings(const tls_params& tls) {
   stream_settings s;
   s.read_chunk_size = 64 * 1024;
   s.read_high_water = 1024 * 1024;
   s.read_low_water = 256 * 1024;
+  s.tls = tls;
+  // The layer's timers run on wall-clock time; a simulation bounds its
+  // handshakes with its own (virtual) faults and deadlines instead.
+  s.tls.handshake_timeout = std::chrono::milliseconds{0};
+  s.tls.shutdown_timeout = std::chrono::milliseconds{0};
   return s;
 }
 
@@ -216,7 +221,8 @@ struct connect_state {
 } // namespace
 
 void core::connect(size_t from, size_t to, uint16_t port, duration timeout,
-                   protocol_factory factory, connect_callback done) {
+                   protocol_factory factory, connect_callback done,
+                   tls_params tls) {
   auto st = std::make_shared<connect_state>();
   st->done = std::move(done);
   auto id = log("connect " + hosts[from].name + " -> " + hosts[to].name + ":" +
@@ -274,10 +280,10 @@ void core::connect(size_t from, size_t to, uint16_t port, duration timeout,
                        hosts[to].name + ":" + std::to_string(port),
                    id);
     cause = aid;
-    spawn_on<stream_transport>(*hosts[to].sh, li->second, sim_stream_settings(),
-                               connect_callback{},
-                               transport_core::stream_direction::both, this,
-                               cid, 1);
+    spawn_on<stream_transport>(
+        *hosts[to].sh, li->second.factory, sim_stream_settings(li->second.tls),
+        connect_callback{}, transport_core::stream_direction::both, this, cid,
+        1);
     at(back, [=, this] {
       cause = aid;
       if (st->finished) return; // timed out meanwhile (the RST is sent)
@@ -287,7 +293,7 @@ void core::connect(size_t from, size_t to, uint16_t port, duration timeout,
       }
       log("connected conn " + std::to_string(cid), aid);
       spawn_on<stream_transport>(
-          *hosts[from].sh, factory, sim_stream_settings(),
+          *hosts[from].sh, factory, sim_stream_settings(tls),
           connect_callback{
               [st](caf::expected<connection> r) { st->finish(std::move(r)); }},
           transport_core::stream_direction::both, this, cid, 0);

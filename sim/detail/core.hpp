@@ -187,11 +187,16 @@ public:
   std::string link_name(size_t a, size_t b) const;
 
   // -- streams ---------------------------------------------------------------
-  std::map<std::pair<size_t, uint16_t>, protocol_factory> listeners;
+  struct listener_entry {
+    protocol_factory factory;
+    tls_params tls; // no context: plain
+  };
+  std::map<std::pair<size_t, uint16_t>, listener_entry> listeners;
   std::map<uint64_t, stream_conn> conns;
   uint64_t next_conn = 1;
   void connect(size_t from, size_t to, uint16_t port, duration timeout,
-               protocol_factory factory, connect_callback done);
+               protocol_factory factory, connect_callback done,
+               tls_params tls = {});
   void attach(uint64_t conn, int side, stream_hooks* t,
               std::shared_ptr<bool> alive);
   /// Bytes accepted (<= the window); -errno on error.
@@ -235,6 +240,6 @@ private:
 };
 
 /// Settings of sim stream transports.
-stream_settings sim_stream_settings();
+stream_settings sim_stream_settings(const tls_params& tls = {});
 
 } // namespace shardwire::sim::detail

@@ -6,6 +6,8 @@
 //
 // Certificates are made at test time (tests/support/test_certs.hpp).
 #include "actors/extra_info.hpp"
+#include "sim/network.hpp"
+#include "tests/sim/sim_support.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/transports/helpers.hpp"
@@ -548,8 +550,10 @@ starttls_server(protocol_actor::pointer self, event_log_ptr log,
 /// controls exactly which bytes go out in which write.
 class mem_tls_client {
 public:
-  mem_tls_client(const std::string& ca_file, int fd) : fd_(fd) {
+  mem_tls_client(const std::string& ca_file, int fd, int max_version = 0)
+      : fd_(fd) {
     ctx_ = SSL_CTX_new(TLS_client_method());
+    if (max_version != 0) SSL_CTX_set_max_proto_version(ctx_, max_version);
     SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     ssl_ = SSL_new(ctx_);
@@ -577,6 +581,20 @@ public:
       int r = SSL_do_handshake(ssl_);
       if (!raw_send_all(fd_, take_output())) return false;
       if (r == 1) return true;
+      if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ || !pull())
+        return false;
+    }
+    return false;
+  }
+
+  /// Asks for a renegotiation (TLS 1.2) and tries to finish it; true if
+  /// the peer went along.
+  bool renegotiate() {
+    if (SSL_renegotiate(ssl_) != 1) return false;
+    for (int i = 0; i < 20; ++i) {
+      int r = SSL_do_handshake(ssl_);
+      if (!raw_send_all(fd_, take_output())) return false;
+      if (r == 1) return SSL_renegotiate_pending(ssl_) == 0;
       if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ || !pull())
         return false;
     }
@@ -668,7 +686,8 @@ TEST_CASE("start_tls is refused on a transport that runs TLS already") {
   pki keys;
   auto slog = std::make_shared<event_log>();
   auto srv = serve(*fx.rt, recorder(slog), keys.server_ctx());
-  auto conn = connect_tls(*fx.rt, srv.port(), recorder(slog), keys.client_ctx(),
+  auto clog = std::make_shared<event_log>();
+  auto conn = connect_tls(*fx.rt, srv.port(), recorder(clog), keys.client_ctx(),
                           "localhost");
   REQUIRE(conn);
   auto r = ask<tls_started>(
@@ -676,6 +695,176 @@ TEST_CASE("start_tls is refused on a transport that runs TLS already") {
       start_tls{use_tls(keys.client_ctx(), "localhost"), {}, 0});
   REQUIRE_FALSE(r);
   CHECK(is(r.error(), sw_errc::invalid_argument));
+  // The refusal ends the connection (bytes handed back would be lost).
+  REQUIRE(clog->wait_for_event("lost:shardwire: invalid_argument", true));
+  close_server(*fx.rt, srv.srv.actor);
+}
+
+namespace {
+
+/// A callback protocol (asyncio style) that upgrades on "STARTTLS\r\n"
+/// with transport().start_tls and then echoes.
+class starttls_echo : public protocol {
+public:
+  starttls_echo(event_log_ptr log, std::shared_ptr<const tls_context> ctx)
+      : log_(std::move(log)), ctx_(std::move(ctx)) {}
+
+  void data_received(const buffer& bytes) override {
+    if (tls_) {
+      log_->add("data:" + bytes.str());
+      transport().write(bytes);
+      return;
+    }
+    plain_ += bytes.str();
+    auto at = plain_.find("STARTTLS\r\n");
+    if (at == std::string::npos) return;
+    tls_ = true; // from here on every byte is TLS's
+    auto early = buffer::copy_of(plain_.substr(at + 10));
+    transport().start_tls(
+        use_tls(ctx_), early, [log = log_](caf::expected<transport_info> info) {
+          if (info)
+            log->add("tls:" + text_of(extra_info(*info, "tls_version")));
+          else
+            log->add("tls-failed:" + describe(info.error()));
+        });
+  }
+
+  void connection_lost(const caf::error& reason) override {
+    log_->add(reason ? "lost:" + describe(reason) : "lost");
+  }
+
+private:
+  event_log_ptr log_;
+  std::shared_ptr<const tls_context> ctx_;
+  std::string plain_;
+  bool tls_ = false;
+};
+
+} // namespace
+
+TEST_CASE("start_tls from a callback protocol (asyncio's loop.start_tls)") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto slog = std::make_shared<event_log>();
+  auto srv = create_server(
+      *fx.rt, make_protocol<starttls_echo>(slog, keys.server_ctx()),
+      server_options{});
+  REQUIRE(srv);
+  int fd = raw_connect(srv->sockets.at(0).port);
+  REQUIRE(fd >= 0);
+  mem_tls_client client{keys.ca.cert(), fd};
+  auto hello = client.hello();
+  // The hello in pieces, the first with the command: each piece may reach
+  // the protocol before or after its start_tls; none may be lost.
+  REQUIRE(raw_send_all(fd, "STARTTLS\r\n" + hello.substr(0, 3)));
+  for (size_t off = 3; off < hello.size(); off += 40)
+    REQUIRE(raw_send_all(fd, hello.substr(off, 40)));
+  REQUIRE(client.handshake());
+  REQUIRE(slog->wait_for_event("tls:TLSv1.", true));
+  REQUIRE(client.send("callback style"));
+  CHECK(client.receive(14) == "callback style");
+  raw_close(fd);
+  REQUIRE(slog->wait_for_event("lost", true));
+  close_server(*fx.rt, srv->actor);
+}
+
+TEST_CASE("pause_reading stops decryption; back-pressure counts application "
+          "bytes") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto slog = std::make_shared<event_log>();
+  auto transport_out = std::make_shared<transport_actor>();
+  auto srv =
+      serve(*fx.rt, recorder(slog, {.pause_in_connected = true}, transport_out),
+            keys.server_ctx());
+  auto clog = std::make_shared<event_log>();
+  auto conn = connect_tls(*fx.rt, srv.port(), recorder(clog), keys.client_ctx(),
+                          "localhost");
+  REQUIRE(conn);
+  REQUIRE(slog->wait_for_event("connected"));
+  // The server reads nothing: the sockets fill, and the client's queue of
+  // application bytes passes its high-water mark (64 KiB): `pause`.
+  const std::string chunk(64 * 1024, 'x');
+  size_t sent = 0;
+  for (int i = 0; i < 200 && clog->count("pause") == 0; ++i) {
+    send_text(*fx.rt, conn->transport, chunk);
+    sent += chunk.size();
+    auto queued =
+        ask<uint64_t>(*fx.rt, conn->transport, get_write_buffer_size{});
+    REQUIRE(queued);
+    CHECK(*queued <= sent); // application bytes, never the ciphertext's
+  }
+  REQUIRE(clog->wait_for_event("pause"));
+  CHECK(slog->received().empty());
+  // Resumed: every byte arrives, in order, and the writer resumes.
+  caf::anon_send(*transport_out, resume_reading{});
+  REQUIRE(
+      slog->wait_for([&](auto& evs) { return joined_data(evs).size() >= sent; },
+                     std::chrono::seconds(30)));
+  CHECK(slog->received() == std::string(sent, 'x'));
+  REQUIRE(clog->wait_for_event("resume"));
   caf::anon_send(conn->transport, shardwire::abort{});
   close_server(*fx.rt, srv.srv.actor);
+}
+
+TEST_CASE("a client's renegotiation is refused") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto slog = std::make_shared<event_log>();
+  auto srv = serve(*fx.rt, recorder(slog, {.echo = true}), keys.server_ctx());
+  int fd = raw_connect(srv.port());
+  REQUIRE(fd >= 0);
+  // TLS 1.2: 1.3 has no renegotiation.
+  mem_tls_client client{keys.ca.cert(), fd, TLS1_2_VERSION};
+  raw_send_all(fd, client.hello());
+  REQUIRE(client.handshake());
+  REQUIRE(client.send("before"));
+  CHECK(client.receive(6) == "before");
+  CHECK_FALSE(client.renegotiate());
+  raw_close(fd);
+  close_server(*fx.rt, srv.srv.actor);
+}
+
+TEST_CASE("TLS over the simulated network: the production layer on a "
+          "simulated link") {
+  SKIP_WITHOUT_OPENSSL();
+  pki keys;
+  auto named = keys.ca.issue("sim-server", {.alt_names = {"DNS:server"}});
+  auto sctx = keys.server_ctx({.cert_file = named.cert, .key_file = named.key});
+  auto run = [&](std::shared_ptr<const tls_context> cctx) {
+    sim::network net{7};
+    net.add_host("client");
+    net.add_host("server");
+    auto slog = std::make_shared<event_log>();
+    REQUIRE_FALSE(
+        net.listen("server", 7, recorder(slog, {.echo = true}), use_tls(sctx)));
+    auto log = std::make_shared<event_log>();
+    sim::connect_options co{"client", "server", 7, std::chrono::seconds(30),
+                            use_tls(std::move(cctx))};
+    auto conn = net.create_connection(co, pinger({log, 5}));
+    if (conn) {
+      CHECK(text_of(extra_info(conn->info, "tls_version")) == "TLSv1.3");
+      CHECK(net.run_until([&] { return log->count("lost", true) == 1; },
+                          std::chrono::hours(1)));
+    }
+    return std::make_pair(std::move(conn), log->events());
+  };
+  SECTION("pings echo through TLS, in virtual time") {
+    auto [conn, events] = run(keys.client_ctx());
+    REQUIRE(conn);
+    std::vector<std::string> expected{"connected"};
+    for (int i = 0; i < 5; ++i)
+      expected.push_back("echo:ping " + std::to_string(i));
+    expected.push_back("lost");
+    CHECK(events == expected);
+  }
+  SECTION("an untrusted certificate fails as on real sockets") {
+    test_ca other{keys.dir.path(), "sim-other"};
+    auto [conn, events] = run(keys.client_ctx({.ca_file = other.cert()}));
+    REQUIRE_FALSE(conn);
+    CHECK(is(conn.error(), tls_errc::unknown_ca));
+  }
 }

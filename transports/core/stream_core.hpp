@@ -1209,28 +1209,35 @@ void stream_core<B>::after_layer_moved() {
 
 template <class B>
 caf::result<tls_started> stream_core<B>::on_start_tls(start_tls& msg) {
-  if (tls_)
-    return make_error(sw_errc::invalid_argument,
-                      "start_tls on a transport that already runs TLS");
   if (lost_sent_ || closing_)
     return make_error(sw_errc::closed, "start_tls on a closing transport");
+  // Any other refusal ends the connection: the protocol may already be
+  // handing bytes back (start_tls_data), and they would have nowhere to go.
+  auto refuse = [this](caf::error err) -> caf::result<tls_started> {
+    finish(err);
+    return err;
+  };
+  if (tls_)
+    return refuse(make_error(sw_errc::invalid_argument,
+                             "start_tls on a transport that already runs TLS"));
   if (direction_ != stream_direction::both)
-    return make_error(sw_errc::not_supported, "start_tls on a pipe");
+    return refuse(make_error(sw_errc::not_supported, "start_tls on a pipe"));
   if (!msg.tls)
-    return make_error(sw_errc::invalid_argument,
-                      "start_tls without a TLS context");
+    return refuse(make_error(sw_errc::invalid_argument,
+                             "start_tls without a TLS context"));
   if (msg.received > delivered_)
-    return make_error(sw_errc::invalid_argument,
-                      "start_tls: received " + std::to_string(msg.received) +
-                          " bytes, but the transport delivered " +
-                          std::to_string(delivered_));
+    return refuse(make_error(sw_errc::invalid_argument,
+                             "start_tls: received " +
+                                 std::to_string(msg.received) +
+                                 " bytes, but the transport delivered " +
+                                 std::to_string(delivered_)));
   if (!wq_.empty() || file_)
-    return make_error(sw_errc::not_supported,
-                      "start_tls with " + std::to_string(wq_.bytes()) +
-                          " plaintext bytes still queued: wait until the "
-                          "write buffer is empty");
+    return refuse(make_error(sw_errc::not_supported,
+                             "start_tls with " + std::to_string(wq_.bytes()) +
+                                 " plaintext bytes still queued: wait until "
+                                 "the write buffer is empty"));
   auto layer = make_tls_layer(msg.tls);
-  if (!layer) return std::move(layer.error());
+  if (!layer) return refuse(std::move(layer.error()));
   tls_ = std::make_unique<layer_state>();
   tls_->params = msg.tls;
   tls_->awaiting = delivered_ - msg.received;
