@@ -1,7 +1,11 @@
 // shardwire's benchmark program: shardwire against plain baselines measured
-// in the same run. Three parts (--suite, default all):
+// in the same run. Four parts (--suite, default tcp,udp,spawn):
 //  tcp:   echo servers, each in its own process on its own core(s), the load
 //         generator on others (in --load-procs worker processes);
+//  tls:   the same echo over TLS 1.3, shardwire (server_options::tls) vs
+//         asio::ssl::stream, with OpenSSL clients (bench/tls_load.*):
+//         CPU per request at --tls-sizes, full handshakes/s and server CPU
+//         per handshake, memory per idle TLS connection;
 //  udp:   UDP echo round trips/s, shardwire vs plain Asio (bench/udp_echo.*);
 //  spawn: processes/s for `true`, shardwire vs a posix_spawn+waitpid loop,
 //         plus a churn check for leaks (bench/spawn_measure.*).
@@ -12,6 +16,8 @@
 //   echo_bench --suite=tcp --shards-sweep=8 --load-procs=0   # 1..8 shards
 //   echo_bench --callgrind             # user-space instructions per echo
 //   echo_bench --metrics-overhead      # shardwire, metrics on vs off
+//   echo_bench --suite=tls             # TLS: 1 KiB and 16 KiB, handshakes,
+//                                      # 2,000 idle TLS connections
 //
 // Figures per server: req/s, MiB/s, p50/p99 latency, server CPU per request
 // (user+sys from /proc), memory per idle connection (server RSS growth over
@@ -40,6 +46,9 @@
 #include "bench/spawn_measure.hpp"
 #include "bench/stop_signal.hpp"
 #include "bench/tcp_report.hpp"
+#include "bench/tls_cert.hpp"
+#include "bench/tls_load.hpp"
+#include "bench/tls_report.hpp"
 #include "bench/udp_echo.hpp"
 
 #include "actors/config.hpp"
@@ -95,14 +104,21 @@ struct bench_config : caf::actor_system_config {
   size_t spawn_churn = 1000;
   std::string spawn_program = "true";
   bool metrics_overhead = false;
+  std::string tls_servers = "asio-ssl,shardwire-tls";
+  std::string tls_sizes = "1024,16384";
+  size_t tls_idle = 2000;
+  size_t tls_connectors = 32;
+  std::string tls_key = "ec";
   // Internal: run one server in this process.
   std::string serve;
   int ready_fd = -1;
   size_t shards = 1;
+  std::string serve_cert;
+  std::string serve_key;
 
   bench_config() {
     opt_group{custom_options_, "global"}
-        .add(suite, "suite", "comma list of parts to run: tcp, udp, spawn")
+        .add(suite, "suite", "comma list of parts to run: tcp, tls, udp, spawn")
         .add(servers, "servers",
              "comma list of: asio, shardwire, shardwire-cb (callback style), "
              "shardwire-buf (buffered protocol, callback style), "
@@ -144,9 +160,22 @@ struct bench_config : caf::actor_system_config {
              "TCP only: shardwire with metrics collection on and off side "
              "by side (servers asio,shardwire,shardwire-nometrics) and the "
              "ratios of the two")
+        .add(tls_servers, "tls-servers",
+             "TLS part: comma list of asio-ssl (the baseline), shardwire-tls "
+             "(typed protocol), shardwire-tls-cb (callback style)")
+        .add(tls_sizes, "tls-sizes", "TLS part: comma list of message sizes")
+        .add(tls_idle, "tls-idle",
+             "TLS part: idle TLS connections for the memory figure (0: skip)")
+        .add(tls_connectors, "tls-connectors",
+             "TLS part: concurrent connectors doing full handshakes (0: skip "
+             "the handshake figure)")
+        .add(tls_key, "tls-key",
+             "TLS part: the throwaway server key, ec (P-256) or rsa (2048)")
         .add(serve, "serve", "internal: run this server kind here")
         .add(ready_fd, "ready-fd", "internal: fd to report the port on")
-        .add(shards, "shards", "internal: shard count for --serve");
+        .add(shards, "shards", "internal: shard count for --serve")
+        .add(serve_cert, "serve-cert", "internal: certificate for --serve")
+        .add(serve_key, "serve-key", "internal: key for --serve");
   }
 };
 
@@ -205,9 +234,22 @@ size_t load_procs_for(const bench_config& cfg, size_t server_threads) {
   return cfg.load_procs == 0 ? server_threads : cfg.load_procs;
 }
 
-int serve(const std::string& kind, int ready_fd, size_t shards) {
+bool tls_kind(const std::string& kind) {
+  return kind == "asio-ssl" || kind == "shardwire-tls" ||
+         kind == "shardwire-tls-cb";
+}
+
+int serve(const std::string& kind, int ready_fd, size_t shards,
+          const bench::server_tls& tls) {
   bench::raise_fd_limit();
   if (kind == "asio") return bench::run_asio_server(ready_fd, 1);
+  if (kind == "asio-ssl") return bench::run_asio_tls_server(ready_fd, tls);
+  if (kind == "shardwire-tls")
+    return bench::run_shardwire_server(
+        ready_fd, shards, bench::shardwire_style::typed, true, tls);
+  if (kind == "shardwire-tls-cb")
+    return bench::run_shardwire_server(
+        ready_fd, shards, bench::shardwire_style::callback, true, tls);
   if (kind == "asio-mt") return bench::run_asio_server(ready_fd, shards);
   if (kind == "shardwire")
     return bench::run_shardwire_server(ready_fd, shards,
@@ -231,9 +273,11 @@ struct child {
   uint16_t port = 0;
 };
 
-// Starts a server process; under callgrind when `cg_out` is set.
+// Starts a server process; under callgrind when `cg_out` is set. TLS
+// kinds serve with `tls`'s certificate.
 child start_server(const std::string& kind, size_t shards,
-                   const std::vector<int>& cpus, const std::string& cg_out) {
+                   const std::vector<int>& cpus, const std::string& cg_out,
+                   const bench::server_tls& tls = {}) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe");
   auto parent = ::getpid();
@@ -248,7 +292,7 @@ child start_server(const std::string& kind, size_t shards,
     bench::in_forked_child(parent);
     ::close(fds[0]);
     pin_to_cpus(cpus);
-    if (cg_out.empty()) ::_exit(serve(kind, fds[1], shards));
+    if (cg_out.empty()) ::_exit(serve(kind, fds[1], shards, tls));
     // Resolve our own path now: inside valgrind /proc/self/exe is valgrind.
     char path[4096] = {};
     auto len = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
@@ -260,6 +304,10 @@ child start_server(const std::string& kind, size_t shards,
                                   "--serve=" + kind,
                                   "--ready-fd=" + std::to_string(fds[1]),
                                   "--shards=" + std::to_string(shards)};
+    if (tls) {
+      args.push_back("--serve-cert=" + tls.cert_file);
+      args.push_back("--serve-key=" + tls.key_file);
+    }
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -433,14 +481,15 @@ uint64_t callgrind_total(const std::string& file) {
 }
 
 double measure_ir(const bench_config& cfg, const std::string& kind,
-                  size_t shards, size_t size) {
+                  size_t shards, size_t size,
+                  const bench::server_tls& tls = {}) {
   uint64_t totals[2] = {0, 0};
   uint64_t counts[2] = {cfg.callgrind_requests, 2 * cfg.callgrind_requests};
   for (int i = 0; i < 2; ++i) {
     auto out = "/tmp/echo_bench.callgrind." + kind + "." + std::to_string(i);
     auto threads = kind == "asio" ? size_t{1} : shards;
     auto where = place(threads, 1, cfg.no_pin);
-    auto c = start_server(kind, shards, where.server, out);
+    auto c = start_server(kind, shards, where.server, out, tls);
     pin_to_cpus(where.load);
     bench::load_options lo;
     lo.port = c.port;
@@ -448,7 +497,9 @@ double measure_ir(const bench_config& cfg, const std::string& kind,
     lo.size = size;
     lo.pipeline = cfg.pipeline;
     lo.requests = counts[i];
-    auto res = bench::run_load(lo);
+    // Over TLS the handshakes are in both runs, and cancel out.
+    auto res = tls ? bench::tls_load_session{lo}.run(0, lo.requests)
+                   : bench::run_load(lo);
     counts[i] = res.requests;
     stop_server(c);
     totals[i] = callgrind_total(out);
@@ -467,7 +518,8 @@ bool known_server(const std::string& kind) {
 std::vector<std::string> bad_suites(const std::vector<std::string>& parts) {
   std::vector<std::string> bad;
   for (auto& p : parts)
-    if (p != "tcp" && p != "udp" && p != "spawn") bad.push_back(p);
+    if (p != "tcp" && p != "tls" && p != "udp" && p != "spawn")
+      bad.push_back(p);
   return bad;
 }
 
@@ -628,6 +680,265 @@ bool run_tcp(const bench_config& cfg) {
   return ok;
 }
 
+// -- the TLS part -------------------------------------------------------------
+//
+// Same method as the TCP part at one shard: every server of a size runs
+// side by side, its echo connections open (handshaken before any window),
+// and is measured in short windows between two windows of asio-ssl, its
+// ratios taken against their mean; idle memory last. Handshakes the same
+// way on fresh servers. The load is OpenSSL clients in this process
+// (bench/tls_load.hpp), on the CPU the TCP load gets.
+
+// A TLS server kept running for all rounds of one message size, with its
+// echo connections open.
+struct live_tls_server {
+  child proc;
+  std::unique_ptr<bench::tls_load_session> session;
+};
+
+// `n_rounds` rounds over `n` points: measure(i, round) takes one window
+// of point i; each point other than `base` (none if base == n) is measured
+// between two windows of `base` and its row gets their mean as its base_*
+// figures; the order of the others rotates from round to round. to_row(i,
+// windows) makes a row; base's row of a round is made from all its windows
+// there.
+template <class Measure, class ToRow>
+rounds alternate(size_t n, size_t base, size_t n_rounds, Measure measure,
+                 ToRow to_row) {
+  using window_type = decltype(measure(size_t{0}, size_t{0}));
+  rounds by_round;
+  std::vector<size_t> others;
+  for (size_t i = 0; i < n; ++i)
+    if (i != base) others.push_back(i);
+  for (size_t round = 0; round < n_rounds; ++round) {
+    std::vector<row> rows(n);
+    std::vector<window_type> base_windows;
+    row before;
+    auto measure_base = [&] {
+      base_windows.push_back(measure(base, round));
+      return to_row(base, std::vector<window_type>{base_windows.back()});
+    };
+    if (base < n) before = measure_base();
+    for (size_t k = 0; k < others.size(); ++k) {
+      auto i = others[(k + round) % others.size()];
+      rows[i] = to_row(i, std::vector<window_type>{measure(i, round)});
+      if (base < n) {
+        auto after = measure_base();
+        auto mean = [&](double row::*field) {
+          return (before.*field + after.*field) / 2;
+        };
+        rows[i].base_cpu_us_per_req = mean(&row::cpu_us_per_req);
+        rows[i].base_p99_us = mean(&row::p99_us);
+        rows[i].base_req_per_s = mean(&row::req_per_s);
+        before = std::move(after);
+      }
+    }
+    if (base < n) rows[base] = to_row(base, base_windows);
+    by_round.push_back(std::move(rows));
+  }
+  return by_round;
+}
+
+window merge_windows(const std::vector<window>& ws) {
+  window all;
+  for (auto& w : ws) {
+    all.res.requests += w.res.requests;
+    all.res.bytes += w.res.bytes;
+    all.res.seconds += w.res.seconds;
+    all.res.corrupt += w.res.corrupt;
+    all.res.failed += w.res.failed;
+    all.res.latencies_us.insert(all.res.latencies_us.end(),
+                                w.res.latencies_us.begin(),
+                                w.res.latencies_us.end());
+    all.cpu_seconds += w.cpu_seconds;
+  }
+  return all;
+}
+
+// One window of handshakes against a server.
+struct handshake_window {
+  bench::handshake_result res;
+  double cpu_seconds = 0;
+};
+
+row handshake_row(const std::string& kind,
+                  const std::vector<handshake_window>& ws) {
+  bench::handshake_result all;
+  double cpu = 0;
+  for (auto& w : ws) {
+    all.handshakes += w.res.handshakes;
+    all.failed += w.res.failed;
+    all.resumed += w.res.resumed;
+    all.seconds += w.res.seconds;
+    cpu += w.cpu_seconds;
+  }
+  row r;
+  r.server = kind;
+  r.size = 0;
+  r.req_per_s =
+      all.seconds > 0 ? static_cast<double>(all.handshakes) / all.seconds : 0;
+  r.cpu_us_per_req =
+      all.handshakes > 0 ? cpu * 1e6 / static_cast<double>(all.handshakes) : 0;
+  r.failed = all.failed;
+  r.corrupt = all.resumed;
+  return r;
+}
+
+// Server RSS growth per connection while `cfg.tls_idle` more TLS
+// connections are opened, handshaken and pinged once; closed again before
+// this returns.
+double tls_idle_bytes_per_conn(const bench_config& cfg, const child& c) {
+  auto rss0 = bench::rss_bytes(c.pid);
+  bench::tls_idle_connections idle{c.port, cfg.tls_idle};
+  auto rss1 = bench::rss_bytes(c.pid);
+  return static_cast<double>(rss1 - rss0) / static_cast<double>(cfg.tls_idle);
+}
+
+// The echo rows of one message size, by round (idle memory in the first
+// round when `with_idle`).
+rounds measure_tls_size(const bench_config& cfg,
+                        const std::vector<std::string>& kinds, size_t base,
+                        size_t size, const bench::server_tls& tls,
+                        const placement& where, bool with_idle,
+                        std::string& negotiated) {
+  std::vector<live_tls_server> live(kinds.size());
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    live[i].proc = start_server(kinds[i], 1, where.server, {}, tls);
+    pin_to_cpus(where.load);
+    bench::load_options lo;
+    lo.port = live[i].proc.port;
+    lo.connections = cfg.connections;
+    lo.size = size;
+    lo.pipeline = cfg.pipeline;
+    live[i].session = std::make_unique<bench::tls_load_session>(lo);
+    if (negotiated.empty()) negotiated = live[i].session->negotiated();
+    live[i].session->run(0.5); // warm-up; connection failures show later
+  }
+  auto by_round = alternate(
+      kinds.size(), base, cfg.rounds,
+      [&](size_t i, size_t round) {
+        std::cerr << "measuring " << kinds[i] << " size=" << size << " round "
+                  << round + 1 << '/' << cfg.rounds << " ...\n";
+        pin_to_cpus(where.load);
+        window w;
+        auto cpu0 = bench::cpu_seconds(live[i].proc.pid);
+        w.res = live[i].session->run(cfg.duration);
+        w.cpu_seconds = bench::cpu_seconds(live[i].proc.pid) - cpu0;
+        return w;
+      },
+      [&](size_t i, const std::vector<window>& ws) {
+        auto w = merge_windows(ws);
+        return make_row(kinds[i], 1, size, 1, w.res, w.cpu_seconds);
+      });
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (with_idle) {
+      std::cerr << "measuring " << kinds[i] << " idle x " << cfg.tls_idle
+                << " ...\n";
+      by_round.front()[i].idle_bytes_per_conn =
+          tls_idle_bytes_per_conn(cfg, live[i].proc);
+    }
+    live[i].session.reset();
+    stop_server(live[i].proc);
+  }
+  return by_round;
+}
+
+// The handshake rows, by round, on fresh servers.
+rounds measure_handshakes(const bench_config& cfg,
+                          const std::vector<std::string>& kinds, size_t base,
+                          const bench::server_tls& tls,
+                          const placement& where) {
+  std::vector<child> procs;
+  for (auto& kind : kinds) {
+    procs.push_back(start_server(kind, 1, where.server, {}, tls));
+    pin_to_cpus(where.load);
+    bench::run_handshakes(procs.back().port, cfg.tls_connectors, 0.2);
+  }
+  auto by_round = alternate(
+      kinds.size(), base, cfg.rounds,
+      [&](size_t i, size_t round) {
+        std::cerr << "measuring " << kinds[i] << " handshakes round "
+                  << round + 1 << '/' << cfg.rounds << " ...\n";
+        pin_to_cpus(where.load);
+        handshake_window w;
+        auto cpu0 = bench::cpu_seconds(procs[i].pid);
+        w.res = bench::run_handshakes(procs[i].port, cfg.tls_connectors,
+                                      cfg.duration);
+        w.cpu_seconds = bench::cpu_seconds(procs[i].pid) - cpu0;
+        return w;
+      },
+      [&](size_t i, const std::vector<handshake_window>& ws) {
+        return handshake_row(kinds[i], ws);
+      });
+  for (auto& c : procs)
+    stop_server(c);
+  return by_round;
+}
+
+// The TLS part; returns false if any measurement saw corrupt bytes, failed
+// connections or a resumed session.
+bool run_tls(const bench_config& cfg) {
+  bench::tls_cert cert{cfg.tls_key == "rsa" ? bench::tls_key_type::rsa
+                                            : bench::tls_key_type::ec};
+  bench::server_tls tls{cert.cert_file(), cert.key_file()};
+  auto kinds = split(cfg.tls_servers);
+  auto sizes = *bench::positive_list(cfg.tls_sizes); // checked in main
+  auto base = static_cast<size_t>(
+      std::find(kinds.begin(), kinds.end(), bench::tls_base) - kinds.begin());
+  auto where = place(1, 1, cfg.no_pin);
+  auto key = cfg.tls_key == "rsa" ? "RSA 2048" : "ECDSA P-256";
+  if (cfg.callgrind) {
+    std::vector<row> rows;
+    for (auto size : sizes)
+      for (auto& kind : kinds) {
+        std::cerr << "counting " << kind << " size=" << size << " ...\n";
+        row r;
+        r.server = kind;
+        r.size = size;
+        r.ir_per_echo = measure_ir(cfg, kind, 1, size, tls);
+        rows.push_back(r);
+      }
+    std::printf("\nTLS echo: %zu connections, pipeline %zu, server key %s, "
+                "callgrind\n",
+                cfg.connections, cfg.pipeline, key);
+    print_rows(rows, true, bench::tls_base);
+    return true;
+  }
+  std::string negotiated;
+  rounds echo_rounds(cfg.rounds);
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    auto by = measure_tls_size(cfg, kinds, base, sizes[k], tls, where,
+                               k == 0 && cfg.tls_idle > 0, negotiated);
+    for (size_t r = 0; r < by.size(); ++r)
+      for (auto& x : by[r])
+        echo_rounds[r].push_back(std::move(x));
+  }
+  rounds hs_rounds;
+  if (cfg.tls_connectors > 0)
+    hs_rounds = measure_handshakes(cfg, kinds, base, tls, where);
+  bool ok = true;
+  for (auto* by : {&echo_rounds, &hs_rounds})
+    for (auto& rr : *by)
+      for (auto& r : rr)
+        ok = ok && r.corrupt == 0 && r.failed == 0;
+  auto echo = bench::summarize(echo_rounds);
+  std::printf("\nTLS echo (%s, server key %s, 1 shard): %zu connections, "
+              "pipeline %zu, %zu round(s) of %.2f s per server, medians; "
+              "idle: %zu TLS connections\n",
+              negotiated.c_str(), key, cfg.connections, cfg.pipeline,
+              cfg.rounds, cfg.duration, cfg.tls_idle);
+  print_rows(echo, false, bench::tls_base);
+  if (cfg.rounds > 1) print_round_ratios(echo_rounds, bench::tls_base);
+  std::vector<row> hs;
+  if (!hs_rounds.empty()) {
+    hs = bench::summarize(hs_rounds);
+    bench::print_handshakes(hs, cfg.tls_connectors);
+  }
+  bench::print_tls_targets(echo, hs);
+  if (!cfg.csv.empty()) bench::append_csv(cfg.csv, echo);
+  return ok;
+}
+
 // The UDP and spawn parts share one shardwire runtime in this process, with
 // one shard; started after the TCP part, whose load processes are forked.
 bool run_in_process(const bench_config& cfg, bool udp, bool spawn,
@@ -690,7 +1001,7 @@ bool valid_options(const bench_config& cfg) {
   auto parts = split(cfg.suite);
   bool ok = check_option(!parts.empty() && bad_suites(parts).empty(), "suite",
                          "'" + cfg.suite.substr(0, 100) +
-                             "' is not a comma list of tcp, udp, spawn");
+                             "' is not a comma list of tcp, tls, udp, spawn");
   auto kinds = split(cfg.servers);
   ok &= check_option(
       !kinds.empty() && std::all_of(kinds.begin(), kinds.end(), known_server),
@@ -720,11 +1031,40 @@ bool valid_options(const bench_config& cfg) {
   ok &= check_option(bench::runnable(cfg.spawn_program), "spawn-program",
                      "'" + cfg.spawn_program.substr(0, 200) +
                          "' is not an executable file (in PATH)");
+  auto tls_kinds = split(cfg.tls_servers);
+  ok &=
+      check_option(!tls_kinds.empty() && std::all_of(tls_kinds.begin(),
+                                                     tls_kinds.end(), tls_kind),
+                   "tls-servers",
+                   "'" + cfg.tls_servers.substr(0, 100) +
+                       "' is not a comma list of asio-ssl, shardwire-tls, "
+                       "shardwire-tls-cb");
+  ok &= bench::check_list(cfg.tls_sizes, 1, max_size, "tls-sizes", nullptr);
+  ok &= check_range(cfg.tls_idle, 0, max_connections, "tls-idle", " (0: skip)");
+  ok &= check_range(cfg.tls_connectors, 0, max_inflight, "tls-connectors",
+                    " (0: skip)");
+  ok &= check_option(cfg.tls_key == "ec" || cfg.tls_key == "rsa", "tls-key",
+                     "'" + cfg.tls_key.substr(0, 100) + "' is not ec or rsa");
+  auto readable = [](const std::string& path) {
+    return path.empty() || ::access(path.c_str(), R_OK) == 0;
+  };
+  ok &= check_option(readable(cfg.serve_cert), "serve-cert",
+                     "'" + cfg.serve_cert.substr(0, 200) +
+                         "' is not a readable file");
+  ok &= check_option(readable(cfg.serve_key), "serve-key",
+                     "'" + cfg.serve_key.substr(0, 200) +
+                         "' is not a readable file");
   if (!cfg.serve.empty()) {
-    ok &= check_option(known_server(cfg.serve), "serve",
+    ok &= check_option(known_server(cfg.serve) || tls_kind(cfg.serve), "serve",
                        "'" + cfg.serve.substr(0, 100) +
                            "' is not asio, asio-mt, shardwire, shardwire-cb, "
-                           "shardwire-buf or shardwire-nometrics");
+                           "shardwire-buf, shardwire-nometrics, asio-ssl, "
+                           "shardwire-tls or shardwire-tls-cb");
+    if (tls_kind(cfg.serve))
+      ok &= check_option(!cfg.serve_cert.empty() && !cfg.serve_key.empty(),
+                         "serve-cert",
+                         "a TLS server kind needs --serve-cert and "
+                         "--serve-key");
     ok &= check_option(cfg.ready_fd >= 0 && ::fcntl(cfg.ready_fd, F_GETFD) >= 0,
                        "ready-fd",
                        std::to_string(cfg.ready_fd) +
@@ -742,7 +1082,9 @@ int main(int argc, char** argv) {
   if (auto rc = shardwire::parse_options(cfg, argc, argv,
                                          [&] { return valid_options(cfg); }))
     return *rc;
-  if (!cfg.serve.empty()) return serve(cfg.serve, cfg.ready_fd, cfg.shards);
+  if (!cfg.serve.empty())
+    return serve(cfg.serve, cfg.ready_fd, cfg.shards,
+                 {cfg.serve_cert, cfg.serve_key});
   if (cfg.metrics_overhead) {
     cfg.suite = "tcp";
     cfg.servers = "asio,shardwire,shardwire-nometrics";
@@ -754,6 +1096,7 @@ int main(int argc, char** argv) {
     // TCP first: it forks servers and load processes, which wants a process
     // without threads (the runtime of the other parts has some).
     if (has(parts, "tcp")) ok = run_tcp(cfg) && ok;
+    if (has(parts, "tls")) ok = run_tls(cfg) && ok;
     bool udp = has(parts, "udp") && !cfg.callgrind;
     bool spawn = has(parts, "spawn") && !cfg.callgrind;
     if (udp || spawn) ok = run_in_process(cfg, udp, spawn, argv[0]) && ok;

@@ -9,6 +9,7 @@
 #include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
+#include "transports/tls.hpp"
 
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ private:
 } // namespace
 
 int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style,
-                         bool collect_metrics) {
+                         bool collect_metrics, const server_tls& tls) {
   config cfg;
   cfg.shards = shards;
   cfg.metrics_collect = collect_metrics;
@@ -78,6 +79,15 @@ int run_shardwire_server(int ready_fd, size_t shards, shardwire_style style,
   runtime rt{cfg};
   server_options opts;
   opts.backlog = 1024;
+  if (tls) {
+    tls_context_options topts;
+    topts.role = tls_role::server;
+    topts.cert_file = tls.cert_file;
+    topts.key_file = tls.key_file;
+    auto ctx = make_tls_context(topts);
+    if (!ctx) return 1;
+    opts.tls = use_tls(std::move(*ctx));
+  }
   auto factory = style == shardwire_style::callback
                      ? make_protocol<callback_echo>()
                  : style == shardwire_style::buffered

@@ -113,10 +113,11 @@ std::vector<double> round_cpu_ratios(const rounds& by_round, size_t i) {
                      &row::base_cpu_us_per_req);
 }
 
-void print_rows(const std::vector<row>& rows, bool callgrind) {
+void print_rows(const std::vector<row>& rows, bool callgrind,
+                const std::string& base_server) {
   std::map<size_t, const row*> base; // asio row per size
   for (auto& r : rows)
-    if (r.server == "asio") base[r.size] = &r;
+    if (r.server == base_server) base[r.size] = &r;
   auto ratio = [](double x, double b) {
     char buf[32];
     if (b <= 0) return std::string{"   -"};
@@ -164,12 +165,14 @@ void print_rows(const std::vector<row>& rows, bool callgrind) {
 // CPU per request against asio of the same round, per round: how far the
 // ratio moves on this machine, which a single run does not show. The
 // median of these paired ratios is the table's CPU ratio.
-void print_round_ratios(const rounds& by_round) {
-  std::printf("\nCPU per request / asio's, per round (median and quartiles "
-              "last)\n");
+void print_round_ratios(const rounds& by_round,
+                        const std::string& base_server) {
+  std::printf("\nCPU per request / %s's, per round (median and quartiles "
+              "last)\n",
+              base_server.c_str());
   for (size_t i = 0; i < by_round[0].size(); ++i) {
     auto& first = by_round[0][i];
-    if (first.server == "asio") continue;
+    if (first.server == base_server) continue;
     auto ratios = round_cpu_ratios(by_round, i);
     if (ratios.empty()) continue;
     std::printf("%-14s %6zu %7zu  ", first.server.c_str(), first.shards,

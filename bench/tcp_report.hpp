@@ -60,10 +60,15 @@ std::vector<double> round_cpu_ratios(const rounds& by_round, size_t i);
 
 /// The table: req/s, MiB/s, latency, CPU per request, idle memory, each
 /// with its ratio to Asio of the same size (or Ir/echo in callgrind mode).
-void print_rows(const std::vector<row>& rows, bool callgrind);
+/// `base` names the baseline's rows ("asio-ssl" for the TLS table); the
+/// paired ratios of the other rows are against it already.
+void print_rows(const std::vector<row>& rows, bool callgrind,
+                const std::string& base = "asio");
 
-/// Every round's CPU ratio against Asio, with median and quartiles.
-void print_round_ratios(const rounds& by_round);
+/// Every round's CPU ratio against Asio (the `base` rows), with median and
+/// quartiles.
+void print_round_ratios(const rounds& by_round,
+                        const std::string& base = "asio");
 
 /// Throughput and CPU per request by shard count against 1 shard of the
 /// same server and size.
