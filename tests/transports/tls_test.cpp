@@ -9,6 +9,7 @@
 #include "sim/network.hpp"
 #include "tests/sim/sim_support.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/transports/helpers.hpp"
 #include "transports/socket.hpp"
@@ -785,7 +786,7 @@ TEST_CASE("pause_reading stops decryption; back-pressure counts application "
   REQUIRE(conn);
   REQUIRE(slog->wait_for_event("connected"));
   // The server reads nothing: the sockets fill, and the client's queue of
-  // application bytes passes its high-water mark (64 KiB): `pause`.
+  // application bytes reaches its high-water mark (512 KiB): `pause`.
   const std::string chunk(64 * 1024, 'x');
   size_t sent = 0;
   for (int i = 0; i < 200 && clog->count("pause") == 0; ++i) {
@@ -867,4 +868,100 @@ TEST_CASE("TLS over the simulated network: the production layer on a "
     REQUIRE_FALSE(conn);
     CHECK(is(conn.error(), tls_errc::unknown_ca));
   }
+}
+
+namespace {
+
+/// Both ends of a socket pair as TLS transports: the client here, the
+/// server with `server_protocol`.
+caf::expected<connection> tls_pair(runtime& rt, pki& keys,
+                                   protocol_factory server_protocol,
+                                   protocol_factory client_protocol) {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  caf::expected<connection> server_side{caf::error{}};
+  std::thread t([&] {
+    server_side =
+        connect_accepted_socket(rt, sv[0], std::move(server_protocol),
+                                caf::none, use_tls(keys.server_ctx()));
+  });
+  auto conn =
+      connect_accepted_socket(rt, sv[1], std::move(client_protocol), caf::none,
+                              use_tls(keys.client_ctx(), "localhost"));
+  t.join();
+  REQUIRE(server_side);
+  return conn;
+}
+
+} // namespace
+
+TEST_CASE("TLS write-buffer limits are asyncio's SSL ones and pause at "
+          "size == high (C45)") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto slog = std::make_shared<event_log>();
+  auto clog = std::make_shared<event_log>();
+  // The server never reads: the client's buffer cannot drain.
+  auto conn =
+      tls_pair(*fx.rt, keys, recorder(slog, {.pause_in_connected = true}),
+               recorder(clog));
+  REQUIRE(conn);
+  auto& t = conn->transport;
+  auto limits = ask<write_buffer_limits>(*fx.rt, t, get_write_buffer_limits{});
+  REQUIRE(limits);
+  CHECK(limits->high == 524288);
+  CHECK(limits->low == 131072);
+  auto size = [&] {
+    auto n = ask<uint64_t>(*fx.rt, t, get_write_buffer_size{});
+    REQUIRE(n);
+    return *n;
+  };
+  auto set = [&](uint64_t high, uint64_t low) {
+    REQUIRE(ask<write_buffer_limits>(*fx.rt, t,
+                                     set_write_buffer_limits{high, low}));
+  };
+  auto write_now = [&](const std::string& s) {
+    caf::scoped_actor self{fx.rt->system()};
+    bool ok = false;
+    self->request(t, std::chrono::seconds(10),
+                  shardwire::write{buffer::copy_of(s)})
+        .receive([&] { ok = true; }, [](caf::error&) {});
+    REQUIRE(ok);
+  };
+  set(uint64_t{1} << 40, 0);
+  write_now(std::string(4 << 20, 'y')); // fills the kernel and the layer
+  auto s0 = size();
+  REQUIRE(s0 > 0);
+  set(s0 + 100, 0);
+  write_now(std::string(99, 'y'));
+  CHECK(size() == s0 + 99);
+  ask<uint64_t>(*fx.rt, t, get_write_buffer_size{}); // a round trip
+  CHECK(clog->count("pause") == 0);
+  write_now("y"); // now exactly high: asyncio's SSL transport pauses here
+  CHECK(size() == s0 + 100);
+  REQUIRE(clog->wait_for_event("pause"));
+  CHECK(clog->count("pause") == 1);
+  caf::anon_send(t, shardwire::abort{});
+}
+
+TEST_CASE("over TLS an eof answered true still closes, with a warning "
+          "(C94)") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  log_capture logs;
+  auto slog = std::make_shared<event_log>();
+  auto clog = std::make_shared<event_log>();
+  auto conn = tls_pair(*fx.rt, keys, recorder(slog, {.keep_open_on_eof = true}),
+                       recorder(clog));
+  REQUIRE(conn);
+  CHECK_FALSE(conn->info.can_write_eof);
+  // close_notify reaches the server as eof; its `true` cannot keep a TLS
+  // connection half-open.
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(slog->wait_for_event("eof"));
+  REQUIRE(slog->wait_for_event("lost"));
+  REQUIRE(clog->wait_for_event("lost"));
+  CHECK(logs.wait_for("eof kept open on a TLS transport"));
 }

@@ -106,6 +106,7 @@ private:
   using lifecycle::finalize_if_quit;
   using lifecycle::finish;
   using lifecycle::lost_sent_;
+  using lifecycle::pause_at_high_;
   using lifecycle::replace_protocol;
   using lifecycle::write_paused_;
 
@@ -1066,6 +1067,12 @@ void stream_core<B>::install_layer(std::unique_ptr<stream_layer> layer,
                                    std::chrono::milliseconds bound) {
   if (!tls_) tls_ = std::make_unique<layer_state>();
   tls_->layer = std::move(layer);
+  // asyncio's SSL transport limits (C45), unless the protocol set its own.
+  if (this->high_ == default_high_water && this->low_ == default_low_water) {
+    this->high_ = tls_default_high_water;
+    this->low_ = tls_default_low_water;
+  }
+  this->pause_at_high_ = true;
   arm_layer_timer(bound);
   layer_port& port = *this;
   tls_->layer->start(port);

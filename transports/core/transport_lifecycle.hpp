@@ -363,7 +363,9 @@ protected:
   /// After queueing: `pause` once the queue went above `high`.
   void check_pause() {
     auto& d = self();
-    if (!write_paused_ && d.write_bytes() > high_ && !lost_sent_) {
+    auto queued = d.write_bytes();
+    if (!write_paused_ && !lost_sent_ &&
+        (queued > high_ || (pause_at_high_ && queued == high_))) {
       write_paused_ = true;
       if (auto& m = d.home().metrics(); m.enabled) m.write_pauses.add();
       d.send(d.proto_, shardwire::pause{});
@@ -401,6 +403,9 @@ protected:
   bool closing_ = false;      // close or abort
   bool lost_sent_ = false;    // `lost` sent (or none is due): the end
   bool exited_ = false;       // on_exit ran
+  // asyncio's SSL transports pause at `size >= high` (plain ones at
+  // `size > high`): set with a TLS layer.
+  bool pause_at_high_ = false;
 };
 
 } // namespace shardwire::transport_core

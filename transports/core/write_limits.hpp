@@ -15,6 +15,11 @@ namespace shardwire::transport_core {
 inline constexpr uint64_t default_high_water = 64 * 1024;
 inline constexpr uint64_t default_low_water = 16 * 1024;
 
+/// asyncio's SSL transports (sslproto): their own defaults, and `pause`
+/// once the buffer reaches high (not only above it).
+inline constexpr uint64_t tls_default_high_water = 512 * 1024;
+inline constexpr uint64_t tls_default_low_water = 128 * 1024;
+
 /// Only `high` -> low = high/4; only `low` -> high = 4*low; neither -> the
 /// defaults; high < low -> invalid_argument.
 inline caf::expected<write_buffer_limits>
