@@ -7,21 +7,20 @@
 //
 //   tcp_echo_client [--host=127.0.0.1] [--port=8888] [--message=...]
 //                   [--timeout-ms=10000]
+#include "demos/echo_protocols.hpp"
 #include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
-#include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
 
-#include <atomic>
 #include <chrono>
-#include <future>
 #include <memory>
 
 using namespace shardwire;
+using demo::echo_client_protocol;
 
 namespace {
 
@@ -56,46 +55,6 @@ struct client_config : config {
   static constexpr size_t max_timeout_ms = 24ull * 3600 * 1000;
 };
 
-/// Shared by main and the protocol, which may outlive main's wait.
-struct exchange_state {
-  std::promise<void> done;
-  /// Set by main when --timeout-ms passed: the connection then ends at
-  /// shutdown, and that end is not the exchange's outcome to print.
-  std::atomic<bool> gave_up{false};
-};
-
-using done_promise = std::shared_ptr<exchange_state>;
-
-class echo_client_protocol : public protocol {
-public:
-  echo_client_protocol(std::string message, done_promise done)
-      : message_(std::move(message)), done_(std::move(done)) {}
-
-  void connection_made(transport_ref& t) override {
-    t.write(message_);
-    demo::println("Data sent: ", demo::py_repr(message_));
-  }
-
-  void data_received(const buffer& bytes) override {
-    demo::println("Data received: ", demo::py_repr(bytes.view()));
-  }
-
-  void connection_lost(const caf::error& reason) override {
-    if (done_->gave_up.load()) {
-      // main already reported the timeout.
-    } else if (reason) {
-      demo::println("The connection failed: ", describe(reason));
-    } else {
-      demo::println("The server closed the connection");
-    }
-    done_->done.set_value();
-  }
-
-private:
-  std::string message_;
-  done_promise done_;
-};
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -108,7 +67,7 @@ int main(int argc, char** argv) {
   runtime rt{cfg};
   auto metrics = demo::serve_metrics(rt, cfg);
   if (!metrics) return 1;
-  auto done = std::make_shared<exchange_state>();
+  auto done = std::make_shared<demo::exchange_state>();
   auto finished = done->done.get_future();
   connect_options opts;
   opts.host = cfg.host;
@@ -125,20 +84,7 @@ int main(int argc, char** argv) {
                    describe(conn.error()), bound);
     return 1;
   }
-  switch (runtime::wait_or_stop(finished, deadline)) {
-    case runtime::wait_end::ready:
-      return 0;
-    case runtime::wait_end::timeout:
-      done->gave_up = true;
-      demo::eprintln("error: ", cfg.host, ":", cfg.port,
-                     " did not finish the exchange within ", cfg.timeout_ms,
-                     " ms (--timeout-ms)");
-      break;
-    case runtime::wait_end::stop_requested:
-      done->gave_up = true;
-      demo::eprintln("error: interrupted before the exchange finished");
-      break;
-  }
-  rt.shutdown(); // closes the connection
-  return 1;
+  return demo::finish_exchange(rt, *done, finished, deadline,
+                               cfg.host + ":" + std::to_string(cfg.port),
+                               cfg.timeout_ms);
 }

@@ -9,19 +9,22 @@
 //
 //   tcp_echo_server [--host=127.0.0.1] [--port=8888] [--persistent]
 //                   [--buffered] [--shards=N]
+#include "demos/echo_protocols.hpp"
 #include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
 #include "actors/buffered_protocol.hpp"
 #include "actors/config.hpp"
 #include "actors/errors.hpp"
-#include "actors/protocol.hpp"
 #include "runtime/runtime.hpp"
 #include "transports/tcp.hpp"
 
 #include <optional>
 
 using namespace shardwire;
+using demo::echo;
+using demo::echo_server_protocol;
+using demo::greet;
 
 namespace {
 
@@ -42,42 +45,6 @@ struct server_config : config {
         .add(buffered, "buffered",
              "serve with a buffered protocol (reads into lent memory)");
   }
-};
-
-void greet(transport_ref& t, bool quiet) {
-  if (!quiet) demo::println("Connection from ", python_repr(t.info().peername));
-}
-
-// The documentation's echo: the first chunk back, then close (or, when
-// persistent, every chunk back).
-void echo(transport_ref& t, const buffer& bytes, bool persistent, bool quiet) {
-  if (persistent) {
-    t.write(bytes); // the same storage goes back out: no copy
-    return;
-  }
-  if (!quiet) {
-    demo::println("Data received: ", demo::py_repr(bytes.view()));
-    demo::println("Send: ", demo::py_repr(bytes.view()));
-  }
-  t.write(bytes);
-  if (!quiet) demo::println("Close the client socket");
-  t.close();
-}
-
-class echo_server_protocol : public protocol {
-public:
-  echo_server_protocol(bool persistent, bool quiet)
-      : persistent_(persistent), quiet_(quiet) {}
-
-  void connection_made(transport_ref& t) override { greet(t, quiet_); }
-
-  void data_received(const buffer& bytes) override {
-    echo(transport(), bytes, persistent_, quiet_);
-  }
-
-private:
-  bool persistent_;
-  bool quiet_;
 };
 
 // The same echo as a buffered protocol: each read lands in a pooled chunk

@@ -29,7 +29,8 @@ RUN_TIMEOUT = 10.0
 HELP_STREAM = 'stderr'
 
 DEMOS = [
-    ['tcp_echo_server'], ['tcp_echo_client'], ['socketpair_echo'], ['tour'],
+    ['tcp_echo_server'], ['tcp_echo_client'], ['tls_echo_server'],
+    ['tls_echo_client'], ['socketpair_echo'], ['tour'],
     ['udp_echo_server'], ['udp_echo_client'], ['subprocess_date'], ['fleet'],
     ['netsim_demo'], ['chaos_proxy'], ['kv_cluster', 'node'],
     ['kv_cluster', 'front'],
@@ -41,6 +42,23 @@ REFUSED = [
     (['tour'], ['--timeout-ms=18446744073709551615'], '--timeout-ms'),
     (['tcp_echo_client'], ['--timeout-ms=0'], '--timeout-ms'),
     (['tcp_echo_client'], ['--port=0'], '--port'),
+    # TLS demos: the server needs --cert and --key; every certificate file
+    # must be readable (named by its option); the client's --port and
+    # --timeout-ms as tcp_echo_client's.
+    (['tls_echo_server'], [], '--cert'),
+    (['tls_echo_server'], ['--cert=/nonexistent/s.pem'], '--key'),
+    (['tls_echo_server'], ['--cert=/nonexistent/s.pem',
+                           '--key=/nonexistent/s.key'], '--cert'),
+    (['tls_echo_server'], ['--cert=/nonexistent/s.pem',
+                           '--key=/nonexistent/s.key'], '--key'),
+    (['tls_echo_server'], ['--cert=/nonexistent/s.pem',
+                           '--key=/nonexistent/s.key',
+                           '--ca=/nonexistent/ca.pem'], '--ca'),
+    (['tls_echo_client'], ['--ca=/nonexistent/ca.pem'], '--ca'),
+    (['tls_echo_client'], ['--ca=/'], '--ca'),
+    (['tls_echo_client'], ['--cert=/nonexistent/c.pem'], '--key'),
+    (['tls_echo_client'], ['--port=0'], '--port'),
+    (['tls_echo_client'], ['--timeout-ms=0'], '--timeout-ms'),
     (['udp_echo_client'], ['--timeout-ms=0'], '--timeout-ms'),
     (['udp_echo_client'], ['--port=0'], '--port'),
     (['subprocess_date'], ['--program='], '--program'),

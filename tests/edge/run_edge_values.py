@@ -32,9 +32,11 @@ A run passes when the program
     group nor any process carrying the marker may remain (they are killed
     and the run fails).
 
-Peers are provided where a program needs one, on 127.0.0.1 only: a TCP and
-a UDP echo server (threads here) for the clients and chaos_proxy, and a
-kv_cluster storage node for `kv_cluster front`.
+Peers are provided where a program needs one, on 127.0.0.1 only: a TCP, a
+TLS and a UDP echo server (threads here) for the clients and chaos_proxy,
+and a kv_cluster storage node for `kv_cluster front`. The TLS demos get a
+CA and a server certificate made with the openssl command (without it they
+are left out, with a line saying so).
 
 The runs are sampled with a seeded RNG when --values / --common-values
 limit them; the seed is printed and SEED=<n> (or --seed) repeats a run
@@ -52,7 +54,9 @@ import re
 import shlex
 import signal
 import socket
+import shutil
 import socketserver
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -65,8 +69,9 @@ import time
 class spec:
     """One program (or one mode of it) and the base line of a valid run.
 
-    `base` may use {tcp_echo}, {udp_echo}, {kv_node} (ports of the peers
-    started here) and {kv_cluster} (the path of that program)."""
+    `base` may use {tcp_echo}, {udp_echo}, {tls_echo}, {kv_node} (ports
+    of the peers started here), {kv_cluster} (the path of that program)
+    and {tls_cert}, {tls_key}, {tls_ca} (certificate files made here)."""
 
     def __init__(self, name, base=(), mode=None, child_status=False,
                  skip=()):
@@ -88,6 +93,11 @@ SPECS = [
     spec("tcp_echo_server", ["--host=127.0.0.1", "--port=0", "--quiet"]),
     spec("tcp_echo_client",
          ["--host=127.0.0.1", "--port={tcp_echo}", "--timeout-ms=3000"]),
+    spec("tls_echo_server", ["--host=127.0.0.1", "--port=0", "--quiet",
+                             "--cert={tls_cert}", "--key={tls_key}"]),
+    spec("tls_echo_client",
+         ["--host=127.0.0.1", "--port={tls_echo}", "--ca={tls_ca}",
+          "--timeout-ms=3000"]),
     spec("socketpair_echo"),
     spec("tour"),
     spec("udp_echo_server", ["--host=127.0.0.1", "--port=0"]),
@@ -204,6 +214,53 @@ class tcp_echo(socketserver.BaseRequestHandler):
 class threaded_tcp(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+
+def make_tls_files(dir):
+    """A CA and a server certificate for 127.0.0.1 / localhost, made with
+    the openssl command in `dir`: {tls_cert}, {tls_key}, {tls_ca}."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=dir, check=True,
+                       capture_output=True, timeout=60)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+            "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+            "/CN=shardwire edge ca", "-addext",
+            "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=server")
+    with open(os.path.join(dir, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+            "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2",
+            "-extfile", "server.ext")
+    return {"tls_cert": os.path.join(dir, "server.pem"),
+            "tls_key": os.path.join(dir, "server.key"),
+            "tls_ca": os.path.join(dir, "ca.pem")}
+
+
+def start_tls_echo(cert, key):
+    """tcp_echo over TLS (what tls_echo_client expects: the echo, then
+    close_notify). A failed handshake just ends that connection."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+
+    class handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.settimeout(20)
+            try:
+                conn = ctx.wrap_socket(self.request, server_side=True)
+                data = conn.recv(65536)
+                if data:
+                    conn.sendall(data)
+                conn.unwrap()  # close_notify
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+
+    srv = threaded_tcp(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 
 
 def start_udp_echo():
@@ -711,11 +768,26 @@ def main():
             continue
         programs[s.label] = path
 
+    tls_dir = tempfile.TemporaryDirectory(prefix="sw-edge-tls-")
+    tls_files = {"tls_cert": "", "tls_key": "", "tls_ca": ""}
+    tls = None
+    if any(label.startswith("tls_echo") for label in programs):
+        if shutil.which("openssl") is None:
+            print("tls_echo_server, tls_echo_client: left out (no openssl "
+                  "command to make their certificates)", flush=True)
+            programs = {k: v for k, v in programs.items()
+                        if not k.startswith("tls_echo")}
+        else:
+            tls_files = make_tls_files(tls_dir.name)
+            tls = start_tls_echo(tls_files["tls_cert"], tls_files["tls_key"])
+
     tcp = threaded_tcp(("127.0.0.1", 0), tcp_echo)
     threading.Thread(target=tcp.serve_forever, daemon=True).start()
     udp = start_udp_echo()
     subst = {"tcp_echo": tcp.server_address[1],
              "udp_echo": udp.getsockname()[1],
+             "tls_echo": tls.server_address[1] if tls else 1,
+             **tls_files,
              "kv_cluster": find_program(args.paths, "kv_cluster")
              or "kv_cluster",
              "kv_node": 1}
@@ -756,6 +828,9 @@ def main():
                       f"     repro: {j.repro()}", flush=True)
     elapsed = time.monotonic() - t0
     tcp.shutdown()
+    if tls:
+        tls.shutdown()
+    tls_dir.cleanup()
     udp.close()
     if kv_proc:
         kv_proc.send_signal(signal.SIGINT)
