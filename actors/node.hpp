@@ -93,11 +93,12 @@ struct node_tls_problem {
 /// Checks `tls` without an actor system, as a node's first connection
 /// would load it: all three set (or none, which is fine), each file
 /// readable PEM, the key matches the certificate, and the certificate
-/// verifies against `ca_file` now (signed by it, not expired, not yet
-/// valid): with one CA for the cluster, a certificate that fails here
-/// would be refused by every peer. `passphrase` unlocks an encrypted key;
-/// without one such a key is refused, never prompted for. One entry per
-/// problem, in option order; empty when there is none.
+/// verifies against `ca_file` now, as a TLS server and as a TLS client
+/// certificate (signed by it, not expired, not yet valid, key usage fit
+/// for both ends of a link): with one CA for the cluster, a certificate
+/// that fails here would be refused by every peer. `passphrase` unlocks an
+/// encrypted key; without one such a key is refused, never prompted for. One
+/// entry per problem, in option order; empty when there is none.
 std::vector<node_tls_problem>
 check_node_tls(const node_tls& tls, const std::string& passphrase = {});
 

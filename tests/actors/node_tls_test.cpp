@@ -20,9 +20,18 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <fstream>
 #include <memory>
 #include <optional>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 using namespace shardwire;
 using namespace shardwire::test;
@@ -116,6 +125,45 @@ void check_refused(const caf::expected<caf::actor>& r,
   CHECK(took < refusal_bound);
 }
 
+/// A TLS client without a certificate against `port`: trusts `ca_file`,
+/// completes its side of the handshake, then reads. Returns the bytes read
+/// before the connection failed or closed (a node that accepted it would
+/// send its BASP handshake), or -1 if the client's own handshake failed.
+/// Every socket call is bounded by a 5 s timeout.
+int read_without_client_cert(uint16_t port, const std::string& ca_file,
+                             std::string& why) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  auto* ctx = SSL_CTX_new(TLS_client_method());
+  REQUIRE(SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) == 1);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  auto* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  int total = -1;
+  if (SSL_connect(ssl) == 1) {
+    total = 0;
+    char buf[256];
+    int n = 0;
+    while ((n = SSL_read(ssl, buf, sizeof buf)) > 0)
+      total += n;
+    auto e = ERR_peek_error();
+    why = e != 0 ? ERR_reason_error_string(e) : "closed";
+  }
+  ERR_clear_error();
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
+  return total;
+}
+
 bool skip_without_openssl() {
   if (have_openssl_cli()) return false;
   WARN("openssl command not found: TLS node tests skipped");
@@ -166,6 +214,20 @@ TEST_CASE("node tls: a certificate of another CA is refused") {
   tls_node other{certs.node_b()};
   auto r = other.lookup(good, took);
   CHECK(r);
+}
+
+TEST_CASE("node tls: a client without a certificate is refused") {
+  if (skip_without_openssl()) return;
+  pki certs;
+  tls_node secure{certs.node_a()};
+  std::string why;
+  // The client verifies the node (its handshake completes, TLS 1.3), but
+  // the node wants a certificate and ends the connection instead of
+  // sending its first BASP bytes.
+  auto got = read_without_client_cert(secure.port, certs.ca.cert(), why);
+  INFO(why);
+  CHECK(got == 0);
+  CHECK(why.find("certificate required") != std::string::npos);
 }
 
 TEST_CASE("node tls: plain text and TLS do not mix") {
