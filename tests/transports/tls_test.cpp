@@ -264,10 +264,12 @@ TEST_CASE("a TLS client against peers that are not TLS servers") {
   auto clog = std::make_shared<event_log>();
   caf::expected<connection> result{caf::error{}};
   std::thread client;
+  // Made here: Catch's assertions (in client_ctx) are not for other threads.
+  auto cctx = keys.client_ctx();
   auto start = [&](std::chrono::milliseconds bound) {
     client = std::thread([&, bound] {
-      result = connect_tls(*fx.rt, peer.port(), recorder(clog),
-                           keys.client_ctx(), "localhost", bound);
+      result = connect_tls(*fx.rt, peer.port(), recorder(clog), cctx,
+                           "localhost", bound);
     });
   };
   SECTION("a plaintext server that answers") {
@@ -438,10 +440,11 @@ TEST_CASE("TLS over Unix sockets and adopted socket pairs") {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     caf::expected<connection> server_side{caf::error{}};
+    auto sctx = keys.server_ctx(); // not in the thread: it asserts
     std::thread t([&] {
       server_side =
           connect_accepted_socket(*fx.rt, sv[0], recorder(slog, {.echo = true}),
-                                  caf::none, use_tls(keys.server_ctx()));
+                                  caf::none, use_tls(sctx));
     });
     auto conn =
         connect_accepted_socket(*fx.rt, sv[1], recorder(clog), caf::none,
@@ -880,10 +883,11 @@ caf::expected<connection> tls_pair(runtime& rt, pki& keys,
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   caf::expected<connection> server_side{caf::error{}};
+  auto sctx = keys.server_ctx(); // not in the thread: it asserts
   std::thread t([&] {
     server_side =
         connect_accepted_socket(rt, sv[0], std::move(server_protocol),
-                                caf::none, use_tls(keys.server_ctx()));
+                                caf::none, use_tls(sctx));
   });
   auto conn =
       connect_accepted_socket(rt, sv[1], std::move(client_protocol), caf::none,
