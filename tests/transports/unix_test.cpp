@@ -127,6 +127,22 @@ TEST_CASE("create_unix_connection to a missing path fails with ENOENT") {
   CHECK(calls->load() == 0);
 }
 
+TEST_CASE("create_unix_connection to a path too long for the kernel fails "
+          "at once") {
+  runtime_fixture fx;
+  auto log = std::make_shared<event_log>();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  // A timeout the call must not need: the error comes before any connect.
+  auto conn = create_unix_connection(*fx.rt, std::string(5000, 'x'),
+                                     counting(calls, recorder(log)),
+                                     std::chrono::seconds(60));
+  REQUIRE(!conn);
+  INFO(describe(conn.error()));
+  CHECK((is(conn.error(), sw_errc::invalid_argument) ||
+         is_errno(conn.error(), ENAMETOOLONG)));
+  CHECK(calls->load() == 0);
+}
+
 TEST_CASE("a stale socket file is removed before binding") {
   runtime_fixture fx;
   temp_dir dir;
