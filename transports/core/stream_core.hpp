@@ -265,6 +265,9 @@ private:
     protocol_factory factory;
     stream_settings settings;
     connect_callback done;
+    // What `connected` carried, for `done` (asking the backend again costs
+    // two system calls per connection on the accept path).
+    transport_info info;
   };
   std::unique_ptr<startup> startup_;
   // A command of the protocol's (write, close, ...) arrived before the
@@ -376,7 +379,9 @@ typename stream_core<B>::behavior_type stream_core<B>::make_behavior() {
 template <class B>
 void stream_core<B>::send_connected() {
   auto self_hdl = caf::actor_cast<transport_actor>(this);
-  request(proto_, caf::infinite, connected{self_hdl, make_info()})
+  auto info = make_info();
+  if (startup_ && startup_->done) startup_->info = info;
+  request(proto_, caf::infinite, connected{self_hdl, std::move(info)})
       .then([this] { on_connected_ack(); },
             [this](caf::error& err) { this->connect_failed(std::move(err)); });
 }
@@ -533,8 +538,11 @@ void stream_core<B>::on_connected_ack() {
     counted_open_ = true;
     this->home().metrics().open_connections.add();
   }
-  report(
-      connection{caf::actor_cast<transport_actor>(this), proto_, make_info()});
+  if (startup_ && startup_->done)
+    report(connection{caf::actor_cast<transport_actor>(this), proto_,
+                      std::move(startup_->info)});
+  else
+    startup_.reset(); // nobody to tell (a server's connection)
   if (direction_ == stream_direction::write_only)
     sync_interest(); // watch for the reader going away
   else

@@ -33,12 +33,18 @@ caf::error fd_stream_backend::start(transport_core::io_owner& owner,
                                     shard& home,
                                     transport_core::stream_direction) {
   owner_ = &owner;
-  is_socket_ = is_stream_socket(fd_);
+  // "tcp" and "unix" are stream sockets by construction (connect, accept,
+  // or an adopted fd checked by its caller): no system call to ask.
+  const bool tcp = *kind_ == "tcp";
+  is_socket_ = tcp || *kind_ == "unix" || is_stream_socket(fd_);
   if (auto err = watch_fd(watch_, home, fd_, *this)) {
     stop();
     return err;
   }
-  if (is_socket_) set_tcp_nodelay(fd_);
+  if (tcp)
+    set_tcp_nodelay_inet(fd_);
+  else if (is_socket_)
+    set_tcp_nodelay(fd_);
   return {};
 }
 

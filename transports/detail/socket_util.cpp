@@ -82,16 +82,26 @@ bool is_stream_socket(int fd) {
 }
 
 int make_nonblocking(int fd) {
+  // Set only what is missing: accepted sockets come non-blocking and
+  // close-on-exec already (accept4), and each system call counts on the
+  // accept path.
   int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
+  if (fl < 0) return errno;
+  if ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return errno;
   int fdfl = ::fcntl(fd, F_GETFD);
-  if (fdfl >= 0) ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
+  if (fdfl >= 0 && (fdfl & FD_CLOEXEC) == 0)
+    ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
   return 0;
 }
 
 void set_tcp_nodelay(int fd) {
   auto fam = socket_family(fd);
   if (fam != AF_INET && fam != AF_INET6) return;
+  set_tcp_nodelay_inet(fd);
+}
+
+void set_tcp_nodelay_inet(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

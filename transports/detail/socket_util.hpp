@@ -33,6 +33,9 @@ int make_nonblocking(int fd);
 /// Enables TCP_NODELAY on TCP sockets (asyncio always does).
 void set_tcp_nodelay(int fd);
 
+/// The same for a descriptor known to be a TCP socket (no family check).
+void set_tcp_nodelay_inet(int fd);
+
 /// Checks keep-alive and user-timeout values (invalid_argument naming the
 /// field, e.g. "keepalive.idle"); empty if they are fine.
 caf::error check_tcp_options(const stream_settings& st);
