@@ -22,6 +22,8 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <poll.h>
 #include <sys/socket.h>
@@ -65,7 +67,8 @@ struct pki {
 
   std::shared_ptr<const tls_context> client_ctx(tls_context_options o = {}) {
     o.role = tls_role::client;
-    if (o.ca_file.empty() && o.verify_peer) o.ca_file = ca.cert();
+    if (o.ca_file.empty() && o.ca_dir.empty() && o.verify_peer)
+      o.ca_file = ca.cert();
     auto ctx = make_tls_context(o);
     REQUIRE(ctx);
     return *ctx;
@@ -968,4 +971,59 @@ TEST_CASE("over TLS an eof answered true still closes, with a warning "
   REQUIRE(slog->wait_for_event("lost"));
   REQUIRE(clog->wait_for_event("lost"));
   CHECK(logs.wait_for("eof kept open on a TLS transport"));
+}
+
+TEST_CASE("close gives up after shutdown_timeout when the peer takes "
+          "nothing") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto slog = std::make_shared<event_log>();
+  auto clog = std::make_shared<event_log>();
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  auto sctx = keys.server_ctx();
+  auto cparams = use_tls(keys.client_ctx(), "localhost");
+  cparams.shutdown_timeout = std::chrono::milliseconds(300);
+  caf::expected<connection> server_side{caf::error{}};
+  std::thread t([&] {
+    // The server never reads: the client's close cannot drain.
+    server_side = connect_accepted_socket(
+        *fx.rt, sv[0], recorder(slog, {.pause_in_connected = true}), caf::none,
+        use_tls(sctx));
+  });
+  auto conn = connect_accepted_socket(*fx.rt, sv[1], recorder(clog), caf::none,
+                                      cparams);
+  t.join();
+  REQUIRE(server_side);
+  REQUIRE(conn);
+  send_text(*fx.rt, conn->transport, std::string(4 << 20, 'z'));
+  auto start = std::chrono::steady_clock::now();
+  caf::anon_send(conn->transport, shardwire::close{});
+  REQUIRE(clog->wait_for_event("lost:", true));
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(clog->count("lost:shardwire: timeout", true) == 1);
+  CHECK(took >= std::chrono::milliseconds(250));
+  CHECK(took < std::chrono::seconds(5));
+  caf::anon_send(server_side->transport, shardwire::abort{});
+}
+
+TEST_CASE("a client trusts a hashed CA directory (ca_dir)") {
+  SKIP_WITHOUT_OPENSSL();
+  runtime_fixture fx;
+  pki keys;
+  auto dir = keys.dir.path() / "trusted";
+  std::filesystem::create_directory(dir);
+  std::filesystem::copy_file(keys.ca.cert(), dir / "ca.pem");
+  auto cmd = "openssl rehash '" + dir.string() + "' >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto slog = std::make_shared<event_log>();
+  auto srv = serve(*fx.rt, recorder(slog), keys.server_ctx());
+  auto clog = std::make_shared<event_log>();
+  auto conn =
+      connect_tls(*fx.rt, srv.port(), recorder(clog),
+                  keys.client_ctx({.ca_dir = dir.string()}), "localhost");
+  REQUIRE(conn);
+  caf::anon_send(conn->transport, shardwire::abort{});
+  close_server(*fx.rt, srv.srv.actor);
 }

@@ -565,8 +565,14 @@ template <class B>
 void stream_core<B>::on_close_draining() {
   read_closed_ = true;
   update_reading(); // stop reading; the write handler finishes once drained
-  // TLS with nothing queued: only the close_notify is left to send.
-  if (tls_ && wq_.empty() && !file_) after_drain();
+  if (tls_) {
+    // asyncio's ssl_shutdown_timeout bounds the whole close, the flush of
+    // what is queued included: a peer that reads nothing cannot hold the
+    // connection forever.
+    if (!tls_->timer) arm_layer_timer(tls_->params.shutdown_timeout);
+    // Nothing queued: only the close_notify is left to send.
+    if (wq_.empty() && !file_) after_drain();
+  }
 }
 
 // -- readiness ----------------------------------------------------------------
@@ -1176,7 +1182,7 @@ bool stream_core<B>::tls_close_step() {
   if (tls_closed_out()) return true;
   if (!tls_->shutdown_sent) {
     tls_->shutdown_sent = true;
-    arm_layer_timer(tls_->params.shutdown_timeout);
+    if (!tls_->timer) arm_layer_timer(tls_->params.shutdown_timeout);
     tls_->layer->shutdown();
   }
   if (tls_closed_out()) return true;
