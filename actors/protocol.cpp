@@ -126,12 +126,6 @@ callback_protocol_actor::callback_protocol_actor(caf::actor_config& cfg,
 // What is the stream's own: asyncio makes data_received and eof_received
 // fatal (section 2.8); everything else is the adapter's.
 
-void callback_protocol_actor::on_hot(const data& msg) {
-  if (transport_.note_received(msg.bytes)) return; // TLS bytes (start_tls)
-  if (!finished_)
-    fatal("data_received", [&] { impl_->data_received(msg.bytes); });
-}
-
 bool callback_protocol_actor::on_eof() {
   bool keep_open = false;
   if (!finished_ &&

@@ -88,7 +88,7 @@ struct connect_options {
   duration timeout = duration::zero();
   /// A client context makes it a TLS connection (see `listen`); the name
   /// checked is `tls.server_hostname`, or else `to`.
-  tls_params tls;
+  tls_params tls{};
 };
 
 struct datagram_options {

@@ -48,7 +48,7 @@ struct stream_settings {
   /// TCP sockets only: TCP_USER_TIMEOUT in ms (0: the kernel's).
   std::chrono::milliseconds user_timeout{0};
   /// TLS from the first byte (transports/tls.hpp); no context: plain.
-  tls_params tls;
+  tls_params tls{};
 
   static stream_settings from(const runtime& rt);
 };

@@ -55,7 +55,7 @@ struct connect_options {
   /// connection, verified against `tls.server_hostname` or else `host`.
   /// `done` then gets the connection after the handshake, or its error
   /// (tls_errc). No context: plain TCP.
-  tls_params tls;
+  tls_params tls{};
 };
 
 /// Resolves and connects, then creates transport and protocol on one shard.
@@ -99,7 +99,7 @@ struct server_options {
   /// TLS (transports/tls.hpp): a server context makes every accepted
   /// connection TLS; its protocol is made after the handshake. A failed
   /// handshake drops the connection and is logged (asyncio does the same).
-  tls_params tls;
+  tls_params tls{};
 };
 
 /// A running server: its actor (see `server_actor` in actors/messages.hpp)

@@ -15,7 +15,7 @@ struct unix_server_options {
   /// See `server_options::reads_follow_writes`.
   bool reads_follow_writes = false;
   /// See `server_options::tls`.
-  tls_params tls;
+  tls_params tls{};
 };
 
 /// Connects to the socket at `path`; see `async_create_connection`. With a

@@ -190,8 +190,10 @@ protected:
   /// Runs callback `f`; an exception aborts the transport and ends the
   /// connection (connection_lost gets `sw_errc::protocol_failed`). Returns
   /// whether `f` returned normally.
+  // Always inlined: it wraps data_received on every read (its catch
+  // blocks are cold), and GCC otherwise makes it a call.
   template <class F>
-  bool fatal(const char* callback, F&& f) {
+  [[gnu::always_inline]] bool fatal(const char* callback, F&& f) {
     try {
       f();
       return true;

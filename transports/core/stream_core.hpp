@@ -76,7 +76,8 @@ public:
               stream_settings settings, connect_callback done,
               stream_direction direction, BackendArgs&&... args)
       : pinned(cfg), backend_(std::forward<BackendArgs>(args)...),
-        startup_(new startup{std::move(factory), settings, std::move(done)}),
+        startup_(
+            new startup{std::move(factory), settings, std::move(done), {}}),
         write_cap_(settings.write_buffer_cap),
         next_read_size_(static_cast<uint32_t>(std::clamp(
             settings.read_chunk_size, min_read_size, max_read_size))),
@@ -187,16 +188,32 @@ private:
     }
   }
   // One read or write of application bytes: through the layer if any.
-  io_result read_in(std::span<std::byte> into) {
+  // The layer's side of each is out of line and cold: plain connections
+  // pay one pointer test, and the hot functions keep their inlining.
+  [[gnu::always_inline]] io_result read_in(std::span<std::byte> into) {
     if (tls_) [[unlikely]]
-      return tls_->layer->read(into);
+      return layer_read(into);
     return backend_.read(into);
   }
-  io_result write_out(const buffer* parts, size_t n) {
+  [[gnu::always_inline]] io_result write_out(const buffer* parts, size_t n) {
     if (tls_) [[unlikely]]
-      return tls_->layer->write(parts, n);
+      return layer_write(parts, n);
     return backend_.write(parts, n);
   }
+  [[gnu::noinline, gnu::cold]] io_result layer_read(std::span<std::byte> into) {
+    return tls_->layer->read(into);
+  }
+  [[gnu::noinline, gnu::cold]] io_result layer_write(const buffer* parts,
+                                                     size_t n) {
+    return tls_->layer->write(parts, n);
+  }
+  /// sync_interest with a layer: the backend waits for what the layer needs.
+  [[gnu::noinline, gnu::cold]] void sync_layer_interest(uint8_t want);
+  /// on_io_ready's first step with a layer: the layer moves its bytes;
+  /// false if the call ends there (failed, or the handshake still runs),
+  /// else `readable` / `writable` say what the application side can do.
+  [[gnu::noinline, gnu::cold]] bool layer_ready(bool& readable, bool& writable,
+                                                bool failed);
   /// TLS from the first byte: the layer's handshake runs before the
   /// protocol exists (asyncio: connection_made after the handshake).
   bool start_with_layer();
@@ -589,12 +606,7 @@ void stream_core<B>::sync_interest() {
   if (direction_ == stream_direction::write_only && started_ && !lost_sent_)
     want |= fd_hangup;
   if (tls_) [[unlikely]] {
-    auto& layer = *tls_->layer;
-    if (int err = backend_.want(layer.lower_interest(want));
-        err != 0 && !lost_sent_)
-      fatal(err, "epoll_ctl");
-    else if (read_armed_ && layer.input_buffered())
-      kick_layer();
+    sync_layer_interest(want);
     return;
   }
   if (int err = backend_.want(want); err != 0 && !lost_sent_)
@@ -602,23 +614,41 @@ void stream_core<B>::sync_interest() {
 }
 
 template <class B>
+void stream_core<B>::sync_layer_interest(uint8_t want) {
+  auto& layer = *tls_->layer;
+  if (int err = backend_.want(layer.lower_interest(want));
+      err != 0 && !lost_sent_)
+    fatal(err, "epoll_ctl");
+  else if (read_armed_ && layer.input_buffered())
+    kick_layer();
+}
+
+template <class B>
+bool stream_core<B>::layer_ready(bool& readable, bool& writable, bool failed) {
+  auto& layer = *tls_->layer;
+  layer.on_lower_ready(readable, writable, failed);
+  after_layer_moved();
+  if (lost_sent_ || !started_) {
+    // Failed, or the handshake still runs (no protocol to read for).
+    if (!lost_sent_) sync_interest();
+    return false;
+  }
+  // What the application side is ready for: the layer's input (and any
+  // error, which the read reports), and writing once established.
+  readable = readable || failed || layer.input_buffered();
+  writable = layer.established();
+  return true;
+}
+
+template <class B>
 void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
   typename pinned::io_handler_scope guard{*this};
   if (tls_) [[unlikely]] {
-    auto& layer = *tls_->layer;
-    layer.on_lower_ready(readable, writable, failed);
-    after_layer_moved();
-    if (lost_sent_ || !started_) {
-      // Failed, or the handshake still runs (no protocol to read for).
-      if (!lost_sent_) sync_interest();
+    if (!layer_ready(readable, writable, failed)) {
       guard.release_busy();
       finalize_if_quit();
       return;
     }
-    // What the application side is ready for: the layer's input (and any
-    // error, which the read reports), and writing once established.
-    readable = readable || failed || layer.input_buffered();
-    writable = layer.established();
   }
   if (write_armed_ && (failed || writable)) {
     write_armed_ = false; // flush arms again if the backend took too little

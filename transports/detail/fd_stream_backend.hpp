@@ -126,7 +126,9 @@ private:
 
   /// One syscall for up to max_parts buffers (retrying EINTR); returns what
   /// send/sendmsg/writev returned.
-  ssize_t write_gathered(iovec* iov, size_t cnt) {
+  // Always inlined: with two callers (write, write_bytes) GCC would make it
+  // a call, 30 instructions more per echo.
+  [[gnu::always_inline]] ssize_t write_gathered(iovec* iov, size_t cnt) {
     // Sockets use send/sendmsg so that a peer that went away gives EPIPE
     // without SIGPIPE even if the process did not ignore it; pipes and
     // other fds take writev.
