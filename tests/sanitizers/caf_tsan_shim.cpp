@@ -37,7 +37,10 @@
 //     instrumented CAF would make TSan do exactly this. The counter's own
 //     address is used, so the inline relaxed increments and `unique()` loads
 //     that shardwire's instrumented code performs on the same counter join
-//     the same sync variable.
+//     the same sync variable. The wrapper runs before the real drop, so
+//     the deletion itself acquires the counter once more where the count
+//     is known to be zero (request_deletion for ref_counted objects,
+//     on_destroy and the block destructor for actors: sections 1 and 1b).
 //
 //  2. Mailboxes. A sender pushes a mailbox element with a CAS (release) and
 //     the receiving actor takes it with an exchange (acquire): whatever the
@@ -182,6 +185,29 @@ void sw_ref_counted_deref(const void* self) noexcept {
   SW_EXPECT("ref_counted::deref", 0x48, 0x8d, 0x47, 0x08); // lea 0x8(%rdi),%rax
   acq_rel(add(self, ref_counted_rc));
   real(self);
+}
+
+// void caf::memory_managed::request_deletion(bool) const noexcept: what
+// ref_counted::deref calls (through the vtable's first slot) once the count
+// is zero, to delete the object. The acquire in deref above comes BEFORE
+// the real decrement (see 1b for why it cannot come after), so when two
+// owners drop a message at about the same time, the one that turns out to
+// be last may have acquired before the other released, and the payload's
+// destruction (a string in an error's context, freed on a shard while the
+// thread that read it had just let go) looks unordered. Here the count is
+// known to be zero: acquire it again, so every owner's release comes first.
+// For memory_managed objects that are not ref_counted (mailbox elements),
+// the address is an unrelated field nobody releases: no ordering added.
+extern "C++" void sw_request_deletion(const void* self,
+                                      bool decremented) noexcept
+    __asm__("_ZNK3caf14memory_managed16request_deletionEb");
+void sw_request_deletion(const void* self, bool decremented) noexcept {
+  SW_REAL(void (*)(const void*, bool),
+          "_ZNK3caf14memory_managed16request_deletionEb");
+  // push %rbp; mov (%rdi),%rax: deletes `self` through its own vtable.
+  SW_EXPECT("memory_managed::request_deletion", 0x55, 0x48, 0x8b, 0x07);
+  __tsan_acquire(const_cast<char*>(add(self, ref_counted_rc)));
+  real(self, decremented);
 }
 
 // void caf::intrusive_ptr_release(caf::actor_control_block*): strong
