@@ -49,22 +49,33 @@ public:
 
 // Lends a pooled chunk for each read and sends it back as it is: the bytes
 // are read into memory this protocol chose and written from it, with no
-// copy in between (freeze hands the block over). A lent chunk stays with
-// the transport while the connection is idle: 16 KiB per idle connection,
-// the price of lending ahead (asyncio's buffered protocols pay it too).
+// copy in between (freeze hands the block over). The chunk's size follows
+// the transport's own rule for plain reads (stream_core: grow while reads
+// fill the buffer, shrink when they use under an eighth of it, between
+// 4 KiB and 256 KiB), so both servers read in the same sizes and a 1 MiB
+// message is a few reads, not 64. A lent chunk stays with the transport
+// while the connection is idle: the price of lending ahead (asyncio's
+// buffered protocols pay it too).
 class buffered_echo : public buffered_protocol {
 public:
   std::span<std::byte> get_buffer(int64_t) override {
-    chunk_.emplace(chunk_size);
+    chunk_.emplace(next_size_);
     return {chunk_->data(), chunk_->capacity()};
   }
   void buffer_updated(size_t n) override {
+    auto cap = chunk_->capacity();
+    if (n == cap && next_size_ < max_chunk)
+      next_size_ *= 2;
+    else if (n < cap / 8 && next_size_ > min_chunk)
+      next_size_ /= 2;
     transport().write(std::move(*chunk_).freeze(n));
     chunk_.reset();
   }
 
 private:
-  static constexpr size_t chunk_size = 16 * 1024;
+  static constexpr size_t min_chunk = 4 * 1024;
+  static constexpr size_t max_chunk = 256 * 1024;
+  size_t next_size_ = 16 * 1024;
   std::optional<mutable_buffer> chunk_;
 };
 
