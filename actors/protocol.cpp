@@ -1,5 +1,7 @@
 #include "actors/protocol.hpp"
 
+#include "actors/detail/inline_lend.hpp"
+
 #include "actors/errors.hpp"
 #include "runtime/log.hpp"
 
@@ -92,6 +94,9 @@ void transport_ref::hand_back(const buffer& bytes) {
 }
 
 void transport_ref::lend(read_lease lease) {
+  // Inside the transport's own fast-path delivery of buffer_filled: in
+  // place, no message (detail/inline_lend.hpp).
+  if (detail::lend_in_place(link_.fast_target(), lease)) return;
   // The fast path: a co-located idle transport takes the lease at once.
   link_.send_fast(lend_buffer{std::move(lease)});
 }

@@ -50,6 +50,15 @@ public:
 
   const Handle& handle() const noexcept { return hdl_; }
 
+  /// The pinned transport behind the handle (nullptr: not one, or no fast
+  /// path): the identity detail::lend_in_place compares.
+  const void* fast_target() const noexcept {
+    if constexpr (FastPath)
+      return fast_;
+    else
+      return nullptr;
+  }
+
   /// Sends `msg` asynchronously (dropped while unbound).
   // Never inlined: inside `send_fast` this fallback would cost the fast
   // path a larger frame (~10 instructions per write on the data path).

@@ -44,6 +44,11 @@ struct collected {
   bool echo = false;
   bool throw_in_get_buffer = false;
   bool throw_in_updated = false;
+  // get_buffer returns an empty span from its call number `empty_from`
+  // on (0: never); the second call is the one lent inside the first
+  // buffer_updated's delivery (in place on the fast path).
+  int empty_from = 0;
+  int get_buffer_calls = 0;
   // Log "gb" for each get_buffer and "bu:<n>" for each buffer_updated.
   bool log_calls = false;
 };
@@ -62,6 +67,8 @@ public:
     if (sizehint != -1) st_->log->add("sizehint");
     if (st_->log_calls) st_->log->add("gb");
     if (st_->throw_in_get_buffer) throw std::runtime_error("no memory today");
+    if (st_->empty_from != 0 && ++st_->get_buffer_calls >= st_->empty_from)
+      return {};
     lent_ = arena_.data();
     return {arena_.data(), st_->chunk};
   }
@@ -201,19 +208,22 @@ TEST_CASE("buffered protocol: read pipe, then eof and lost") {
 
 TEST_CASE("buffered protocol: the errors asyncio makes fatal") {
   runtime_fixture fx;
-  auto which = GENERATE(as<std::string>{}, "empty", "get_buffer",
+  // "empty later": the empty buffer is the one lent after the first read,
+  // inside that read's delivery (the in-place lease on the fast path).
+  auto which = GENERATE(as<std::string>{}, "empty", "empty later", "get_buffer",
                         "buffer_updated");
   CAPTURE(which);
   auto st = std::make_shared<collected>();
   if (which == "empty") st->chunk = 0;
+  if (which == "empty later") st->empty_from = 2;
   if (which == "get_buffer") st->throw_in_get_buffer = true;
   if (which == "buffer_updated") st->throw_in_updated = true;
   int fds[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
-  // The first buffer is asked for while the connection is set up, so the
-  // first two cases end it before create/connect returns. The call still
-  // gives the connection (closing, `lost` follows), as asyncio returns the
-  // transport (docs/asyncio-guide.md, create_connection); connection_lost
+  // The first buffer is asked for while the connection is set up, so
+  // "empty" and "get_buffer" end it before create/connect returns. The call
+  // still gives the connection (closing, `lost` follows), as asyncio returns
+  // the transport (docs/asyncio-guide.md, create_connection); connection_lost
   // runs last.
   auto conn = connect_accepted_socket(*fx.rt, fds[0],
                                       make_buffered_protocol<collector>(st));
@@ -222,10 +232,11 @@ TEST_CASE("buffered protocol: the errors asyncio makes fatal") {
   REQUIRE(st->log->wait_for_event("lost", true));
   CHECK(st->log->count("connected") == 1);
   auto last = st->log->events().back();
-  if (which == "empty")
+  if (which == "empty" || which == "empty later")
     CHECK(last.find("invalid_argument") != std::string::npos);
   else
     CHECK(last.find("protocol_failed") != std::string::npos);
+  if (which == "empty later") CHECK(st->updates == 1); // the first read came
   // The transport was aborted: the peer sees the end of the stream (a
   // reset when our bytes were still unread).
   pollfd pfd{fds[1], POLLIN, 0};

@@ -21,6 +21,7 @@
 // in its own .cpp (`template class stream_core<B>;`).
 #pragma once
 
+#include "actors/detail/inline_lend.hpp"
 #include "actors/errors.hpp"
 #include "actors/protocol.hpp"
 #include "actors/read_credit.hpp"
@@ -252,6 +253,9 @@ private:
   /// busy mark, like `data`).
   std::optional<buffer_filled> on_readable_lent();
   void on_lend(read_lease& lease);
+  /// Delivers `filled` to the co-located protocol on the fast path (false:
+  /// it was busy, nothing delivered) and takes a lease lent inside it.
+  bool deliver_filled_now(buffer_filled& filled);
   void on_eof();
 
   // -- writing ------------------------------------------------------------
@@ -680,7 +684,7 @@ void stream_core<B>::on_io_ready(bool readable, bool writable, bool failed) {
     // idle), but the fallback cannot be a typed send: buffer_filled is not
     // in protocol_actor's interface (only a buffered protocol, which lent,
     // gets it).
-    if (proto_fast_ == nullptr || !try_deliver_now(*proto_fast_, *filled))
+    if (proto_fast_ == nullptr || !deliver_filled_now(*filled))
       caf::actor_cast<caf::abstract_actor*>(proto_)->enqueue(
           caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
                                     std::move(*filled)),
@@ -772,6 +776,23 @@ std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
   else if (r.error != 0 && r.error != io_result::would_block)
     fatal(r.error, "read");
   return std::nullopt;
+}
+
+template <class B>
+bool stream_core<B>::deliver_filled_now(buffer_filled& filled) {
+  // The protocol lends its next buffer inside this delivery: it comes back
+  // in place (detail/inline_lend.hpp), not as a lend_buffer message.
+  read_lease next;
+  detail::inline_lend wait{static_cast<const pinned_base*>(this), &next};
+  auto* outer = std::exchange(detail::awaiting_lend, &wait);
+  bool delivered = try_deliver_now(*proto_fast_, filled);
+  detail::awaiting_lend = outer;
+  if (wait.taken && !lost_sent_) {
+    on_lend(next);
+    // An empty lease ends the connection, here outside any handler.
+    if (lost_sent_) finalize_if_quit();
+  }
+  return delivered;
 }
 
 template <class B>
