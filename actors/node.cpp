@@ -428,6 +428,16 @@ void enable_networking(caf::actor_system_config& cfg) {
   // (docs/performance.md, "Remote messaging"). Shards do not use CAF's
   // scheduler: this changes only the actors of nodes, links and watches.
   cfg.set("scheduler.policy", caf::atom("sharing"));
+  // The BASP broker deserializes an incoming message on the multiplexer's
+  // thread and enqueues it to its receiver itself, instead of handing it to
+  // a BASP worker on the scheduler first: two context switches fewer per
+  // message received (one caller's round trip 16 -> 12 in
+  // bench/remote_bench, 0.90-0.93 x -> 0.98-1.08 x Erlang's rate). The price
+  // is about 20 % of the throughput with 50 concurrent callers (still
+  // 2.4 x Erlang's), where the worker overlapped decoding with reading;
+  // `--middleman.workers=1` takes it back (docs/performance.md, "Remote
+  // messaging").
+  cfg.set("middleman.workers", size_t{0});
   cfg.set("middleman.app-identifiers",
           std::vector<std::string>{"shardwire/" +
                                    std::to_string(node_protocol_version)});
