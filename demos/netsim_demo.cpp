@@ -10,18 +10,33 @@
 // a verdict: every client got an answer to each of its requests, in order,
 // exactly once. The same --seed prints the same output, byte for byte.
 //
+// With --seeds the same run is swept over many seeds in parallel
+// (sim/sweep.hpp): the program prints a summary whose last line is
+// "passed: N of M seeds", names the lowest failing seed with the command
+// that replays it, and exits 1 if one failed.
+//
 //   netsim_demo [--seed=N] [--requests=N (0-1000000)] [--trace]
+//   netsim_demo --seeds=A-B|random:N[@BASE]|N [--jobs=N] [--sweep-seconds=S]
+//               [--determinism] [--requests=N]
 #include "actors/config.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/config.hpp"
 #include "sim/network.hpp"
+#include "sim/sweep.hpp"
 
 #include <caf/send.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace shardwire;
@@ -33,16 +48,37 @@ namespace {
 // per 200 ms, so about 290) ends in a FAIL verdict, not an error; the bound
 // only refuses absurd values.
 constexpr int max_requests = 1000000;
+constexpr size_t max_jobs = 1024;
+constexpr double max_sweep_seconds = 7 * 24 * 3600.0;
 
 struct demo_config : config {
   uint64_t seed = 1;
   int requests = 40;
   bool trace = false;
+  std::string seeds;
+  size_t jobs = 0;
+  double sweep_seconds = 0;
+  bool determinism = false;
   demo_config() {
     opt_group{custom_options_, "global"}
         .add(seed, "seed", "seed of the simulation (same seed, same run)")
         .add(requests, "requests,r", "requests per client")
-        .add(trace, "trace,t", "print the full network trace at the end");
+        .add(trace, "trace,t", "print the full network trace at the end")
+        .add(seeds, "seeds",
+             "sweep over seeds A-B, random:N[@BASE] or N in parallel; exit 0 "
+             "when every seed passes")
+        .add(jobs, "jobs",
+             "threads of a --seeds sweep (0 = one per hardware thread)")
+        .add(sweep_seconds, "sweep-seconds",
+             "wall-clock budget of a --seeds sweep: seeds not started by "
+             "then are not run (0 = no limit)")
+        .add(determinism, "determinism",
+             "with --seeds: run each seed twice and compare output and trace");
+  }
+
+  /// The option was given on the command line.
+  bool given(std::string_view name) const {
+    return caf::get_if(&content, name) != nullptr;
   }
 };
 
@@ -185,20 +221,12 @@ heartbeat_source(datagram_protocol_actor::pointer self) {
   };
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  demo_config cfg;
-  if (auto rc = parse_args(cfg, argc, argv, [&] {
-        // Simulated hosts in virtual time: no real shard to measure.
-        bool ok = refuse_metrics_option(cfg);
-        return check_option(cfg.requests >= 0 && cfg.requests <= max_requests,
-                            "requests",
-                            "must be 0-" + std::to_string(max_requests)) &&
-               ok;
-      }))
-    return *rc;
-  sim::network net{cfg.seed};
+// One run of the demo with `seed`: prints the timeline and verdict on
+// `out`, stores the network trace in `trace` unless it is null, and returns
+// the verdict. Runs on the calling thread, which owns the run's network.
+bool run_demo(uint64_t seed, int requests, std::ostream& out,
+              std::string* trace) {
+  sim::network net{seed};
   auto log = std::make_shared<timeline>(net);
   auto say = [&](const std::string& what) {
     net.note(what);
@@ -229,17 +257,17 @@ int main(int argc, char** argv) {
         datagram_protocol_fun(heartbeat_source));
     if (ep) beats[c] = ep->transport;
   }
-  say("start: 3 clients, " + std::to_string(cfg.requests) +
-      " requests each, seed " + std::to_string(cfg.seed));
+  say("start: 3 clients, " + std::to_string(requests) +
+      " requests each, seed " + std::to_string(seed));
 
   std::map<std::string, std::shared_ptr<client_book>> books;
   auto connect = [&](const std::string& c) {
     auto& book = books[c];
-    net.async_create_connection(
-        {c, "db", 6379, 1s}, make_protocol<kv_client>(book, cfg.requests),
-        [log, c](caf::expected<connection> r) {
-          if (!r) log->add(c + ": connect failed");
-        });
+    net.async_create_connection({c, "db", 6379, 1s},
+                                make_protocol<kv_client>(book, requests),
+                                [log, c](caf::expected<connection> r) {
+                                  if (!r) log->add(c + ": connect failed");
+                                });
   };
   for (auto& c : clients) {
     auto b = std::make_shared<client_book>();
@@ -305,26 +333,133 @@ int main(int argc, char** argv) {
 
   // Connections still open are killed with the network, after this point.
   for (auto& line : log->close())
-    std::cout << line << '\n';
+    out << line << '\n';
   bool ok = true;
   for (auto& c : clients) {
     auto& b = *books[c];
-    bool in_order = static_cast<int>(b.answers.size()) == cfg.requests;
-    for (int i = 0; in_order && i < cfg.requests; ++i)
+    bool in_order = static_cast<int>(b.answers.size()) == requests;
+    for (int i = 0; in_order && i < requests; ++i)
       in_order = b.answers[static_cast<size_t>(i)] == i;
-    std::cout << c << ": " << b.answers.size() << "/" << cfg.requests
-              << " answers" << (in_order ? ", in order" : ", WRONG")
-              << ", connections " << b.connections << ", heartbeats seen "
-              << (*seen)[c] << '\n';
+    out << c << ": " << b.answers.size() << "/" << requests << " answers"
+        << (in_order ? ", in order" : ", WRONG") << ", connections "
+        << b.connections << ", heartbeats seen " << (*seen)[c] << '\n';
     ok = ok && in_order;
   }
-  std::cout << "faults fired: slice " << net.fired("slice") << ", partition "
-            << net.fired("partition") << ", loss " << net.fired("loss")
-            << ", reset " << net.fired("reset") << '\n';
-  std::cout << "virtual time " << sim::format_time(net.now()) << ", "
-            << net.trace().size() << " trace events\n";
-  std::cout << "VERDICT: " << (ok ? "PASS" : "FAIL") << " (seed " << cfg.seed
-            << ")\n";
-  if (cfg.trace) std::cout << net.trace_text();
+  out << "faults fired: slice " << net.fired("slice") << ", partition "
+      << net.fired("partition") << ", loss " << net.fired("loss") << ", reset "
+      << net.fired("reset") << '\n';
+  out << "virtual time " << sim::format_time(net.now()) << ", "
+      << net.trace().size() << " trace events\n";
+  out << "VERDICT: " << (ok ? "PASS" : "FAIL") << " (seed " << seed << ")\n";
+  if (trace) *trace = net.trace_text();
+  return ok;
+}
+
+// The lines of a run's output after its timeline: per-client counts, the
+// faults and the verdict (what a failed seed reports).
+std::string outcome_lines(const std::string& output) {
+  std::istringstream in{output};
+  std::string out;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '[') out += line + '\n';
+  return out;
+}
+
+// The sweep options, for parse_args' validator: false after printing a line
+// per refused option; `seeds` is set when --seeds was given and parses.
+bool check_sweep_options(const demo_config& cfg,
+                         std::optional<sim::seed_set>& seeds) {
+  bool ok = true;
+  if (!cfg.given("seeds")) {
+    for (auto name : {"jobs", "sweep-seconds", "determinism"})
+      if (cfg.given(name))
+        ok &= check_option(false, name, "only with --seeds (a sweep)");
+    return ok;
+  }
+  std::string error;
+  seeds = sim::seed_set::parse(cfg.seeds, error);
+  ok &= check_option(seeds.has_value(), "seeds",
+                     error + "; accepted: A-B, random:N[@BASE] or N");
+  // CAF 0.17 reads --seed as a signed 64-bit integer: larger seeds could
+  // not be replayed.
+  constexpr auto max_seed =
+      static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (seeds && !seeds->empty())
+    ok &= check_option((*seeds)[seeds->size() - 1] <= max_seed, "seeds",
+                       "seeds above " + std::to_string(max_seed) +
+                           " cannot be replayed with --seed");
+  ok &= check_option(!cfg.given("seed"), "seed",
+                     "not with --seeds (the sweep gives each run its seed)");
+  ok &= check_option(!cfg.trace, "trace",
+                     "prints one run's trace: not with --seeds (replay the "
+                     "seed with --seed=N --trace)");
+  ok &= check_option(cfg.jobs <= max_jobs, "jobs",
+                     std::to_string(cfg.jobs) +
+                         " is out of range; accepted 0 "
+                         "(one per hardware thread) to " +
+                         std::to_string(max_jobs));
+  ok &= check_option(
+      std::isfinite(cfg.sweep_seconds) && cfg.sweep_seconds >= 0 &&
+          cfg.sweep_seconds <= max_sweep_seconds,
+      "sweep-seconds",
+      "must be 0 (no limit) to " +
+          std::to_string(static_cast<int>(max_sweep_seconds)) + " seconds");
+  return ok;
+}
+
+// --seeds: the demo's run over every seed, on --jobs threads.
+int run_sweep(const demo_config& cfg, sim::seed_set seeds,
+              const std::string& program) {
+  sim::sweep_options opts;
+  opts.seeds = std::move(seeds);
+  opts.jobs = static_cast<unsigned>(cfg.jobs);
+  opts.time_limit =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(cfg.sweep_seconds));
+  opts.determinism = cfg.determinism;
+  // The demo takes its seed from --seed only.
+  opts.seed_from_env = false;
+  std::string prefix;
+  if (const char* fp = std::getenv("SHARDWIRE_FAST_PATH");
+      fp != nullptr && std::string_view{fp} == "0")
+    prefix = "SHARDWIRE_FAST_PATH=0 ";
+  auto requests = cfg.requests;
+  opts.replay_command = [&](uint64_t seed) {
+    return prefix + sim::shell_quote(program) +
+           " --seed=" + std::to_string(seed) +
+           " --requests=" + std::to_string(requests);
+  };
+  auto result = sim::sweep(opts, [requests](uint64_t seed) {
+    std::ostringstream out;
+    std::string trace;
+    bool ok = run_demo(seed, requests, out, &trace);
+    auto output = out.str();
+    auto message = ok ? std::string{} : outcome_lines(output);
+    return sim::seed_outcome{ok, output + trace, std::move(message)};
+  });
+  std::cout << result.summary();
+  return result.passed() ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  demo_config cfg;
+  std::optional<sim::seed_set> seeds;
+  if (auto rc = parse_args(cfg, argc, argv, [&] {
+        // Simulated hosts in virtual time: no real shard to measure.
+        bool ok = refuse_metrics_option(cfg);
+        ok &= check_sweep_options(cfg, seeds);
+        return check_option(cfg.requests >= 0 && cfg.requests <= max_requests,
+                            "requests",
+                            "must be 0-" + std::to_string(max_requests)) &&
+               ok;
+      }))
+    return *rc;
+  if (seeds) return run_sweep(cfg, std::move(*seeds), argv[0]);
+  std::string trace;
+  bool ok =
+      run_demo(cfg.seed, cfg.requests, std::cout, cfg.trace ? &trace : nullptr);
+  if (cfg.trace) std::cout << trace;
   return ok ? 0 : 1;
 }

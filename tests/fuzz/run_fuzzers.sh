@@ -19,7 +19,7 @@ shift 3
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_fault_spec fuzz_fault_control fuzz_kv_line fuzz_http_request
-           fuzz_toxiproxy_model fuzz_vocabulary fuzz_message)
+           fuzz_toxiproxy_model fuzz_vocabulary fuzz_message fuzz_history)
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
