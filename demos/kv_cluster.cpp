@@ -29,9 +29,18 @@
 // every process of the cluster needs a certificate signed by the CA in
 // --tls-ca. The front's clients still speak plain lines.
 //
+//   kv_cluster --simulate [--seed=K | --seeds=A-B ...] [--bug=stale-read]
+//
+// --simulate runs a replicated variant (an ABD quorum register per key on
+// three replicas) on the simulated network under a random fault schedule
+// per seed and checks every history for linearizability
+// (demos/kv_quorum/, docs/distributed.md "Replication under the
+// simulator").
+//
 // Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
 // ready. docs/distributed.md explains the model.
 #include "demos/kv_line_protocol.hpp"
+#include "demos/kv_quorum/command.hpp"
 #include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
@@ -545,6 +554,8 @@ void usage(std::ostream& out) {
   out << "usage: kv_cluster node  --port P [--host=ADDR] [TLS]\n"
          "       kv_cluster front --port P --nodes HOST:PORT,... "
          "[--timeout-ms=N] [TLS]\n"
+         "       kv_cluster --simulate [--seed=K | --seeds=A-B [--jobs=N] "
+         "[--sweep-seconds=S] [--determinism]] [--bug=stale-read]\n"
          "       kv_cluster MODE --help   (all options of a mode)\n"
          "TLS on node links: --tls-cert=FILE --tls-key=FILE --tls-ca=FILE "
          "(all three)\n"
@@ -563,6 +574,8 @@ int main(int argc, char** argv) {
     usage(std::cerr); // --help goes to stderr in every shardwire program
     return 0;
   }
+  // The replicated store under the simulator (demos/kv_quorum/command.hpp).
+  if (mode == "--simulate") return kv_quorum::simulate_main(argc, argv);
   if (mode != "node" && mode != "front") {
     demo::eprintln("error: unknown mode '", mode, "'");
     usage(std::cerr);

@@ -129,13 +129,22 @@ std::optional<std::optional<std::string>> observed(const operation& op) {
   return std::nullopt;
 }
 
+// The value an operation leaves in the register, if it writes one.
+std::optional<std::optional<std::string>> written(const operation& op) {
+  if (is_write(op) || (op.what.kind == "cas" && !cas_refused(op)))
+    return op.what.input;
+  if (op.what.kind == "delete") return std::optional<std::string>{};
+  return std::nullopt;
+}
+
 bool register_explains(const operation& writer, const operation& reader) {
+  auto value = written(writer);
+  if (!value) return false;
+  // A refused cas saw some value other than the one it expected: any
+  // write of another value may be what it saw.
+  if (cas_refused(reader)) return *value != reader.what.expected;
   auto seen = observed(reader);
-  if (!seen) return false;
-  if (is_write(writer) || (writer.what.kind == "cas" && !cas_refused(writer)))
-    return writer.what.input == *seen;
-  if (writer.what.kind == "delete") return !seen->has_value();
-  return false;
+  return seen && *value == *seen;
 }
 
 model base_model(std::string name) {
@@ -371,8 +380,13 @@ bool by_invoke(const operation& a, const operation& b) {
   return a.id < b.id;
 }
 
-// What is searched of a part: `fail` operations dropped, and unknown ones
-// that cannot change the state.
+// What is searched of a part: `fail` operations dropped, unknown ones that
+// cannot change the state, and unknown ones whose effect nothing observed.
+// The last rule keeps the search small: every unknown write is a branch
+// (it took effect here, or later, or never), and a history recorded under
+// faults has many. It is sound because an unknown operation may never have
+// taken effect: if a linearization needs it, some operation saw its
+// effect, and `explains` names every such pair.
 std::vector<operation> searched_ops(const std::vector<operation>& ops,
                                     const model& m) {
   std::vector<operation> result;
@@ -382,6 +396,22 @@ std::vector<operation> searched_ops(const std::vector<operation>& ops,
     if (op.status == op_status::unknown && m.read_only && m.read_only(op))
       continue;
     result.push_back(op);
+  }
+  if (m.explains) {
+    auto seen_by_some = [&](const operation& u) {
+      for (const auto& r : result)
+        if (r.status == op_status::ok && m.explains(u, r)) return true;
+      return false;
+    };
+    std::vector<bool> keep(result.size());
+    for (size_t i = 0; i < result.size(); ++i)
+      keep[i] =
+          result[i].status != op_status::unknown || seen_by_some(result[i]);
+    std::vector<operation> kept;
+    kept.reserve(result.size());
+    for (size_t i = 0; i < result.size(); ++i)
+      if (keep[i]) kept.push_back(std::move(result[i]));
+    result = std::move(kept);
   }
   // Invoke order: the report lists them so, and shrinking tries the
   // earliest first.

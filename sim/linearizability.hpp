@@ -73,7 +73,12 @@ struct model {
   /// Optional: true if `writer` could have produced what `reader`
   /// observed (a write of the value a read returned). Shrinking keeps at
   /// least one explaining operation for each remaining reader, so a stale
-  /// read's report still shows where its value came from.
+  /// read's report still shows where its value came from. With it, an
+  /// `unknown` operation that explains no `ok` operation is dropped before
+  /// the search (it may never have taken effect, and nothing shows it
+  /// did), so it must name every pair where the reader's output could
+  /// depend on the writer's effect, or a linearizable history may be
+  /// refused.
   std::function<bool(const operation& writer, const operation& reader)>
       explains;
 };

@@ -33,7 +33,7 @@ DEMOS = [
     ['tls_echo_client'], ['socketpair_echo'], ['tour'],
     ['udp_echo_server'], ['udp_echo_client'], ['subprocess_date'], ['fleet'],
     ['netsim_demo'], ['chaos_proxy'], ['kv_cluster', 'node'],
-    ['kv_cluster', 'front'],
+    ['kv_cluster', 'front'], ['lincheck'],
 ]
 
 # (program and mode, arguments, option the error must name)
@@ -70,6 +70,16 @@ REFUSED = [
     (['kv_cluster', 'front'], ['--nodes=127.0.0.1:1', '--timeout-ms=0'],
      '--timeout-ms'),
     (['kv_cluster', 'node'], ['--nodes=127.0.0.1:1'], '--nodes'),
+    # lincheck: a history file is required and must be readable; the model
+    # and the bounds are checked before anything is read.
+    (['lincheck'], [], '--history'),
+    (['lincheck'], ['--history=/nonexistent/history.jsonl'], '--history'),
+    (['lincheck'], ['--history=/dev/null', '--model=queue'], '--model'),
+    (['lincheck'], ['--history=/dev/null', '--max-steps=0'], '--max-steps'),
+    (['lincheck'], ['--history=/dev/null', '--time-limit=-1'],
+     '--time-limit'),
+    (['lincheck'], ['--history=/dev/null', '--time-limit=nan'],
+     '--time-limit'),
     # TLS on node links: all three --tls-* or none, and files that exist.
     (['kv_cluster', 'node'], ['--tls-cert=/nonexistent/node.pem'],
      '--tls-key'),

@@ -112,6 +112,8 @@ SPECS = [
     # aborts on purpose (the fleet runs it, and is tested with it).
     spec("fleet", ["--workers=2", "--duration-ms=3000"], skip=["worker"]),
     spec("netsim_demo"),
+    # An empty history: linearizable, checked at once.
+    spec("lincheck", ["--history=/dev/null"]),
     spec("chaos_proxy",
          ["--listen=127.0.0.1:0", "--upstream=127.0.0.1:{tcp_echo}",
           # Never the default 8474: runs go in parallel.

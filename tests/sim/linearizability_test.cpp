@@ -425,6 +425,52 @@ TEST_CASE("budget: a pathological history times out instead of hanging") {
   CHECK(check(ops, register_model(), opts).outcome == check_outcome::timed_out);
 }
 
+TEST_CASE("unknown writes nothing observed are left out of the search") {
+  // What a history recorded under faults looks like: many writes whose
+  // outcome is unknown (timeouts), then an acknowledged write and a stale
+  // read. Each unknown write is a branch of the search (applied here,
+  // later, or never); none is needed to explain a read, so the checker
+  // decides at once instead of trying every subset.
+  std::vector<operation> ops;
+  ops.push_back(ok_op(0, call::write("old"), {}, 0, 10));
+  for (int i = 0; i < 40; ++i)
+    ops.push_back(
+        unknown_op(1 + i, call::write("lost" + std::to_string(i)), 20 + i));
+  ops.push_back(ok_op(50, call::write("new"), {}, 100, 110));
+  ops.push_back(ok_op(51, call::read(), "old", 200, 210));
+  ops = numbered(std::move(ops));
+  check_options opts;
+  opts.max_steps = 10'000;
+  auto r = check(ops, register_model(), opts);
+  CHECK(r.outcome == check_outcome::not_linearizable);
+  CHECK(r.steps < 1'000);
+
+  // Observed, an unknown write still counts: a read of its value makes
+  // the history linearizable (and keeps that write in the search).
+  ops.push_back(ok_op(52, call::read(), "lost7", 300, 310));
+  ops = numbered(std::move(ops));
+  // read "old" after "new" acknowledged is still stale.
+  CHECK(check(ops, register_model(), opts).outcome ==
+        check_outcome::not_linearizable);
+  ops.erase(ops.end() - 2); // drop the stale read
+  ops = numbered(std::move(ops));
+  auto ok = check(ops, register_model(), opts);
+  CHECK(ok.outcome == check_outcome::linearizable);
+  REQUIRE(ok.orders.size() == 1);
+  CHECK(std::count(ok.orders[0].ids.begin(), ok.orders[0].ids.end(),
+                   uint64_t{8}) == 1); // the write of "lost7" (id 8)
+
+  // A refused cas saw some other value: an unknown write of another value
+  // may be what it saw, so that write is kept.
+  std::vector<operation> cas_ops;
+  cas_ops.push_back(ok_op(0, call::write("a"), {}, 0, 10));
+  cas_ops.push_back(unknown_op(1, call::write("b"), 20));
+  cas_ops.push_back(ok_op(2, call::cas("a", "c"), "false", 30, 40));
+  cas_ops = numbered(std::move(cas_ops));
+  CHECK(check(cas_ops, register_model()).outcome ==
+        check_outcome::linearizable);
+}
+
 TEST_CASE("json lines: round trip") {
   history h;
   h.add(ok_op(1, call::put("x", "1"), {}, -5, 10));

@@ -1,4 +1,5 @@
-# Runs a netsim_demo seed sweep and checks its exit code and last line.
+# Runs a seed sweep (netsim_demo --seeds, kv_cluster --simulate --seeds)
+# and checks its exit code and last line.
 #   -DDEMO=path -DARGS="--seeds=1-100 --jobs=2" -DEXPECT_RC=0
 #   -DEXPECT_LAST="passed: 100 of 100 seeds"   (a regex for the whole
 #       last line)
@@ -8,7 +9,7 @@ separate_arguments(args UNIX_COMMAND "${ARGS}")
 execute_process(COMMAND ${DEMO} ${args} OUTPUT_VARIABLE out
                 ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL EXPECT_RC)
-  message(FATAL_ERROR "netsim_demo ${ARGS}: exit ${rc}, expected "
+  message(FATAL_ERROR "${DEMO} ${ARGS}: exit ${rc}, expected "
                       "${EXPECT_RC}\n${out}\n${err}")
 endif()
 string(STRIP "${out}" stripped)
@@ -16,7 +17,7 @@ string(FIND "${stripped}" "\n" pos REVERSE)
 math(EXPR pos "${pos} + 1")
 string(SUBSTRING "${stripped}" ${pos} -1 last)
 if(NOT last MATCHES "^${EXPECT_LAST}$")
-  message(FATAL_ERROR "netsim_demo ${ARGS}: last line\n  ${last}\n"
+  message(FATAL_ERROR "${DEMO} ${ARGS}: last line\n  ${last}\n"
                       "does not match\n  ${EXPECT_LAST}\n${out}")
 endif()
 if(REPLAY_VERDICT)

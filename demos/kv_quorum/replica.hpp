@@ -1,0 +1,41 @@
+// The replica side of the quorum store: answers queries and stores
+// (demos/kv_quorum/wire.hpp) against its host's disk.
+//
+// Crash-recovery model: a replica's data lives in a `disk` that belongs to
+// its host, not to any actor. A crash of the host kills the replica's
+// actors and connections (memory) but leaves the disk as it was, and the
+// restarted replica serves from it again. A store is acknowledged only
+// after it is on the disk, so a crash never loses an acknowledged write.
+// (The simulated disk is synchronous and never loses data: an fsync that
+// returned, not a page cache.)
+#pragma once
+
+#include "demos/kv_quorum/wire.hpp"
+
+#include "actors/protocol.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace kv_quorum {
+
+/// One host's durable storage: the newest version of each key it stored.
+/// Not thread-safe: used by the replica connections of one host, which in
+/// the simulation all run on the simulation's thread (over TCP they would
+/// have to share one shard).
+struct disk {
+  std::map<std::string, versioned> data;
+
+  /// The version held for `key` ((0, 0), absent, if none).
+  versioned get(const std::string& key) const;
+  /// Keeps `v` if it is newer than what is held; never goes back.
+  void store(const std::string& key, const versioned& v);
+};
+
+/// The protocol of one connection to a replica: a query is answered with
+/// the disk's version, a store is applied (if newer) and acknowledged.
+/// Malformed lines close the connection.
+shardwire::protocol_factory replica_protocol(std::shared_ptr<disk> d);
+
+} // namespace kv_quorum
