@@ -18,6 +18,8 @@
 //   netsim_demo [--seed=N] [--requests=N (0-1000000)] [--trace]
 //   netsim_demo --seeds=A-B|random:N[@BASE]|N [--jobs=N] [--sweep-seconds=S]
 //               [--determinism] [--requests=N]
+#include "demos/sweep_option.hpp"
+
 #include "actors/config.hpp"
 #include "actors/protocol.hpp"
 #include "runtime/config.hpp"
@@ -26,17 +28,14 @@
 
 #include <caf/send.hpp>
 
-#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <vector>
 
 using namespace shardwire;
@@ -48,37 +47,20 @@ namespace {
 // per 200 ms, so about 290) ends in a FAIL verdict, not an error; the bound
 // only refuses absurd values.
 constexpr int max_requests = 1000000;
-constexpr size_t max_jobs = 1024;
-constexpr double max_sweep_seconds = 7 * 24 * 3600.0;
 
 struct demo_config : config {
   uint64_t seed = 1;
   int requests = 40;
   bool trace = false;
-  std::string seeds;
-  size_t jobs = 0;
-  double sweep_seconds = 0;
-  bool determinism = false;
+  demo::sweep_flags sweep;
   demo_config() {
     opt_group{custom_options_, "global"}
         .add(seed, "seed", "seed of the simulation (same seed, same run)")
         .add(requests, "requests,r", "requests per client")
-        .add(trace, "trace,t", "print the full network trace at the end")
-        .add(seeds, "seeds",
-             "sweep over seeds A-B, random:N[@BASE] or N in parallel; exit 0 "
-             "when every seed passes")
-        .add(jobs, "jobs",
-             "threads of a --seeds sweep (0 = one per hardware thread)")
-        .add(sweep_seconds, "sweep-seconds",
-             "wall-clock budget of a --seeds sweep: seeds not started by "
-             "then are not run (0 = no limit)")
-        .add(determinism, "determinism",
-             "with --seeds: run each seed twice and compare output and trace");
-  }
-
-  /// The option was given on the command line.
-  bool given(std::string_view name) const {
-    return caf::get_if(&content, name) != nullptr;
+        .add(trace, "trace,t", "print the full network trace at the end");
+    sweep.declare(custom_options_,
+                  "with --seeds: run each seed twice and compare output and "
+                  "trace");
   }
 };
 
@@ -365,70 +347,27 @@ std::string outcome_lines(const std::string& output) {
   return out;
 }
 
-// The sweep options, for parse_args' validator: false after printing a line
-// per refused option; `seeds` is set when --seeds was given and parses.
+// The sweep options, for parse_args' validator: --trace prints one run's
+// trace, so not with --seeds.
 bool check_sweep_options(const demo_config& cfg,
                          std::optional<sim::seed_set>& seeds) {
-  bool ok = true;
-  if (!cfg.given("seeds")) {
-    for (auto name : {"jobs", "sweep-seconds", "determinism"})
-      if (cfg.given(name))
-        ok &= check_option(false, name, "only with --seeds (a sweep)");
-    return ok;
-  }
-  std::string error;
-  seeds = sim::seed_set::parse(cfg.seeds, error);
-  ok &= check_option(seeds.has_value(), "seeds",
-                     error + "; accepted: A-B, random:N[@BASE] or N");
-  // CAF 0.17 reads --seed as a signed 64-bit integer: larger seeds could
-  // not be replayed.
-  constexpr auto max_seed =
-      static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if (seeds && !seeds->empty())
-    ok &= check_option((*seeds)[seeds->size() - 1] <= max_seed, "seeds",
-                       "seeds above " + std::to_string(max_seed) +
-                           " cannot be replayed with --seed");
-  ok &= check_option(!cfg.given("seed"), "seed",
-                     "not with --seeds (the sweep gives each run its seed)");
-  ok &= check_option(!cfg.trace, "trace",
-                     "prints one run's trace: not with --seeds (replay the "
-                     "seed with --seed=N --trace)");
-  ok &= check_option(cfg.jobs <= max_jobs, "jobs",
-                     std::to_string(cfg.jobs) +
-                         " is out of range; accepted 0 "
-                         "(one per hardware thread) to " +
-                         std::to_string(max_jobs));
-  ok &= check_option(
-      std::isfinite(cfg.sweep_seconds) && cfg.sweep_seconds >= 0 &&
-          cfg.sweep_seconds <= max_sweep_seconds,
-      "sweep-seconds",
-      "must be 0 (no limit) to " +
-          std::to_string(static_cast<int>(max_sweep_seconds)) + " seconds");
+  bool ok = demo::check_sweep_flags(cfg, cfg.sweep, seeds);
+  if (demo::option_given(cfg, "seeds"))
+    ok &= check_option(!cfg.trace, "trace",
+                       "prints one run's trace: not with --seeds (replay the "
+                       "seed with --seed=N --trace)");
   return ok;
 }
 
 // --seeds: the demo's run over every seed, on --jobs threads.
 int run_sweep(const demo_config& cfg, sim::seed_set seeds,
               const std::string& program) {
-  sim::sweep_options opts;
-  opts.seeds = std::move(seeds);
-  opts.jobs = static_cast<unsigned>(cfg.jobs);
-  opts.time_limit =
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::duration<double>(cfg.sweep_seconds));
-  opts.determinism = cfg.determinism;
-  // The demo takes its seed from --seed only.
-  opts.seed_from_env = false;
-  std::string prefix;
-  if (const char* fp = std::getenv("SHARDWIRE_FAST_PATH");
-      fp != nullptr && std::string_view{fp} == "0")
-    prefix = "SHARDWIRE_FAST_PATH=0 ";
   auto requests = cfg.requests;
-  opts.replay_command = [&](uint64_t seed) {
-    return prefix + sim::shell_quote(program) +
-           " --seed=" + std::to_string(seed) +
-           " --requests=" + std::to_string(requests);
-  };
+  auto opts = demo::make_sweep_options(
+      cfg.sweep, std::move(seeds), program, [requests](uint64_t seed) {
+        return " --seed=" + std::to_string(seed) +
+               " --requests=" + std::to_string(requests);
+      });
   auto result = sim::sweep(opts, [requests](uint64_t seed) {
     std::ostringstream out;
     std::string trace;
