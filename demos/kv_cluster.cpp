@@ -37,10 +37,19 @@
 // (demos/kv_quorum/, docs/distributed.md "Replication under the
 // simulator").
 //
-// Both modes run until SIGINT/SIGTERM and print "Serving ..." on stderr once
-// ready. docs/distributed.md explains the model.
+//   kv_cluster replica --port P [--host=ADDR] [--data=FILE]
+//   kv_cluster qfront  --port P --replicas HOST:PORT,... [--writer-id=N]
+//                      [--timeout-ms=N] [--bug=stale-read]
+//
+// The same replicated variant as processes: replicas with a durable file
+// and a front speaking the lines above through quorum coordinators
+// (demos/kv_quorum/process.hpp, docs/distributed.md "As processes").
+//
+// The serving modes run until SIGINT/SIGTERM and print "Serving ..." on stderr
+// once ready. docs/distributed.md explains the model.
 #include "demos/kv_line_protocol.hpp"
 #include "demos/kv_quorum/command.hpp"
+#include "demos/kv_quorum/process.hpp"
 #include "demos/metrics_option.hpp"
 #include "demos/print.hpp"
 
@@ -246,9 +255,10 @@ std::string bind_failure_reason(const std::string& host, uint16_t port,
 // CAF's parser wants --name=value; the documented command lines also use
 // "--name value". Joins those pairs for the options that take a value.
 std::vector<std::string> normalize_args(int argc, char** argv) {
-  static const char* valued[] = {"--port",       "--nodes",   "--host",
-                                 "--timeout-ms", "--shards",  "--log-level",
-                                 "--tls-cert",   "--tls-key", "--tls-ca"};
+  static const char* valued[] = {
+      "--port",      "--nodes",     "--host",    "--timeout-ms", "--shards",
+      "--log-level", "--tls-cert",  "--tls-key", "--tls-ca",     "--replicas",
+      "--data",      "--writer-id", "--bug"};
   std::vector<std::string> out;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
@@ -554,7 +564,8 @@ void usage(std::ostream& out) {
   out << "usage: kv_cluster node  --port P [--host=ADDR] [TLS]\n"
          "       kv_cluster front --port P --nodes HOST:PORT,... "
          "[--timeout-ms=N] [TLS]\n"
-         "       kv_cluster --simulate [--seed=K | --seeds=A-B [--jobs=N] "
+      << kv_quorum::process_usage()
+      << "       kv_cluster --simulate [--seed=K | --seeds=A-B [--jobs=N] "
          "[--sweep-seconds=S] [--determinism]] [--bug=stale-read]\n"
          "       kv_cluster MODE --help   (all options of a mode)\n"
          "TLS on node links: --tls-cert=FILE --tls-key=FILE --tls-ca=FILE "
@@ -576,7 +587,8 @@ int main(int argc, char** argv) {
   }
   // The replicated store under the simulator (demos/kv_quorum/command.hpp).
   if (mode == "--simulate") return kv_quorum::simulate_main(argc, argv);
-  if (mode != "node" && mode != "front") {
+  bool quorum = mode == "replica" || mode == "qfront";
+  if (mode != "node" && mode != "front" && !quorum) {
     demo::eprintln("error: unknown mode '", mode, "'");
     usage(std::cerr);
     return 1;
@@ -586,6 +598,10 @@ int main(int argc, char** argv) {
   std::vector<char*> cargs;
   for (auto& a : args)
     cargs.push_back(a.data());
+  // The replicated store as processes (demos/kv_quorum/process.hpp).
+  if (quorum)
+    return kv_quorum::process_main(mode, static_cast<int>(cargs.size()),
+                                   cargs.data());
   kv_config cfg;
   if (auto rc = parse_args(cfg, static_cast<int>(cargs.size()), cargs.data(),
                            [&] { return cfg.validate(mode); }))

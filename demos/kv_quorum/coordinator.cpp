@@ -152,6 +152,15 @@ void coordinator::stop() {
   op_.reset();
 }
 
+void coordinator::close() {
+  stop();
+  closing_ = true;
+  for (auto& s : slots_) {
+    if (s.transport) caf::anon_send(*s.transport, shardwire::close{});
+    s.transport.reset();
+  }
+}
+
 size_t coordinator::connected() const {
   size_t n = 0;
   for (auto& s : slots_)
@@ -161,7 +170,11 @@ size_t coordinator::connected() const {
 
 void coordinator::attached(size_t index, uint64_t gen,
                            shardwire::transport_actor t) {
-  if (stopped_) return;
+  if (stopped_) {
+    // A connection that was under way when `close` was called.
+    if (closing_) caf::anon_send(t, shardwire::close{});
+    return;
+  }
   auto& s = slots_[index];
   s.transport = std::move(t);
   s.gen = gen;

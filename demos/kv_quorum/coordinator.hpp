@@ -22,8 +22,10 @@
 //
 // Threads: a coordinator and the protocols of its connections (made by
 // `connector`) must run on one thread: in the simulation, the thread that
-// drives the network. `poll` is called by that thread between steps of the
-// network (never from inside an actor), because it opens connections.
+// drives the network; in `kv_cluster qfront` (process.hpp), the shard of
+// the client connection that owns it. `poll` is called by that thread
+// outside any actor (between steps of the network; from a shard timer),
+// because it opens connections.
 #pragma once
 
 #include "demos/kv_quorum/wire.hpp"
@@ -97,6 +99,11 @@ public:
   /// that runs its connections goes away).
   void stop();
 
+  /// `stop`, and closes its replica connections, also those that connect
+  /// later: for a coordinator that goes while the process carries on (one
+  /// per client connection of `kv_cluster qfront`, process.hpp).
+  void close();
+
   /// Replicas with a live connection.
   size_t connected() const;
 
@@ -139,6 +146,7 @@ private:
   std::function<std::chrono::nanoseconds()> now_;
   connector connect_;
   bool stopped_ = false;
+  bool closing_ = false; // `close` was called
   uint64_t next_rid_ = 0;
   uint64_t next_gen_ = 0;
   struct slot {

@@ -14,7 +14,9 @@ versioned disk::get(const std::string& key) const {
 
 void disk::store(const std::string& key, const versioned& v) {
   auto& held = data[key];
-  if (held.ts < v.ts) held = v;
+  if (!(held.ts < v.ts)) return;
+  if (persist) persist(key, v); // durable before it counts
+  held = v;
 }
 
 namespace {

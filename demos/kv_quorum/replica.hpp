@@ -14,6 +14,7 @@
 
 #include "actors/protocol.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,10 +23,15 @@ namespace kv_quorum {
 
 /// One host's durable storage: the newest version of each key it stored.
 /// Not thread-safe: used by the replica connections of one host, which in
-/// the simulation all run on the simulation's thread (over TCP they would
-/// have to share one shard).
+/// the simulation all run on the simulation's thread, and in
+/// `kv_cluster replica` on its one shard (process.hpp).
 struct disk {
   std::map<std::string, versioned> data;
+  /// Called by `store` with each version it keeps, before it keeps it: a
+  /// process's replica appends it to its durable file there
+  /// (disk_file.hpp). May throw; the store is then not applied. Empty in
+  /// the simulation (its disk is the map).
+  std::function<void(const std::string& key, const versioned& v)> persist;
 
   /// The version held for `key` ((0, 0), absent, if none).
   versioned get(const std::string& key) const;
