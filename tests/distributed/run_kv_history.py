@@ -117,6 +117,29 @@ def lincheck(args, path):
     return r
 
 
+def stop_all(procs, controls):
+    """Closes the proxies' control connections and kills every process
+    (cluster processes and proxies); after a failure, prints the end of
+    each cluster process's stderr."""
+    for c in controls:
+        try:
+            c.close()
+        except OSError:
+            pass
+    for p in procs:
+        if isinstance(p, Proc):
+            p.kill()
+        elif p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+    if failures:
+        for p in procs:
+            if isinstance(p, Proc):
+                print(f'--- stderr of {p.name} ---')
+                for line in p.lines[-20:]:
+                    print('    ' + line)
+
+
 def plant_stale_read(ops):
     """Rewrites one late ok GET of key k to return the value of an ok SET s1
     of k that an ok SET s2 of k overwrote, where s1 returned before s2 was
@@ -249,23 +272,7 @@ def main():
     except (OSError, RuntimeError, ConnectionError) as e:
         check(False, f'error: {e!r}')
     finally:
-        for c in controls:
-            try:
-                c.close()
-            except OSError:
-                pass
-        for p in procs:
-            if isinstance(p, Proc):
-                p.kill()
-            elif p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        if failures:
-            for p in procs:
-                if isinstance(p, Proc):
-                    print(f'--- stderr of {p.name} ---')
-                    for line in p.lines[-20:]:
-                        print('    ' + line)
+        stop_all(procs, controls)
         if args.keep:
             os.makedirs(args.keep, exist_ok=True)
             for f in (history, planted):

@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)
 from harness import Proc as IoProc  # noqa: E402
 from harness import check, failures, free_ports  # noqa: E402
 from run_kv_cluster import Proc  # noqa: E402
-from run_kv_history import lincheck, start_proxy  # noqa: E402
+from run_kv_history import lincheck, start_proxy, stop_all  # noqa: E402
 
 DEADLINE = 10.0
 OP_TIMEOUT_MS = 1000       # the qfront's --timeout-ms
@@ -214,23 +214,7 @@ def main():
     except (OSError, RuntimeError, ConnectionError) as e:
         check(False, f'error: {e!r}')
     finally:
-        for ctl in controls:
-            try:
-                ctl.close()
-            except OSError:
-                pass
-        for p in procs:
-            if isinstance(p, Proc):
-                p.kill()
-            elif p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        if failures:
-            for p in procs:
-                if isinstance(p, Proc):
-                    print(f'--- stderr of {p.name} ---')
-                    for line in p.lines[-20:]:
-                        print('    ' + line)
+        stop_all(procs, controls)
         if args.keep and os.path.exists(history):
             os.makedirs(args.keep, exist_ok=True)
             shutil.copy(history, args.keep)
