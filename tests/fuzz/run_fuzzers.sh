@@ -19,7 +19,8 @@ shift 3
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_fault_spec fuzz_fault_control fuzz_kv_line fuzz_http_request
-           fuzz_toxiproxy_model fuzz_vocabulary fuzz_message fuzz_history)
+           fuzz_toxiproxy_model fuzz_vocabulary fuzz_message fuzz_history
+           fuzz_kv_quorum_wire)
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
