@@ -51,6 +51,7 @@
 #include "demos/kv_quorum/command.hpp"
 #include "demos/kv_quorum/process.hpp"
 #include "demos/metrics_option.hpp"
+#include "demos/ordered_replies.hpp"
 #include "demos/print.hpp"
 
 #include "actors/errors.hpp"
@@ -67,7 +68,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <iostream>
 #include <map>
 #include <string>
@@ -205,8 +205,7 @@ struct kv_config : node_config {
       rest = comma == std::string_view::npos ? std::string_view{}
                                              : rest.substr(comma + 1);
       auto addr = parse_service_address(item, "kv");
-      if (!addr)
-        return check_option(false, "nodes", describe(addr.error()));
+      if (!addr) return check_option(false, "nodes", describe(addr.error()));
       node_addrs.push_back(std::move(*addr));
     }
     ok &= check_option(!node_addrs.empty(), "nodes",
@@ -240,8 +239,7 @@ std::string bind_failure_reason(const std::string& host, uint16_t port,
       continue;
     }
     int one = 1;
-    if (reuse)
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuse) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
       reason = std::string{std::strerror(errno)} + " (bind)";
     else if (::listen(fd, 1) != 0)
@@ -416,8 +414,9 @@ public:
                             [this](std::string_view line) { on_line(line); });
     if (!fits) {
       // Answers what came before the long line, then the error, then closes.
-      push_ready("ERR line too long");
+      replies_.push_ready("ERR line too long");
       too_long_ = true;
+      replies_.close_when_answered();
     }
     flush();
   }
@@ -431,31 +430,25 @@ public:
     flush();
     // Returning false closes the transport now (after the writes above);
     // otherwise the flush after the last reply closes it.
-    eof_ = true;
-    return !slots_.empty();
+    replies_.close_when_answered();
+    return !replies_.empty();
   }
 
 private:
-  struct slot {
-    bool ready = false;
-    std::string text;
-  };
-
   void on_line(std::string_view line) {
     if (too_long_ || transport().is_closing()) return;
     auto parsed = kv::parse_line(line);
     if (parsed.kind == kv::parsed_line::ping) {
-      push_ready("PONG");
+      replies_.push_ready("PONG");
       return;
     }
     if (parsed.kind != kv::parsed_line::request) {
-      push_ready("ERR bad request");
+      replies_.push_ready("ERR bad request");
       return;
     }
     kv::request req{parsed.what, std::move(parsed.key),
                     std::move(parsed.value)};
-    auto seq = base_ + slots_.size();
-    slots_.emplace_back();
+    auto seq = replies_.push_pending();
     auto what = req.what;
     auto& target = links_[kv::fnv1a(req.key) % links_.size()];
     self()
@@ -470,44 +463,21 @@ private:
             [this, seq](caf::error& err) { fill(seq, render(err)); });
   }
 
-  void push_ready(std::string text) {
-    slots_.push_back(slot{true, std::move(text)});
-  }
-
   void fill(uint64_t seq, std::string text) {
-    auto& s = slots_.at(seq - base_);
-    s.ready = true;
-    s.text = std::move(text);
+    replies_.fill(seq, std::move(text));
     flush();
   }
 
-  /// Writes the answered prefix of the queue as one buffer; closes once
-  /// nothing more will be answered (after EOF or a too-long line).
-  void flush() {
-    if (transport().is_closing()) return;
-    std::string out;
-    while (!slots_.empty() && slots_.front().ready) {
-      out += slots_.front().text;
-      out += '\n';
-      slots_.pop_front();
-      ++base_;
-    }
-    if (!out.empty()) transport().write(buffer::adopt(std::move(out)));
-    // Nothing more will be asked: close once the last reply is out (close
-    // flushes the writes queued before it).
-    if ((too_long_ || eof_) && slots_.empty()) transport().close();
-  }
+  /// Writes the answered prefix of the replies; closes once nothing more
+  /// will be answered (after EOF or a too-long line).
+  void flush() { replies_.flush(transport()); }
 
   std::vector<kv::link_actor> links_;
   caf::timespan timeout_;
   kv::line_reader lines_;
-  /// The client half-closed (eof_received kept the connection open).
-  bool eof_ = false;
   /// A line passed line_reader's bound: no more requests are read.
   bool too_long_ = false;
-  std::deque<slot> slots_;
-  /// Sequence number of slots_.front().
-  uint64_t base_ = 0;
+  demo::ordered_replies<> replies_;
 };
 
 int run_front(kv_config& cfg) {

@@ -98,15 +98,21 @@ void disk_file::append(const std::string& key, const versioned& v) {
     if (n < 0) fail("writing");
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  // fdatasync: the data and the file size, which is all a replay needs.
-  if (::fdatasync(fd_) != 0) fail("fsync of");
   size_ += static_cast<off_t>(line.size());
+}
+
+void disk_file::sync() {
+  // fdatasync: the data and the file size, which is all a replay needs.
+  if (::fdatasync(fd_) != 0)
+    throw std::system_error(errno, std::generic_category(),
+                            "kv_quorum: fsync of '" + path_ + "'");
 }
 
 void disk_file::attach(disk& d) {
   d.persist = [this](const std::string& key, const versioned& v) {
     append(key, v);
   };
+  d.sync = [this] { sync(); };
 }
 
 } // namespace kv_quorum

@@ -1,7 +1,8 @@
 // A replica's durable storage as a file: one line per kept version, in the
 // replica protocol's store format (wire.hpp, `S 0 <key> <counter> <writer>
-// <value>`), appended and fsync'd before the store is acknowledged, and
-// replayed into a `disk` at start.
+// <value>`), appended and fsync'd before the store is acknowledged (one
+// fsync per batch: disk's group commit, replica.hpp), and replayed into a
+// `disk` at start.
 //
 // Replay keeps the newest version of each key (disk::store's rule), so the
 // order of lines does not matter. A last line without its '\n' is a write
@@ -12,7 +13,7 @@
 //
 // Threads: not thread-safe; one thread uses a disk_file and the disk it
 // feeds (`kv_cluster replica` runs one shard, process.hpp). `append`
-// blocks that thread for the write and the fsync.
+// blocks that thread for the write, `sync` for the fsync.
 #pragma once
 
 #include "demos/kv_quorum/replica.hpp"
@@ -37,16 +38,22 @@ public:
   disk_file(const disk_file&) = delete;
   disk_file& operator=(const disk_file&) = delete;
 
-  /// Appends `v` of `key` and fsyncs; returns once it is on the disk.
-  /// Throws std::system_error if the write or the fsync failed (the
-  /// version must then not be acknowledged).
+  /// Appends `v` of `key` (written, not yet durable: `sync`). Throws
+  /// std::system_error if the write failed (the partly written line is
+  /// cut off; the version must not be acknowledged).
   void append(const std::string& key, const versioned& v);
+
+  /// Makes every appended line durable (fdatasync). Throws
+  /// std::system_error if it failed (nothing appended since the last
+  /// `sync` may be acknowledged).
+  void sync();
 
   /// Complete lines replayed by `open`, and whether it cut a torn one.
   size_t replayed() const noexcept { return replayed_; }
   bool cut_torn_line() const noexcept { return torn_; }
 
-  /// Makes `d.persist` append here; `this` must outlive `d`'s stores.
+  /// Makes `d.persist` append here and `d.sync` sync here; `this` must
+  /// outlive `d`'s stores.
   void attach(disk& d);
 
 private:

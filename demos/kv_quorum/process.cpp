@@ -4,6 +4,7 @@
 #include "demos/kv_quorum/coordinator.hpp"
 #include "demos/kv_quorum/disk_file.hpp"
 #include "demos/kv_quorum/replica.hpp"
+#include "demos/ordered_replies.hpp"
 #include "demos/print.hpp"
 
 #include "actors/config.hpp"
@@ -18,7 +19,6 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -255,8 +255,9 @@ public:
     bool fits = lines_.feed(bytes.view(),
                             [this](std::string_view line) { on_line(line); });
     if (!fits) {
-      push_ready("ERR line too long");
+      replies_.push_ready("ERR line too long");
       too_long_ = true;
+      replies_.close_when_answered();
     }
     next();
     flush();
@@ -265,10 +266,10 @@ public:
   bool eof_received() override {
     if (!too_long_)
       lines_.finish([this](std::string_view line) { on_line(line); });
-    eof_ = true;
+    replies_.close_when_answered();
     next();
     flush();
-    return !slots_.empty();
+    return !replies_.empty();
   }
 
   void connection_lost(const caf::error&) override {
@@ -280,10 +281,8 @@ public:
   }
 
 private:
-  struct slot {
-    bool ready = false;
-    std::string text;
-    // A request not started yet (ready == false).
+  // A request not started yet (its reply not ready).
+  struct request {
     bool is_put = false;
     std::string key;
     std::string value;
@@ -293,81 +292,50 @@ private:
     if (too_long_ || transport().is_closing()) return;
     auto parsed = kv::parse_line(line);
     if (parsed.kind == kv::parsed_line::ping) {
-      push_ready("PONG");
+      replies_.push_ready("PONG");
     } else if (parsed.kind != kv::parsed_line::request) {
-      push_ready("ERR bad request");
+      replies_.push_ready("ERR bad request");
     } else if (parsed.what == kv::op::del) {
-      push_ready("ERR unsupported");
+      replies_.push_ready("ERR unsupported");
     } else {
-      slot s;
-      s.is_put = parsed.what == kv::op::set;
-      s.key = std::move(parsed.key);
-      s.value = std::move(parsed.value);
-      slots_.push_back(std::move(s));
+      request r;
+      r.is_put = parsed.what == kv::op::set;
+      r.key = std::move(parsed.key);
+      r.value = std::move(parsed.value);
+      replies_.push_pending(std::move(r));
     }
-  }
-
-  void push_ready(std::string text) {
-    slot s;
-    s.ready = true;
-    s.text = std::move(text);
-    slots_.push_back(std::move(s));
   }
 
   /// Starts the first request not yet answered, unless one runs.
   void next() {
     if (!coord_ || coord_->busy() || transport().is_closing()) return;
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      auto& s = slots_[i];
-      if (s.ready) continue;
-      auto seq = base_ + i;
-      bool is_put = s.is_put;
-      auto done = [this, seq, is_put](op_result r) {
-        if (!r.ok)
-          fill(seq, "ERR timeout");
-        else if (is_put)
-          fill(seq, "OK");
-        else
-          fill(seq, r.value ? std::move(*r.value) : "NIL");
-        next();
-        flush();
-      };
-      if (is_put)
-        coord_->async_put(std::move(s.key), std::move(s.value), done);
+    auto [first, req] = replies_.first_unanswered();
+    if (!req) return;
+    bool is_put = req->is_put;
+    auto done = [this, seq = first, is_put](op_result r) {
+      if (!r.ok)
+        replies_.fill(seq, "ERR timeout");
+      else if (is_put)
+        replies_.fill(seq, "OK");
       else
-        coord_->async_get(std::move(s.key), done);
-      return;
-    }
+        replies_.fill(seq, r.value ? std::move(*r.value) : "NIL");
+      next();
+      flush();
+    };
+    if (is_put)
+      coord_->async_put(std::move(req->key), std::move(req->value), done);
+    else
+      coord_->async_get(std::move(req->key), done);
   }
 
-  void fill(uint64_t seq, std::string text) {
-    auto& s = slots_.at(seq - base_);
-    s.ready = true;
-    s.text = std::move(text);
-  }
-
-  void flush() {
-    if (transport().is_closing()) return;
-    std::string out;
-    while (!slots_.empty() && slots_.front().ready) {
-      out += slots_.front().text;
-      out += '\n';
-      slots_.pop_front();
-      ++base_;
-    }
-    if (!out.empty())
-      transport().write(shardwire::buffer::adopt(std::move(out)));
-    if ((too_long_ || eof_) && slots_.empty()) transport().close();
-  }
+  void flush() { replies_.flush(transport()); }
 
   std::shared_ptr<qfront_settings> settings_;
   std::shared_ptr<coordinator> coord_;
   std::shared_ptr<ticker> ticker_;
   kv::line_reader lines_;
-  bool eof_ = false;
   bool too_long_ = false;
-  std::deque<slot> slots_; // a started request stays, not ready, until done
-  uint64_t base_ = 0;      // sequence number of slots_.front()
+  demo::ordered_replies<request> replies_;
 };
 
 int run_qfront(process_config& cfg) {

@@ -15,8 +15,27 @@ versioned disk::get(const std::string& key) const {
 void disk::store(const std::string& key, const versioned& v) {
   auto& held = data[key];
   if (!(held.ts < v.ts)) return;
-  if (persist) persist(key, v); // durable before it counts
+  if (persist) {
+    try {
+      persist(key, v); // written before it counts, durable before acked
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+    dirty_ = true;
+  }
   held = v;
+}
+
+void disk::make_durable() {
+  if (!dirty_ || !sync) return;
+  try {
+    sync();
+  } catch (...) {
+    failed = true;
+    throw;
+  }
+  dirty_ = false;
 }
 
 namespace {
@@ -26,7 +45,15 @@ public:
   explicit replica_connection(std::shared_ptr<disk> d) : disk_(std::move(d)) {}
 
   void data_received(const shardwire::buffer& bytes) override {
+    if (disk_->failed) {
+      transport().close();
+      return;
+    }
     bool bad = false;
+    // This read's answers, written once its stores are durable (one fsync
+    // for the whole read: disk's group commit). A persist or sync that
+    // throws ends the connection with nothing of this read answered.
+    std::string answers;
     bool fits = lines_.feed(bytes.str(), [&](std::string_view line) {
       if (bad) return;
       auto m = parse(line);
@@ -40,11 +67,15 @@ public:
         answer.kind = message::reply;
         answer.version = disk_->get(m->key);
       } else {
-        disk_->store(m->key, m->version); // on disk before the ack
+        disk_->store(m->key, m->version);
         answer.kind = message::ack;
       }
-      transport().write(encode(answer));
+      answers += encode(answer);
     });
+    if (!answers.empty()) {
+      disk_->make_durable();
+      transport().write(shardwire::buffer::adopt(std::move(answers)));
+    }
     if (bad || !fits) transport().close();
   }
 

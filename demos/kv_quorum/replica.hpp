@@ -25,18 +25,39 @@ namespace kv_quorum {
 /// Not thread-safe: used by the replica connections of one host, which in
 /// the simulation all run on the simulation's thread, and in
 /// `kv_cluster replica` on its one shard (process.hpp).
+///
+/// Group commit: `store` hands each kept version to `persist` (a process's
+/// replica appends it to its file, disk_file.hpp), and `make_durable`
+/// makes all of them durable at once (one fsync). A replica connection
+/// applies every line of one read, then calls `make_durable`, then writes
+/// the answers: no acknowledgement (and no reply showing a new version)
+/// leaves before its version is durable, and a burst of stores costs one
+/// fsync, not one each.
 struct disk {
   std::map<std::string, versioned> data;
-  /// Called by `store` with each version it keeps, before it keeps it: a
-  /// process's replica appends it to its durable file there
-  /// (disk_file.hpp). May throw; the store is then not applied. Empty in
-  /// the simulation (its disk is the map).
+  /// Called by `store` with each version it keeps, before it keeps it. May
+  /// throw; the store is then not applied. Empty in the simulation (its
+  /// disk is the map).
   std::function<void(const std::string& key, const versioned& v)> persist;
+  /// Makes every version handed to `persist` durable. May throw. Empty in
+  /// the simulation.
+  std::function<void()> sync;
+  /// A `persist` or `sync` failed: what is in `data` may be on no disk, so
+  /// the replica must answer nothing any more (fsync errors are not
+  /// retried: the kernel may have dropped the pages; a restart replays
+  /// the file).
+  bool failed = false;
 
   /// The version held for `key` ((0, 0), absent, if none).
   versioned get(const std::string& key) const;
   /// Keeps `v` if it is newer than what is held; never goes back.
   void store(const std::string& key, const versioned& v);
+  /// Runs `sync` if a store since the last call persisted something;
+  /// rethrows its error after setting `failed`.
+  void make_durable();
+
+private:
+  bool dirty_ = false;
 };
 
 /// The protocol of one connection to a replica: a query is answered with

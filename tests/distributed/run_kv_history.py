@@ -36,21 +36,19 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'support'))
 sys.path.insert(0, HERE)
-from harness import Proc as IoProc  # noqa: E402
-from harness import check, failures, free_ports, run_bounded  # noqa: E402
+from harness import check, failures, free_ports  # noqa: E402
+from kv_history_runner import (DEADLINE, check_linearizable,  # noqa: E402
+                               count_statuses, finish_history_client, lincheck,
+                               start_history_client, start_proxy, stop_all)
 from run_kv_cluster import NET_OPTS, Proc  # noqa: E402
 
-DEADLINE = 10.0
 CLIENTS = 4
 KEYS = 3
 # Fault phases of proxy A: (name, seconds, control commands at its start).
@@ -65,79 +63,6 @@ PHASES = [
 RUN_SECONDS = sum(p[1] for p in PHASES) + 0.5
 REPLY_TIMEOUT_MS = 400
 MIN_OK = 200
-
-
-class Control:
-    """chaos_proxy's line-based control channel."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(('127.0.0.1', port), timeout=5)
-        self.buf = b''
-
-    def cmd(self, line):
-        self.sock.sendall(line.encode() + b'\n')
-        reply = []
-        while True:
-            while b'\n' not in self.buf:
-                chunk = self.sock.recv(4096)
-                if not chunk:
-                    raise ConnectionError('control channel closed')
-                self.buf += chunk
-            one, self.buf = self.buf.split(b'\n', 1)
-            one = one.decode()
-            reply.append(one)
-            if one == 'OK' or one.startswith('ERR'):
-                return reply
-
-    def close(self):
-        self.sock.close()
-
-
-def start_proxy(args, upstream_port, procs, name):
-    """A chaos_proxy to 127.0.0.1:upstream_port; (listen port, control)."""
-    p = IoProc([args.proxy, '--listen=127.0.0.1:0', '--api=off',
-                f'--upstream=127.0.0.1:{upstream_port}',
-                '--control=127.0.0.1:0', '--shards=1', '--seed=7'])
-    p.name = name
-    procs.append(p)
-    m = p.out.wait_line(r'^listening on 127\.0\.0\.1:(\d+)$', DEADLINE)
-    c = p.out.wait_line(r'^control on 127\.0\.0\.1:(\d+)$', DEADLINE)
-    if not check(m is not None and c is not None, f'{name} listening'):
-        raise RuntimeError(f'{name} did not start')
-    return int(m.group(1)), Control(int(c.group(1)))
-
-
-def lincheck(args, path):
-    r = run_bounded([args.lincheck, f'--history={path}', '--model=kv',
-                     '--time-limit=10'], 30, 'lincheck')
-    if r is not None:
-        print('    ' + '\n    '.join(r.stdout.strip().splitlines()[:40]))
-        if r.stderr.strip():
-            print('    stderr: ' + r.stderr.strip()[:500])
-    return r
-
-
-def stop_all(procs, controls):
-    """Closes the proxies' control connections and kills every process
-    (cluster processes and proxies); after a failure, prints the end of
-    each cluster process's stderr."""
-    for c in controls:
-        try:
-            c.close()
-        except OSError:
-            pass
-    for p in procs:
-        if isinstance(p, Proc):
-            p.kill()
-        elif p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-    if failures:
-        for p in procs:
-            if isinstance(p, Proc):
-                print(f'--- stderr of {p.name} ---')
-                for line in p.lines[-20:]:
-                    print('    ' + line)
 
 
 def plant_stale_read(ops):
@@ -206,12 +131,8 @@ def main():
         aport, actl = start_proxy(args, fport, procs, 'proxy-A')
         controls.append(actl)
 
-        client = IoProc([args.client, f'--port={aport}', f'--out={history}',
-                         f'--clients={CLIENTS}', f'--keys={KEYS}',
-                         f'--seconds={RUN_SECONDS}',
-                         f'--reply-timeout-ms={REPLY_TIMEOUT_MS}'])
-        client.name = 'kv_history_client'
-        procs.append(client)
+        client = start_history_client(args, aport, history, procs, CLIENTS,
+                                      KEYS, RUN_SECONDS, REPLY_TIMEOUT_MS)
         for name, seconds, commands in PHASES:
             for line in commands:
                 reply = actl.cmd(line)
@@ -221,24 +142,10 @@ def main():
         print(f'  proxy A status: {status[0]}')
         check(' resets=0' not in status[0] and 'resets=' in status[0],
               'proxy A reset connections')
-        try:
-            rc = client.proc.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            rc = None
-        summary = client.out.wait_line(r'^operations .*$', 1)
-        if not check(rc == 0 and summary is not None,
-                     f'history client exits 0 (got {rc}, '
-                     f'stderr {client.err.tail()})'):
+        ops = finish_history_client(client, history, DEADLINE)
+        if ops is None:
             return 1
-        print(f'  client: {summary.group(0)}')
-
-        with open(history) as f:
-            ops = [json.loads(line) for line in f if line.strip()]
-        n_ok = sum(o['status'] == 'ok' for o in ops)
-        n_unknown = sum(o['status'] == 'unknown' for o in ops)
-        n_fail = sum(o['status'] == 'fail' for o in ops)
-        print(f'  history: {len(ops)} operations, {n_ok} ok, {n_unknown} '
-              f'unknown, {n_fail} fail')
+        n_ok, n_unknown, n_fail = count_statuses(ops)
         check(n_ok >= MIN_OK, f'at least {MIN_OK} ok operations ({n_ok})')
         check(n_unknown >= 1, f'some unknown operations ({n_unknown}): '
               'the faults bit')
@@ -247,13 +154,7 @@ def main():
                       o['status'] == 'ok' for o in ops)
                   for k in range(KEYS)), 'every key written')
 
-        t0 = time.monotonic()
-        r = lincheck(args, history)
-        took = time.monotonic() - t0
-        check(r is not None and r.returncode == 0 and
-              'linearizable' in r.stdout,
-              f'lincheck: the history is linearizable (exit '
-              f'{r.returncode if r else None}, {took:.2f} s)')
+        check_linearizable(args, history)
 
         # -- the pipeline catches a violation ---------------------------------
         hit = plant_stale_read(ops)

@@ -27,11 +27,9 @@ Usage: run_kv_quorum_processes.py --kv BIN --proxy BIN --client BIN
                                   --lincheck BIN [--keep DIR]
 """
 import argparse
-import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +37,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'support'))
 sys.path.insert(0, HERE)
-from harness import Proc as IoProc  # noqa: E402
 from harness import check, failures, free_ports  # noqa: E402
+from kv_history_runner import (DEADLINE, check_linearizable,  # noqa: E402
+                               count_statuses, finish_history_client,
+                               start_history_client, start_proxy, stop_all)
 from run_kv_cluster import Proc  # noqa: E402
-from run_kv_history import lincheck, start_proxy, stop_all  # noqa: E402
 
-DEADLINE = 10.0
 OP_TIMEOUT_MS = 1000       # the qfront's --timeout-ms
 CLIENTS = 4
 KEYS = 3
@@ -136,12 +134,8 @@ def main():
               f'({acks})')
 
         # -- 2: a history with a replica killed and restarted -----------------
-        client = IoProc([args.client, f'--port={aport}', f'--out={history}',
-                         f'--clients={CLIENTS}', f'--keys={KEYS}',
-                         f'--seconds={RUN_SECONDS}',
-                         f'--reply-timeout-ms={REPLY_TIMEOUT_MS}'])
-        client.name = 'kv_history_client'
-        procs.append(client)
+        client = start_history_client(args, aport, history, procs, CLIENTS,
+                                      KEYS, RUN_SECONDS, REPLY_TIMEOUT_MS)
         t0 = time.monotonic()
         time.sleep(KILL_AT)
         kill_replica(0)
@@ -149,37 +143,18 @@ def main():
         time.sleep(max(0.0, t0 + RESTART_AT - time.monotonic()))
         down_until = time.monotonic_ns()
         start_replica(0)
-        try:
-            rc = client.proc.wait(timeout=RUN_SECONDS + DEADLINE)
-        except subprocess.TimeoutExpired:
-            rc = None
-        summary = client.out.wait_line(r'^operations .*$', 1)
-        if not check(rc == 0 and summary is not None,
-                     f'history client exits 0 (got {rc}, '
-                     f'stderr {client.err.tail()})'):
+        ops = finish_history_client(client, history, RUN_SECONDS + DEADLINE)
+        if ops is None:
             return 1
-        print(f'  client: {summary.group(0)}')
-        with open(history) as f:
-            ops = [json.loads(line) for line in f if line.strip()]
-        n_ok = sum(o['status'] == 'ok' for o in ops)
-        n_unknown = sum(o['status'] == 'unknown' for o in ops)
-        n_fail = sum(o['status'] == 'fail' for o in ops)
         ok_down = sum(o['status'] == 'ok' and o['invoke'] >= down_from and
                       o['return'] <= down_until for o in ops)
-        print(f'  history: {len(ops)} operations, {n_ok} ok, {n_unknown} '
-              f'unknown, {n_fail} fail; {ok_down} ok while replica 0 was '
-              f'down; {kills} kill(s)')
+        n_ok, _, n_fail = count_statuses(
+            ops, f'; {ok_down} ok while replica 0 was down; {kills} kill(s)')
         check(n_ok >= MIN_OK, f'at least {MIN_OK} ok operations ({n_ok})')
         check(ok_down >= 10, f'a majority serves while replica 0 is down '
               f'({ok_down} ok operations)')
         check(n_fail == 0, 'no refused request')
-        t1 = time.monotonic()
-        r = lincheck(args, history)
-        check(r is not None and r.returncode == 0 and
-              'linearizable' in r.stdout,
-              f'lincheck: the history is linearizable (exit '
-              f'{r.returncode if r else None}, '
-              f'{time.monotonic() - t1:.2f} s)')
+        check_linearizable(args, history)
 
         # -- 3: the acknowledged writes survived ------------------------------
         read_durable(c, 'after the restart of replica 0')

@@ -34,9 +34,11 @@ A run passes when the program
 
 Peers are provided where a program needs one, on 127.0.0.1 only: a TCP, a
 TLS and a UDP echo server (threads here) for the clients and chaos_proxy,
-and a kv_cluster storage node for `kv_cluster front`. The TLS demos get a
-CA and a server certificate made with the openssl command (without it they
-are left out, with a line saying so).
+a kv_cluster storage node for `kv_cluster front` and a kv_cluster replica
+for `kv_cluster qfront`. The TLS demos get a CA and a server certificate
+made with the openssl command (without it they are left out, with a line
+saying so). A program that writes files (`kv_cluster replica --data`) gets
+a new empty folder per run.
 
 The runs are sampled with a seeded RNG when --values / --common-values
 limit them; the seed is printed and SEED=<n> (or --seed) repeats a run
@@ -69,9 +71,11 @@ import time
 class spec:
     """One program (or one mode of it) and the base line of a valid run.
 
-    `base` may use {tcp_echo}, {udp_echo}, {tls_echo}, {kv_node} (ports
-    of the peers started here), {kv_cluster} (the path of that program)
-    and {tls_cert}, {tls_key}, {tls_ca} (certificate files made here)."""
+    `base` may use {tcp_echo}, {udp_echo}, {tls_echo}, {kv_node},
+    {kv_replica} (ports of the peers started here), {kv_cluster} (the path
+    of that program), {tls_cert}, {tls_key}, {tls_ca} (certificate files
+    made here) and {run_dir} (a new empty folder for each run: each use
+    in a run's base line is another folder)."""
 
     def __init__(self, name, base=(), mode=None, child_status=False,
                  skip=(), error_status=(1,)):
@@ -112,6 +116,15 @@ SPECS = [
     spec("kv_cluster",
          ["--host=127.0.0.1", "--port=0", "--nodes=127.0.0.1:{kv_node}"],
          mode="front"),
+    # The replicated store's processes: a replica with its durable file
+    # (one per run: runs go in parallel), a qfront on the replica here.
+    spec("kv_cluster",
+         ["--host=127.0.0.1", "--port=0", "--data={run_dir}/replica.log"],
+         mode="replica"),
+    spec("kv_cluster",
+         ["--host=127.0.0.1", "--port=0",
+          "--replicas=127.0.0.1:{kv_replica}"],
+         mode="qfront"),
     # --worker is the crash simulator the fleet supervises: it exits 1 or
     # aborts on purpose (the fleet runs it, and is tested with it).
     spec("fleet", ["--workers=2", "--duration-ms=3000"], skip=["worker"]),
@@ -293,12 +306,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_kv_node(kv_cluster, env):
-    """A kv_cluster storage node for `kv_cluster front`; returns (proc,
-    port) once the port accepts connections (its stdout is block-buffered
-    in a pipe, so its "Serving" line is no readiness signal)."""
+def start_kv_peer(kv_cluster, mode, env):
+    """A kv_cluster `mode` process (a storage node for `kv_cluster front`,
+    a memory-only replica for `kv_cluster qfront`); returns (proc, port)
+    once the port accepts connections (its output goes nowhere; the port is
+    the readiness signal)."""
     port = free_port()
-    proc = subprocess.Popen([kv_cluster, "node", "--host=127.0.0.1",
+    proc = subprocess.Popen([kv_cluster, mode, "--host=127.0.0.1",
                              f"--port={port}"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True,
@@ -312,7 +326,7 @@ def start_kv_node(kv_cluster, env):
             time.sleep(0.05)
     proc.kill()
     proc.wait()
-    raise RuntimeError("kv_cluster node did not start")
+    raise RuntimeError(f"kv_cluster {mode} did not start")
 
 
 # -- processes ----------------------------------------------------------------
@@ -662,10 +676,25 @@ def sample(rng, values, limit):
     return rng.sample(values, limit)
 
 
+class fresh_dir:
+    """Formats as a new empty folder under `root` each time ({run_dir})."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __format__(self, spec):
+        return tempfile.mkdtemp(prefix="run-", dir=self.root)
+
+
 def plan(sp, path, opts, rng, args, subst):
     prefix = [path] + ([sp.mode] if sp.mode else [])
-    base = [a.format(**subst) for a in sp.base]
-    cases = [("base line", base, None, None)]
+
+    def base_line(without=None):
+        # Formatted per run, so that each run gets its own {run_dir}.
+        return [a.format(**subst) for a in sp.base
+                if without is None or option_of(a) != without]
+
+    cases = [("base line", base_line(), None, None)]
     # Twin options in two groups (chaos_proxy's up.X and down.X) are parsed
     # by the same code: each edge value goes to one of the two, at random.
     twins = {}
@@ -685,11 +714,12 @@ def plan(sp, path, opts, rng, args, subst):
         values = [f for f in edge_values(typ)
                   if owner.get((key, f), name) == name]
         for frag in sample(rng, values, limit):
-            argv = [a for a in base if option_of(a) != name]
+            argv = base_line(without=name)
             argv.append("--" + name + frag)
             cases.append((f"--{name}{frag[:24]}", argv, name, frag))
-    cases.append(("stray argument", base + ["stray-arg"], "stray-arg", None))
-    cases.append(("unknown option", base + ["--no-such-option=1"],
+    cases.append(("stray argument", base_line() + ["stray-arg"], "stray-arg",
+                  None))
+    cases.append(("unknown option", base_line() + ["--no-such-option=1"],
                   "no-such-option", None))
     jobs = []
     for label, argv, name, frag in cases:
@@ -779,6 +809,8 @@ def main():
         programs[s.label] = path
 
     tls_dir = tempfile.TemporaryDirectory(prefix="sw-edge-tls-")
+    # Below it, a new folder for each run that uses {run_dir}.
+    run_root = tempfile.TemporaryDirectory(prefix="sw-edge-runs-")
     tls_files = {"tls_cert": "", "tls_key": "", "tls_ca": ""}
     tls = None
     if any(label.startswith("tls_echo") for label in programs):
@@ -800,14 +832,19 @@ def main():
              **tls_files,
              "kv_cluster": find_program(args.paths, "kv_cluster")
              or "kv_cluster",
-             "kv_node": 1}
-    kv_proc = None
-    if any(s.mode == "front" and s.label in programs for s in specs):
-        kv_proc, subst["kv_node"] = start_kv_node(programs["kv_cluster front"],
-                                                  env)
+             "kv_node": 1, "kv_replica": 1,
+             "run_dir": fresh_dir(run_root.name)}
+    # The kv_cluster peers: a storage node for front, a replica for qfront.
+    kv_procs = []
+    for label, mode, key in (("kv_cluster front", "node", "kv_node"),
+                             ("kv_cluster qfront", "replica", "kv_replica")):
+        if label in programs:
+            peer, subst[key] = start_kv_peer(programs[label], mode, env)
+            kv_procs.append(peer)
     print(f"peers: tcp echo 127.0.0.1:{subst['tcp_echo']}, udp echo "
           f"127.0.0.1:{subst['udp_echo']}, kv node 127.0.0.1:"
-          f"{subst['kv_node']}", flush=True)
+          f"{subst['kv_node']}, kv replica 127.0.0.1:{subst['kv_replica']}",
+          flush=True)
 
     jobs = []
     for s in specs:
@@ -841,14 +878,15 @@ def main():
     if tls:
         tls.shutdown()
     tls_dir.cleanup()
+    run_root.cleanup()
     udp.close()
-    if kv_proc:
-        kv_proc.send_signal(signal.SIGINT)
+    for peer in kv_procs:
+        peer.send_signal(signal.SIGINT)
         try:
-            kv_proc.wait(timeout=10)
+            peer.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            kv_proc.kill()
-            kv_proc.wait()
+            peer.kill()
+            peer.wait()
 
     print(f"\n{'program':<22} {'runs':>5} {'failed':>6} {'slowest s':>9}")
     for s in specs:
