@@ -153,6 +153,9 @@ int run_replica(process_config& cfg) {
     }
     file->attach(*d);
   }
+  // Read before the server starts: from then on only the shard touches the
+  // disk (the main thread reading it later races with stores).
+  auto keys = d->data.size();
   // One shard: the disk and its file are used by every replica connection
   // without a lock, so they all run on one thread (a mutex would serialize
   // the fsyncs just the same, and keep a second thread waiting on them).
@@ -175,8 +178,8 @@ int run_replica(process_config& cfg) {
                    (file->cut_torn_line() ? " (torn last line cut)" : "")
              : std::string{"memory only"};
     demo::eprintln("Serving kv replica on ",
-                   shardwire::to_string(srv->sockets.front()), ", ",
-                   d->data.size(), " key(s), ", from);
+                   shardwire::to_string(srv->sockets.front()), ", ", keys,
+                   " key(s), ", from);
     shardwire::runtime::notify_ready("serving");
     shardwire::runtime::wait_for_stop_signal();
     demo::eprintln("Shutting down");
