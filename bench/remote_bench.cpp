@@ -15,13 +15,22 @@
 // 4 KiB. The last line is always shardwire's last row:
 //   round_trips_per_s=N p99_us=N
 //
+// --carrier picks what carries the node messages: `caf` (the default, CAF's
+// middleman: actors/node.hpp) or `stream` (stream nodes over shardwire's
+// TCP on one shard per process: actors/stream_node.hpp); the callers and
+// the echo actor are the same actors either way.
+//
 //   remote_bench [--callers=N] [--payload=BYTES] [--seconds=S]
-//                [--baseline=erlang|none]
+//                [--baseline=erlang|none] [--carrier=caf|stream]
 #include "bench/option_checks.hpp"
 #include "bench/stop_signal.hpp"
 
 #include "actors/errors.hpp"
 #include "actors/node.hpp"
+#include "actors/stream_node.hpp"
+#include "runtime/runtime.hpp"
+#include "transports/stream_node_tcp.hpp"
+#include "transports/tcp.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -55,6 +64,7 @@ struct bench_config : shardwire::node_config {
   double seconds = 3;
   std::string baseline = "erlang";
   std::string role = "client";
+  std::string carrier = "caf";
 
   bench_config() {
     opt_group{custom_options_, "global"}
@@ -63,7 +73,10 @@ struct bench_config : shardwire::node_config {
         .add(seconds, "seconds", "measuring time per row")
         .add(baseline, "baseline",
              "erlang (an Erlang node pair, when erl is installed) or none")
-        .add(role, "role", "client, or server (the process it starts)");
+        .add(role, "role", "client, or server (the process it starts)")
+        .add(carrier, "carrier",
+             "caf (CAF's middleman) or stream (stream nodes over shardwire "
+             "TCP)");
   }
 };
 
@@ -145,12 +158,27 @@ struct child {
 // -- the server process
 // --------------------------------------------------------
 
-int run_server(bench_config& cfg) {
-  caf::actor_system sys{cfg};
-  shardwire::node n{sys};
-  auto echo = sys.spawn([]() -> caf::behavior {
+caf::actor spawn_echo(caf::actor_system& sys) {
+  return sys.spawn([]() -> caf::behavior {
     return {[](std::string& s) { return std::move(s); }};
   });
+}
+
+// Until the client stops it.
+void wait_for_stop() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  int sig;
+  sigwait(&stop, &sig);
+}
+
+int run_caf_server(bench_config& cfg) {
+  caf::actor_system sys{cfg};
+  shardwire::node n{sys};
+  auto echo = spawn_echo(sys);
   n.add("echo", echo);
   auto port = n.publish(0);
   if (!port) {
@@ -159,17 +187,37 @@ int run_server(bench_config& cfg) {
     return 1;
   }
   std::cout << "port=" << *port << std::endl;
-  // Until the client stops it.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  int sig;
-  sigwait(&stop, &sig);
+  wait_for_stop();
   caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
   n.close();
   return 0;
+}
+
+// One shard: the process is pinned to one core, as the CAF server is.
+int run_stream_server(bench_config& cfg) {
+  cfg.shards = 1;
+  shardwire::runtime rt{cfg};
+  auto echo = spawn_echo(rt.system());
+  shardwire::stream_node_directory dir{rt.system()};
+  dir.add("echo", echo);
+  shardwire::server_options opts;
+  opts.hosts = {"127.0.0.1"};
+  opts.port = 0;
+  auto srv =
+      shardwire::create_server(rt, shardwire::serve_stream_node(dir), opts);
+  if (!srv) {
+    std::cerr << "error: cannot serve: " << shardwire::describe(srv.error())
+              << '\n';
+    return 1;
+  }
+  std::cout << "port=" << srv->sockets.front().port << std::endl;
+  wait_for_stop();
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+int run_server(bench_config& cfg) {
+  return cfg.carrier == "stream" ? run_stream_server(cfg) : run_caf_server(cfg);
 }
 
 // -- shardwire callers
@@ -216,7 +264,10 @@ private:
               else
                 finish();
             },
-            [this](caf::error&) {
+            [this](caf::error& err) {
+              if (!result_.failed)
+                std::cerr << "error: request: " << shardwire::describe(err)
+                          << '\n';
               result_.failed = true;
               finish();
             });
@@ -352,6 +403,67 @@ void print_row(const row& r) {
   std::fflush(stdout);
 }
 
+/// Looks `addr` up over a stream node link watched for `self` (which must
+/// outlive the measurement: the watch, and with it the link, ends when its
+/// owner does): the proxy, and the watch (to stop when done).
+caf::expected<std::pair<caf::actor, caf::actor>>
+stream_lookup(shardwire::runtime& rt, caf::scoped_actor& self,
+              const shardwire::service_address& addr) {
+  auto watch = shardwire::spawn_stream_service_watch(
+      rt.system(), shardwire::tcp_stream_connector(rt), caf::actor{self}, addr);
+  caf::expected<std::pair<caf::actor, caf::actor>> out{
+      shardwire::make_error(shardwire::sw_errc::timeout, "no answer in 5 s")};
+  self->receive(
+      [&](shardwire::service_up& up) {
+        out = std::make_pair(std::move(up.actor), watch);
+      },
+      [&](shardwire::service_down& down) { out = std::move(down.reason); },
+      caf::after(std::chrono::seconds(5)) >> [] {});
+  if (!out) caf::anon_send_exit(watch, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+/// The table's rows (and Erlang's beside them): `last` gets shardwire's
+/// last row. Returns the exit status.
+int run_rows(caf::actor_system& sys, const caf::actor& svc,
+             const bench_config& cfg, std::optional<row>& last) {
+  bool erlang = cfg.baseline == "erlang";
+  if (erlang && !have_erl()) {
+    std::cout << "baseline: erl not installed (Debian package erlang-base); "
+                 "measuring shardwire alone\n";
+    erlang = false;
+  }
+  std::vector<size_t> caller_counts = cfg.callers
+                                          ? std::vector<size_t>{cfg.callers}
+                                          : std::vector<size_t>{1, 50};
+  std::vector<size_t> payloads = cfg.payload ? std::vector<size_t>{cfg.payload}
+                                             : std::vector<size_t>{64, 4096};
+  std::printf("%-10s %8s %8s %14s %9s %9s\n", "system", "callers", "payload",
+              "round_trips/s", "p50_us", "p99_us");
+  for (auto payload : payloads)
+    for (auto callers : caller_counts) {
+      auto sw = measure_shardwire(sys, svc, callers, payload, cfg.seconds);
+      if (!sw) {
+        std::cerr << "error: a request failed\n";
+        return 1;
+      }
+      if (cfg.carrier == "stream") sw->system = "sw-stream";
+      print_row(*sw);
+      last = sw;
+      if (!erlang) continue;
+      auto er = measure_erlang(callers, payload, cfg.seconds);
+      if (!er) {
+        std::cout << "erlang: the baseline did not run\n";
+        continue;
+      }
+      print_row(*er);
+      std::printf("ratio shardwire/erlang: round trips %.2f, p99 %.2f\n",
+                  sw->rps / er->rps,
+                  er->p99_us > 0 ? sw->p99_us / er->p99_us : 0.0);
+    }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -371,6 +483,9 @@ int main(int argc, char** argv) {
         ok &= shardwire::check_option(cfg.role == "client" ||
                                           cfg.role == "server",
                                       "role", "must be client or server");
+        ok &= shardwire::check_option(cfg.carrier == "caf" ||
+                                          cfg.carrier == "stream",
+                                      "carrier", "must be caf or stream");
         return ok;
       }))
     return *rc;
@@ -406,52 +521,31 @@ int main(int argc, char** argv) {
   pin_to_cpu(1);
   int rc = 0;
   std::optional<row> last;
-  {
-    caf::actor_system sys{cfg};
-    auto svc = shardwire::lookup_actor(
-        sys, {"127.0.0.1", static_cast<uint16_t>(port), "echo"}, {},
-        std::chrono::seconds(5));
+  shardwire::service_address addr{"127.0.0.1", static_cast<uint16_t>(port),
+                                  "echo"};
+  if (cfg.carrier == "stream") {
+    cfg.shards = 1;
+    shardwire::runtime rt{cfg};
+    caf::scoped_actor owner{rt.system()};
+    auto svc = stream_lookup(rt, owner, addr);
     if (!svc) {
       std::cerr << "error: lookup: " << shardwire::describe(svc.error())
                 << '\n';
       server.stop();
       return 1;
     }
-    bool erlang = cfg.baseline == "erlang";
-    if (erlang && !have_erl()) {
-      std::cout << "baseline: erl not installed (Debian package erlang-base); "
-                   "measuring shardwire alone\n";
-      erlang = false;
+    rc = run_rows(rt.system(), svc->first, cfg, last);
+    caf::anon_send_exit(svc->second, caf::exit_reason::user_shutdown);
+  } else {
+    caf::actor_system sys{cfg};
+    auto svc = shardwire::lookup_actor(sys, addr, {}, std::chrono::seconds(5));
+    if (!svc) {
+      std::cerr << "error: lookup: " << shardwire::describe(svc.error())
+                << '\n';
+      server.stop();
+      return 1;
     }
-    std::vector<size_t> caller_counts = cfg.callers
-                                            ? std::vector<size_t>{cfg.callers}
-                                            : std::vector<size_t>{1, 50};
-    std::vector<size_t> payloads = cfg.payload
-                                       ? std::vector<size_t>{cfg.payload}
-                                       : std::vector<size_t>{64, 4096};
-    std::printf("%-10s %8s %8s %14s %9s %9s\n", "system", "callers", "payload",
-                "round_trips/s", "p50_us", "p99_us");
-    for (auto payload : payloads)
-      for (auto callers : caller_counts) {
-        auto sw = measure_shardwire(sys, *svc, callers, payload, cfg.seconds);
-        if (!sw) {
-          std::cerr << "error: a request failed\n";
-          rc = 1;
-          break;
-        }
-        print_row(*sw);
-        last = sw;
-        if (!erlang) continue;
-        auto er = measure_erlang(callers, payload, cfg.seconds);
-        if (!er) {
-          std::cout << "erlang: the baseline did not run\n";
-          continue;
-        }
-        print_row(*er);
-        std::printf("ratio shardwire/erlang: round trips %.2f, p99 %.2f\n",
-                    sw->rps / er->rps,
-                    er->p99_us > 0 ? sw->p99_us / er->p99_us : 0.0);
-      }
+    rc = run_rows(sys, *svc, cfg, last);
   }
   server.stop();
   if (last)

@@ -319,6 +319,14 @@ int64_t core::write(uint64_t conn, int side, const buffer* parts, size_t n) {
   if (i == conns.end()) return -EPIPE;
   auto& c = i->second;
   if (c.error[side] != 0) return -c.error[side];
+  if (c.vanished[side]) {
+    // The host crashed: its actors are being killed, and what they write
+    // while they die goes nowhere (a dead process sends nothing).
+    size_t all = 0;
+    for (size_t k = 0; k < n; ++k)
+      all += parts[k].size();
+    return static_cast<int64_t>(all);
+  }
   auto& p = c.dir[side];
   auto used = p.in_flight + p.inbox_bytes;
   size_t room = used >= pipe_capacity ? 0 : pipe_capacity - used;
@@ -528,7 +536,7 @@ void core::shutdown_write(uint64_t conn, int side) {
   if (i == conns.end()) return;
   auto& c = i->second;
   auto& p = c.dir[side];
-  if (p.fin_sent || c.error[side] != 0) return;
+  if (p.fin_sent || c.error[side] != 0 || c.vanished[side]) return;
   p.fin_sent = true;
   send_segment(c, side, buffer{}, true);
 }
@@ -647,6 +655,7 @@ int core::sendto(const endpoint& from, const buffer& bytes,
   auto a = find_host(from.host);
   auto b = find_host(to.host);
   if (!a) return EBADF;
+  if (!hosts[*a].up) return 0; // sent by an actor of a crashing host: lost
   if (!b) {
     log("udp to unknown address " + to_string(to) + " dropped", cause);
     return 0;

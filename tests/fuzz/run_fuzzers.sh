@@ -20,7 +20,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_fault_spec fuzz_fault_control fuzz_kv_line fuzz_http_request
            fuzz_toxiproxy_model fuzz_vocabulary fuzz_message fuzz_history
-           fuzz_kv_quorum_wire)
+           fuzz_kv_quorum_wire fuzz_stream_node_wire)
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
