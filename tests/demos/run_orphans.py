@@ -30,7 +30,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import check, failures  # noqa: E402
+from harness import check, failures, marked_processes  # noqa: E402
 
 MARK = 'SHARDWIRE_ORPHAN_TEST'
 DEADLINE = 10.0   # for the children to appear
@@ -39,23 +39,7 @@ GONE_WITHIN = 2.0  # for everything to be gone after the program died
 
 def marked(token):
     """Live processes whose environment holds MARK=token: pid -> comm."""
-    needle = f'{MARK}={token}'.encode()
-    out = {}
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f'/proc/{pid}/environ', 'rb') as f:
-                if needle not in f.read().split(b'\0'):
-                    continue
-            with open(f'/proc/{pid}/stat') as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index('(') + 1:stat.rindex(')')]
-        if stat.rsplit(')', 1)[1].split()[0] != 'Z':
-            out[int(pid)] = comm
-    return out
+    return marked_processes(MARK, token)
 
 
 def wait_for(pred, within):

@@ -41,7 +41,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'support'))
-from harness import LineQueue, check, failures  # noqa: E402
+from harness import LineQueue, check, failures, marked_processes  # noqa: E402
 
 DEADLINE = 10.0      # any wait for a line, a byte or a connection's end
 STOP_TIMEOUT = 5.0   # SIGINT -> exit
@@ -52,22 +52,7 @@ MARK = 'SHARDWIRE_KV_SIGINT_TEST'
 
 def marked(token):
     """Live (not zombie) processes whose environment holds MARK=token."""
-    needle = f'{MARK}={token}'.encode()
-    pids = []
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f'/proc/{pid}/environ', 'rb') as f:
-                if needle not in f.read().split(b'\0'):
-                    continue
-            with open(f'/proc/{pid}/stat') as f:
-                if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
-                    continue
-        except OSError:
-            continue
-        pids.append(int(pid))
-    return pids
+    return sorted(marked_processes(MARK, token))
 
 
 class Proc:

@@ -6,6 +6,7 @@
 
 #include "actors/errors.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/kv_service.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
@@ -24,24 +25,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using kv_get_atom = caf::atom_constant<caf::atom("kvget")>;
-using kv_put_atom = caf::atom_constant<caf::atom("kvput")>;
-
-// A small key-value actor: get answers the value ("" if none), put is
-// usually sent one-way.
-caf::behavior kv_impl(caf::event_based_actor*) {
-  auto store = std::make_shared<std::map<std::string, std::string>>();
-  (*store)["k1"] = "v1";
-  return {
-      [=](kv_get_atom, const std::string& key) -> std::string {
-        auto i = store->find(key);
-        return i == store->end() ? std::string{} : i->second;
-      },
-      [=](kv_put_atom, const std::string& key, const std::string& value) {
-        (*store)[key] = value;
-      },
-  };
-}
+using test::kv_get_atom;
+using test::kv_impl;
+using test::kv_put_atom;
 
 std::string errc_name(const caf::error& err) {
   if (err && err.category() == sw_category)

@@ -8,6 +8,7 @@ A script imports it after putting this folder on its path:
     from harness import check, failures, free_ports, LineQueue, Proc
 """
 
+import os
 import queue
 import re
 import signal
@@ -18,6 +19,29 @@ import time
 
 # Every failed check, in order; a script exits 1 when it is not empty.
 failures = []
+
+
+def marked_processes(mark, token):
+    """Live (not zombie) processes whose environment holds mark=token:
+    pid -> command name. Scripts start their programs with such a variable
+    to find everything those started, whatever became of the parent."""
+    needle = f'{mark}={token}'.encode()
+    out = {}
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f'/proc/{pid}/environ', 'rb') as f:
+                if needle not in f.read().split(b'\0'):
+                    continue
+            with open(f'/proc/{pid}/stat') as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index('(') + 1:stat.rindex(')')]
+        if stat.rsplit(')', 1)[1].split()[0] != 'Z':
+            out[int(pid)] = comm
+    return out
 
 
 def check(cond, what):

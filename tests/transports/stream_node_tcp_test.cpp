@@ -7,6 +7,7 @@
 #include "actors/errors.hpp"
 #include "actors/stream_node.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/kv_service.hpp"
 #include "transports/tcp.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -25,22 +26,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using kv_get_atom = caf::atom_constant<caf::atom("kvget")>;
-using kv_put_atom = caf::atom_constant<caf::atom("kvput")>;
-
-caf::behavior kv_impl(caf::event_based_actor*) {
-  auto store = std::make_shared<std::map<std::string, std::string>>();
-  (*store)["k1"] = "v1";
-  return {
-      [=](kv_get_atom, const std::string& key) -> std::string {
-        auto i = store->find(key);
-        return i == store->end() ? std::string{} : i->second;
-      },
-      [=](kv_put_atom, const std::string& key, const std::string& value) {
-        (*store)[key] = value;
-      },
-  };
-}
+using test::kv_get_atom;
+using test::kv_impl;
+using test::kv_put_atom;
 
 struct owner_view {
   test::event_log_ptr log = std::make_shared<test::event_log>();
