@@ -42,6 +42,21 @@ std::string exit_name(const caf::error& err) {
   return describe(err);
 }
 
+// Monitors `target` and writes its exit reason (exit_name) into `out`
+// when it goes. Keep the handle: an actor nobody references is gone, and
+// its monitor with it.
+caf::actor spawn_down_recorder(caf::actor_system& sys, caf::actor target,
+                               std::shared_ptr<std::string> out) {
+  return sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(target);
+    self->set_down_handler([=](caf::down_msg& dm) {
+      *out = exit_name(dm.reason);
+      self->quit();
+    });
+    return {[](int) {}};
+  });
+}
+
 // The owner of a watch: logs "up:NAME" and "down:NAME:CAUSE:ERRC", and
 // keeps the current proxy.
 struct owner_view {
@@ -143,16 +158,7 @@ run_result scenario(uint64_t seed) {
   // with remote_link_unreachable, the heartbeats suspect the node.
   net.note("test: partition a | b");
   auto monitored = std::make_shared<std::string>();
-  // (Held: an actor nobody references is gone, and its monitor with it.)
-  auto monitor = net.system().spawn(
-      [=, proxy = *v.proxy](caf::event_based_actor* self) -> caf::behavior {
-        self->monitor(proxy);
-        self->set_down_handler([=](caf::down_msg& dm) {
-          *monitored = exit_name(dm.reason);
-          self->quit();
-        });
-        return {[](int) {}};
-      });
+  auto monitor = spawn_down_recorder(net.system(), *v.proxy, monitored);
   net.run_for(10ms);
   net.partition({"a"}, {"b"});
   auto pending = std::make_shared<std::string>();
@@ -251,15 +257,7 @@ TEST_CASE("stream nodes: a published actor that exits is reported with its "
                              {"a", 7000, "kv"}, {}, backoff());
   REQUIRE(net.run_until([&] { return v.log->count("up:kv") == 1; }, 10s));
   auto monitored = std::make_shared<std::string>();
-  auto monitor = net.system().spawn(
-      [=, proxy = *v.proxy](caf::event_based_actor* self) -> caf::behavior {
-        self->monitor(proxy);
-        self->set_down_handler([=](caf::down_msg& dm) {
-          *monitored = exit_name(dm.reason);
-          self->quit();
-        });
-        return {[](int) {}};
-      });
+  auto monitor = spawn_down_recorder(net.system(), *v.proxy, monitored);
   net.run_for(10ms);
 
   // The service exits: its proxy exits with the same reason.
