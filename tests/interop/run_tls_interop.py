@@ -149,6 +149,9 @@ class Server:
     def wait_stderr(self, pattern, timeout=STEP_TIMEOUT):
         return self._err.wait_line(pattern, timeout)
 
+    def wait_stdout(self, pattern, timeout=STEP_TIMEOUT):
+        return self._out.wait_line(pattern, timeout)
+
     def stop(self):
         """SIGINT; the exit code, None if it had to be killed."""
         if self.proc.poll() is None:
@@ -584,6 +587,10 @@ def case_starttls(args, pki):
         except Exception as e:  # noqa: BLE001
             got = e
         check(got == b'Hello World!', f'echoed after start_tls ({got!r})')
+        # The client has its echo before the server has seen the close and
+        # printed its last line: wait for that line, not for time.
+        check(srv.wait_stdout(r'^' + SERVER_LINE_PATTERNS[-1] + r'$')
+              is not None, 'tls_echo_server --starttls saw the close')
         stdout_then = len(srv.stdout)
         check_server_lines(srv.stdout[:stdout_then], 'tls_echo_server '
                            '--starttls')
