@@ -3,10 +3,15 @@
 // receive path makes no copy of its own.
 //
 // How it maps onto actors: the adapter (`callback_buffered_protocol_actor`,
-// one per connection, on the transport's shard) calls `get_buffer` and
-// lends the span to the transport (`lend_buffer`); the transport's next
-// read fills it and gives it back (`buffer_filled`), and the adapter calls
-// `buffer_updated`, then `get_buffer` again. One buffer is out at a time.
+// one per connection, on the transport's shard) first tells the transport
+// to ask for memory when it is about to read (an on-demand lease,
+// messages.hpp), so the first `get_buffer` runs when the first bytes are
+// there, as in asyncio, and a connection that never received holds no lent
+// memory. The adapter lends that span (`lend_buffer`); the read fills it
+// and gives it back (`buffer_filled`), the adapter calls `buffer_updated`
+// and lends its next buffer at once (in place on the fast path), ahead of
+// the next read: asking before every read would cost one more delivery
+// per read. One buffer is out at a time.
 //
 // Rules (asyncio's):
 // - `get_buffer` must return at least one byte; an empty span is fatal
@@ -82,6 +87,11 @@ private:
   /// get_buffer, then lend the span (fatal on an exception). `keep` is the
   /// lease's keeper to reuse (the one that came back), or empty.
   void lend_next(std::shared_ptr<const void> keep);
+  /// Lends no memory yet: the transport asks (buffer_filled with nbytes 0)
+  /// right before its next read (read_lease::on_demand).
+  void lend_on_demand(std::shared_ptr<const void> keep);
+  /// `keep`, or a new keeper of this actor and its protocol object.
+  std::shared_ptr<const void> keeper(std::shared_ptr<const void> keep);
 
   // Lending started (after connection_made, or after the first `data` of a
   // protocol that took over through set_protocol).

@@ -422,10 +422,19 @@ typename Inspector::result_type inspect(Inspector& f, tls_started& x) {
 /// into freed memory (the callback adapter keeps itself; an actor keeps the
 /// block it lends). A lease never crosses nodes (its inspect carries
 /// nothing: a deserialized lease is empty).
+///
+/// A lease with `on_demand` set carries no memory: it asks the transport to
+/// come back for memory right before its next read, as asyncio calls
+/// get_buffer on each readable event. The transport then sends the lease
+/// back in `buffer_filled` with `nbytes` 0 and reads once the lender has
+/// lent memory (a lease without `on_demand`). Nothing is lent until there
+/// is something to read; the ask is one more delivery per read, so the
+/// callback adapter lends this way for its first buffer only.
 struct read_lease {
   std::byte* data = nullptr;
   uint64_t size = 0;
   std::shared_ptr<const void> keep;
+  bool on_demand = false;
 };
 
 template <class Inspector>
@@ -437,7 +446,8 @@ typename Inspector::result_type inspect(Inspector& f, read_lease&) {
 /// The first one switches the transport to buffered reading for the current
 /// protocol; `set_protocol` switches back (the lease is dropped). An empty
 /// lease (size 0) is fatal, as asyncio's empty get_buffer(): `lost` with
-/// sw_errc::invalid_argument. Ignored once reading ended (EOF, close).
+/// sw_errc::invalid_argument (an `on_demand` lease carries none: see
+/// read_lease). Ignored once reading ended (EOF, close).
 struct lend_buffer {
   read_lease lease;
 };
@@ -448,7 +458,9 @@ typename Inspector::result_type inspect(Inspector& f, lend_buffer& x) {
 }
 
 /// Transport -> protocol: `nbytes` (> 0) bytes were read into the start of
-/// `lease`, which is the lender's again (asyncio's buffer_updated).
+/// `lease`, which is the lender's again (asyncio's buffer_updated). With
+/// `nbytes` 0, only to a lender whose lease was `on_demand`: the transport
+/// is about to read and asks for memory now (asyncio's get_buffer).
 struct buffer_filled {
   read_lease lease;
   uint64_t nbytes = 0;

@@ -53,9 +53,10 @@ public:
 // the transport's own rule for plain reads (stream_core: grow while reads
 // fill the buffer, shrink when they use under an eighth of it, between
 // 4 KiB and 256 KiB), so both servers read in the same sizes and a 1 MiB
-// message is a few reads, not 64. A lent chunk stays with the transport
-// while the connection is idle: the price of lending ahead (asyncio's
-// buffered protocols pay it too).
+// message is a few reads, not 64. The first get_buffer runs when the
+// first bytes come (the adapter's first lease is on demand), so a
+// connection that never received holds no chunk; after that a lent chunk
+// stays with the transport between messages (lending ahead).
 class buffered_echo : public buffered_protocol {
 public:
   std::span<std::byte> get_buffer(int64_t) override {

@@ -15,14 +15,15 @@
 
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdexcept>
-#include <thread>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace shardwire;
@@ -45,12 +46,15 @@ struct collected {
   bool throw_in_get_buffer = false;
   bool throw_in_updated = false;
   // get_buffer returns an empty span from its call number `empty_from`
-  // on (0: never); the second call is the one lent inside the first
-  // buffer_updated's delivery (in place on the fast path).
+  // on (0: never).
   int empty_from = 0;
   int get_buffer_calls = 0;
   // Log "gb" for each get_buffer and "bu:<n>" for each buffer_updated.
   bool log_calls = false;
+  // The transport's fd, if >= 0: each get_buffer notes whether it had
+  // something to read (bytes or the end of the stream) at that moment.
+  int watch_fd = -1;
+  std::vector<bool> readable_at_get_buffer; // shard thread, read after lost
 };
 
 using collected_ptr = std::shared_ptr<collected>;
@@ -65,6 +69,10 @@ public:
 
   std::span<std::byte> get_buffer(int64_t sizehint) override {
     if (sizehint != -1) st_->log->add("sizehint");
+    if (st_->watch_fd >= 0) { // before "gb": the test sends on seeing it
+      pollfd pfd{st_->watch_fd, POLLIN, 0};
+      st_->readable_at_get_buffer.push_back(::poll(&pfd, 1, 0) == 1);
+    }
     if (st_->log_calls) st_->log->add("gb");
     if (st_->throw_in_get_buffer) throw std::runtime_error("no memory today");
     if (st_->empty_from != 0 && ++st_->get_buffer_calls >= st_->empty_from)
@@ -176,13 +184,51 @@ TEST_CASE("buffered protocol: one more get_buffer, with no buffer_updated, "
                                       make_buffered_protocol<collector>(st));
   REQUIRE(conn);
   REQUIRE(st->log->wait_for_event("lost"));
-  // asyncio: get_buffer after connection_made and after every
-  // buffer_updated, so one buffer is lent (and never filled) when EOF comes.
+  // asyncio: get_buffer on each readable event, the last one included, so
+  // one buffer is lent (and never filled) when EOF comes. shardwire asks
+  // for the first when the first bytes are there and lends each next one
+  // right after buffer_updated: the same calls in the same order.
   CHECK(st->log->events() ==
         std::vector<std::string>{"connected", "gb", "bu:4", "gb", "bu:4",
                                  "gb", "bu:2", "gb", "eof", "lost"});
   CHECK(st->bytes == "0123456789");
   CHECK(st->data_calls == 0);
+  ::close(fds[1]);
+}
+
+TEST_CASE("buffered protocol: the first get_buffer runs when there is "
+          "something to read, so a connection that never received holds no "
+          "lent buffer") {
+  runtime_fixture fx;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  auto st = std::make_shared<collected>();
+  st->chunk = 64;
+  st->log_calls = true;
+  st->watch_fd = fds[0];
+  auto conn = connect_accepted_socket(*fx.rt, fds[0],
+                                      make_buffered_protocol<collector>(st));
+  REQUIRE(conn);
+  REQUIRE(st->log->wait_for_event("connected"));
+  // Three writes, each sent once the last one is read and the next buffer
+  // asked for, then the end.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(raw_send_all(fds[1], "hello"));
+    REQUIRE(st->log->wait_for([i](const std::vector<std::string>& ev) {
+      return std::count(ev.begin(), ev.end(), "gb") == i + 2;
+    }));
+  }
+  ::shutdown(fds[1], SHUT_WR);
+  REQUIRE(st->log->wait_for_event("lost"));
+  CHECK(st->log->events() ==
+        std::vector<std::string>{"connected", "gb", "bu:5", "gb", "bu:5", "gb",
+                                 "bu:5", "gb", "eof", "lost"});
+  REQUIRE(st->readable_at_get_buffer.size() == 4);
+  // The first buffer is asked for only once bytes are there, fast path on
+  // or off; the later ones are lent ahead, right after buffer_updated
+  // (actors/buffered_protocol.hpp), when the socket is drained.
+  CHECK(st->readable_at_get_buffer ==
+        std::vector<bool>{true, false, false, false});
   ::close(fds[1]);
 }
 
@@ -220,11 +266,8 @@ TEST_CASE("buffered protocol: the errors asyncio makes fatal") {
   if (which == "buffer_updated") st->throw_in_updated = true;
   int fds[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
-  // The first buffer is asked for while the connection is set up, so
-  // "empty" and "get_buffer" end it before create/connect returns. The call
-  // still gives the connection (closing, `lost` follows), as asyncio returns
-  // the transport (docs/asyncio-guide.md, create_connection); connection_lost
-  // runs last.
+  // The first buffer is asked for when the first bytes are there (asyncio:
+  // on the first readable event). connection_lost runs last.
   auto conn = connect_accepted_socket(*fx.rt, fds[0],
                                       make_buffered_protocol<collector>(st));
   CHECK(conn);

@@ -281,14 +281,16 @@ TEST_CASE("a protocol that ends the connection in connection_made still "
     CHECK(eof);
     ::close(fds[1]);
   }
-  SECTION("a buffered protocol's empty first buffer: connected, then lost "
-          "with the error") {
+  SECTION("a buffered protocol's empty first buffer (asked for at the "
+          "first read, as asyncio does): connected, then lost with the "
+          "error") {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     auto log = std::make_shared<event_log>();
     auto conn = connect_accepted_socket(
         *fx.rt, fds[0], make_buffered_protocol<empty_buffer_protocol>(log));
     REQUIRE(conn);
+    REQUIRE(raw_send_all(fds[1], "x")); // the first read asks for memory
     REQUIRE(log->wait_for_event("lost:", true));
     auto events = log->events();
     REQUIRE(events.size() == 2);

@@ -1199,6 +1199,9 @@ struct lender {
   size_t lend_size = 4;
   bool lend_on_connected = true;
   bool lend_again = true;
+  // Lend no memory ahead: the transport asks (buffer_filled with nbytes 0)
+  // right before each read (read_lease::on_demand).
+  bool on_demand = false;
   events log;
   int foreign_leases = 0; // filled leases that were not the arena
   buffered_protocol_actor self;
@@ -1206,6 +1209,9 @@ struct lender {
 
   read_lease lease() const {
     return read_lease{arena->data(), lend_size, arena};
+  }
+  read_lease next_lease() const {
+    return on_demand ? read_lease{nullptr, 0, arena, true} : lease();
   }
 };
 
@@ -1218,16 +1224,24 @@ lender_impl(buffered_protocol_actor::pointer self, lender_ptr st) {
         st->transport = msg.transport;
         st->log.push_back("connected");
         if (st->lend_on_connected)
-          self->send(st->transport, lend_buffer{st->lease()});
+          self->send(st->transport, lend_buffer{st->next_lease()});
       },
       [self, st](buffer_filled& msg) {
+        if (msg.nbytes == 0) {
+          // The transport asks for memory: only for an on-demand lease.
+          st->log.push_back(msg.lease.on_demand ? "ask" : "ask?");
+          self->send(st->transport, lend_buffer{st->lease()});
+          return;
+        }
         if (msg.lease.data != st->arena->data()) ++st->foreign_leases;
         st->log.push_back(
             "filled:" +
             std::string{reinterpret_cast<const char*>(msg.lease.data),
                         static_cast<size_t>(msg.nbytes)});
         if (st->lend_again)
-          self->send(st->transport, lend_buffer{std::move(msg.lease)});
+          self->send(st->transport,
+                     lend_buffer{st->on_demand ? st->next_lease()
+                                               : std::move(msg.lease)});
       },
       [st](data& msg) { st->log.push_back("data:" + msg.bytes.str()); },
       [st](eof) {
@@ -1283,6 +1297,30 @@ TEST_CASE("buffered: each read lands in the lent memory, one lease at a time",
                           "filled:ij", "eof", "lost"});
   CHECK(st->foreign_leases == 0);
   CHECK(f.script->last_read_max == 4);
+  CHECK(f.script->last_read_at == st->arena->data());
+  lender_ended(f, st);
+}
+
+TEST_CASE("buffered: an on-demand lease is asked for right before each read",
+          "[stream_core][buffered]") {
+  core_fixture f;
+  auto st = std::make_shared<lender>();
+  st->on_demand = true;
+  f.factory = lending(st);
+  f.start();
+  // Nothing to read yet: no ask, reading stays on (it has a lease to ask
+  // with), so the first readable event is served.
+  f.h.run();
+  CHECK(st->log == events{"connected"});
+  CHECK(f.status().reading);
+  f.script->reads = {read_step::data("abcdefghij"), read_step::end()};
+  f.ready(true);
+  // asyncio's order: get_buffer on each readable event, the last one (the
+  // end of the stream) included, so one buffer is never filled.
+  CHECK(st->log == events{"connected", "ask", "filled:abcd", "ask",
+                          "filled:efgh", "ask", "filled:ij", "ask", "eof",
+                          "lost"});
+  CHECK(st->foreign_leases == 0);
   CHECK(f.script->last_read_at == st->arena->data());
   lender_ended(f, st);
 }

@@ -252,6 +252,11 @@ private:
   /// Reads once into the lent buffer; returns it filled (to send after the
   /// busy mark, like `data`).
   std::optional<buffer_filled> on_readable_lent();
+  /// Sends the on-demand lease in `lease_` back to its lender, asking for
+  /// memory (buffer_filled with nbytes 0). True when the memory came at
+  /// once (the lender co-located and idle: lent in place); false when it
+  /// comes later as lend_buffer, or never (the connection ended).
+  bool ask_for_lease();
   void on_lend(read_lease& lease);
   /// Delivers `filled` to the co-located protocol on the fast path (false:
   /// it was busy, nothing delivered) and takes a lease lent inside it.
@@ -712,7 +717,8 @@ bool stream_core<B>::should_read() const noexcept {
   return direction_ != stream_direction::write_only && started_ &&
          !user_paused_ && !credit_paused_ && !read_closed_ && !lost_sent_ &&
          !(reads_follow_writes_ && write_paused_) &&
-         (!buffered_ || (lease_ && lease_->data != nullptr));
+         (!buffered_ ||
+          (lease_ && (lease_->data != nullptr || lease_->on_demand)));
 }
 
 template <class B>
@@ -759,6 +765,7 @@ std::optional<data> stream_core<B>::on_readable() {
 template <class B>
 std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
   if (!should_read()) return std::nullopt;
+  if (lease_->data == nullptr && !ask_for_lease()) return std::nullopt;
   auto r = read_in({lease_->data, static_cast<size_t>(lease_->size)});
   if (r.bytes > 0) {
     delivered_ += r.bytes;
@@ -776,6 +783,32 @@ std::optional<buffer_filled> stream_core<B>::on_readable_lent() {
   else if (r.error != 0 && r.error != io_result::would_block)
     fatal(r.error, "read");
   return std::nullopt;
+}
+
+template <class B>
+bool stream_core<B>::ask_for_lease() {
+  buffer_filled ask{std::move(*lease_), 0};
+  *lease_ = read_lease{}; // reading waits for the memory
+  if (proto_fast_ != nullptr) {
+    // As deliver_filled_now: the lender runs on this stack and lends in
+    // place. This transport is still marked busy, so whatever else the
+    // lender sends it meanwhile is queued, not run inside this read.
+    read_lease next;
+    detail::inline_lend wait{static_cast<const pinned_base*>(this), &next};
+    auto* outer = std::exchange(detail::awaiting_lend, &wait);
+    bool delivered = try_deliver_now(*proto_fast_, ask);
+    detail::awaiting_lend = outer;
+    if (wait.taken) {
+      if (!lost_sent_) on_lend(next); // an empty one ends the connection
+      return !lost_sent_ && lease_ && lease_->data != nullptr;
+    }
+    if (delivered) return false; // no memory (it ended, or lends later)
+  }
+  caf::actor_cast<caf::abstract_actor*>(proto_)->enqueue(
+      caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
+                                std::move(ask)),
+      this->context());
+  return false;
 }
 
 template <class B>
@@ -799,6 +832,16 @@ template <class B>
 void stream_core<B>::on_lend(read_lease& lease) {
   if (lost_sent_ || read_closed_ || closing_)
     return; // nothing more will be read: the lease goes back unused
+  if (lease.on_demand) {
+    // No memory yet: asked for right before each read (ask_for_lease).
+    if (!lease_) lease_ = std::make_unique<read_lease>();
+    *lease_ = std::move(lease);
+    lease_->data = nullptr;
+    lease_->size = 0;
+    buffered_ = true;
+    update_reading();
+    return;
+  }
   if (lease.size == 0 || lease.data == nullptr) {
     // asyncio: "get_buffer() returned an empty buffer" is fatal.
     finish(make_error(sw_errc::invalid_argument,
