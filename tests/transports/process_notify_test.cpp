@@ -212,11 +212,11 @@ TEST_CASE("watchdog: a child that stops pinging is killed with its own "
     CHECK(describe(reason).find("WATCHDOG=trigger") != std::string::npos);
   }
   SECTION("a child that keeps pinging is left alone") {
-    // Pings every 50 ms against a 400 ms watchdog, then exits by itself.
+    // Pings every 50 ms against a 1 s watchdog, then exits by itself.
     auto spec = notifier("alive", "n('READY=1')\n"
                                   "for _ in range(20):\n"
                                   "  n('WATCHDOG=1'); time.sleep(0.05)\n");
-    spec.watchdog = std::chrono::milliseconds{400};
+    spec.watchdog = std::chrono::milliseconds{1000};
     auto child = spawn_process_child(*fx.rt, spec);
     self->monitor(child);
     CHECK(wait_down(self, child) == caf::exit_reason::normal);
@@ -437,14 +437,15 @@ TEST_CASE("liveness: a malformed probe fails the start, naming it") {
 TEST_CASE("notify: EXTEND_TIMEOUT_USEC gives a slow start more time") {
   runtime_fixture fx;
   caf::scoped_actor self{fx.rt->system()};
-  // Ready after 0.8 s, against a ready_timeout of 0.3 s: only the
-  // extension (2 s) lets it start.
+  // Ready after 3 s, against a ready_timeout of 2 s: only the extension
+  // (10 s) lets it start. The timeout leaves Python's start-up (before the
+  // extension is sent) a wide margin on a loaded machine: 0.3 s did not.
   auto outcome = [&](bool extend) {
     auto spec = notifier(
         "slow",
-        std::string{extend ? "n('EXTEND_TIMEOUT_USEC=2000000')\n" : ""} +
-            "time.sleep(0.8)\nn('READY=1')\ntime.sleep(60)");
-    spec.ready_timeout = std::chrono::milliseconds{300};
+        std::string{extend ? "n('EXTEND_TIMEOUT_USEC=10000000')\n" : ""} +
+            "time.sleep(3)\nn('READY=1')\ntime.sleep(60)");
+    spec.ready_timeout = std::chrono::milliseconds{2000};
     supervisor_spec sup;
     sup.children.push_back(
         process_child_spec(*fx.rt, spec, restart_type::temporary));
@@ -478,19 +479,20 @@ TEST_CASE("notify: EXTEND_TIMEOUT_USEC gives a slow start more time") {
 TEST_CASE("notify: EXTEND_TIMEOUT_USEC while stopping postpones the SIGKILL") {
   runtime_fixture fx;
   caf::scoped_actor self{fx.rt->system()};
-  // On SIGTERM it needs 0.8 s to finish, against a stop_timeout of 0.3 s.
+  // On SIGTERM it needs 2 s to finish, against a stop_timeout of 1 s (a
+  // wide margin for the extension to arrive on a loaded machine).
   auto says_bye = [&](bool extend) {
     auto spec =
         notifier("stopper",
                  std::string{"import signal\n"
                              "def term(*a):\n"} +
-                     (extend ? "    n('EXTEND_TIMEOUT_USEC=3000000')\n" : "") +
-                     "    time.sleep(0.8)\n"
+                     (extend ? "    n('EXTEND_TIMEOUT_USEC=6000000')\n" : "") +
+                     "    time.sleep(2)\n"
                      "    print('bye', flush=True)\n"
                      "    sys.exit(0)\n"
                      "signal.signal(signal.SIGTERM, term)\n"
                      "n('READY=1')\nprint('up', flush=True)\ntime.sleep(60)");
-    spec.stop_timeout = std::chrono::milliseconds{300};
+    spec.stop_timeout = std::chrono::milliseconds{1000};
     spec.subscriber = caf::actor_cast<caf::actor>(self);
     auto child = spawn_process_child(*fx.rt, spec);
     self->monitor(child);
