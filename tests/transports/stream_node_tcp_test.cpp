@@ -120,9 +120,15 @@ TEST_CASE("stream nodes over TCP on loopback: publish, watch, request, "
   caf::anon_send(srv->actor, close_clients{});
   caf::anon_send(srv->actor, shardwire::close{});
   REQUIRE(v.log->wait_for_event("down:kv:", true));
-  CHECK(v.log->events() ==
+  // The watch retries 20 ms later and may reach the server before it stops
+  // listening (a slow TSan run did): then "up:kv" again, never a second
+  // down for the one outage.
+  auto seen = v.log->events();
+  REQUIRE(seen.size() >= 2);
+  CHECK(std::vector<std::string>(seen.begin(), seen.begin() + 2) ==
         std::vector<std::string>{"up:kv",
                                  "down:kv:connection_lost:node_unavailable"});
+  CHECK(v.log->count("down:kv:", true) == 1);
   // The old proxy is dead: a request to it fails at once.
   auto t0 = std::chrono::steady_clock::now();
   CHECK(ask(sys, proxy, "k1") ==
