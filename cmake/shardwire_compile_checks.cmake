@@ -42,6 +42,9 @@ if(SHARDWIRE_CHECK_HEADERS)
   endforeach()
 
   add_library(shardwire_checkheaders STATIC ${_sw_checkheaders_sources})
+  # Each header's unit alone, never batched with another (SHARDWIRE_UNITY_BUILD):
+  # a batch would lend one header the includes of the one before it.
+  set_target_properties(shardwire_checkheaders PROPERTIES UNITY_BUILD OFF)
   # Only for the include paths and definitions (CAF, Asio, the source root);
   # nothing of this archive is linked into anything.
   target_link_libraries(shardwire_checkheaders PRIVATE shardwire::sim

@@ -25,9 +25,32 @@ if(SHARDWIRE_TSAN)
                          -fsanitize=thread -O1 -fno-omit-frame-pointer)
 endif()
 
+# Debug information. "lines" (the default) is -g1: line tables and function
+# names, which is what sanitizer reports, gdb backtraces, perf and callgrind
+# annotation read, for less compile time than "full" (-g, which adds locals
+# and types for stepping through code in gdb). docs/building.md has the
+# figures.
+set(SHARDWIRE_DEBUG_INFO "lines" CACHE STRING
+    "Debug information in Debug and RelWithDebInfo builds: lines or full")
+set_property(CACHE SHARDWIRE_DEBUG_INFO PROPERTY STRINGS lines full)
+if(NOT SHARDWIRE_DEBUG_INFO MATCHES "^(lines|full)$")
+  message(FATAL_ERROR "SHARDWIRE_DEBUG_INFO is '${SHARDWIRE_DEBUG_INFO}'; "
+                      "it takes lines or full")
+endif()
+
 function(shardwire_apply_flags target)
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(SHARDWIRE_UNITY_BUILD)
+    # A batch #includes its .cpp files, so GCC takes a struct of one .cpp
+    # holding a type of that file's anonymous namespace for a header's.
+    target_compile_options(${target} PRIVATE -Wno-subobject-linkage)
+  endif()
+  if(SHARDWIRE_DEBUG_INFO STREQUAL "lines")
+    # After the build type's -g on the command line, so this level wins.
+    target_compile_options(${target} PRIVATE
+                           $<$<CONFIG:Debug,RelWithDebInfo>:-g1>)
+  endif()
   if(SHARDWIRE_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
                            -fno-omit-frame-pointer)

@@ -6,16 +6,6 @@ namespace shardwire {
 
 namespace {
 
-char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view x, std::string_view y) noexcept {
-  return x.size() == y.size() &&
-         std::equal(x.begin(), x.end(), y.begin(),
-                    [](char a, char b) { return lower(a) == lower(b); });
-}
-
 // A header line must stay one line: a name or value with CR, LF or NUL
 // would let an application split the response (header injection).
 bool safe_header(std::string_view name, std::string_view value) noexcept {
@@ -24,8 +14,9 @@ bool safe_header(std::string_view name, std::string_view value) noexcept {
       std::any_of(value.begin(), value.end(), bad))
     return false;
   // The server frames the body itself; a second length would be a lie.
-  return !iequals(name, "Content-Length") &&
-         !iequals(name, "Transfer-Encoding") && !iequals(name, "Connection");
+  return !header_name_equals(name, "Content-Length") &&
+         !header_name_equals(name, "Transfer-Encoding") &&
+         !header_name_equals(name, "Connection");
 }
 
 // RFC 9110 section 6.4.1: 1xx and 204 carry no body and no Content-Length;
@@ -38,7 +29,7 @@ bool status_without_body(int status) noexcept {
 
 std::string_view http_request::header(std::string_view name) const noexcept {
   for (auto& [key, value] : headers)
-    if (iequals(key, name)) return value;
+    if (header_name_equals(key, name)) return value;
   return {};
 }
 
@@ -156,7 +147,7 @@ std::string to_wire(const http_response& res, const http_wire_options& opts) {
   }
   for (auto& [name, value] : res.headers) {
     if (!safe_header(name, value) ||
-        (!res.content_type.empty() && iequals(name, "Content-Type")))
+        (!res.content_type.empty() && header_name_equals(name, "Content-Type")))
       continue;
     out += name;
     out += ": ";
@@ -170,6 +161,15 @@ std::string to_wire(const http_response& res, const http_wire_options& opts) {
   out += "\r\n";
   if (!no_body && opts.include_body) out += res.body;
   return out;
+}
+
+bool header_name_equals(std::string_view x, std::string_view y) noexcept {
+  auto lower = [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  return x.size() == y.size() &&
+         std::equal(x.begin(), x.end(), y.begin(),
+                    [&](char a, char b) { return lower(a) == lower(b); });
 }
 
 } // namespace shardwire

@@ -48,6 +48,10 @@ struct http_response {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+/// True when `x` and `y` are the same header name: equal but for ASCII
+/// case (HTTP field names are case-insensitive, RFC 9110 5.1).
+bool header_name_equals(std::string_view x, std::string_view y) noexcept;
+
 /// The standard reason phrase of `status` ("OK", "Not Found", ...), or
 /// "Unknown" for a code without one.
 std::string_view http_reason(int status) noexcept;

@@ -9,15 +9,6 @@ namespace shardwire {
 
 namespace {
 
-bool iequals(std::string_view x, std::string_view y) noexcept {
-  auto lower = [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  };
-  return x.size() == y.size() &&
-         std::equal(x.begin(), x.end(), y.begin(),
-                    [&](char a, char b) { return lower(a) == lower(b); });
-}
-
 int status_of(http_errno err) noexcept {
   switch (err) {
   case HPE_HEADER_OVERFLOW:
@@ -139,8 +130,9 @@ struct http_request_parser::impl {
       }
       // RFC 9112 section 3.2: a 1.1 request without Host is refused.
       if (p->http_minor >= 1 &&
-          std::none_of(req.headers.begin(), req.headers.end(),
-                       [](auto& h) { return iequals(h.first, "Host"); })) {
+          std::none_of(req.headers.begin(), req.headers.end(), [](auto& h) {
+            return header_name_equals(h.first, "Host");
+          })) {
         self.fail(400, "missing Host header");
         return -1;
       }
@@ -151,8 +143,9 @@ struct http_request_parser::impl {
         return -1;
       }
       bool body_expected = chunked || (has_length && p->content_length > 0);
-      self.want_continue = body_expected && p->http_minor >= 1 &&
-                           iequals(req.header("Expect"), "100-continue");
+      self.want_continue =
+          body_expected && p->http_minor >= 1 &&
+          header_name_equals(req.header("Expect"), "100-continue");
       return 0;
     });
   }

@@ -320,6 +320,11 @@ TEST_CASE("http_message: header lookup ignores case; to_wire frames the "
   CHECK(req.header("content-TYPE") == "a");
   CHECK(req.header("x-y") == "b");
   CHECK(req.header("missing").empty());
+  CHECK(header_name_equals("Content-Length", "content-LENGTH"));
+  CHECK_FALSE(header_name_equals("Host", "Hosts"));
+  CHECK_FALSE(header_name_equals("X-A", "X_A"));
+  // ASCII only: '[' is 'Z' + 1, '{' is 'z' + 1; neither folds.
+  CHECK_FALSE(header_name_equals("[", "{"));
   req.target = "/p/q?x=1";
   CHECK(req.path() == "/p/q");
 
