@@ -10,6 +10,7 @@ A script imports it after putting this folder on its path:
 
 import os
 import queue
+import random
 import re
 import signal
 import socket
@@ -65,17 +66,47 @@ def run_bounded(argv, timeout, what=None):
         return None
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range, or None if unknown."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_ports(n, kind=socket.SOCK_STREAM):
     """n distinct loopback ports free right now (for programs that cannot
-    take port 0). All are bound at once, so they differ."""
+    take port 0). All are bound at once, so they differ.
+
+    They are drawn from below the kernel's ephemeral range: a port the
+    kernel hands out by itself (port 0, an outgoing connection) of any other
+    test running beside this one can then never take a port chosen here
+    between this check and the program's own bind (a CI run once lost a
+    kv_cluster node's port that way)."""
+    low = _ephemeral_low()
     socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, kind)
-        s.bind(('127.0.0.1', 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    rng = random.Random()
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, kind)
+            socks.append(s)
+            if low is not None and low > 11000:
+                for _attempt in range(200):
+                    port = rng.randrange(10000, low)
+                    try:
+                        s.bind(('127.0.0.1', port))
+                        break
+                    except OSError:
+                        continue
+                else:
+                    s.bind(('127.0.0.1', 0))
+            else:
+                s.bind(('127.0.0.1', 0))
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
     return ports
 
 
