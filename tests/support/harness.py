@@ -85,24 +85,21 @@ def free_ports(n, kind=socket.SOCK_STREAM):
     between this check and the program's own bind (a CI run once lost a
     kv_cluster node's port that way)."""
     low = _ephemeral_low()
-    socks, ports = [], []
     rng = random.Random()
+    socks, ports = [], []
     try:
         for _ in range(n):
             s = socket.socket(socket.AF_INET, kind)
             socks.append(s)
-            if low is not None and low > 11000:
-                for _attempt in range(200):
-                    port = rng.randrange(10000, low)
-                    try:
-                        s.bind(('127.0.0.1', port))
-                        break
-                    except OSError:
-                        continue
-                else:
-                    s.bind(('127.0.0.1', 0))
-            else:
-                s.bind(('127.0.0.1', 0))
+            tries = [rng.randrange(10000, low) for _ in range(200)] \
+                if low is not None and low > 11000 else []
+            for port in tries + [0]:  # 0: the kernel's choice, as a last resort
+                try:
+                    s.bind(('127.0.0.1', port))
+                    break
+                except OSError:
+                    if port == 0:
+                        raise
             ports.append(s.getsockname()[1])
     finally:
         for s in socks:
